@@ -1,0 +1,108 @@
+/**
+ * Errors carry a stable `code`, the CLI exit code, and (where a person must act) the operator
+ * action. Messages name the offending thing (file, field, source) and never a secret value.
+ */
+
+/** What a person must do to fix a source. */
+export type OperatorAction =
+  | 'relogin'
+  | 'reauthorize'
+  | 'renew_session'
+  | 'replace_token'
+  | 'check_network'
+  | 'fix_config';
+
+/** CLI exit codes (see DESIGN.md "Health, exit codes"). */
+export const ExitCode = {
+  ok: 0,
+  usage: 1,
+  unreachable: 3,
+  actionRequired: 4,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+export type ErrorCode =
+  | 'LK_USAGE'
+  | 'LK_CONFIG_MISSING'
+  | 'LK_CONFIG_INVALID'
+  | 'LK_UNKNOWN_SOURCE'
+  | 'LK_SECRET_UNRESOLVED'
+  | 'LK_STORE_CORRUPT'
+  | 'LK_STORE_PERMISSIONS'
+  | 'LK_STORE_IO'
+  | 'LK_STORE_CONFLICT'
+  | 'LK_LOCK_TIMEOUT'
+  | 'LK_NO_GRANT'
+  | 'LK_GRANT_INVALID'
+  | 'LK_GRANT_REVOKED'
+  | 'LK_REFRESH_FAILED'
+  | 'LK_TOKEN_ENDPOINT'
+  | 'LK_INSECURE_ENDPOINT'
+  | 'LK_UNAUTHORIZED'
+  | 'LK_UNREACHABLE'
+  | 'LK_LOGIN_FAILED'
+  | 'LK_SESSION'
+  | 'LK_KEYRING'
+  | 'LK_KEEPER';
+
+export interface LatchkeyErrorOptions {
+  source?: string;
+  operatorAction?: OperatorAction;
+  exitCode?: ExitCode;
+  cause?: unknown;
+  /** The exact command or URL that fixes it. */
+  fix?: string;
+}
+
+const DEFAULT_EXIT: Partial<Record<ErrorCode, ExitCode>> = {
+  LK_UNREACHABLE: ExitCode.unreachable,
+  LK_REFRESH_FAILED: ExitCode.unreachable,
+  LK_TOKEN_ENDPOINT: ExitCode.unreachable,
+  LK_LOCK_TIMEOUT: ExitCode.unreachable,
+  LK_STORE_CONFLICT: ExitCode.unreachable,
+  LK_GRANT_REVOKED: ExitCode.actionRequired,
+  LK_NO_GRANT: ExitCode.actionRequired,
+  LK_UNAUTHORIZED: ExitCode.actionRequired,
+  LK_SESSION: ExitCode.actionRequired,
+  LK_LOGIN_FAILED: ExitCode.actionRequired,
+};
+
+export class LatchkeyError extends Error {
+  readonly code: ErrorCode;
+  readonly exitCode: ExitCode;
+  readonly source: string | undefined;
+  readonly operatorAction: OperatorAction | undefined;
+  readonly fix: string | undefined;
+
+  constructor(code: ErrorCode, message: string, options: LatchkeyErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'LatchkeyError';
+    this.code = code;
+    this.source = options.source;
+    this.operatorAction = options.operatorAction;
+    this.fix = options.fix ?? (options.source && options.operatorAction ? fixFor(options.source, options.operatorAction) : undefined);
+    this.exitCode = options.exitCode ?? DEFAULT_EXIT[code] ?? ExitCode.usage;
+  }
+}
+
+/** The exact command that resolves an operator action for a source. */
+export function fixFor(source: string, action: OperatorAction): string {
+  switch (action) {
+    case 'relogin':
+    case 'reauthorize':
+      return `latchkey login ${source}`;
+    case 'renew_session':
+      return `sign in to ${source} in the browser, then run \`latchkey preflight ${source}\``;
+    case 'replace_token':
+      return `latchkey secrets set <the token's reference> (see \`latchkey status ${source}\`)`;
+    case 'check_network':
+      return `check the network path to ${source}, then run \`latchkey preflight ${source}\``;
+    case 'fix_config':
+      return `edit the config (\`latchkey status\` names the file)`;
+  }
+}
+
+/** True for errors a caller may retry later (network, 5xx, timeouts, lock contention). */
+export function isTransient(err: unknown): boolean {
+  return err instanceof LatchkeyError && err.exitCode === ExitCode.unreachable;
+}

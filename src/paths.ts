@@ -1,0 +1,37 @@
+import { homedir, platform } from 'node:os';
+import { join, resolve } from 'node:path';
+
+/**
+ * Everything Latchkey writes for a user lives under one directory, `LATCHKEY_HOME`, so that
+ * `LATCHKEY_HOME=/tmp/x` is a separate profile. Default: the per-user config directory.
+ */
+export function latchkeyHome(env: NodeJS.ProcessEnv = process.env): string {
+  const explicit = env.LATCHKEY_HOME;
+  if (explicit && explicit.trim() !== '') return resolve(explicit);
+  if (platform() === 'darwin') return join(homedir(), 'Library', 'Application Support', 'latchkey');
+  if (platform() === 'win32') return join(env.APPDATA ?? join(homedir(), 'AppData', 'Roaming'), 'latchkey');
+  const xdg = env.XDG_CONFIG_HOME;
+  return join(xdg && xdg.trim() !== '' ? xdg : join(homedir(), '.config'), 'latchkey');
+}
+
+export interface HomePaths {
+  home: string;
+  config: string;
+  store: string;
+  locks: string;
+  health: string;
+  keeperState: string;
+  keeperLock: string;
+}
+
+export function homePaths(home: string): HomePaths {
+  return {
+    home,
+    config: join(home, 'config.json'),
+    store: join(home, 'store.json'),
+    locks: join(home, 'locks'),
+    health: join(home, 'health.json'),
+    keeperState: join(home, 'keeper-state.json'),
+    keeperLock: join(home, 'locks', 'keeper.lock'),
+  };
+}

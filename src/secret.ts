@@ -1,0 +1,58 @@
+import { inspect } from 'node:util';
+
+const REDACTED = '[redacted]';
+
+/**
+ * A secret value (access token, refresh token, cookie, client secret).
+ *
+ * Printing it in any way (`String()`, template literals, `JSON.stringify`, `console.log`,
+ * `util.inspect`, an error message) yields `[redacted]`; only {@link Secret.reveal} returns
+ * the value, so every place that sends a secret over the wire is greppable.
+ */
+export class Secret {
+  readonly #value: string;
+
+  constructor(value: string) {
+    this.#value = value;
+  }
+
+  /** The raw value. Call it only where the value is sent to the party that issued it. */
+  reveal(): string {
+    return this.#value;
+  }
+
+  /** Constant-time-ish equality with another secret (same length compare). */
+  equals(other: Secret | undefined): boolean {
+    if (!other) return false;
+    const a = this.#value;
+    const b = other.reveal();
+    if (a.length !== b.length) return false;
+    let diff = 0;
+    for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+    return diff === 0;
+  }
+
+  get length(): number {
+    return this.#value.length;
+  }
+
+  toString(): string {
+    return REDACTED;
+  }
+
+  toJSON(): string {
+    return REDACTED;
+  }
+
+  [inspect.custom](): string {
+    return REDACTED;
+  }
+
+  [Symbol.toPrimitive](): string {
+    return REDACTED;
+  }
+}
+
+export function secret(value: string): Secret {
+  return new Secret(value);
+}

@@ -1,0 +1,65 @@
+import { open, rename, unlink, mkdir, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
+import { LatchkeyError } from '../errors.js';
+
+/**
+ * Writes `data` to `path` so that a reader sees either the old or the new bytes, never a mix,
+ * and a crash never leaves a truncated file: fresh temp file (0600) → fsync → rename over →
+ * fsync the directory (so the rename itself survives a power cut).
+ */
+export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
+  const dir = dirname(path);
+  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const fh = await open(tmp, 'wx', mode);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+  await fh.close();
+  try {
+    await rename(tmp, path);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+  await fsyncDir(dir);
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  let fh;
+  try {
+    fh = await open(dir, 'r');
+    await fh.sync();
+  } catch {
+    // Some filesystems refuse fsync on a directory; the rename is still atomic.
+  } finally {
+    await fh?.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Creates `dir` with mode 0700 if missing, and refuses one that others can read or write:
+ * the store holds refresh tokens.
+ */
+export async function ensurePrivateDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  if (process.platform === 'win32') return;
+  const st = await stat(dir);
+  if (!st.isDirectory()) {
+    throw new LatchkeyError('LK_STORE_PERMISSIONS', `${dir} is not a directory`);
+  }
+  if ((st.mode & 0o077) !== 0) {
+    throw new LatchkeyError(
+      'LK_STORE_PERMISSIONS',
+      `${dir} is accessible to other users (mode ${(st.mode & 0o777).toString(8)}); it holds credentials. Fix: chmod 700 ${dir}`,
+    );
+  }
+  if (typeof process.getuid === 'function' && st.uid !== process.getuid()) {
+    throw new LatchkeyError('LK_STORE_PERMISSIONS', `${dir} is owned by another user (uid ${st.uid}); refusing to use it`);
+  }
+}

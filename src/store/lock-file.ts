@@ -1,0 +1,145 @@
+import { open, readFile, stat, unlink } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { LatchkeyError } from '../errors.js';
+
+/**
+ * A cross-process lock as a lock file created with O_EXCL. The file holds its owner's token,
+ * pid and host, so a holder that died (SIGKILL, power cut) is recognised and its lock broken:
+ * at once when the pid is gone on this host, otherwise after `staleMs`.
+ */
+export interface LockFileOptions {
+  /** A lock older than this is considered abandoned. */
+  staleMs?: number;
+  /** Give up waiting after this long (LK_LOCK_TIMEOUT). */
+  timeoutMs?: number;
+  /** Label used in error messages. */
+  label?: string;
+}
+
+interface LockOwner {
+  owner: string;
+  pid: number;
+  host: string;
+  at: number;
+}
+
+const HOST = hostname();
+
+export type ReleaseLock = () => Promise<void>;
+
+export async function acquireLockFile(path: string, options: LockFileOptions = {}): Promise<ReleaseLock> {
+  const staleMs = options.staleMs ?? 30_000;
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const deadline = Date.now() + timeoutMs;
+  const me: LockOwner = { owner: randomUUID(), pid: process.pid, host: HOST, at: Date.now() };
+  let delay = 2;
+  for (;;) {
+    me.at = Date.now();
+    if (await tryCreate(path, me)) {
+      return () => releaseIfOwner(path, me.owner);
+    }
+    const observed = await readOwner(path);
+    if (observed !== 'gone' && (await isStale(path, observed, staleMs))) {
+      await breakStaleLock(path, observed);
+      continue;
+    }
+    if (observed === 'gone') continue;
+    if (Date.now() >= deadline) {
+      throw new LatchkeyError('LK_LOCK_TIMEOUT', `timed out after ${timeoutMs} ms waiting for the lock ${options.label ?? path}`);
+    }
+    await sleep(delay + Math.random() * delay);
+    delay = Math.min(delay * 2, 50);
+  }
+}
+
+async function tryCreate(path: string, me: LockOwner): Promise<boolean> {
+  let fh;
+  try {
+    fh = await open(path, 'wx', 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  }
+  try {
+    await fh.writeFile(JSON.stringify(me));
+  } finally {
+    await fh.close();
+  }
+  return true;
+}
+
+/** `undefined` = exists but unreadable/empty (a holder between create and write); 'gone' = no file. */
+async function readOwner(path: string): Promise<LockOwner | undefined | 'gone'> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'gone';
+    throw err;
+  }
+  try {
+    const parsed = JSON.parse(text) as LockOwner;
+    if (typeof parsed.owner === 'string' && typeof parsed.pid === 'number' && typeof parsed.at === 'number') return parsed;
+  } catch {
+    // fall through: treat as unknown owner, judged by age
+  }
+  return undefined;
+}
+
+async function isStale(path: string, owner: LockOwner | undefined, staleMs: number): Promise<boolean> {
+  if (owner) {
+    if (owner.host === HOST && owner.pid !== process.pid && !pidAlive(owner.pid)) return true;
+    return Date.now() - owner.at > staleMs;
+  }
+  try {
+    const st = await stat(path);
+    return Date.now() - st.mtimeMs > staleMs;
+  } catch {
+    return false;
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Two waiters may both judge the same lock stale; only one may remove it, and neither may
+ * remove a *new* lock taken meanwhile. A short-lived guard file serialises the breakers, and
+ * the owner token is checked again under it.
+ */
+async function breakStaleLock(path: string, observed: LockOwner | undefined): Promise<void> {
+  const guard = `${path}.break`;
+  const guardOwner: LockOwner = { owner: randomUUID(), pid: process.pid, host: HOST, at: Date.now() };
+  if (!(await tryCreate(guard, guardOwner))) {
+    const g = await readOwner(guard);
+    if (g !== 'gone' && (await isStale(guard, g, 5_000))) await unlink(guard).catch(() => undefined);
+    await sleep(2 + Math.random() * 5);
+    return;
+  }
+  try {
+    const now = await readOwner(path);
+    if (now === 'gone') return;
+    const same = observed === undefined ? now === undefined : now !== undefined && now.owner === observed.owner;
+    if (same) await unlink(path).catch(() => undefined);
+  } finally {
+    await releaseIfOwner(guard, guardOwner.owner);
+  }
+}
+
+async function releaseIfOwner(path: string, owner: string): Promise<void> {
+  const current = await readOwner(path).catch(() => undefined);
+  if (current && current !== 'gone' && current.owner === owner) {
+    await unlink(path).catch(() => undefined);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
