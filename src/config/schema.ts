@@ -1,12 +1,12 @@
 import * as v from 'valibot';
+import { clientAuthMethods, methodNames, SECRET_REF, SOURCE_NAME } from './constants.js';
+export type { MethodName } from './constants.js';
 
 /**
  * The one schema of `config.json`. Unknown keys are rejected (a typo must not be silently
  * ignored), and every error names the field path. Secret values are references only.
  */
 
-export const SOURCE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-export const SECRET_REF = /^(env:[A-Za-z_][A-Za-z0-9_]*|file:\/.+|keyring:[^/\s]+\/[^\s]+)$/;
 
 const secretRef = v.pipe(
   v.string(),
@@ -15,10 +15,6 @@ const secretRef = v.pipe(
 const httpUrl = v.pipe(v.string(), v.url('expected an absolute URL'), v.regex(/^https?:\/\//i, 'expected an http(s) URL'));
 const positiveInt = v.pipe(v.number(), v.integer(), v.minValue(1));
 
-export const methodNames = ['token', 'oauth', 'session'] as const;
-export type MethodName = (typeof methodNames)[number];
-
-export const clientAuthMethods = ['none', 'client_secret_basic', 'client_secret_post'] as const;
 
 export const OAuthConfigSchema = v.strictObject({
   issuer: v.optional(httpUrl),

@@ -1,0 +1,44 @@
+import { LatchkeyError, ExitCode } from '../errors.js';
+
+/** What a command may touch: injected so tests can run commands in-process. */
+export interface CliIO {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  stdin: NodeJS.ReadableStream;
+  env: NodeJS.ProcessEnv;
+}
+
+export interface Command {
+  summary: string;
+  usage: string;
+  run(args: string[], io: CliIO): Promise<number>;
+}
+
+export function processIO(): CliIO {
+  return { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env };
+}
+
+/** Prints an error the way every command does: one line, the fix, the exit code. */
+export function reportError(err: unknown, io: CliIO): number {
+  if (err instanceof LatchkeyError) {
+    io.stderr.write(`latchkey: ${err.message}\n`);
+    if (err.fix) io.stderr.write(`  fix: ${err.fix}\n`);
+    return err.exitCode;
+  }
+  const e = err as Error & { code?: string };
+  if (e?.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || e?.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || e?.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+    io.stderr.write(`latchkey: ${e.message}\n`);
+    return ExitCode.usage;
+  }
+  io.stderr.write(`latchkey: unexpected error: ${e?.message ?? String(err)}\n`);
+  if (io.env.LATCHKEY_DEBUG && e?.stack) io.stderr.write(`${e.stack}\n`);
+  return ExitCode.usage;
+}
+
+export function usageError(message: string): LatchkeyError {
+  return new LatchkeyError('LK_USAGE', message);
+}
+
+export function wantsHelp(args: string[]): boolean {
+  return args.includes('--help') || args.includes('-h');
+}

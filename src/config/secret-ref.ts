@@ -1,0 +1,51 @@
+import { readFile } from 'node:fs/promises';
+import { LatchkeyError } from '../errors.js';
+import { Secret } from '../secret.js';
+
+/**
+ * Resolves a secret reference: `env:NAME`, `file:/path`, `keyring:service/account`.
+ * Messages name the reference, never the value.
+ */
+export async function resolveSecretRef(ref: string, env: NodeJS.ProcessEnv = process.env): Promise<Secret> {
+  if (ref.startsWith('env:')) {
+    const name = ref.slice(4);
+    const value = env[name];
+    if (value === undefined || value === '') {
+      throw new LatchkeyError('LK_SECRET_UNRESOLVED', `secret reference ${ref}: environment variable ${name} is not set`, { operatorAction: 'replace_token' });
+    }
+    return new Secret(value);
+  }
+  if (ref.startsWith('file:')) {
+    const path = ref.slice(5);
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (err) {
+      throw new LatchkeyError('LK_SECRET_UNRESOLVED', `secret reference ${ref}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
+        operatorAction: 'replace_token',
+      });
+    }
+    const value = text.replace(/\r?\n$/, '');
+    if (value === '') throw new LatchkeyError('LK_SECRET_UNRESOLVED', `secret reference ${ref}: ${path} is empty`, { operatorAction: 'replace_token' });
+    return new Secret(value);
+  }
+  if (ref.startsWith('keyring:')) {
+    const { readKeyringSecret } = await import('./keyring.js');
+    return readKeyringSecret(ref);
+  }
+  throw new LatchkeyError('LK_SECRET_UNRESOLVED', `"${redactRef(ref)}" is not a secret reference (env:NAME, file:/path, keyring:service/account)`);
+}
+
+/** For messages about a value that should have been a reference: never echo it whole. */
+function redactRef(value: string): string {
+  return value.length <= 4 ? '****' : `${value.slice(0, 2)}…(${value.length} chars)`;
+}
+
+export function parseKeyringRef(ref: string): { service: string; account: string } {
+  const body = ref.slice('keyring:'.length);
+  const slash = body.indexOf('/');
+  if (slash <= 0 || slash === body.length - 1) {
+    throw new LatchkeyError('LK_SECRET_UNRESOLVED', `secret reference ${ref}: expected keyring:service/account`);
+  }
+  return { service: body.slice(0, slash), account: body.slice(slash + 1) };
+}

@@ -1,0 +1,31 @@
+import { readFile } from 'node:fs/promises';
+import { LatchkeyError } from '../errors.js';
+import { ensurePrivateDir, writeFileAtomic } from '../store/atomic-file.js';
+import { parseConfig, type Config } from './load.js';
+import type { ConfigFile } from './schema.js';
+import { dirname } from 'node:path';
+
+/**
+ * Read-modify-write of config.json. The current file must parse (a broken file is reported
+ * and left alone, never replaced by a fresh one), and the result is validated before it is
+ * written atomically.
+ */
+export async function updateConfigFile(file: string, change: (raw: ConfigFile) => ConfigFile | void): Promise<Config> {
+  let text: string | undefined;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new LatchkeyError('LK_CONFIG_INVALID', `cannot read the config ${file}: ${(err as NodeJS.ErrnoException).code}`);
+    }
+    throw new LatchkeyError('LK_CONFIG_MISSING', `no config at ${file}. Run \`latchkey init\` first`);
+  }
+  const current = await parseConfig(text, file);
+  const raw = structuredClone(current.raw);
+  const next = change(raw) ?? raw;
+  const serialized = `${JSON.stringify(next, null, 2)}\n`;
+  const validated = await parseConfig(serialized, file, { useStamp: false });
+  await ensurePrivateDir(dirname(file));
+  await writeFileAtomic(file, serialized, 0o600);
+  return validated;
+}

@@ -1,0 +1,309 @@
+import { systemClock, type Clock } from './clock.js';
+import { getSource, loadConfig, type Config, type ResolvedSource } from './config/load.js';
+import { resolveSecretRef } from './config/secret-ref.js';
+import { TokenEngine, refreshDueAt, type EngineEvent, type OAuthClientSettings } from './engine/fresh-token.js';
+import { fixFor, LatchkeyError, type OperatorAction } from './errors.js';
+import type { FetchLike } from './oauth/endpoint.js';
+import { homePaths, latchkeyHome, type HomePaths } from './paths.js';
+import { Secret } from './secret.js';
+import { FileStore } from './store/file-store.js';
+import type { SourceRecord, Store, StoredGrant } from './store/store.js';
+import type { MethodName } from './config/constants.js';
+
+export interface OpenLatchkeyOptions {
+  /** Profile directory (default: `LATCHKEY_HOME`, else the per-user config directory). */
+  home?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Injected for tests; defaults to the global fetch. */
+  fetch?: FetchLike;
+  clock?: Clock;
+  /** A store other than the file store under `home` (e.g. PostgreSQL). */
+  store?: Store;
+  /** An already-loaded config (default: `<home>/config.json`). */
+  config?: Config;
+  /** Called after every refresh attempt (metrics, logs). */
+  onRefresh?: (event: EngineEvent) => void;
+  /** Cool-down after a transient refresh failure (default 30 s). */
+  cooldownMs?: number;
+  /** Token endpoint timeout (default 15 s). */
+  tokenTimeoutMs?: number;
+}
+
+export type SourceState = 'ok' | 'expiring' | 'expired' | 'revoked' | 'no_grant' | 'failing' | 'error';
+
+export interface SourceStatus {
+  source: string;
+  methods: MethodName[];
+  /** The method that `token()` uses for this source (null for session-only sources). */
+  authPath: MethodName | null;
+  state: SourceState;
+  expiresAt: string | null;
+  lastRefreshAt: string | null;
+  refreshCount: number;
+  message: string;
+  operatorAction: OperatorAction | null;
+  fix: string | null;
+}
+
+/** A grant obtained elsewhere (a token endpoint response). */
+export interface GrantInput {
+  access_token: string;
+  refresh_token?: string;
+  expires_in?: number;
+  scope?: string;
+  token_type?: string;
+}
+
+const STATIC_MEMO_MS = 60_000;
+
+interface StaticMemo {
+  refreshAt: number;
+  promise: Promise<string>;
+}
+
+/**
+ * The library's entry point: fresh credentials for the sources declared in the config.
+ * One instance per process is the intended use (its memo and in-process flights are shared
+ * by every caller).
+ */
+export class Latchkey {
+  readonly config: Config;
+  readonly store: Store;
+  readonly paths: HomePaths;
+  readonly clock: Clock;
+  readonly fetchImpl: FetchLike;
+  readonly env: NodeJS.ProcessEnv;
+  readonly engine: TokenEngine;
+  readonly #bearer = new Map<string, 'token' | 'oauth'>();
+  readonly #staticMemo = new Map<string, StaticMemo>();
+  readonly #settingsCache = new Map<string, Promise<OAuthClientSettings>>();
+
+  constructor(config: Config, options: OpenLatchkeyOptions & { paths: HomePaths }) {
+    this.config = config;
+    this.paths = options.paths;
+    this.env = options.env ?? process.env;
+    this.clock = options.clock ?? systemClock;
+    this.fetchImpl = options.fetch ?? ((input, init) => fetch(input, init));
+    this.store = options.store ?? new FileStore({ path: this.paths.store, locksDir: this.paths.locks });
+    this.engine = new TokenEngine({
+      store: this.store,
+      clock: this.clock,
+      fetch: this.fetchImpl,
+      settings: (source) => this.#oauthSettings(source),
+      onEvent: options.onRefresh,
+      cooldownMs: options.cooldownMs,
+      tokenTimeoutMs: options.tokenTimeoutMs,
+    });
+    for (const [name, src] of config.sources) {
+      const kind = src.methods.find((m): m is 'token' | 'oauth' => m === 'token' || m === 'oauth');
+      if (kind) this.#bearer.set(name, kind);
+    }
+  }
+
+  /**
+   * A fresh bearer credential for `source`: the OAuth access token (refreshed as needed) or
+   * the static token. On a warm memo this does no I/O and allocates nothing.
+   */
+  token(source: string): Promise<string> {
+    const kind = this.#bearer.get(source);
+    if (kind === 'oauth') return this.engine.token(source);
+    const m = this.#staticMemo.get(source);
+    if (m !== undefined && this.clock.now() < m.refreshAt) return m.promise;
+    return this.#slowToken(source, kind);
+  }
+
+  async #slowToken(source: string, kind: 'token' | undefined): Promise<string> {
+    const src = getSource(this.config, source);
+    if (kind !== 'token' || !src.token) {
+      throw new LatchkeyError('LK_USAGE', `source "${source}" has no token or oauth method (it uses ${src.methods.join(', ') || 'nothing'}); use \`latchkey fetch ${source} <url>\``, {
+        source,
+      });
+    }
+    const value = await resolveSecretRef(src.token.secret, this.env).catch((err: unknown) => {
+      if (err instanceof LatchkeyError) throw new LatchkeyError(err.code, err.message, { source, operatorAction: 'replace_token', exitCode: 4 });
+      throw err;
+    });
+    const token = value.reveal();
+    this.#staticMemo.set(source, { refreshAt: this.clock.now() + STATIC_MEMO_MS, promise: Promise.resolve(token) });
+    return token;
+  }
+
+  /** The resolved config of one source (throws LK_UNKNOWN_SOURCE). */
+  source(name: string): ResolvedSource {
+    return getSource(this.config, name);
+  }
+
+  async #oauthSettings(source: string): Promise<OAuthClientSettings> {
+    let p = this.#settingsCache.get(source);
+    if (!p) {
+      p = this.#loadOAuthSettings(source);
+      this.#settingsCache.set(source, p);
+      p.catch(() => this.#settingsCache.delete(source));
+    }
+    return p;
+  }
+
+  async #loadOAuthSettings(source: string): Promise<OAuthClientSettings> {
+    const src = this.config.sources.get(source);
+    const o = src?.oauth;
+    if (!o) return {};
+    const settings: OAuthClientSettings = {
+      tokenEndpoint: o.tokenEndpoint,
+      issuer: o.issuer,
+      clientId: o.clientId,
+      clientAuth: o.clientAuth,
+      skewMs: o.skewSeconds !== undefined ? o.skewSeconds * 1000 : undefined,
+    };
+    if (o.clientSecret) {
+      settings.clientSecret = await resolveSecretRef(o.clientSecret, this.env).catch((err: unknown) => {
+        if (err instanceof LatchkeyError) throw new LatchkeyError(err.code, `${source}: client secret ${err.message}`, { source, operatorAction: 'fix_config' });
+        throw err;
+      });
+    }
+    return settings;
+  }
+
+  /**
+   * Installs a grant obtained elsewhere (an import, or a login's token response), under the
+   * source's lock so it never races a refresh. Validates it first: nothing is written unless
+   * it has an access token.
+   */
+  async installGrant(source: string, input: GrantInput, extra: { tokenEndpoint?: string; issuer?: string; clientId?: string } = {}): Promise<StoredGrant> {
+    const src = getSource(this.config, source);
+    const grant = grantFromInput(input, this.clock.now(), source);
+    grant.tokenEndpoint = extra.tokenEndpoint ?? src.oauth?.tokenEndpoint;
+    grant.issuer = extra.issuer ?? src.oauth?.issuer;
+    grant.clientId = extra.clientId ?? src.oauth?.clientId;
+    await this.store.withLock(source, async () => {
+      const rec = await this.store.read(source);
+      await this.store.write(source, { ...(rec ? withoutVersion(rec) : {}), grant, lastFailure: undefined }, rec?.version ?? 0);
+    });
+    this.engine.invalidate(source);
+    return grant;
+  }
+
+  /** Removes the stored grant of a source (under its lock). */
+  async removeGrant(source: string): Promise<boolean> {
+    let removed = false;
+    await this.store.withLock(source, async () => {
+      const rec = await this.store.read(source);
+      if (!rec?.grant) return;
+      const { grant: _g, ...rest } = withoutVersion(rec);
+      await this.store.write(source, rest, rec.version);
+      removed = true;
+    });
+    this.engine.invalidate(source);
+    return removed;
+  }
+
+  /** One line of truth per source: what it uses, when it expires, what to do if broken. */
+  async status(): Promise<SourceStatus[]> {
+    const records = await this.store.list();
+    const out: SourceStatus[] = [];
+    for (const [name, src] of this.config.sources) {
+      out.push(await this.#statusOf(name, src, records.get(name)));
+    }
+    return out;
+  }
+
+  async #statusOf(name: string, src: ResolvedSource, rec: SourceRecord | undefined): Promise<SourceStatus> {
+    const authPath = this.#bearer.get(name) ?? (src.methods[0] ?? null);
+    const base: SourceStatus = {
+      source: name,
+      methods: src.methods,
+      authPath,
+      state: 'ok',
+      expiresAt: null,
+      lastRefreshAt: rec?.lastRefreshAt ? new Date(rec.lastRefreshAt).toISOString() : null,
+      refreshCount: rec?.refreshCount ?? 0,
+      message: '',
+      operatorAction: null,
+      fix: null,
+    };
+    const act = (state: SourceState, action: OperatorAction | null, message: string): SourceStatus => ({
+      ...base,
+      state,
+      operatorAction: action,
+      fix: action ? fixFor(name, action) : null,
+      message,
+    });
+    const now = this.clock.now();
+    if (authPath === 'oauth') {
+      const g = rec?.grant;
+      if (!g) return act('no_grant', 'relogin', 'no grant stored');
+      base.expiresAt = g.expiresAt !== undefined ? new Date(g.expiresAt).toISOString() : null;
+      if (g.revoked) return act('revoked', 'reauthorize', `grant revoked (${g.revoked.reason})`);
+      const skew = src.oauth?.skewSeconds !== undefined ? src.oauth.skewSeconds * 1000 : undefined;
+      const failing = rec?.lastFailure && rec.lastFailure.at > (rec.lastRefreshAt ?? 0) ? rec.lastFailure : undefined;
+      if (failing) return act('failing', failing.kind === 'rejected' ? 'fix_config' : null, `last refresh failed: ${failing.message}`);
+      if (g.expiresAt === undefined) return act('ok', null, 'unknown expiry (refreshed on 401 and by the keeper)');
+      if (now >= g.expiresAt) return act(g.refreshToken ? 'expired' : 'expired', g.refreshToken ? null : 'relogin', g.refreshToken ? 'access token expired; refreshed on next use' : 'expired and no refresh token');
+      if (now >= refreshDueAt(g, skew)) return act('expiring', null, 'due for refresh');
+      return act('ok', null, g.refreshToken ? 'refreshable' : 'no refresh token');
+    }
+    if (authPath === 'token' && src.token) {
+      try {
+        await resolveSecretRef(src.token.secret, this.env);
+      } catch (err) {
+        return act('error', 'replace_token', (err as Error).message);
+      }
+      if (src.token.expiresAt) {
+        const exp = Date.parse(src.token.expiresAt);
+        base.expiresAt = new Date(exp).toISOString();
+        if (now >= exp) return act('expired', 'replace_token', 'the token has expired');
+        if (exp - now < 7 * 86_400_000) return act('expiring', 'replace_token', 'the token expires within 7 days');
+      }
+      return act('ok', null, 'static token');
+    }
+    return act('ok', null, 'browser session (checked by preflight)');
+  }
+
+  async close(): Promise<void> {
+    await this.store.close();
+  }
+}
+
+function withoutVersion(rec: SourceRecord): Omit<SourceRecord, 'version'> {
+  const { version: _v, ...rest } = rec;
+  return rest;
+}
+
+/** Validates a token response / grant file; messages name the field, never the value. */
+export function grantFromInput(input: unknown, now: number, source: string): StoredGrant {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw new LatchkeyError('LK_GRANT_INVALID', `grant for "${source}": expected a JSON object`, { source });
+  }
+  const g = input as Record<string, unknown>;
+  if (typeof g.access_token !== 'string' || g.access_token === '') {
+    throw new LatchkeyError('LK_GRANT_INVALID', `grant for "${source}": "access_token" is missing or not a string`, { source });
+  }
+  if (g.refresh_token !== undefined && typeof g.refresh_token !== 'string') {
+    throw new LatchkeyError('LK_GRANT_INVALID', `grant for "${source}": "refresh_token" must be a string`, { source });
+  }
+  let expiresIn: number | undefined;
+  if (g.expires_in !== undefined) {
+    const n = typeof g.expires_in === 'string' ? Number(g.expires_in) : g.expires_in;
+    if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0) {
+      throw new LatchkeyError('LK_GRANT_INVALID', `grant for "${source}": "expires_in" must be a positive number of seconds`, { source });
+    }
+    expiresIn = n;
+  }
+  for (const k of ['scope', 'token_type'] as const) {
+    if (g[k] !== undefined && typeof g[k] !== 'string') throw new LatchkeyError('LK_GRANT_INVALID', `grant for "${source}": "${k}" must be a string`, { source });
+  }
+  const grant: StoredGrant = { accessToken: new Secret(g.access_token), obtainedAt: now };
+  if (typeof g.refresh_token === 'string' && g.refresh_token !== '') grant.refreshToken = new Secret(g.refresh_token);
+  if (expiresIn !== undefined) grant.expiresAt = now + expiresIn * 1000;
+  if (typeof g.scope === 'string') grant.scope = g.scope;
+  if (typeof g.token_type === 'string') grant.tokenType = g.token_type;
+  return grant;
+}
+
+/** Opens Latchkey on a profile (default `LATCHKEY_HOME`). */
+export async function openLatchkey(options: OpenLatchkeyOptions = {}): Promise<Latchkey> {
+  const env = options.env ?? process.env;
+  const home = options.home ?? latchkeyHome(env);
+  const paths = homePaths(home);
+  const config = options.config ?? (await loadConfig(paths.config));
+  return new Latchkey(config, { ...options, env, paths });
+}

@@ -1,0 +1,82 @@
+import * as oauth from 'oauth4webapi';
+import { LatchkeyError } from '../errors.js';
+
+export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
+
+/** Largest token/discovery response we will read (a token response is a few KB). */
+export const MAX_RESPONSE_BYTES = 1024 * 1024;
+
+export function isLoopbackHost(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/**
+ * OAuth endpoints must be HTTPS (RFC 9700 §2.6); plain HTTP is allowed only on loopback, where
+ * the traffic never leaves the machine (tests, local IdPs, RFC 8252 redirects).
+ */
+export function checkEndpoint(url: string, what: string, source?: string): URL {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new LatchkeyError('LK_CONFIG_INVALID', `${what} is not a valid URL`, { source });
+  }
+  if (u.protocol === 'https:') return u;
+  if (u.protocol === 'http:' && isLoopbackHost(u.hostname)) return u;
+  throw new LatchkeyError('LK_INSECURE_ENDPOINT', `${what} ${u.origin} must use https (plain http is allowed only on loopback)`, { source });
+}
+
+/** Options for every oauth4webapi call: injected fetch with a body-size cap, timeout, loopback http. */
+export interface OAuthCallOptions {
+  [oauth.customFetch]: (url: string, options: { body?: unknown; headers: Record<string, string>; method: string; redirect: 'manual'; signal?: AbortSignal }) => Promise<Response>;
+  signal: AbortSignal;
+  [oauth.allowInsecureRequests]?: boolean;
+}
+
+export function requestOptions(url: URL, fetchImpl: FetchLike, timeoutMs: number): OAuthCallOptions {
+  const limited = limitedFetch(fetchImpl);
+  return {
+    [oauth.customFetch]: (u, options) => limited(u, options as RequestInit),
+    signal: AbortSignal.timeout(timeoutMs),
+    ...(url.protocol === 'http:' ? { [oauth.allowInsecureRequests]: true } : {}),
+  };
+}
+
+/** Wraps fetch so an endpoint that streams megabytes of garbage cannot exhaust memory. */
+export function limitedFetch(fetchImpl: FetchLike, maxBytes = MAX_RESPONSE_BYTES): FetchLike {
+  return async (input, init) => {
+    const res = await fetchImpl(input, init);
+    const declared = Number(res.headers.get('content-length') ?? '0');
+    if (declared > maxBytes) {
+      await res.body?.cancel().catch(() => undefined);
+      throw new LatchkeyError('LK_TOKEN_ENDPOINT', `response of ${declared} bytes exceeds the ${maxBytes}-byte limit`);
+    }
+    const body = await readLimited(res, maxBytes);
+    return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+  };
+}
+
+async function readLimited(res: Response, maxBytes: number): Promise<Uint8Array<ArrayBuffer> | null> {
+  if (!res.body) return null;
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel().catch(() => undefined);
+      throw new LatchkeyError('LK_TOKEN_ENDPOINT', `response exceeds the ${maxBytes}-byte limit`);
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(new ArrayBuffer(total));
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.byteLength;
+  }
+  return out;
+}

@@ -1,0 +1,124 @@
+import * as oauth from 'oauth4webapi';
+import { LatchkeyError } from '../errors.js';
+import { DEFAULT_TOKEN_TIMEOUT_MS, RefreshError } from './refresh-error.js';
+export { RefreshError, type RefreshFailureKind } from './refresh-error.js';
+import { Secret } from '../secret.js';
+import { checkEndpoint, requestOptions, type FetchLike } from './endpoint.js';
+
+export type ClientAuthMethod = 'none' | 'client_secret_basic' | 'client_secret_post';
+
+export interface ClientParams {
+  clientId: string;
+  clientSecret?: Secret;
+  clientAuth?: ClientAuthMethod;
+}
+
+export interface TokenEndpointParams extends ClientParams {
+  tokenEndpoint: string;
+  /** The issuer identifier when known (needed to validate an ID token in the response). */
+  issuer?: string;
+  fetch: FetchLike;
+  timeoutMs?: number;
+}
+
+/** A validated token response. */
+export interface TokenSet {
+  accessToken: Secret;
+  refreshToken?: Secret;
+  tokenType: string;
+  /** Seconds, when the IdP said. */
+  expiresIn?: number;
+  scope?: string;
+}
+
+
+export function clientAuthentication(p: ClientParams): oauth.ClientAuth {
+  const method = p.clientAuth ?? (p.clientSecret ? 'client_secret_basic' : 'none');
+  if (method === 'none') return oauth.None();
+  if (!p.clientSecret) {
+    throw new LatchkeyError('LK_CONFIG_INVALID', `client authentication ${method} needs a clientSecret reference`);
+  }
+  return method === 'client_secret_post' ? oauth.ClientSecretPost(p.clientSecret.reveal()) : oauth.ClientSecretBasic(p.clientSecret.reveal());
+}
+
+export function authorizationServerFor(p: { tokenEndpoint: string; issuer?: string }): oauth.AuthorizationServer {
+  return { issuer: p.issuer ?? new URL(p.tokenEndpoint).origin, token_endpoint: p.tokenEndpoint };
+}
+
+/**
+ * The refresh_token grant (RFC 6749 §6) through oauth4webapi. Throws {@link RefreshError}:
+ * `invalid_grant` (the refresh token is dead), `rejected` (the IdP refused the client or
+ * request), or `transient` (network, timeout, 5xx, a body that is not a token response).
+ */
+export async function refreshTokenGrant(params: TokenEndpointParams, refreshToken: Secret): Promise<TokenSet> {
+  const url = checkEndpoint(params.tokenEndpoint, 'token endpoint');
+  const as = authorizationServerFor(params);
+  const client: oauth.Client = { client_id: params.clientId };
+  const auth = clientAuthentication(params);
+  const timeoutMs = params.timeoutMs ?? DEFAULT_TOKEN_TIMEOUT_MS;
+  try {
+    const response = await oauth.refreshTokenGrantRequest(as, client, auth, refreshToken.reveal(), requestOptions(url, params.fetch, timeoutMs));
+    const usable = await stripUnverifiableIdToken(response, params.issuer);
+    return tokenSetFrom(await oauth.processRefreshTokenResponse(as, client, usable));
+  } catch (err) {
+    throw classifyTokenEndpointError(err, 'refresh');
+  }
+}
+
+export function tokenSetFrom(r: oauth.TokenEndpointResponse): TokenSet {
+  const set: TokenSet = { accessToken: new Secret(r.access_token), tokenType: r.token_type ?? 'bearer' };
+  if (typeof r.refresh_token === 'string' && r.refresh_token !== '') set.refreshToken = new Secret(r.refresh_token);
+  if (typeof r.expires_in === 'number' && Number.isFinite(r.expires_in) && r.expires_in > 0) set.expiresIn = r.expires_in;
+  if (typeof r.scope === 'string') set.scope = r.scope;
+  return set;
+}
+
+/**
+ * Without a configured issuer we cannot validate an ID token's `iss`; the refresh does not
+ * need the ID token, so it is dropped instead of failing the refresh.
+ */
+async function stripUnverifiableIdToken(response: Response, issuer: string | undefined): Promise<Response> {
+  if (issuer || !response.ok) return response;
+  const text = await response.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return new Response(text, { status: response.status, headers: response.headers });
+  }
+  if (body && typeof body === 'object' && 'id_token' in body) delete (body as Record<string, unknown>).id_token;
+  return new Response(JSON.stringify(body), { status: response.status, headers: response.headers });
+}
+
+/** Maps whatever a token-endpoint exchange threw to a RefreshError. Never includes token values. */
+export function classifyTokenEndpointError(err: unknown, op: string): RefreshError {
+  if (err instanceof RefreshError) return err;
+  if (err instanceof oauth.ResponseBodyError) {
+    const desc = err.error_description ? `: ${truncate(err.error_description)}` : '';
+    if (err.error === 'invalid_grant') return new RefreshError('invalid_grant', `${op} rejected by the IdP: invalid_grant${desc}`);
+    if (err.status >= 500) return new RefreshError('transient', `${op} failed: IdP answered ${err.status} ${err.error}`);
+    return new RefreshError('rejected', `${op} rejected by the IdP: ${err.error}${desc} (HTTP ${err.status})`);
+  }
+  if (err instanceof oauth.OperationProcessingError) {
+    const status = statusOf(err);
+    return new RefreshError('transient', `${op} failed: the token endpoint's response is not a valid token response${status ? ` (HTTP ${status})` : ''}: ${truncate(err.message)}`);
+  }
+  if (err instanceof LatchkeyError) {
+    if (err.code === 'LK_CONFIG_INVALID' || err.code === 'LK_INSECURE_ENDPOINT') throw err;
+    return new RefreshError('transient', `${op} failed: ${err.message}`);
+  }
+  const e = err as Error;
+  if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return new RefreshError('transient', `${op} timed out waiting for the token endpoint`);
+  const cause = (e as { cause?: { code?: string } })?.cause?.code;
+  return new RefreshError('transient', `${op} failed: ${cause ?? e?.name ?? 'error'} ${truncate(e?.message ?? String(err))}`);
+}
+
+function statusOf(err: oauth.OperationProcessingError): number | undefined {
+  const cause = err.cause as { status?: number } | Response | undefined;
+  if (cause instanceof Response) return cause.status;
+  return typeof cause?.status === 'number' ? cause.status : undefined;
+}
+
+function truncate(s: string, n = 200): string {
+  return s.length > n ? `${s.slice(0, n)}…` : s;
+}
