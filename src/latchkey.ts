@@ -1,7 +1,7 @@
 import { systemClock, type Clock } from './clock.js';
 import { getSource, loadConfig, type Config, type ResolvedSource } from './config/load.js';
 import { resolveSecretRef } from './config/secret-ref.js';
-import { TokenEngine, refreshDueAt, type EngineEvent, type OAuthClientSettings } from './engine/fresh-token.js';
+import { TokenEngine, expiresAtFrom, refreshDueAt, type EngineEvent, type OAuthClientSettings } from './engine/fresh-token.js';
 import { fixFor, LatchkeyError, type OperatorAction } from './errors.js';
 import type { FetchLike } from './oauth/endpoint.js';
 import { homePaths, latchkeyHome, type HomePaths } from './paths.js';
@@ -293,7 +293,7 @@ export function grantFromInput(input: unknown, now: number, source: string): Sto
   }
   const grant: StoredGrant = { accessToken: new Secret(g.access_token), obtainedAt: now };
   if (typeof g.refresh_token === 'string' && g.refresh_token !== '') grant.refreshToken = new Secret(g.refresh_token);
-  if (expiresIn !== undefined) grant.expiresAt = now + expiresIn * 1000;
+  if (expiresIn !== undefined) grant.expiresAt = expiresAtFrom(now, expiresIn);
   if (typeof g.scope === 'string') grant.scope = g.scope;
   if (typeof g.token_type === 'string') grant.tokenType = g.token_type;
   return grant;

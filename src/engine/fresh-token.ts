@@ -49,6 +49,16 @@ interface MemoEntry {
   token: string;
 }
 
+/**
+ * `expires_in` counts whole seconds and IdPs compute expiry from a second-truncated clock, so
+ * a token may die up to a second before `issued + expires_in`. Count from the request start
+ * (before issuance) and take that second off, so a token we call fresh is fresh at the IdP.
+ */
+export function expiresAtFrom(issuedNoLaterThan: number, expiresInSeconds: number): number {
+  const ms = expiresInSeconds * 1000;
+  return issuedNoLaterThan + ms - Math.min(1000, ms / 2);
+}
+
 /** Effective skew for a grant: the configured skew, but never more than a third of its lifetime. */
 export function effectiveSkewMs(grant: Pick<StoredGrant, 'expiresAt' | 'obtainedAt'>, skewMs = DEFAULT_SKEW_MS): number {
   if (grant.expiresAt === undefined) return 0;
@@ -200,6 +210,8 @@ export class TokenEngine {
       throw new LatchkeyError('LK_CONFIG_INVALID', `source "${source}" has no token endpoint or client id to refresh with`, { source, operatorAction: 'fix_config' });
     }
     const refreshToken = grant.refreshToken as Secret;
+    // The token's lifetime runs from when the IdP issued it: no later than this moment.
+    const requestedAt = this.#clock.now();
     let set: TokenSet;
     try {
       // Loaded on first refresh: the hot path and `latchkey token` on a fresh grant never need it.
@@ -228,8 +240,8 @@ export class TokenEngine {
       refreshToken: set.refreshToken ?? grant.refreshToken,
       tokenType: set.tokenType,
       scope: set.scope ?? grant.scope,
-      expiresAt: set.expiresIn !== undefined ? now + set.expiresIn * 1000 : undefined,
-      obtainedAt: now,
+      expiresAt: set.expiresIn !== undefined ? expiresAtFrom(requestedAt, set.expiresIn) : undefined,
+      obtainedAt: requestedAt,
       tokenEndpoint,
       clientId,
     };

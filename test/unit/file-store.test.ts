@@ -1,0 +1,97 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmod, readFile, stat, writeFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FileStore } from '../../src/store/file-store.js';
+import { Secret } from '../../src/secret.js';
+import { LatchkeyError } from '../../src/errors.js';
+import { makeHome } from '../helpers/home.js';
+
+function grant(access: string, refresh?: string) {
+  return { accessToken: new Secret(access), ...(refresh ? { refreshToken: new Secret(refresh) } : {}), obtainedAt: 1000, expiresAt: 61_000 };
+}
+
+test('writes one JSON document, mode 0600 in a 0700 directory, and reads it back', async (t) => {
+  const h = await makeHome();
+  t.after(() => h.cleanup());
+  const store = new FileStore({ path: h.storePath });
+  const rec = await store.write('a', { grant: grant('at-1', 'rt-1') }, 0);
+  assert.equal(rec.version, 1);
+  const st = await stat(h.storePath);
+  assert.equal(st.mode & 0o777, 0o600);
+  assert.equal((await stat(h.home)).mode & 0o777, 0o700);
+  const back = await store.read('a');
+  assert.equal(back?.grant?.accessToken.reveal(), 'at-1');
+  assert.equal(back?.grant?.refreshToken?.reveal(), 'rt-1');
+  assert.equal(back?.version, 1);
+  // No temp files are left behind.
+  const leftovers = (await readdir(h.home)).filter((f) => f.endsWith('.tmp'));
+  assert.deepEqual(leftovers, []);
+});
+
+test('compare-and-set: a write based on a stale version is refused and changes nothing', async (t) => {
+  const h = await makeHome();
+  t.after(() => h.cleanup());
+  const store = new FileStore({ path: h.storePath });
+  await store.write('a', { grant: grant('at-1', 'rt-1') }, 0);
+  await store.write('a', { grant: grant('at-2', 'rt-2') }, 1);
+  const before = await readFile(h.storePath);
+  await assert.rejects(store.write('a', { grant: grant('at-stale', 'rt-stale') }, 1), (err: LatchkeyError) => err.code === 'LK_STORE_CONFLICT');
+  assert.deepEqual(await readFile(h.storePath), before);
+});
+
+test('concurrent writers of different sources do not lose each other’s updates', async (t) => {
+  const h = await makeHome();
+  t.after(() => h.cleanup());
+  const stores = Array.from({ length: 4 }, () => new FileStore({ path: h.storePath }));
+  await Promise.all(Array.from({ length: 20 }, (_, i) => stores[i % 4]!.write(`s${i}`, { grant: grant(`at-${i}`) }, 0)));
+  const all = await stores[0]!.list();
+  assert.equal(all.size, 20);
+});
+
+for (const [name, content] of [
+  ['garbage', 'not json {{{'],
+  ['empty', ''],
+  ['wrong shape', JSON.stringify({ format: 'latchkey-store', formatVersion: 1, sources: { a: { version: 1, grant: { accessToken: 5 } } } })],
+  ['unknown format', JSON.stringify({ hello: 'world' })],
+] as const) {
+  test(`a corrupt store (${name}) is an error naming the file and is left byte-for-byte untouched`, async (t) => {
+    const h = await makeHome();
+    t.after(() => h.cleanup());
+    await writeFile(h.storePath, content, { mode: 0o600 });
+    const before = await readFile(h.storePath);
+    const store = new FileStore({ path: h.storePath });
+    await assert.rejects(store.read('a'), (err: LatchkeyError) => err.code === 'LK_STORE_CORRUPT' && err.message.includes(h.storePath));
+    await assert.rejects(store.write('b', { grant: grant('x') }, 0), (err: LatchkeyError) => err.code === 'LK_STORE_CORRUPT');
+    await assert.rejects(store.remove('a'), (err: LatchkeyError) => err.code === 'LK_STORE_CORRUPT');
+    assert.deepEqual(await readFile(h.storePath), before);
+  });
+}
+
+test('a store directory readable by others is refused with the fix', async (t) => {
+  const h = await makeHome();
+  t.after(() => h.cleanup());
+  await chmod(h.home, 0o755);
+  const store = new FileStore({ path: h.storePath });
+  await assert.rejects(store.write('a', { grant: grant('x') }, 0), (err: LatchkeyError) => err.code === 'LK_STORE_PERMISSIONS' && err.message.includes(`chmod 700 ${h.home}`));
+});
+
+test('a store file readable by others is refused and not rewritten', async (t) => {
+  const h = await makeHome();
+  t.after(() => h.cleanup());
+  const store = new FileStore({ path: h.storePath });
+  await store.write('a', { grant: grant('x') }, 0);
+  await chmod(h.storePath, 0o644);
+  const fresh = new FileStore({ path: h.storePath });
+  await assert.rejects(fresh.read('a'), (err: LatchkeyError) => err.code === 'LK_STORE_PERMISSIONS' && err.message.includes('chmod 600'));
+});
+
+test('the stored document never holds a secret wrapper rendering', async (t) => {
+  const h = await makeHome();
+  t.after(() => h.cleanup());
+  const store = new FileStore({ path: h.storePath });
+  await store.write('a', { grant: grant('at-real', 'rt-real') }, 0);
+  const text = await readFile(join(h.home, 'store.json'), 'utf8');
+  assert.ok(text.includes('"at-real"') && text.includes('"rt-real"'));
+  assert.ok(!text.includes('[redacted]'));
+});
