@@ -120,7 +120,7 @@ export class Latchkey {
       });
     }
     const value = await resolveSecretRef(src.token.secret, this.env).catch((err: unknown) => {
-      if (err instanceof LatchkeyError) throw new LatchkeyError(err.code, err.message, { source, operatorAction: 'replace_token', exitCode: 4 });
+      if (err instanceof LatchkeyError) throw new LatchkeyError(err.code, err.message, { source, operatorAction: 'replace_token', exitCode: 4, fix: err.fix });
       throw err;
     });
     const token = value.reveal();
@@ -245,7 +245,8 @@ export class Latchkey {
       try {
         await resolveSecretRef(src.token.secret, this.env);
       } catch (err) {
-        return act('error', 'replace_token', (err as Error).message);
+        const r = act('error', 'replace_token', (err as Error).message);
+        return { ...r, fix: (err instanceof LatchkeyError && err.fix) || r.fix };
       }
       if (src.token.expiresAt) {
         const exp = Date.parse(src.token.expiresAt);

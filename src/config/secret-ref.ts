@@ -6,12 +6,18 @@ import { Secret } from '../secret.js';
  * Resolves a secret reference: `env:NAME`, `file:/path`, `keyring:service/account`.
  * Messages name the reference, never the value.
  */
+/** The exact step that puts a new value behind a reference. */
+export function fixForSecretRef(ref: string): string {
+  if (ref.startsWith('env:')) return `set ${ref.slice(4)} in the environment that runs latchkey (or switch to a keyring: reference)`;
+  return `latchkey secrets set ${ref}`;
+}
+
 export async function resolveSecretRef(ref: string, env: NodeJS.ProcessEnv = process.env): Promise<Secret> {
   if (ref.startsWith('env:')) {
     const name = ref.slice(4);
     const value = env[name];
     if (value === undefined || value === '') {
-      throw new LatchkeyError('LK_SECRET_UNRESOLVED', `secret reference ${ref}: environment variable ${name} is not set`, { operatorAction: 'replace_token' });
+      throw new LatchkeyError('LK_SECRET_UNRESOLVED', `secret reference ${ref}: environment variable ${name} is not set`, { operatorAction: 'replace_token', fix: fixForSecretRef(ref) });
     }
     return new Secret(value);
   }
@@ -23,10 +29,11 @@ export async function resolveSecretRef(ref: string, env: NodeJS.ProcessEnv = pro
     } catch (err) {
       throw new LatchkeyError('LK_SECRET_UNRESOLVED', `secret reference ${ref}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
         operatorAction: 'replace_token',
+        fix: fixForSecretRef(ref),
       });
     }
     const value = text.replace(/\r?\n$/, '');
-    if (value === '') throw new LatchkeyError('LK_SECRET_UNRESOLVED', `secret reference ${ref}: ${path} is empty`, { operatorAction: 'replace_token' });
+    if (value === '') throw new LatchkeyError('LK_SECRET_UNRESOLVED', `secret reference ${ref}: ${path} is empty`, { operatorAction: 'replace_token', fix: fixForSecretRef(ref) });
     return new Secret(value);
   }
   if (ref.startsWith('keyring:')) {
