@@ -45,7 +45,7 @@ export const SERVICE = {
 export interface RenderOptions {
   /** Absolute path of the node binary. */
   execPath: string;
-  /** Absolute path of the CLI entry point (dist/src/cli/main.js). */
+  /** Absolute path of the CLI entry point (dist/src/cli/bin.js). */
   cliPath: string;
   /** LATCHKEY_HOME the keeper runs with (made absolute). */
   home: string;
@@ -288,7 +288,7 @@ export interface ServiceOptions {
   env?: NodeJS.ProcessEnv;
   /** Default `process.execPath`. */
   execPath?: string;
-  /** Default: this package's `dist/src/cli/main.js`. */
+  /** Default: this package's `dist/src/cli/bin.js`. */
   cliPath?: string;
   /** Extra `latchkey keeper` arguments. */
   args?: string[];
@@ -351,8 +351,8 @@ interface Resolved {
 }
 
 function defaultCliPath(): string {
-  // dist/src/keeper/service.js → dist/src/cli/main.js
-  return fileURLToPath(new URL('../cli/main.js', import.meta.url));
+  // dist/src/keeper/service.js → dist/src/cli/bin.js (the executable entry; main.js only exports)
+  return fileURLToPath(new URL('../cli/bin.js', import.meta.url));
 }
 
 /** Where the unit / plist lives for this user. */
