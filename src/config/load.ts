@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { LatchkeyError } from '../errors.js';
-import { getPreset } from './presets.js';
+import { applyPreset, getPreset } from './presets.js';
 import type { MethodName } from './constants.js';
 import type { ConfigFile, SourceConfig } from './schema.js';
 
@@ -59,7 +59,7 @@ export async function parseConfig(text: string, file: string, options: { useStam
 }
 
 /** Bump when the schema changes, so old stamps stop vouching for texts the new schema rejects. */
-const SCHEMA_STAMP_VERSION = 'v1';
+const SCHEMA_STAMP_VERSION = 'v2';
 
 export function resolveConfig(raw: ConfigFile, file: string): Config {
   const sources = new Map<string, ResolvedSource>();
@@ -76,7 +76,7 @@ function resolveSource(name: string, src: SourceConfig, file: string): ResolvedS
     if (!preset) {
       throw new LatchkeyError('LK_CONFIG_INVALID', `${file}: sources.${name}.preset: unknown preset "${src.preset}" (see \`latchkey add --help\`)`);
     }
-    merged = mergeSource(preset.defaults, src);
+    merged = applyPreset(preset, src);
   }
   const configured: MethodName[] = [];
   if (merged.token) configured.push('token');
@@ -91,18 +91,19 @@ function resolveSource(name: string, src: SourceConfig, file: string): ResolvedS
   if (merged.oauth && !merged.oauth.tokenEndpoint && !merged.oauth.issuer) {
     throw new LatchkeyError('LK_CONFIG_INVALID', `${file}: sources.${name}.oauth needs "tokenEndpoint" or "issuer"`);
   }
+  if (merged.session) checkSession(merged.session, `${file}: sources.${name}.session`);
   return { ...merged, name, methods };
 }
 
-/** Preset defaults under the source's own settings (one level deep per section). */
-function mergeSource(base: SourceConfig, over: SourceConfig): SourceConfig {
-  const out: SourceConfig = { ...base, ...over };
-  for (const key of ['oauth', 'token', 'session', 'probe'] as const) {
-    const b = base[key];
-    const o = over[key];
-    if (b && o) (out as Record<string, unknown>)[key] = { ...b, ...o };
+/** Session rules that need the preset applied first (the schema sees only the source's own keys). */
+function checkSession(session: NonNullable<SourceConfig['session']>, at: string): void {
+  if (!session.origin) throw new LatchkeyError('LK_CONFIG_INVALID', `${at} needs "origin" (the site whose cookies are used)`);
+  if ((session.csrfCookie === undefined) !== (session.csrfHeader === undefined)) {
+    throw new LatchkeyError('LK_CONFIG_INVALID', `${at}: set "csrfCookie" and "csrfHeader" together`);
   }
-  return out;
+  if (session.renewUrl && new URL(session.renewUrl).hostname !== new URL(session.origin).hostname) {
+    throw new LatchkeyError('LK_CONFIG_INVALID', `${at}.renewUrl must be on the host of "origin" (the session cookies are sent to it)`);
+  }
 }
 
 export function getSource(config: Config, name: string): ResolvedSource {

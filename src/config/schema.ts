@@ -41,36 +41,66 @@ export const TokenConfigSchema = v.strictObject({
   expiresAt: v.optional(v.pipe(v.string(), v.isoTimestamp('expected an ISO 8601 timestamp'))),
 });
 
-export const SessionConfigSchema = v.strictObject({
-  /** The site the session belongs to (cookies are read for this origin). */
-  origin: httpUrl,
-  /** Names of the cookies to send; empty = every cookie of the origin. */
-  cookies: v.optional(v.array(v.string())),
-  /** Cookie whose value is the CSRF token, and the header that must carry it. */
-  csrfCookie: v.optional(v.string()),
-  csrfHeader: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9-]+$/, 'expected an HTTP header name'))),
-  /** A `Cookie:` header value held as a secret (when not read from a browser). */
-  cookieHeader: v.optional(secretRef),
-  /** Renewal (a): a URL fetched with the session cookies whose Set-Cookie re-issues the CSRF cookie. */
-  renewUrl: v.optional(httpUrl),
-  /** Renewal (b): the operator's running Chrome over the DevTools Protocol. */
-  cdp: v.optional(
-    v.strictObject({
-      endpoint: httpUrl,
-      /** URL pattern of the signed-in tab (`*` wildcards), e.g. `https://app.hubspot.com/*`. */
-      tabUrl: v.string(),
-      timeoutMs: v.optional(positiveInt),
-    }),
+const headerName = v.pipe(v.string(), v.regex(/^[A-Za-z0-9-]+$/, 'expected an HTTP header name'));
+// RFC 7230 token: what a cookie name may be (RFC 6265 §4.1.1).
+const cookieName = v.pipe(v.string(), v.regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'expected a cookie name'));
+const cdpEndpoint = v.pipe(v.string(), v.url('expected an absolute URL'), v.regex(/^(https?|wss?):\/\//i, 'expected http://host:port (Chrome\'s --remote-debugging-port) or a ws:// DevTools URL'));
+const hostName = v.pipe(v.string(), v.regex(/^[A-Za-z0-9.-]+$|^\[[0-9A-Fa-f:.]+\]$/, 'expected a host name'));
+
+/**
+ * The `session` method: a browser session's cookies plus a CSRF token taken from one of them
+ * (HubSpot: cookie `csrf.app` → header `X-HubSpot-CSRF-hubspotapi`). `origin` may come from
+ * a preset; the loader checks it is set after the preset is applied.
+ */
+export const SessionConfigSchema = v.pipe(
+  v.strictObject({
+    /** The site the session belongs to (cookies are read for this origin and sent only to it). */
+    origin: v.optional(httpUrl),
+    /** Other hosts (exact names) the session cookies may be sent to, besides `origin` and its subdomains. */
+    hosts: v.optional(v.array(hostName)),
+    /** Names of the cookies to send; empty or absent = every cookie of the origin. `csrfCookie` is always included. */
+    cookies: v.optional(v.array(cookieName)),
+    /** Cookie whose value is the CSRF token, and the header that must carry it (set both or neither). */
+    csrfCookie: v.optional(cookieName),
+    csrfHeader: v.optional(headerName),
+    /** A `Cookie:` header value held as a secret (when not read from a browser). */
+    cookieHeader: v.optional(secretRef),
+    /**
+     * Renewal (a): a URL on the origin's host fetched with the session cookies, whose
+     * Set-Cookie re-issues the CSRF cookie.
+     */
+    renewUrl: v.optional(httpUrl),
+    /** Bound on the renewal request (default 10 000 ms). */
+    timeoutMs: v.optional(positiveInt),
+    /** Renewal (b): the operator's running Chrome over the DevTools Protocol. */
+    cdp: v.optional(
+      v.strictObject({
+        endpoint: cdpEndpoint,
+        /** URL pattern of the signed-in tab (`*` wildcards), e.g. `https://app.hubspot.com/*`; default `<origin>/*`. */
+        tabUrl: v.optional(v.pipe(v.string(), v.minLength(1))),
+        /** Bound on every DevTools step: connect, read cookies, reload, readyState (default 10 000 ms). */
+        timeoutMs: v.optional(positiveInt),
+      }),
+    ),
+    /** Where a person signs in again. */
+    loginUrl: v.optional(httpUrl),
+  }),
+  v.check((s) => (s.csrfCookie === undefined) === (s.csrfHeader === undefined), 'set "csrfCookie" and "csrfHeader" together (the cookie whose value goes into the header)'),
+  v.check(
+    (s) => !s.renewUrl || !s.origin || new URL(s.renewUrl).hostname === new URL(s.origin).hostname,
+    '"renewUrl" must be on the same host as "origin" (the session cookies are sent to it)',
   ),
-  /** Where a person signs in again. */
-  loginUrl: v.optional(httpUrl),
-});
+);
 
 export const ProbeConfigSchema = v.strictObject({
   url: httpUrl,
   method: v.optional(v.picklist(['GET', 'HEAD', 'POST'])),
   expectStatus: v.optional(v.union([positiveInt, v.array(positiveInt)])),
   timeoutMs: v.optional(positiveInt),
+  /** Extra request headers (never credentials: the auth method adds those), e.g. `Notion-Version`. */
+  headers: v.optional(v.record(headerName, v.string())),
+  /** Request body sent as is (e.g. a GraphQL query for a POST probe); set its Content-Type in `headers`. */
+  body: v.optional(v.pipe(v.string(), v.maxLength(8192))),
 });
 
 export const SourceConfigSchema = v.strictObject({
