@@ -22,3 +22,12 @@ export type { Store, SourceRecord, StoredGrant, StoredSession, WithLockOptions }
 export { TokenEngine, effectiveSkewMs, refreshDueAt } from './engine/fresh-token.js';
 export type { EngineEvent, RefreshOutcome } from './engine/fresh-token.js';
 export { latchkeyHome, homePaths } from './paths.js';
+export { loginWithAuthorizationCode, DEFAULT_LOGIN_TIMEOUT_MS } from './oauth/authorization-code.js';
+export type { AuthorizationCodeLoginOptions } from './oauth/authorization-code.js';
+export { loginWithDeviceCode } from './oauth/device-authorization.js';
+export type { DeviceCodeLoginOptions, DevicePrompt } from './oauth/device-authorization.js';
+export type { LoginResult, LoginFlow } from './oauth/login-grant.js';
+export { logout, revokeToken, RevocationError } from './oauth/revocation.js';
+export type { LogoutOptions, LogoutResult, RevocationFailureKind } from './oauth/revocation.js';
+export { startLoopbackRedirect } from './oauth/loopback-redirect.js';
+export type { LoopbackRedirect, ReceivedCallback, CallbackOutcome } from './oauth/loopback-redirect.js';

@@ -11,6 +11,8 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   token: () => import('./commands/token.js'),
   exec: () => import('./commands/exec.js'),
   status: () => import('./commands/status.js'),
+  login: () => import('./commands/login.js'),
+  logout: () => import('./commands/logout.js'),
 };
 
 /** Registers a command (used by modules that add commands). */
