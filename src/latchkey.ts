@@ -9,6 +9,10 @@ import { Secret } from './secret.js';
 import { FileStore } from './store/file-store.js';
 import type { SourceRecord, Store, StoredGrant } from './store/store.js';
 import type { MethodName } from './config/constants.js';
+import type { SourceAuth } from './client/auth-path.js';
+import type { PreflightOptions, PreflightReport, ProbeOptions, ProbeResult } from './client/probe-types.js';
+
+type FetchModule = typeof import('./client/fetch.js');
 
 export interface OpenLatchkeyOptions {
   /** Profile directory (default: `LATCHKEY_HOME`, else the per-user config directory). */
@@ -77,6 +81,9 @@ export class Latchkey {
   readonly #bearer = new Map<string, 'token' | 'oauth'>();
   readonly #staticMemo = new Map<string, StaticMemo>();
   readonly #settingsCache = new Map<string, Promise<OAuthClientSettings>>();
+  readonly #auth = new Map<string, SourceAuth>();
+  readonly #authBuilding = new Map<string, Promise<SourceAuth>>();
+  #fetchModule: FetchModule | undefined;
 
   constructor(config: Config, options: OpenLatchkeyOptions & { paths: HomePaths }) {
     this.config = config;
@@ -126,6 +133,79 @@ export class Latchkey {
     const token = value.reveal();
     this.#staticMemo.set(source, { refreshAt: this.clock.now() + STATIC_MEMO_MS, promise: Promise.resolve(token) });
     return token;
+  }
+
+  /**
+   * `fetch` with the credentials of the source's current auth path and one bounded 401
+   * recovery: on a 401 the method recovers once (oauth: forced refresh under the lock;
+   * session: renewal; token: re-read its secret) and the request is retried exactly once
+   * (with the next method when recovery found nothing). A second 401 throws
+   * `UnauthorizedError` (`LK_UNAUTHORIZED`) carrying the operator action and its fix; any
+   * other status is returned as is. Bodies must be replayable for the retry (a string,
+   * bytes, Blob, FormData, URLSearchParams; a Request's body is buffered); a ReadableStream
+   * body is sent once and never retried. Credentials go only over https (or http to
+   * loopback) and never follow a redirect to another origin.
+   */
+  fetch(source: string, input: string | URL | Request, init?: RequestInit): Promise<Response> {
+    const auth = this.#auth.get(source);
+    const client = this.#fetchModule;
+    if (auth !== undefined && client !== undefined) return client.authorizedFetch(auth, this.fetchImpl, input, init);
+    return this.#firstFetch(source, input, init);
+  }
+
+  async #firstFetch(source: string, input: string | URL | Request, init?: RequestInit): Promise<Response> {
+    const [auth, client] = await Promise.all([this.sourceAuth(source), import('./client/fetch.js')]);
+    this.#fetchModule = client;
+    return client.authorizedFetch(auth, this.fetchImpl, input, init);
+  }
+
+  /**
+   * The method `fetch` would use for `source` now (no network I/O): the first method in the
+   * source's order of preference that is available and was not just rejected; null when none is.
+   */
+  async authPath(source: string): Promise<MethodName | null> {
+    return (await this.sourceAuth(source)).current();
+  }
+
+  /** The methods of a source in order of preference, and the choice among them (built once per source). */
+  sourceAuth(source: string): Promise<SourceAuth> {
+    const ready = this.#auth.get(source);
+    if (ready !== undefined) return Promise.resolve(ready);
+    let building = this.#authBuilding.get(source);
+    if (building === undefined) {
+      building = this.#buildSourceAuth(source);
+      this.#authBuilding.set(source, building);
+      building.then(
+        (auth) => this.#auth.set(source, auth),
+        () => undefined,
+      ).finally(() => this.#authBuilding.delete(source));
+    }
+    return building;
+  }
+
+  async #buildSourceAuth(source: string): Promise<SourceAuth> {
+    const src = getSource(this.config, source);
+    const [{ buildMethods }, { SourceAuth }] = await Promise.all([import('./methods/index.js'), import('./client/auth-path.js')]);
+    return new SourceAuth(source, await buildMethods({ lk: this, source: src }), this.clock);
+  }
+
+  /**
+   * One live probe of `source` (its configured `probe` request through the fetch logic, or a
+   * no-network credential check when it has none): a verdict, never a throw for upstream trouble.
+   */
+  async probe(source: string, options: ProbeOptions = {}): Promise<ProbeResult> {
+    const src = getSource(this.config, source);
+    const [auth, { probeSource }] = await Promise.all([this.sourceAuth(source), import('./client/probe.js')]);
+    return probeSource({ source: src, auth, fetch: this.fetchImpl, clock: this.clock }, options);
+  }
+
+  /**
+   * "Can I call these sources?" within `budgetMs` (default 3000): fresh healthy verdicts from
+   * the keeper's report, live probes in parallel for the rest. Exit code 0 / 3 / 4.
+   */
+  async preflight(sources: readonly string[], options: PreflightOptions = {}): Promise<PreflightReport> {
+    const { preflight } = await import('./client/preflight.js');
+    return preflight(this, sources, options);
   }
 
   /** The resolved config of one source (throws LK_UNKNOWN_SOURCE). */

@@ -13,6 +13,10 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   status: () => import('./commands/status.js'),
   login: () => import('./commands/login.js'),
   logout: () => import('./commands/logout.js'),
+  keeper: () => import('./commands/keeper.js'),
+  health: () => import('./commands/health.js'),
+  service: () => import('./commands/service.js'),
+  secrets: () => import('./commands/secrets.js'),
 };
 
 /** Registers a command (used by modules that add commands). */

@@ -19,6 +19,22 @@ export interface ProbeResult {
   expiresAt: string | null;
   /** When this verdict was reached (ISO). */
   checkedAt: string;
+  /** HTTP status of the probe's last answer (null: no request was made, or none was answered). */
+  httpStatus?: number | null;
+  /**
+   * Methods that did not work, in order of preference: the preferred ones passed over before
+   * the auth path that worked, or every method when none did.
+   */
+  methodFailures?: MethodFailureSummary[];
+  /** Where this verdict came from (a report mixing both says `live`). */
+  from?: 'live' | 'keeper';
+}
+
+/** Why one method of a source could not be used. */
+export interface MethodFailureSummary {
+  method: MethodName;
+  operatorAction: OperatorAction;
+  reason: string;
 }
 
 export interface PreflightOptions {
@@ -26,6 +42,15 @@ export interface PreflightOptions {
   budgetMs?: number;
   /** Use the keeper's report when it is fresh (default true). */
   useKeeperReport?: boolean;
+  /** Cancels every probe still running (each becomes `unreachable`). */
+  signal?: AbortSignal;
+}
+
+/** Options of one live probe (`lk.probe`). */
+export interface ProbeOptions {
+  /** Give up after this long (default: the source's `probe.timeoutMs`, else 10 s). */
+  timeoutMs?: number;
+  signal?: AbortSignal;
 }
 
 export interface PreflightReport {

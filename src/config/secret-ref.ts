@@ -38,7 +38,7 @@ export async function resolveSecretRef(ref: string, env: NodeJS.ProcessEnv = pro
   }
   if (ref.startsWith('keyring:')) {
     const { readKeyringSecret } = await import('./keyring.js');
-    return readKeyringSecret(ref);
+    return readKeyringSecret(ref, { env });
   }
   throw new LatchkeyError('LK_SECRET_UNRESOLVED', `"${redactRef(ref)}" is not a secret reference (env:NAME, file:/path, keyring:service/account)`);
 }

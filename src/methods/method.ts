@@ -6,31 +6,69 @@ import type { Latchkey } from '../latchkey.js';
 /**
  * One way to authenticate to a source (DESIGN.md "Methods and the 401 path"). A source lists
  * its methods in order of preference; the first available one is the auth path in use.
- * One method per file in this folder: token.ts, oauth.ts, session.ts.
+ * One method per file in this folder: token.ts, oauth.ts, session.ts; index.ts registers them.
+ *
+ * Errors: any call may throw a `LatchkeyError` whose `operatorAction` says what a person must
+ * do (`relogin`, `reauthorize`, `renew_session`, `replace_token`). The client treats such an
+ * error from `authorize()` as "this method is unavailable right now" and moves on to the next
+ * method; from `recover()` it means "recovery failed for good" and its action is the one
+ * reported. Errors without an operator action (a corrupt store, a bug) propagate as they are.
  */
 export interface AuthMethod {
   readonly name: MethodName;
   /** Can this method be used right now (credential present, not revoked)? No network I/O. */
   available(): Promise<Availability>;
-  /** The credentials to add to one request. */
-  authorize(): Promise<PreparedAuth>;
+  /**
+   * The credentials to add to one request. `request` names the destination, so a method can
+   * refuse to attach credentials to a URL they do not belong to (session cookies are scoped
+   * to the session's origin). May do network I/O (an OAuth refresh that is due).
+   */
+  authorize(request?: AuthRequest): Promise<PreparedAuth>;
   /**
    * The API answered 401 to a request made with `used`. Try once to obtain a different
-   * credential (oauth: forced refresh under the lock; session: renewal; token: nothing).
-   * Resolves true when a retry is worth making.
+   * credential (oauth: forced refresh under the lock; session: renewal; token: re-read the
+   * secret reference, in case the operator replaced it). Resolves true when the next
+   * `authorize()` returns a credential different from `used`.
    */
   recover(used: PreparedAuth): Promise<boolean>;
   /** What a person must do when this method's credential is rejected even after recovery. */
   readonly rejectedAction: OperatorAction;
+  /**
+   * When the credential in use expires and whether that is soon enough to warn about it
+   * (health `expiring`). No network I/O. Optional: a method without it never reports `expiring`.
+   */
+  expiry?(): Promise<CredentialExpiry>;
+  /**
+   * The exact command or URL that resolves `action` for this method, when the method knows
+   * better than the generic `fixFor()` (the token's reference, the session's login URL).
+   */
+  fixFor?(action: OperatorAction): string | undefined;
 }
 
 export type Availability = { ok: true } | { ok: false; reason: string; operatorAction: OperatorAction };
+
+/** The request a credential is about to be attached to. */
+export interface AuthRequest {
+  url: URL;
+  method: string;
+}
 
 export interface PreparedAuth {
   /** Headers to set on the request (Authorization, Cookie, a CSRF header…). */
   headers: Record<string, string>;
   /** Opaque identity of the credential used (compared by recover(); never printed). */
   credential: string;
+}
+
+export interface CredentialExpiry {
+  /** Epoch ms; null when unknown or the credential does not expire. */
+  expiresAt: number | null;
+  /** True when the credential will stop working soon and cannot renew itself. */
+  expiringSoon: boolean;
+  /** Why it is expiring ("the token expires within 7 days"). */
+  note?: string;
+  /** What a person should do before it expires (`replace_token`, `relogin`). */
+  operatorAction?: OperatorAction;
 }
 
 export interface MethodContext {

@@ -2,6 +2,7 @@ import { open, readFile, stat, unlink } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { LatchkeyError } from '../errors.js';
+import { writeFileAtomic } from './atomic-file.js';
 
 /**
  * A cross-process lock as a lock file created with O_EXCL. The file holds its owner's token,
@@ -29,6 +30,51 @@ const HOST = hostname();
 export type ReleaseLock = () => Promise<void>;
 
 export async function acquireLockFile(path: string, options: LockFileOptions = {}): Promise<ReleaseLock> {
+  const me = await acquire(path, options);
+  return () => releaseIfOwner(path, me.owner);
+}
+
+/** Who holds a lock file (for messages such as "another keeper, pid 123, holds it"). */
+export interface LockHolder {
+  pid: number;
+  host: string;
+  /** When the holder took or last re-stamped the lock (ms epoch). */
+  at: number;
+}
+
+/**
+ * A lock held for a process's whole life (the keeper's single-instance lock). Staleness is
+ * judged by age as well as by pid, so the holder re-stamps it with {@link HeldLock.refresh}
+ * well within `staleMs`; a refresh that finds the lock taken by someone else reports it lost.
+ */
+export interface HeldLock {
+  release(): Promise<void>;
+  /** Re-stamps the lock's time; false when the lock is no longer ours. */
+  refresh(): Promise<boolean>;
+}
+
+export async function acquireHeldLockFile(path: string, options: LockFileOptions = {}): Promise<HeldLock> {
+  const me = await acquire(path, options);
+  return {
+    release: () => releaseIfOwner(path, me.owner),
+    async refresh() {
+      const current = await readOwner(path).catch(() => undefined);
+      if (!current || current === 'gone' || current.owner !== me.owner) return false;
+      me.at = Date.now();
+      // Renamed over the old file: the lock never disappears while it is re-stamped.
+      await writeFileAtomic(path, JSON.stringify(me));
+      return true;
+    },
+  };
+}
+
+/** The current holder of a lock file, or undefined when it is free (or unreadable). */
+export async function readLockHolder(path: string): Promise<LockHolder | undefined> {
+  const o = await readOwner(path).catch(() => undefined);
+  return o && o !== 'gone' ? { pid: o.pid, host: o.host, at: o.at } : undefined;
+}
+
+async function acquire(path: string, options: LockFileOptions): Promise<LockOwner> {
   const staleMs = options.staleMs ?? 30_000;
   const timeoutMs = options.timeoutMs ?? 30_000;
   const deadline = Date.now() + timeoutMs;
@@ -36,9 +82,7 @@ export async function acquireLockFile(path: string, options: LockFileOptions = {
   let delay = 2;
   for (;;) {
     me.at = Date.now();
-    if (await tryCreate(path, me)) {
-      return () => releaseIfOwner(path, me.owner);
-    }
+    if (await tryCreate(path, me)) return me;
     const observed = await readOwner(path);
     if (observed !== 'gone' && (await isStale(path, observed, staleMs))) {
       await breakStaleLock(path, observed);

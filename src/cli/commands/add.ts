@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { SECRET_REF, SOURCE_NAME } from '../../config/constants.js';
+import { getPreset, presets, type Preset } from '../../config/presets.js';
 import type { SourceConfig } from '../../config/schema.js';
 import { updateConfigFile } from '../../config/write.js';
 import { homePaths, latchkeyHome } from '../../paths.js';
@@ -18,33 +19,75 @@ const options = {
   preset: { type: 'string' },
   probe: { type: 'string' },
   'probe-status': { type: 'string' },
+  // the session path (browser cookies + CSRF header)
+  cdp: { type: 'string' },
+  'tab-url': { type: 'string' },
+  'cookie-header': { type: 'string' },
+  'renew-url': { type: 'string' },
+  origin: { type: 'string' },
+  'csrf-cookie': { type: 'string' },
+  'csrf-header': { type: 'string' },
+  cookies: { type: 'string' },
   force: { type: 'boolean' },
 } as const;
+
+const SESSION_FLAGS = ['cdp', 'tab-url', 'cookie-header', 'renew-url', 'origin', 'csrf-cookie', 'csrf-header', 'cookies'] as const;
+
+/** One line per preset for `latchkey add --help`. */
+function presetList(): string {
+  const width = Math.max(...Object.keys(presets).map((n) => n.length));
+  return Object.values(presets)
+    .map((p) => `    ${p.name.padEnd(width)}  ${p.title}; paths: ${p.methods.join(', ')}`)
+    .join('\n');
+}
+
+/** What to pass to turn on each path of a preset. */
+function presetPathsHelp(p: Preset): string {
+  const ways: string[] = [];
+  if (p.token) ways.push('--token <ref> (token path)');
+  if (p.oauth) ways.push(`--client-id <id>${p.requiresIssuer ? ' --issuer <url>' : ''} (oauth path)`);
+  if (p.session) ways.push('--cdp <endpoint> or --cookie-header <ref> (session path)');
+  return ways.join(', ');
+}
 
 export const command: Command = {
   summary: 'declare a source (OAuth client, static token or preset)',
   usage: `latchkey add <source> --token-endpoint <url> --client-id <id> [--client-secret <ref>] [--client-auth none|client_secret_basic|client_secret_post] [--scope <s>]
        latchkey add <source> --issuer <url> --client-id <id> [...]          (endpoints by discovery)
        latchkey add <source> --token <ref> [--header <name>] [--scheme <s>]  (PAT / API key)
-       latchkey add <source> --preset <name> [...]
+       latchkey add <source> --origin <url> (--cdp <endpoint> [--tab-url <pattern>] | --cookie-header <ref>)
+                    [--csrf-cookie <name> --csrf-header <name>] [--renew-url <url>] [--cookies a,b]   (browser session)
+       latchkey add <source> --preset <name> [--token <ref>] [--client-id <id> ...] [--cdp <endpoint> | --cookie-header <ref>]
   common: [--probe <url>] [--probe-status <code>] [--force]
-  <ref> is a secret reference: env:NAME, file:/path or keyring:service/account (never the secret itself)`,
+  <ref> is a secret reference: env:NAME, file:/path or keyring:service/account (never the secret itself);
+  store the value behind it with \`latchkey secrets set <ref>\`.
+  A preset fills in endpoints, scopes and a probe for each path you turn on; it never needs
+  --client-id unless you want its OAuth path. Presets:
+${presetList()}`,
   async run(args, io) {
     const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true });
     const [source, ...extra] = positionals;
     if (!source || extra.length) throw usageError(`expected exactly one source name\nusage: ${this.usage}`);
     if (!SOURCE_NAME.test(source)) throw usageError(`invalid source name "${source}": letters, digits, ".", "_" and "-"`);
-    for (const key of ['client-secret', 'token'] as const) {
+    for (const key of ['client-secret', 'token', 'cookie-header'] as const) {
       const ref = values[key];
       if (ref !== undefined && !SECRET_REF.test(ref)) {
         throw usageError(`--${key} takes a secret reference (env:NAME, file:/path or keyring:service/account), not the secret itself; the value was not stored`);
       }
     }
     const src: SourceConfig = {};
-    if (values.preset) src.preset = values.preset;
+    let preset: Preset | undefined;
+    if (values.preset) {
+      preset = getPreset(values.preset);
+      if (!preset) throw usageError(`unknown preset "${values.preset}"; known presets: ${Object.keys(presets).join(', ')}`);
+      src.preset = values.preset;
+    }
     if (values['token-endpoint'] || values.issuer || values['client-id']) {
       if (!values['client-id']) throw usageError('--client-id is required with --token-endpoint or --issuer');
-      if (!values['token-endpoint'] && !values.issuer && !values.preset) throw usageError('--token-endpoint or --issuer is required with --client-id');
+      if (preset && !preset.oauth) throw usageError(`preset "${preset.name}" has no OAuth path; use ${presetPathsHelp(preset)}`);
+      if (preset?.requiresIssuer && !values.issuer) throw usageError(`preset "${preset.name}" needs --issuer <url> (its endpoints come from discovery)`);
+      const presetHasEndpoint = Boolean(preset?.oauth?.tokenEndpoint || preset?.oauth?.issuer);
+      if (!values['token-endpoint'] && !values.issuer && !presetHasEndpoint) throw usageError('--token-endpoint or --issuer is required with --client-id');
       const oauth: NonNullable<SourceConfig['oauth']> = { clientId: values['client-id'] };
       if (values.issuer) {
         const { discoverIssuer } = await import('../../oauth/discovery.js');
@@ -54,6 +97,8 @@ export const command: Command = {
         if (d.authorizationEndpoint) oauth.authorizationEndpoint = d.authorizationEndpoint;
         if (d.deviceAuthorizationEndpoint) oauth.deviceAuthorizationEndpoint = d.deviceAuthorizationEndpoint;
         if (d.revocationEndpoint) oauth.revocationEndpoint = d.revocationEndpoint;
+        // The `oidc` preset's probe: the issuer's userinfo endpoint.
+        if (preset?.requiresIssuer && !values.probe && typeof d.server.userinfo_endpoint === 'string') src.probe = { url: d.server.userinfo_endpoint };
       }
       if (values['token-endpoint']) oauth.tokenEndpoint = values['token-endpoint'];
       if (values['client-secret']) oauth.clientSecret = values['client-secret'];
@@ -62,9 +107,35 @@ export const command: Command = {
       src.oauth = oauth;
     }
     if (values.token) {
+      if (preset && !preset.token) throw usageError(`preset "${preset.name}" has no token path; use ${presetPathsHelp(preset)}`);
       src.token = { secret: values.token };
       if (values.header) src.token.header = values.header;
       if (values.scheme !== undefined) src.token.scheme = values.scheme;
+    }
+    if (SESSION_FLAGS.some((f) => values[f] !== undefined)) {
+      if (preset && !preset.session) throw usageError(`preset "${preset.name}" has no session path; use ${presetPathsHelp(preset)}`);
+      if (!values.cdp && !values['cookie-header']) throw usageError('the session path needs --cdp <endpoint> (a Chrome started with --remote-debugging-port) or --cookie-header <ref>');
+      if (!values.origin && !preset?.session?.origin) throw usageError('--origin <url> is required for a session (the site whose cookies are used)');
+      if ((values['csrf-cookie'] === undefined) !== (values['csrf-header'] === undefined) && !preset?.session?.csrfCookie) {
+        throw usageError('give --csrf-cookie and --csrf-header together (the cookie whose value goes into the header)');
+      }
+      const session: NonNullable<SourceConfig['session']> = {};
+      if (values.origin) session.origin = values.origin;
+      if (values['cookie-header']) session.cookieHeader = values['cookie-header'];
+      if (values['renew-url']) session.renewUrl = values['renew-url'];
+      if (values['csrf-cookie']) session.csrfCookie = values['csrf-cookie'];
+      if (values['csrf-header']) session.csrfHeader = values['csrf-header'];
+      if (values.cookies) session.cookies = values.cookies.split(',').map((c) => c.trim()).filter((c) => c !== '');
+      if (values.cdp) {
+        session.cdp = { endpoint: values.cdp };
+        if (values['tab-url']) session.cdp.tabUrl = values['tab-url'];
+      } else if (values['tab-url']) {
+        throw usageError('--tab-url applies only with --cdp');
+      }
+      src.session = session;
+    }
+    if (preset && !src.oauth && !src.token && !src.session) {
+      throw usageError(`preset "${preset.name}": say which path to use: ${presetPathsHelp(preset)}`);
     }
     if (values.probe) {
       src.probe = { url: values.probe };
@@ -74,7 +145,9 @@ export const command: Command = {
         src.probe.expectStatus = n;
       }
     }
-    if (!src.preset && !src.oauth && !src.token) throw usageError(`nothing to add: give --token-endpoint/--issuer with --client-id, --token <ref>, or --preset\nusage: ${this.usage}`);
+    if (!src.preset && !src.oauth && !src.token && !src.session) {
+      throw usageError(`nothing to add: give --token-endpoint/--issuer with --client-id, --token <ref>, --cdp/--cookie-header for a session, or --preset\nusage: ${this.usage}`);
+    }
     const paths = homePaths(latchkeyHome(io.env));
     let existed = false;
     await updateConfigFile(paths.config, (raw) => {
@@ -84,7 +157,9 @@ export const command: Command = {
       raw.sources[source] = src;
     });
     io.stdout.write(`${existed ? 'replaced' : 'added'} source "${source}" in ${paths.config}\n`);
-    if (src.oauth || src.preset) io.stdout.write(`next: latchkey login ${source}   (or: latchkey import ${source} --grant <file>)\n`);
+    if (src.token && !src.token.secret.startsWith('env:')) io.stdout.write(`next: latchkey secrets set ${src.token.secret}   (the value is read from stdin or a hidden prompt)\n`);
+    if (src.oauth) io.stdout.write(`next: latchkey login ${source}   (or: latchkey import ${source} --grant <file>)\n`);
+    if (src.session) io.stdout.write(`next: sign in to the site in the browser${src.session.cdp ? ' started with --remote-debugging-port' : ''}, then: latchkey preflight ${source}\n`);
     return 0;
   },
 };

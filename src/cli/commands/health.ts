@@ -1,0 +1,174 @@
+import { parseArgs } from 'node:util';
+import type { HealthStatus, PreflightReport } from '../../client/probe-types.js';
+import { fixFor } from '../../errors.js';
+import { homePaths, latchkeyHome } from '../../paths.js';
+import { exitCodeFor, isReportStale, readHealthReport, type HealthReport } from '../../keeper/health-report.js';
+import { usageError, type CliIO, type Command } from '../io.js';
+
+/** `latchkey health`: the keeper's report as a table (or JSON); a live pre-flight when there is none. */
+
+const WATCH_MS = 2_000;
+/** Without a keeper report, --watch probes live at most this often (probing is not free). */
+const LIVE_REFRESH_MS = 30_000;
+
+const COLOURS: Record<HealthStatus, string> = {
+  ok: '\x1b[32m',
+  expiring: '\x1b[33m',
+  degraded: '\x1b[35m',
+  unreachable: '\x1b[34m',
+  action_required: '\x1b[1;31m',
+};
+const RESET = '\x1b[0m';
+const DIM = '\x1b[2m';
+
+export interface HealthView {
+  /** Where the verdicts came from. */
+  from: 'keeper' | 'live';
+  report: HealthReport;
+  /** A line above the table (age of the report, or why it is live). */
+  note: string;
+  stale: boolean;
+}
+
+/** Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org). */
+export function useColour(io: CliIO): boolean {
+  const nc = io.env.NO_COLOR;
+  if (nc !== undefined && nc !== '') return false;
+  return (io.stdout as { isTTY?: boolean }).isTTY === true && io.env.TERM !== 'dumb';
+}
+
+function relative(ms: number): string {
+  const abs = Math.abs(ms);
+  const s = Math.round(abs / 1000);
+  const text = s < 90 ? `${s}s` : s < 5400 ? `${Math.round(s / 60)}m` : s < 172_800 ? `${Math.round(s / 3600)}h` : `${Math.round(s / 86_400)}d`;
+  return ms >= 0 ? `in ${text}` : `${text} ago`;
+}
+
+/** The table, padded before colouring so the columns line up either way. */
+export function formatHealthTable(view: HealthView, now: number, colour: boolean): string {
+  const c = (code: string, text: string): string => (colour ? `${code}${text}${RESET}` : text);
+  const entries = Object.entries(view.report.sources).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const lines: string[] = [c(DIM, view.note)];
+  if (entries.length === 0) return `${lines.join('\n')}\nno sources configured (latchkey add <source> ...)\n`;
+  const header = ['SOURCE', 'STATUS', 'AUTH', 'EXPIRES', 'LAST OK', 'FAILS', 'LATENCY', 'WHAT TO DO'];
+  const rows = entries.map(([name, s]) => [
+    name,
+    s.status,
+    s.authPath ?? '-',
+    s.expiresAt ? relative(Date.parse(s.expiresAt) - now) : '-',
+    s.lastOkAt ? relative(Date.parse(s.lastOkAt) - now) : 'never',
+    String(s.consecutiveFailures ?? 0),
+    typeof s.latencyMs === 'number' ? `${Math.round(s.latencyMs)}ms` : '-',
+    s.status === 'ok' ? '' : s.fix ? `${s.fix}  (${s.message})` : s.message,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+  const pad = (cells: string[]): string[] => cells.map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] as number)));
+  lines.push(pad(header).join('  '));
+  for (const [i, r] of rows.entries()) {
+    const cells = pad(r);
+    const status = entries[i]![1].status;
+    cells[1] = c(COLOURS[status] ?? '', cells[1] as string);
+    lines.push(cells.join('  ').trimEnd());
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** A live pre-flight's results in the report's shape. */
+export function reportFromPreflight(pre: PreflightReport, now: number, intervalSeconds = 0): HealthReport {
+  const sources: HealthReport['sources'] = {};
+  for (const r of pre.results) {
+    sources[r.source] = {
+      status: r.status,
+      authPath: r.authPath,
+      operatorAction: r.operatorAction,
+      fix: r.fix ?? (r.operatorAction ? fixFor(r.source, r.operatorAction) : null),
+      message: r.message,
+      expiresAt: r.expiresAt,
+      lastOkAt: r.status === 'ok' || r.status === 'expiring' ? r.checkedAt : null,
+      consecutiveFailures: r.status === 'ok' || r.status === 'expiring' ? 0 : 1,
+      latencyMs: r.latencyMs,
+      history: [{ at: r.checkedAt, status: r.status, latencyMs: r.latencyMs }],
+    };
+  }
+  return { generatedAt: new Date(now).toISOString(), intervalSeconds, sources };
+}
+
+async function livePreflight(io: CliIO): Promise<HealthView> {
+  const { openLatchkey } = await import('../../latchkey.js');
+  const lk = await openLatchkey({ env: io.env });
+  try {
+    const names = [...lk.config.sources.keys()];
+    const pre = await lk.preflight(names, { useKeeperReport: false });
+    return {
+      from: 'live',
+      report: reportFromPreflight(pre, Date.now()),
+      note: `live pre-flight (no keeper report at ${lk.paths.health}; start one with \`latchkey keeper\`)`,
+      stale: false,
+    };
+  } finally {
+    await lk.close();
+  }
+}
+
+async function loadView(io: CliIO, allowLive: boolean): Promise<HealthView | undefined> {
+  const path = homePaths(latchkeyHome(io.env)).health;
+  const report = await readHealthReport(path);
+  if (!report) return allowLive ? livePreflight(io) : undefined;
+  const now = Date.now();
+  const stale = isReportStale(report, now);
+  const age = relative(Date.parse(report.generatedAt) - now);
+  const note = stale
+    ? `keeper report from ${age} — STALE (the keeper checks every ${report.intervalSeconds}s): is it running? \`latchkey service status\``
+    : `keeper report from ${age} (checks every ${report.intervalSeconds}s; ${path})`;
+  return { from: 'keeper', report, note, stale };
+}
+
+export const command: Command = {
+  summary: 'show the health of every source (the keeper report, or a live pre-flight)',
+  usage: 'latchkey health [--json] [--watch]\n\n  --json   the report as JSON (the format of health.json)\n  --watch  redraw every 2 s (Ctrl-C to stop)\nExit codes (without --watch): 0 healthy, 3 unreachable/degraded, 4 action required.',
+  async run(args, io) {
+    const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' }, watch: { type: 'boolean' } } });
+    if (positionals.length) throw usageError(`unexpected argument "${positionals[0]}"; usage: latchkey health [--json] [--watch]`);
+    const render = (view: HealthView): string =>
+      values.json ? `${JSON.stringify(view.report, null, values.watch ? undefined : 2)}\n` : formatHealthTable(view, Date.now(), useColour(io));
+    if (!values.watch) {
+      const view = (await loadView(io, true)) as HealthView;
+      io.stdout.write(render(view));
+      if (view.stale && !values.json) io.stderr.write('latchkey: the keeper report is stale; the table may be out of date\n');
+      return exitCodeFor(Object.values(view.report.sources).map((s) => s.status));
+    }
+    const tty = (io.stdout as { isTTY?: boolean }).isTTY === true;
+    let live: { view: HealthView; at: number } | undefined;
+    let stopped = false;
+    const stop = (): void => {
+      stopped = true;
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    try {
+      while (!stopped) {
+        let view = await loadView(io, false).catch((err: unknown) => errorView(err));
+        if (!view) {
+          if (!live || Date.now() - live.at >= LIVE_REFRESH_MS) live = { view: await livePreflight(io), at: Date.now() };
+          view = live.view;
+        }
+        const text = render(view);
+        io.stdout.write(tty && !values.json ? `\x1b[H\x1b[2J${text}${DIM}refreshing every ${WATCH_MS / 1000}s — Ctrl-C to stop${RESET}\n` : text);
+        await sleepUnless(WATCH_MS, () => stopped);
+      }
+    } finally {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+    }
+    return 0;
+  },
+};
+
+function errorView(err: unknown): HealthView {
+  return { from: 'keeper', report: { generatedAt: new Date().toISOString(), intervalSeconds: 0, sources: {} }, note: `cannot read the report: ${(err as Error).message}`, stale: true };
+}
+
+async function sleepUnless(ms: number, stopped: () => boolean): Promise<void> {
+  const step = 100;
+  for (let waited = 0; waited < ms && !stopped(); waited += step) await new Promise((r) => setTimeout(r, step));
+}

@@ -1,0 +1,95 @@
+import { parseArgs } from 'node:util';
+import { systemClock } from '../../clock.js';
+import { LatchkeyError } from '../../errors.js';
+import { usageError, type Command } from '../io.js';
+
+function int(name: string, v: string | undefined, min: number, max: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || !Number.isInteger(n) || n < min || n > max) throw usageError(`${name} expects a whole number from ${min} to ${max}, got "${v}"`);
+  return n;
+}
+
+export const command: Command = {
+  summary: 'run the keeper: refresh ahead, probe every source, health.json, dashboard, metrics, alerts',
+  usage: [
+    'latchkey keeper [--interval <seconds>] [--port <n>] [--host <addr>] [--once] [--standby]',
+    '                       [--allow-remote --token <secret-ref>] [--concurrency <n>] [--probe-timeout <ms>]',
+    '',
+    'Defaults come from the config\'s "keeper" section, else: --interval 300, --port 7878, --host 127.0.0.1.',
+    '  --once           one cycle (write health.json, send alerts), no HTTP server; exit 0/3/4 like preflight',
+    '  --standby        if another keeper runs for this LATCHKEY_HOME, wait and take over when it stops',
+    '  --allow-remote   serve on a non-loopback --host; needs --token <env:NAME|file:/path|keyring:svc/acct>',
+    'Logs: one JSON object per line on stderr. Stop with Ctrl-C or SIGTERM (finishes the write in progress).',
+  ].join('\n'),
+  async run(args, io) {
+    const { values, positionals } = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        interval: { type: 'string' },
+        port: { type: 'string' },
+        host: { type: 'string' },
+        'allow-remote': { type: 'boolean' },
+        token: { type: 'string' },
+        once: { type: 'boolean' },
+        standby: { type: 'boolean' },
+        concurrency: { type: 'string' },
+        'probe-timeout': { type: 'string' },
+      },
+    });
+    if (positionals.length) throw usageError(`unexpected argument "${positionals[0]}"; usage: latchkey keeper [options]`);
+    if (values.token && !values['allow-remote']) throw usageError('--token is used with --allow-remote (on loopback no token is needed)');
+    const { startKeeperDaemon } = await import('../../keeper/daemon.js');
+    const { jsonLineLog } = await import('../../keeper/log.js');
+    const log = jsonLineLog(io.stderr, systemClock);
+
+    const standby = new AbortController();
+    let stopRequested = false;
+    let stop: (() => Promise<number>) | undefined;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (stopRequested) {
+        log('warn', 'forced_exit', { signal, message: 'second signal: exiting without waiting' });
+        process.exit(130);
+      }
+      stopRequested = true;
+      log('info', 'signal', { signal, message: 'stopping (send the signal again to exit at once)' });
+      standby.abort();
+      void stop?.();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    try {
+      let daemon;
+      try {
+        daemon = await startKeeperDaemon({
+          env: io.env,
+          intervalSeconds: int('--interval', values.interval, 1, 86_400),
+          port: int('--port', values.port, 0, 65_535),
+          host: values.host,
+          allowRemote: values['allow-remote'],
+          tokenRef: values.token,
+          concurrency: int('--concurrency', values.concurrency, 1, 1024),
+          probeTimeoutMs: int('--probe-timeout', values['probe-timeout'], 100, 600_000),
+          once: values.once,
+          standby: values.standby,
+          signal: standby.signal,
+          log,
+        });
+      } catch (err) {
+        if (stopRequested && err instanceof LatchkeyError && err.code === 'LK_KEEPER' && err.exitCode === 0) return 0;
+        throw err;
+      }
+      const d = daemon;
+      stop = () => d.stop(0);
+      if (stopRequested) void stop();
+      if (d.http && (io.stdout as { isTTY?: boolean }).isTTY) {
+        io.stdout.write(`Latchkey keeper: dashboard at ${d.http.url}/ — Ctrl-C to stop\n`);
+      }
+      return await d.done;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  },
+};

@@ -1,0 +1,284 @@
+import type { Clock } from '../clock.js';
+import type { ResolvedSource } from '../config/load.js';
+import type { ProbeConfig } from '../config/schema.js';
+import { LatchkeyError, type OperatorAction } from '../errors.js';
+import type { AuthMethod } from '../methods/method.js';
+import type { FetchLike } from '../oauth/endpoint.js';
+import { asMethodFailure, fixForMethod, type MethodFailure, type SourceAuth } from './auth-path.js';
+import { discard, networkErrorText, sendAuthorized } from './fetch.js';
+import type { HealthStatus, MethodFailureSummary, ProbeOptions, ProbeResult } from './probe-types.js';
+
+/** A probe with neither its own `timeoutMs` nor a caller's bound gives up after this long. */
+export const DEFAULT_PROBE_TIMEOUT_MS = 10_000;
+
+/** What a probe needs from Latchkey (kept narrow so the keeper and tests can supply it). */
+export interface ProbeContext {
+  source: ResolvedSource;
+  auth: SourceAuth;
+  fetch: FetchLike;
+  clock: Clock;
+}
+
+/**
+ * Answers "can I call this source right now?" (DESIGN.md "Health").
+ *
+ * With a `probe` configured: the probe request goes out through the same logic as `lk.fetch`
+ * (one recovery, one retry) with each method in order of preference until one works, and the
+ * answer is judged by its status alone (never by its body: an HTML page is fine when the
+ * status is right):
+ *
+ * | answer                               | status            | operator action            |
+ * | ------------------------------------ | ----------------- | -------------------------- |
+ * | `expectStatus` (default: any 2xx)    | `ok` / `expiring` | none / renew before expiry |
+ * | 401 / 403 with every method          | `action_required` | the preferred method's     |
+ * | 429, 5xx                             | `degraded`        | none: transient, try later |
+ * | network error, timeout, budget spent | `unreachable`     | `check_network`            |
+ * | anything else (404, 400, a 3xx…)     | `action_required` | `fix_config` (the probe)   |
+ *
+ * `degraded` rather than `unreachable` for 5xx/429: the upstream answered, so the network
+ * path is fine and nothing on this side needs fixing; both mean "try later" (exit 3).
+ *
+ * Without a probe: a no-network check of the credential (present, not revoked, not past its
+ * declared expiry), judged by the same table minus the request.
+ */
+export async function probeSource(ctx: ProbeContext, options: ProbeOptions = {}): Promise<ProbeResult> {
+  const started = performance.now();
+  const checkedAt = new Date(ctx.clock.now()).toISOString();
+  const config = ctx.source.probe;
+  const timeoutMs = Math.max(1, Math.round(options.timeoutMs ?? config?.timeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS));
+  const timeout = AbortSignal.timeout(timeoutMs);
+  const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+  const verdict = (v: Verdict): ProbeResult => finish(ctx, v, checkedAt, started);
+  const progress: Progress = { method: undefined, failures: [] };
+  try {
+    const v = await untilAborted(config ? liveProbe(ctx, config, signal, progress) : credentialCheck(ctx, progress), signal);
+    return verdict(v);
+  } catch (err) {
+    return verdict({ ...verdictForError(ctx, err, signal, timeoutMs), method: progress.method, failures: progress.failures });
+  }
+}
+
+/** How far a probe got: read when it is cut short by its deadline. */
+interface Progress {
+  /** The method being tried. */
+  method: AuthMethod | undefined;
+  /** Methods that did not work so far. */
+  failures: MethodFailure[];
+}
+
+/** What a probe concluded, before the common fields are filled in. */
+interface Verdict {
+  status: HealthStatus;
+  method: AuthMethod | undefined;
+  operatorAction: OperatorAction | null;
+  message: string;
+  expiresAt?: number | null;
+  httpStatus?: number | null;
+  failures?: MethodFailure[];
+}
+
+function finish(ctx: ProbeContext, v: Verdict, checkedAt: string, started: number): ProbeResult {
+  const method = v.method ?? ctx.auth.methods[0];
+  const result: ProbeResult = {
+    source: ctx.source.name,
+    status: v.status,
+    authPath: method?.name ?? null,
+    operatorAction: v.operatorAction,
+    fix: v.operatorAction ? fixForMethod(ctx.source.name, methodFor(ctx, v), v.operatorAction) : null,
+    message: v.message,
+    latencyMs: Math.round(performance.now() - started),
+    expiresAt: v.expiresAt !== undefined && v.expiresAt !== null && Number.isFinite(v.expiresAt) ? new Date(v.expiresAt).toISOString() : null,
+    checkedAt,
+    from: 'live',
+  };
+  if (v.httpStatus !== undefined) result.httpStatus = v.httpStatus;
+  if (v.failures && v.failures.length > 0) result.methodFailures = v.failures.map(summary);
+  return result;
+}
+
+/** The method whose fix applies: the one that failed first, else the one in use. */
+function methodFor(ctx: ProbeContext, v: Verdict): AuthMethod | undefined {
+  const failed = v.status === 'ok' || v.status === 'expiring' ? undefined : v.failures?.[0]?.method;
+  return failed ? ctx.auth.methods.find((m) => m.name === failed) : (v.method ?? ctx.auth.methods[0]);
+}
+
+function summary(f: MethodFailure): MethodFailureSummary {
+  return { method: f.method, operatorAction: f.operatorAction, reason: f.reason };
+}
+
+function isExpected(config: ProbeConfig, status: number): boolean {
+  const expect = config.expectStatus;
+  if (expect === undefined) return status >= 200 && status < 300;
+  return Array.isArray(expect) ? expect.includes(status) : expect === status;
+}
+
+function expectedText(config: ProbeConfig): string {
+  const expect = config.expectStatus;
+  if (expect === undefined) return '2xx';
+  return Array.isArray(expect) ? expect.join(' or ') : String(expect);
+}
+
+async function liveProbe(ctx: ProbeContext, config: ProbeConfig, signal: AbortSignal, progress: Progress): Promise<Verdict> {
+  const failures = progress.failures;
+  const name = ctx.source.name;
+  const { methods } = ctx.auth;
+  let lastStatus: number | null = null;
+  for (let i = 0; i < methods.length; i++) {
+    const method = methods[i]!;
+    progress.method = method;
+    const availability = await method.available();
+    if (!availability.ok) {
+      failures.push({ method: method.name, reason: availability.reason, operatorAction: availability.operatorAction });
+      continue;
+    }
+    let outcome;
+    try {
+      outcome = await sendAuthorized(ctx.auth, ctx.fetch, config.url, { method: config.method ?? 'GET', signal, headers: { accept: 'application/json, */*;q=0.5' } }, { only: i, honourRejections: false });
+    } catch (err) {
+      const failure = asMethodFailure(method, err);
+      if (!failure) throw err;
+      failures.push(failure);
+      continue;
+    }
+    const status = outcome.response.status;
+    lastStatus = status;
+    await discard(outcome.response);
+    if (isExpected(config, status)) return healthy(method, failures, `${method.name}: probe answered ${status}`, status);
+    if (status === 401 || status === 403) {
+      const rejected = outcome.rejected[0];
+      failures.push({
+        method: method.name,
+        reason: status === 401 ? (rejected?.reason ?? 'rejected (401)') : 'forbidden (403): the credential is valid but lacks access to the probe URL',
+        operatorAction: rejected?.operatorAction ?? method.rejectedAction,
+        ...(rejected?.error ? { error: rejected.error } : {}),
+      });
+      continue;
+    }
+    if (status === 429 || status >= 500) {
+      return {
+        status: 'degraded',
+        method,
+        operatorAction: null,
+        httpStatus: status,
+        failures,
+        message: `${name}: probe answered ${status} (transient: the upstream is overloaded or failing; auth not verified); try later`,
+      };
+    }
+    return {
+      status: 'action_required',
+      method,
+      operatorAction: 'fix_config',
+      httpStatus: status,
+      failures,
+      message: `${name}: probe ${config.method ?? 'GET'} ${new URL(config.url).pathname} answered ${status}, expected ${expectedText(config)}; check sources.${name}.probe`,
+    };
+  }
+  return allFailed(ctx, failures, lastStatus);
+
+  async function healthy(method: AuthMethod, failed: MethodFailure[], message: string, status: number | null): Promise<Verdict> {
+    const expiry = await method.expiry?.();
+    const fallback = failed.length ? `; ${failed.map((f) => `${f.method} not usable (${f.reason}, ${f.operatorAction})`).join('; ')}` : '';
+    const expiring = expiry?.expiringSoon === true;
+    return {
+      status: expiring ? 'expiring' : 'ok',
+      method,
+      operatorAction: expiring ? (expiry?.operatorAction ?? method.rejectedAction) : null,
+      expiresAt: expiry?.expiresAt ?? null,
+      httpStatus: status,
+      failures: failed,
+      message: `${message}${expiring && expiry?.note ? `; ${expiry.note}` : ''}${fallback}`,
+    };
+  }
+}
+
+function allFailed(ctx: ProbeContext, failures: MethodFailure[], httpStatus: number | null): Verdict {
+  const first = failures[0];
+  if (!first) {
+    return { status: 'action_required', method: undefined, operatorAction: 'fix_config', httpStatus, message: `${ctx.source.name}: no auth method configured` };
+  }
+  const detail = failures.map((f) => `${f.method}: ${f.reason}`).join('; ');
+  return {
+    // A token endpoint that did not answer during recovery is a network problem, not a person's.
+    status: first.operatorAction === 'check_network' ? 'unreachable' : 'action_required',
+    method: ctx.auth.methods.find((m) => m.name === first.method),
+    operatorAction: first.operatorAction,
+    httpStatus,
+    failures,
+    message: `${ctx.source.name}: ${detail}`,
+  };
+}
+
+/** No probe configured: is the credential there and usable, as far as can be told offline? */
+async function credentialCheck(ctx: ProbeContext, progress: Progress): Promise<Verdict> {
+  const failures = progress.failures;
+  const now = ctx.clock.now();
+  for (const method of ctx.auth.methods) {
+    progress.method = method;
+    const availability = await method.available();
+    if (!availability.ok) {
+      failures.push({ method: method.name, reason: availability.reason, operatorAction: availability.operatorAction });
+      continue;
+    }
+    const expiry = await method.expiry?.();
+    if (expiry?.expiringSoon && expiry.expiresAt !== null && expiry.expiresAt <= now) {
+      failures.push({ method: method.name, reason: expiry.note ?? 'the credential has expired', operatorAction: expiry.operatorAction ?? method.rejectedAction });
+      continue;
+    }
+    const expiring = expiry?.expiringSoon === true;
+    const fallback = failures.length ? `; ${failures.map((f) => `${f.method} not usable (${f.reason})`).join('; ')}` : '';
+    return {
+      status: expiring ? 'expiring' : 'ok',
+      method,
+      operatorAction: expiring ? (expiry?.operatorAction ?? method.rejectedAction) : null,
+      expiresAt: expiry?.expiresAt ?? null,
+      httpStatus: null,
+      failures,
+      message: `${method.name}: credential present (not verified against the API: no probe configured for ${ctx.source.name})${expiring && expiry?.note ? `; ${expiry.note}` : ''}${fallback}`,
+    };
+  }
+  return allFailed(ctx, failures, null);
+}
+
+function verdictForError(ctx: ProbeContext, err: unknown, signal: AbortSignal, timeoutMs: number): Verdict {
+  const name = ctx.source.name;
+  if (signal.aborted) {
+    const reason: unknown = signal.reason;
+    const timedOut = reason instanceof Error && reason.name === 'TimeoutError';
+    return {
+      status: 'unreachable',
+      method: undefined,
+      operatorAction: 'check_network',
+      httpStatus: null,
+      message: timedOut ? `${name}: no answer within ${timeoutMs} ms` : `${name}: probe cancelled`,
+    };
+  }
+  if (err instanceof LatchkeyError) {
+    if (err.operatorAction === 'check_network' || (!err.operatorAction && err.exitCode === 3)) {
+      return { status: 'unreachable', method: undefined, operatorAction: 'check_network', httpStatus: null, message: err.message };
+    }
+    return { status: 'action_required', method: undefined, operatorAction: err.operatorAction ?? 'fix_config', httpStatus: null, message: err.message };
+  }
+  return { status: 'unreachable', method: undefined, operatorAction: 'check_network', httpStatus: null, message: `${name}: ${networkErrorText(err)}` };
+}
+
+/** Resolves or rejects with `work`, or rejects as soon as `signal` aborts (work is not waited for). */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    work.catch(() => undefined);
+    return Promise.reject(signal.reason as Error);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e as Error);
+      },
+    );
+  });
+}

@@ -1,0 +1,194 @@
+import { SECRET_REF } from '../config/constants.js';
+import { loadConfig } from '../config/load.js';
+import type { KeeperConfig } from '../config/schema.js';
+import { resolveSecretRef } from '../config/secret-ref.js';
+import { LatchkeyError } from '../errors.js';
+import type { OpenLatchkeyOptions } from '../latchkey.js';
+import { homePaths, latchkeyHome } from '../paths.js';
+import { Secret } from '../secret.js';
+import type { AlertSettings } from './alerts.js';
+import { checkBind, startKeeperHttp, type KeeperHttpServer } from './http.js';
+import { Keeper, type CycleSummary, type KeeperOptions } from './keeper.js';
+import type { KeeperLog } from './log.js';
+import type { ProbeFn } from './probe-stage.js';
+import { acquireKeeperLock, describeHolder, type KeeperLock } from './single-instance.js';
+
+/**
+ * `latchkey keeper` as a process: settings from flags over the config's `keeper` section over
+ * defaults, then — in an order that loses nothing when a step fails — the single-instance lock,
+ * the keeper, the HTTP server, the loop. Stopping runs it backwards.
+ */
+
+export const DEFAULT_PORT = 7878;
+export const DEFAULT_HOST = '127.0.0.1';
+
+export interface KeeperDaemonOptions {
+  env?: NodeJS.ProcessEnv;
+  /** LATCHKEY_HOME (default from `env`). */
+  home?: string;
+  intervalSeconds?: number;
+  port?: number;
+  host?: string;
+  allowRemote?: boolean;
+  /** Secret reference of the bearer token (`env:NAME`, `file:/path`, `keyring:service/account`). */
+  tokenRef?: string;
+  concurrency?: number;
+  probeTimeoutMs?: number;
+  /** One cycle, no HTTP server, then stop. */
+  once?: boolean;
+  /** Wait for another keeper to stop instead of refusing. */
+  standby?: boolean;
+  /** Aborting it stops a keeper that is standing by for the lock. */
+  signal?: AbortSignal;
+  log: KeeperLog;
+  /** Test hooks: extra options for opening Latchkey (fetch, clock) and the keeper. */
+  open?: Omit<OpenLatchkeyOptions, 'home' | 'env' | 'config'>;
+  probe?: ProbeFn;
+  keeper?: Pick<KeeperOptions, 'random' | 'fetch'> & { alertRetryBaseMs?: number; alertTimeoutMs?: number };
+}
+
+export interface KeeperDaemon {
+  readonly keeper: Keeper;
+  readonly http: KeeperHttpServer | undefined;
+  /** Resolves with the exit code once the daemon stopped (by `stop()` or because it lost its lock). */
+  readonly done: Promise<number>;
+  /** The summary of the single cycle (`once`). */
+  readonly once: CycleSummary | undefined;
+  stop(code?: number): Promise<number>;
+}
+
+/** Resolves `--token`: a reference, never the token itself. */
+export async function resolveTokenRef(ref: string, env: NodeJS.ProcessEnv): Promise<Secret> {
+  if (!SECRET_REF.test(ref)) {
+    throw new LatchkeyError('LK_USAGE', '--token takes a secret reference (env:NAME, file:/path or keyring:service/account), not the token itself');
+  }
+  return resolveSecretRef(ref, env);
+}
+
+/** The alert channels of the config's `keeper.alerts`, with their secrets resolved. */
+export async function resolveAlertSettings(cfg: KeeperConfig['alerts'], env: NodeJS.ProcessEnv): Promise<AlertSettings> {
+  const out: AlertSettings = {};
+  if (cfg?.webhook) {
+    out.webhook = { url: cfg.webhook.url };
+    if (cfg.webhook.secret) out.webhook.secret = await resolveSecretRef(cfg.webhook.secret, env);
+  }
+  const push = cfg?.uptimeKuma?.pushUrl;
+  if (push) out.uptimeKumaPushUrl = SECRET_REF.test(push) ? await resolveSecretRef(push, env) : new Secret(push);
+  return out;
+}
+
+function positive(name: string, v: number | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!Number.isFinite(v) || v <= 0) throw new LatchkeyError('LK_USAGE', `${name} must be a positive number`);
+  return v;
+}
+
+export async function startKeeperDaemon(o: KeeperDaemonOptions): Promise<KeeperDaemon> {
+  const env = o.env ?? process.env;
+  const home = o.home ?? latchkeyHome(env);
+  const paths = homePaths(home);
+  const config = await loadConfig(paths.config);
+  const kc: KeeperConfig = config.raw.keeper ?? {};
+  const host = o.host ?? kc.host ?? DEFAULT_HOST;
+  const port = o.port ?? kc.port ?? DEFAULT_PORT;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new LatchkeyError('LK_USAGE', `--port must be 0–65535, got ${port}`);
+  const token = o.tokenRef ? await resolveTokenRef(o.tokenRef, env) : undefined;
+  if (!o.once) checkBind({ host, port, allowRemote: o.allowRemote, token });
+  const alerts = await resolveAlertSettings(kc.alerts, env);
+  if (o.keeper?.alertRetryBaseMs !== undefined) alerts.retryBaseMs = o.keeper.alertRetryBaseMs;
+  if (o.keeper?.alertTimeoutMs !== undefined) alerts.timeoutMs = o.keeper.alertTimeoutMs;
+  const log = o.log;
+
+  let lostLock = false;
+  let onLost: () => void = () => undefined;
+  const lock: KeeperLock = await acquireKeeperLock(paths.keeperLock, {
+    standby: o.standby,
+    signal: o.signal,
+    onStandby: (holder) =>
+      log('warn', 'standby', {
+        message: `another keeper (${describeHolder(holder)}) is running for ${home}; standing by until it stops`,
+        lock: paths.keeperLock,
+      }),
+    onLost: (holder) => {
+      lostLock = true;
+      log('error', 'lock_lost', {
+        message: `the keeper lock ${paths.keeperLock} was taken over by ${describeHolder(holder)} (this keeper was unresponsive for too long); stopping so that only one keeper probes`,
+      });
+      onLost();
+    },
+    onHeartbeatError: (err) => log('warn', 'lock_heartbeat_failed', { message: (err as Error).message }),
+  });
+
+  let keeper: Keeper;
+  try {
+    keeper = await Keeper.open({
+      open: { ...o.open, home, env, config },
+      intervalSeconds: positive('--interval', o.intervalSeconds),
+      concurrency: positive('concurrency', o.concurrency),
+      probeTimeoutMs: positive('probe timeout', o.probeTimeoutMs),
+      alerts,
+      log,
+      probe: o.probe,
+      random: o.keeper?.random,
+      fetch: o.keeper?.fetch,
+    });
+  } catch (err) {
+    await lock.release();
+    throw err;
+  }
+
+  let http: KeeperHttpServer | undefined;
+  if (!o.once) {
+    try {
+      http = await startKeeperHttp(keeper, { host, port, allowRemote: o.allowRemote, token });
+    } catch (err) {
+      await keeper.stop(0);
+      await lock.release();
+      throw err;
+    }
+  }
+
+  let resolveDone: (code: number) => void = () => undefined;
+  const done = new Promise<number>((r) => (resolveDone = r));
+  let stopping: Promise<number> | undefined;
+  const stop = (code = 0): Promise<number> => {
+    stopping ??= (async () => {
+      log('info', 'stopping', { message: 'finishing the work in progress, saving state, releasing the lock' });
+      await Promise.all([keeper.stop(), http?.close()]);
+      await lock.release();
+      const exit = lostLock ? 1 : code;
+      log('info', 'stopped', { exitCode: exit });
+      resolveDone(exit);
+      return exit;
+    })();
+    return stopping;
+  };
+  onLost = () => void stop(1);
+
+  const s = keeper.settings;
+  log('info', 'started', {
+    pid: process.pid,
+    home,
+    sources: keeper.lk.config.sources.size,
+    intervalSeconds: s.intervalSeconds,
+    concurrency: s.concurrency,
+    probeTimeoutMs: s.probeTimeoutMs,
+    url: http?.url,
+    remote: http?.remote ?? false,
+    alerts: [alerts.webhook ? 'webhook' : '', alerts.uptimeKumaPushUrl ? 'uptime_kuma' : '', 'log'].filter(Boolean),
+    message: http ? `keeper running; dashboard at ${http.url}/` : 'keeper running one cycle',
+  });
+
+  if (o.once) {
+    let once: CycleSummary | undefined;
+    try {
+      once = await keeper.runCycle();
+    } finally {
+      await stop(once?.exitCode ?? 1);
+    }
+    const code = once.exitCode;
+    return { keeper, http, done: Promise.resolve(code), once, stop: async () => code };
+  }
+  keeper.start();
+  return { keeper, http, done, once: undefined, stop };
+}

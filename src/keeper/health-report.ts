@@ -1,0 +1,181 @@
+import { readFile, stat } from 'node:fs/promises';
+import type { HealthStatus } from '../client/probe-types.js';
+import type { MethodName } from '../config/constants.js';
+import { LatchkeyError, type OperatorAction } from '../errors.js';
+import { writeFileAtomic } from '../store/atomic-file.js';
+import type { ProbeSample, SourceKeeperState } from './state.js';
+
+/**
+ * The keeper's "report" stage: `health.json`, written atomically once per cycle and served as
+ * is at `/api/health`. Its field names are a contract: `lk.preflight` reads this file for its
+ * cached answer, and the dashboard renders it.
+ */
+
+/** One source in the report. */
+export interface HealthReportSource {
+  status: HealthStatus;
+  authPath: MethodName | null;
+  operatorAction: OperatorAction | null;
+  /** The exact command or URL that fixes it. */
+  fix: string | null;
+  message: string;
+  expiresAt: string | null;
+  lastOkAt: string | null;
+  consecutiveFailures: number;
+  latencyMs: number | null;
+  history: ProbeSample[];
+}
+
+/** `health.json` and `GET /api/health`. */
+export interface HealthReport {
+  generatedAt: string;
+  intervalSeconds: number;
+  sources: Record<string, HealthReportSource>;
+}
+
+/**
+ * The report for the sources the keeper knows. A source not checked yet is reported as
+ * `unreachable` with a message saying so (never as healthy: nobody has seen it work).
+ */
+export function buildHealthReport(sources: Iterable<[string, SourceKeeperState]>, generatedAt: number, intervalSeconds: number): HealthReport {
+  const out: Record<string, HealthReportSource> = {};
+  for (const [name, s] of sources) {
+    out[name] = {
+      status: s.status ?? 'unreachable',
+      authPath: s.authPath,
+      operatorAction: s.operatorAction,
+      fix: s.fix,
+      message: s.status === null ? 'not checked yet' : s.message,
+      expiresAt: s.expiresAt,
+      lastOkAt: s.lastOkAt,
+      consecutiveFailures: s.consecutiveFailures,
+      latencyMs: s.latencyMs,
+      history: s.history,
+    };
+  }
+  return { generatedAt: new Date(generatedAt).toISOString(), intervalSeconds, sources: out };
+}
+
+/** What happened to the file since the keeper last wrote it (checked before each write). */
+export type ReportFileCheck = 'first' | 'unchanged' | 'deleted' | 'corrupted' | 'replaced';
+
+interface Written {
+  ino: number;
+  size: number;
+  mtimeMs: number;
+}
+
+/**
+ * Writes `health.json` and notices when someone else touched it in between (deleted, replaced,
+ * corrupted by hand), so the keeper can say so in its log while it puts it right.
+ */
+export class HealthReportWriter {
+  readonly path: string;
+  #last: Written | undefined;
+  #writes = 0;
+
+  constructor(path: string) {
+    this.path = path;
+  }
+
+  /** How many times the file was written by this writer. */
+  get writes(): number {
+    return this.#writes;
+  }
+
+  /** Compares the file on disk with what was last written; cheap (one stat) when untouched. */
+  async check(): Promise<ReportFileCheck> {
+    const last = this.#last;
+    if (!last) return 'first';
+    let st;
+    try {
+      st = await stat(this.path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'deleted';
+      throw err;
+    }
+    if (st.ino === last.ino && st.size === last.size && st.mtimeMs === last.mtimeMs) return 'unchanged';
+    const text = await readFile(this.path, 'utf8').catch(() => '');
+    try {
+      parseHealthReport(JSON.parse(text) as unknown, this.path);
+      return 'replaced';
+    } catch {
+      return 'corrupted';
+    }
+  }
+
+  /** Writes the serialized report atomically and remembers what it wrote. */
+  async write(bytes: string | Buffer): Promise<void> {
+    await writeFileAtomic(this.path, bytes);
+    this.#writes += 1;
+    const st = await stat(this.path);
+    this.#last = { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs };
+  }
+}
+
+export function serializeHealthReport(report: HealthReport): string {
+  return `${JSON.stringify(report)}\n`;
+}
+
+const STATUSES: ReadonlySet<string> = new Set(['ok', 'expiring', 'degraded', 'unreachable', 'action_required']);
+
+/** Validates a parsed `health.json`; throws LK_KEEPER naming the file and the field. */
+export function parseHealthReport(v: unknown, file: string): HealthReport {
+  const bad = (what: string): never => {
+    throw new LatchkeyError('LK_KEEPER', `${file}: ${what} (not a keeper health report; the keeper rewrites it on its next cycle)`);
+  };
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return bad('not a JSON object');
+  const o = v as Record<string, unknown>;
+  if (typeof o.generatedAt !== 'string' || Number.isNaN(Date.parse(o.generatedAt))) bad('"generatedAt" is not a timestamp');
+  if (typeof o.sources !== 'object' || o.sources === null || Array.isArray(o.sources)) bad('"sources" is not an object');
+  for (const [name, s] of Object.entries(o.sources as Record<string, unknown>)) {
+    if (typeof s !== 'object' || s === null) bad(`sources.${name} is not an object`);
+    const status = (s as Record<string, unknown>).status;
+    if (typeof status !== 'string' || !STATUSES.has(status)) bad(`sources.${name}.status is not a health status`);
+    const history = (s as Record<string, unknown>).history;
+    if (history !== undefined && !Array.isArray(history)) bad(`sources.${name}.history is not an array`);
+  }
+  return {
+    generatedAt: o.generatedAt as string,
+    intervalSeconds: typeof o.intervalSeconds === 'number' ? o.intervalSeconds : 300,
+    sources: o.sources as Record<string, HealthReportSource>,
+  };
+}
+
+/** Reads `health.json`; `undefined` when there is none. A corrupt file is an error naming it. */
+export async function readHealthReport(path: string): Promise<HealthReport | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new LatchkeyError('LK_KEEPER', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new LatchkeyError('LK_KEEPER', `${path} is not valid JSON (the keeper rewrites it on its next cycle)`);
+  }
+  return parseHealthReport(parsed, path);
+}
+
+/** A report is stale when no cycle finished for 2.5 intervals (and at least a minute). */
+export function reportAgeMs(report: HealthReport, now: number): number {
+  return now - Date.parse(report.generatedAt);
+}
+
+export function isReportStale(report: HealthReport, now: number): boolean {
+  const age = reportAgeMs(report, now);
+  return age > Math.max(2.5 * report.intervalSeconds * 1000, 60_000) || age < -60_000;
+}
+
+/** CLI exit code for a set of statuses: 4 action required, 3 unreachable/degraded, 0 healthy. */
+export function exitCodeFor(statuses: Iterable<HealthStatus>): 0 | 3 | 4 {
+  let code: 0 | 3 | 4 = 0;
+  for (const s of statuses) {
+    if (s === 'action_required') return 4;
+    if (s === 'unreachable' || s === 'degraded') code = 3;
+  }
+  return code;
+}

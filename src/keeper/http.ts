@@ -1,0 +1,334 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { SOURCE_NAME } from '../config/constants.js';
+import { LatchkeyError } from '../errors.js';
+import { isLoopbackHost } from '../oauth/endpoint.js';
+import type { Secret } from '../secret.js';
+import { DASHBOARD_CSP, dashboardAsset, DASHBOARD_ASSET_PATHS } from './dashboard-page.js';
+
+/**
+ * The keeper's HTTP surface. Every route and its request schema is declared in {@link ROUTES};
+ * everything a response needs that does not change per request (headers, the dashboard bytes,
+ * the token digest) is computed at start-up, and the report bytes once per cycle, so a request
+ * does a table lookup and a write.
+ *
+ * Loopback by default. A non-loopback bind needs `allowRemote` and a bearer token; then every
+ * route except `/livez` and the static dashboard files (which hold no data, and which a browser
+ * fetches without credentials) requires `Authorization: Bearer <token>`, compared in constant
+ * time. On loopback the Host header must name a loopback address, so a web page on another
+ * origin cannot read the report through DNS rebinding.
+ */
+
+/** What the server needs from the keeper (a narrow view, so tests can pass a stub). */
+export interface KeeperHttpBackend {
+  readonly reportBytes: Buffer;
+  readonly readinessBytes: Buffer;
+  readonly readiness: { ready: boolean };
+  probeNow(source?: string): Promise<unknown>;
+  readonly metrics: { render(): Promise<string>; readonly contentType: string };
+}
+
+export interface KeeperHttpOptions {
+  host: string;
+  port: number;
+  allowRemote?: boolean;
+  /** Bearer token required on every data route (mandatory for a non-loopback host). */
+  token?: Secret;
+}
+
+export interface KeeperHttpServer {
+  readonly url: string;
+  readonly host: string;
+  readonly port: number;
+  readonly remote: boolean;
+  close(): Promise<void>;
+}
+
+type Auth = 'public' | 'bearer';
+
+interface Reply {
+  status: number;
+  headers: Readonly<Record<string, string>>;
+  body: Buffer | string;
+}
+
+interface RequestContext {
+  req: IncomingMessage;
+  /** Parsed and validated JSON body (POST routes with a schema). */
+  body: unknown;
+}
+
+interface Route {
+  method: 'GET' | 'POST';
+  path: string;
+  auth: Auth;
+  /** POST only: the `X-Latchkey-Action: 1` header and a same-origin `Origin` are required. */
+  csrf?: boolean;
+  /** Validates the JSON body; returns an error message or the value. */
+  body?: (v: unknown) => { ok: true; value: unknown } | { ok: false; message: string };
+  handle(ctx: RequestContext): Reply | Promise<Reply>;
+}
+
+/** `POST /api/probe` body: `{}` (every source) or `{ "source": "<name>" }`. */
+export function probeBodySchema(v: unknown): { ok: true; value: { source?: string } } | { ok: false; message: string } {
+  if (v === undefined) return { ok: true, value: {} };
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return { ok: false, message: 'expected a JSON object' };
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (k !== 'source') return { ok: false, message: `unknown field "${k}" (only "source")` };
+  if (o.source === undefined) return { ok: true, value: {} };
+  if (typeof o.source !== 'string' || !SOURCE_NAME.test(o.source)) return { ok: false, message: '"source" must be a source name' };
+  return { ok: true, value: { source: o.source } };
+}
+
+const MAX_BODY_BYTES = 4096;
+
+/** Headers every response carries. */
+const SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  'X-Content-Type-Options': 'nosniff',
+  'Referrer-Policy': 'no-referrer',
+  'X-Frame-Options': 'DENY',
+  'Cross-Origin-Opener-Policy': 'same-origin',
+  'Cross-Origin-Resource-Policy': 'same-origin',
+  // Data responses run no script and embed nothing; the dashboard's own policy replaces this.
+  'Content-Security-Policy': "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+});
+
+const JSON_HEADERS = Object.freeze({ ...SECURITY_HEADERS, 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
+
+function json(status: number, value: unknown, extra: Record<string, string> = {}): Reply {
+  return { status, headers: Object.keys(extra).length ? { ...JSON_HEADERS, ...extra } : JSON_HEADERS, body: JSON.stringify(value) };
+}
+
+function problem(status: number, error: string, message: string, extra: Record<string, string> = {}): Reply {
+  return json(status, { error, message }, extra);
+}
+
+/** The routes, their auth and schemas: the whole HTTP surface in one table. */
+function buildRoutes(backend: KeeperHttpBackend): Route[] {
+  const assets: Route[] = DASHBOARD_ASSET_PATHS.map((path) => {
+    const a = dashboardAsset(path);
+    if (!a) throw new Error(`missing dashboard asset ${path}`);
+    const headers = Object.freeze({ ...SECURITY_HEADERS, ...a.headers, 'Content-Security-Policy': path === '/' ? DASHBOARD_CSP : SECURITY_HEADERS['Content-Security-Policy']! });
+    return { method: 'GET', path, auth: 'public', handle: () => ({ status: 200, headers, body: a.body }) } satisfies Route;
+  });
+  return [
+    ...assets,
+    { method: 'GET', path: '/api/health', auth: 'bearer', handle: () => ({ status: 200, headers: JSON_HEADERS, body: backend.reportBytes }) },
+    {
+      method: 'POST',
+      path: '/api/probe',
+      auth: 'bearer',
+      csrf: true,
+      body: probeBodySchema,
+      async handle({ body }) {
+        const { source } = body as { source?: string };
+        try {
+          await backend.probeNow(source);
+        } catch (err) {
+          if (err instanceof LatchkeyError && err.code === 'LK_UNKNOWN_SOURCE') return problem(404, 'unknown_source', err.message);
+          throw err;
+        }
+        return { status: 200, headers: JSON_HEADERS, body: backend.reportBytes };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/readyz',
+      auth: 'bearer',
+      handle: () => ({ status: backend.readiness.ready ? 200 : 503, headers: JSON_HEADERS, body: backend.readinessBytes }),
+    },
+    { method: 'GET', path: '/livez', auth: 'public', handle: () => json(200, { live: true }) },
+    {
+      method: 'GET',
+      path: '/metrics',
+      auth: 'bearer',
+      async handle() {
+        const text = await backend.metrics.render();
+        return { status: 200, headers: { ...SECURITY_HEADERS, 'Content-Type': backend.metrics.contentType, 'Cache-Control': 'no-store' }, body: text };
+      },
+    },
+  ];
+}
+
+function digest(value: string): Buffer {
+  return createHash('sha256').update(value, 'utf8').digest();
+}
+
+/** Checks the configuration before anything binds: a non-loopback host needs both guards. */
+export function checkBind(options: KeeperHttpOptions): { remote: boolean } {
+  const remote = !isLoopbackHost(options.host);
+  if (remote && !(options.allowRemote && options.token)) {
+    throw new LatchkeyError(
+      'LK_USAGE',
+      `refusing to serve the keeper on ${options.host}, which is not a loopback address: the dashboard and /api/health would be open to the network. ` +
+        'To do it anyway, pass --allow-remote and --token <secret-ref> (env:NAME, file:/path or keyring:service/account); every request must then carry that bearer token.',
+    );
+  }
+  if (options.token && options.token.length < 16) {
+    throw new LatchkeyError('LK_USAGE', 'the keeper access token is too short (at least 16 characters; e.g. `openssl rand -hex 32`)');
+  }
+  return { remote };
+}
+
+/** Starts the HTTP server. A port in use is a LK_KEEPER error naming host and port (exit 1). */
+export async function startKeeperHttp(backend: KeeperHttpBackend, options: KeeperHttpOptions): Promise<KeeperHttpServer> {
+  const { remote } = checkBind(options);
+  const routes = buildRoutes(backend);
+  const byPath = new Map<string, Route[]>();
+  for (const r of routes) byPath.set(r.path, [...(byPath.get(r.path) ?? []), r]);
+  const allowHeader = new Map([...byPath].map(([p, rs]) => [p, [...new Set(rs.flatMap((r) => (r.method === 'GET' ? ['GET', 'HEAD'] : [r.method])))].join(', ')]));
+  const expected = options.token ? digest(options.token.reveal()) : undefined;
+  let allowedHosts: Set<string> | undefined;
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch(() => {
+      if (!res.headersSent) send(req, res, problem(500, 'internal', 'internal error'));
+      else res.destroy();
+    });
+  });
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  server.keepAliveTimeout = 5_000;
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = pathOf(req.url);
+    if (allowedHosts && !allowedHosts.has((req.headers.host ?? '').toLowerCase())) {
+      return send(req, res, problem(421, 'misdirected', 'this keeper answers only to a loopback Host (127.0.0.1, localhost or [::1])'));
+    }
+    const candidates = byPath.get(path);
+    if (!candidates) return send(req, res, problem(404, 'not_found', `no route ${path}`));
+    const method = req.method === 'HEAD' ? 'GET' : req.method;
+    const route = candidates.find((r) => r.method === method);
+    if (!route) return send(req, res, problem(405, 'method_not_allowed', `${req.method} is not allowed on ${path}`, { Allow: allowHeader.get(path) ?? '' }));
+    if (route.auth === 'bearer' && expected && !bearerMatches(req.headers.authorization, expected)) {
+      return send(req, res, problem(401, 'unauthorized', 'this keeper requires Authorization: Bearer <token>', { 'WWW-Authenticate': 'Bearer realm="latchkey"' }));
+    }
+    let body: unknown;
+    if (route.method === 'POST') {
+      if (route.csrf) {
+        const refusal = csrfRefusal(req);
+        if (refusal) return send(req, res, problem(403, 'forbidden', refusal));
+      }
+      const read = await readJsonBody(req);
+      if (!read.ok) return send(req, res, problem(read.status, 'bad_request', read.message));
+      const checked = route.body ? route.body(read.value) : { ok: true as const, value: read.value };
+      if (!checked.ok) return send(req, res, problem(400, 'bad_request', checked.message));
+      body = checked.value;
+    }
+    const reply = await route.handle({ req, body });
+    if (route.method === 'GET' && reply.status === 200 && reply.headers.ETag && req.headers['if-none-match'] === reply.headers.ETag) {
+      return send(req, res, { status: 304, headers: reply.headers, body: '' });
+    }
+    send(req, res, reply);
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
+      server.off('listening', onListening);
+      reject(listenError(err, options.host, options.port));
+    };
+    const onListening = (): void => {
+      server.off('error', onError);
+      resolve();
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    server.listen({ host: options.host, port: options.port, exclusive: true });
+  });
+  const addr = server.address() as AddressInfo;
+  const hostForUrl = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  if (!remote) {
+    const names = new Set(['127.0.0.1', 'localhost', '[::1]', hostForUrl.toLowerCase()]);
+    allowedHosts = new Set([...names].flatMap((h) => [`${h}:${addr.port}`, ...(addr.port === 80 ? [h] : [])]));
+  }
+  return {
+    url: `http://${hostForUrl}:${addr.port}`,
+    host: addr.address,
+    port: addr.port,
+    remote,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+        // A dashboard's keep-alive or a long POST /api/probe must not hold the shutdown.
+        setTimeout(() => server.closeAllConnections(), 1_000).unref();
+      }),
+  };
+}
+
+function pathOf(url: string | undefined): string {
+  const raw = url ?? '/';
+  const q = raw.indexOf('?');
+  return q === -1 ? raw : raw.slice(0, q);
+}
+
+function bearerMatches(header: string | undefined, expected: Buffer): boolean {
+  if (!header) return false;
+  const m = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
+  if (!m) return false;
+  // Digests have equal length whatever was sent, so the comparison time reveals nothing.
+  return timingSafeEqual(digest(m[1] as string), expected);
+}
+
+/** Why a state-changing request is refused (CSRF), or undefined when it may proceed. */
+function csrfRefusal(req: IncomingMessage): string | undefined {
+  if (req.headers['x-latchkey-action'] !== '1') return 'missing header X-Latchkey-Action: 1';
+  const site = req.headers['sec-fetch-site'];
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') return `cross-site request refused (Sec-Fetch-Site: ${site})`;
+  const origin = req.headers.origin;
+  if (origin !== undefined) {
+    const host = req.headers.host;
+    if (!host || (origin !== `http://${host}` && origin !== `https://${host}`)) return `cross-origin request refused (Origin ${origin})`;
+  }
+  return undefined;
+}
+
+async function readJsonBody(req: IncomingMessage): Promise<{ ok: true; value: unknown } | { ok: false; status: number; message: string }> {
+  const declared = Number(req.headers['content-length'] ?? '0');
+  if (declared > MAX_BODY_BYTES) return { ok: false, status: 413, message: `body larger than ${MAX_BODY_BYTES} bytes` };
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) return { ok: false, status: 413, message: `body larger than ${MAX_BODY_BYTES} bytes` };
+    chunks.push(chunk as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8').trim();
+  if (text === '') return { ok: true, value: undefined };
+  const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+  if (type !== 'application/json') return { ok: false, status: 415, message: 'expected Content-Type: application/json' };
+  try {
+    return { ok: true, value: JSON.parse(text) as unknown };
+  } catch {
+    return { ok: false, status: 400, message: 'body is not valid JSON' };
+  }
+}
+
+function send(req: IncomingMessage, res: ServerResponse, reply: Reply): void {
+  const body = typeof reply.body === 'string' ? Buffer.from(reply.body, 'utf8') : reply.body;
+  res.writeHead(reply.status, { ...reply.headers, ...(reply.status === 304 ? {} : { 'Content-Length': String(body.length) }) });
+  res.end(req.method === 'HEAD' || reply.status === 304 ? undefined : body);
+}
+
+function listenError(err: NodeJS.ErrnoException, host: string, port: number): Error {
+  const where = `${host}:${port}`;
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return new LatchkeyError(
+        'LK_KEEPER',
+        `port ${port} on ${host} is already in use (another keeper, or another program, is listening on ${where}). Nothing was changed. ` +
+          'Choose another port with --port <n> (or keeper.port in the config), or stop whatever holds it.',
+        { exitCode: 1 },
+      );
+    case 'EACCES':
+      return new LatchkeyError('LK_KEEPER', `not allowed to listen on ${where} (ports below 1024 need privileges); choose another with --port`, { exitCode: 1 });
+    case 'EADDRNOTAVAIL':
+      return new LatchkeyError('LK_KEEPER', `cannot listen on ${where}: no network interface has the address ${host}`, { exitCode: 1 });
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new LatchkeyError('LK_KEEPER', `cannot listen on ${where}: the host name ${host} does not resolve`, { exitCode: 1 });
+    default:
+      return new LatchkeyError('LK_KEEPER', `cannot listen on ${where}: ${err.message}`, { exitCode: 1 });
+  }
+}

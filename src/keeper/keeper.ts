@@ -1,0 +1,563 @@
+import { stat } from 'node:fs/promises';
+import type { Clock } from '../clock.js';
+import type { HealthStatus } from '../client/probe-types.js';
+import { LatchkeyError } from '../errors.js';
+import { openLatchkey, type Latchkey, type OpenLatchkeyOptions } from '../latchkey.js';
+import type { FetchLike } from '../oauth/endpoint.js';
+import type { SourceRecord } from '../store/store.js';
+import { AlertDispatcher, kumaStatus, type AlertSettings, type AlertStageState } from './alerts.js';
+import { buildHealthReport, exitCodeFor, HealthReportWriter, serializeHealthReport, type HealthReport } from './health-report.js';
+import { silentLog, type KeeperLog } from './log.js';
+import { KeeperMetrics } from './metrics.js';
+import { CANCELLED, probeWithDeadline, runBounded, type ProbeFn } from './probe-stage.js';
+import { refreshAhead, type RefreshStageResult } from './refresh-stage.js';
+import { backoffCapCycles, ClockJumpDetector, nextCycleDelayMs } from './scheduler.js';
+import {
+  applyVerdict,
+  emptySourceState,
+  loadKeeperState,
+  saveKeeperState,
+  takeTurn,
+  type KeeperStateFile,
+  type SourceKeeperState,
+  type StateChange,
+} from './state.js';
+import { combineVerdict } from './verdict.js';
+import { keepWarm, type WarmResult } from './warm-stage.js';
+
+/**
+ * The keeper: a loop over small stages — schedule → refresh → probe → state → report →
+ * notify — each in its own module and each reporting its own state (`/readyz` shows them).
+ * This class only sequences them: one cycle or manual probe at a time, never overlapping.
+ */
+
+export const DEFAULT_INTERVAL_SECONDS = 300;
+/**
+ * Probes in flight at once. 32 keeps 1,000 sources on a 50 ms API well inside one 15 s cycle
+ * even with a few dozen stalled upstreams each holding a slot for the whole timeout.
+ */
+export const DEFAULT_CONCURRENCY = 32;
+/** Per-source probe timeout: a stalled upstream is `unreachable` after this. */
+export const DEFAULT_PROBE_TIMEOUT_MS = 10_000;
+
+export interface KeeperSettings {
+  intervalSeconds: number;
+  concurrency: number;
+  probeTimeoutMs: number;
+}
+
+export interface KeeperOptions extends Partial<KeeperSettings> {
+  /** An open Latchkey. Without it the keeper opens its own (and reopens it when config.json changes). */
+  lk?: Latchkey;
+  /** How to open Latchkey when `lk` is not given (home, env, fetch, clock, store…). */
+  open?: OpenLatchkeyOptions;
+  /** The probe (default `lk.probe`). */
+  probe?: ProbeFn;
+  alerts?: AlertSettings;
+  /** fetch for alert deliveries (default: `open.fetch`, else the global fetch). */
+  fetch?: FetchLike;
+  log?: KeeperLog;
+  /** Uniform [0, 1) draws for the jitter (tests pin it). */
+  random?: () => number;
+}
+
+/** What one stage last did (the `/readyz` body carries all of them). */
+export interface KeeperStages {
+  schedule: {
+    state: 'starting' | 'running' | 'idle' | 'stopped';
+    intervalSeconds: number;
+    cycles: number;
+    lastCycleStartedAt: string | null;
+    lastCycleFinishedAt: string | null;
+    lastCycleMs: number | null;
+    nextCycleAt: string | null;
+  };
+  refresh: { lastRunAt: string | null; counts: Record<RefreshStageResult['kind'], number> };
+  probe: { lastRunAt: string | null; checked: number; skipped: number; concurrency: number; timeoutMs: number };
+  report: { state: 'ok' | 'failing' | 'pending'; path: string; writes: number; lastWriteAt: string | null; lastError: string | null };
+  state: { state: 'ok' | 'failing'; path: string; lastSaveAt: string | null; lastError: string | null };
+  notify: AlertStageState;
+}
+
+export interface Readiness {
+  ready: boolean;
+  reason: string;
+  needsAction: Array<{ source: string; operatorAction: string | null; fix: string | null; message: string }>;
+  unreachable: string[];
+  stages: KeeperStages;
+}
+
+export interface CycleSummary {
+  cycle: number;
+  durationMs: number;
+  checked: number;
+  skipped: number;
+  changes: StateChange[];
+  counts: Record<HealthStatus, number>;
+  /** 0 healthy, 3 something unreachable/degraded, 4 something needs a person. */
+  exitCode: 0 | 3 | 4;
+}
+
+function zeroRefreshCounts(): Record<RefreshStageResult['kind'], number> {
+  return { none: 0, not_due: 0, refreshed: 0, adopted: 0, transient: 0, revoked: 0, action: 0 };
+}
+
+/** Identifies the stored credential, so a new login is noticed (see `credentialStamp`). */
+export function credentialStamp(rec: SourceRecord | undefined): string | null {
+  if (rec?.grant) return `g:${rec.grant.obtainedAt}:${rec.grant.revoked ? 'revoked' : 'live'}`;
+  if (rec?.session) return `s:${rec.session.updatedAt}`;
+  return null;
+}
+
+export class Keeper {
+  readonly settings: KeeperSettings;
+  readonly metrics: KeeperMetrics;
+  readonly alerts: AlertDispatcher;
+  readonly log: KeeperLog;
+  #lk: Latchkey;
+  readonly #ownsLk: boolean;
+  readonly #openOptions: OpenLatchkeyOptions | undefined;
+  readonly #probe: ProbeFn;
+  readonly #random: () => number;
+  readonly #writer: HealthReportWriter;
+  readonly #jumps = new ClockJumpDetector();
+  readonly #stop = new AbortController();
+  #state: KeeperStateFile;
+  #serial: Promise<unknown> = Promise.resolve();
+  #timer: NodeJS.Timeout | undefined;
+  #configStamp: string | undefined;
+  #report: HealthReport;
+  #reportBytes: Buffer;
+  #readiness: Readiness;
+  #readinessBytes: Buffer;
+  #cyclesThisRun = 0;
+  #stopped = false;
+  readonly stages: KeeperStages;
+
+  private constructor(lk: Latchkey, owns: boolean, state: KeeperStateFile, metrics: KeeperMetrics, options: KeeperOptions) {
+    this.#lk = lk;
+    this.#ownsLk = owns;
+    this.#openOptions = options.open;
+    this.#state = state;
+    this.metrics = metrics;
+    const cfg = lk.config.raw.keeper;
+    this.settings = {
+      intervalSeconds: options.intervalSeconds ?? cfg?.intervalSeconds ?? DEFAULT_INTERVAL_SECONDS,
+      concurrency: options.concurrency ?? cfg?.concurrency ?? DEFAULT_CONCURRENCY,
+      probeTimeoutMs: options.probeTimeoutMs ?? cfg?.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS,
+    };
+    this.log = options.log ?? silentLog;
+    this.#random = options.random ?? Math.random;
+    this.#probe = options.probe ?? ((source, o) => this.#lk.probe(source, o));
+    this.#writer = new HealthReportWriter(lk.paths.health);
+    this.alerts = new AlertDispatcher({
+      settings: options.alerts ?? {},
+      fetch: options.fetch ?? options.open?.fetch ?? ((input, init) => fetch(input, init)),
+      log: this.log,
+      clock: lk.clock,
+      metrics,
+    });
+    this.stages = {
+      schedule: {
+        state: 'starting',
+        intervalSeconds: this.settings.intervalSeconds,
+        cycles: state.cycles,
+        lastCycleStartedAt: null,
+        lastCycleFinishedAt: null,
+        lastCycleMs: null,
+        nextCycleAt: null,
+      },
+      refresh: { lastRunAt: null, counts: zeroRefreshCounts() },
+      probe: { lastRunAt: null, checked: 0, skipped: 0, concurrency: this.settings.concurrency, timeoutMs: this.settings.probeTimeoutMs },
+      report: { state: 'pending', path: lk.paths.health, writes: 0, lastWriteAt: null, lastError: null },
+      state: { state: 'ok', path: lk.paths.keeperState, lastSaveAt: null, lastError: null },
+      notify: this.alerts.state,
+    };
+    this.#syncSources();
+    // Until the first cycle: what the last run knew, dated when it was saved.
+    this.#report = buildHealthReport(this.#sourceEntries(), Date.parse(state.savedAt), this.settings.intervalSeconds);
+    this.#reportBytes = Buffer.from(serializeHealthReport(this.#report));
+    this.#readiness = this.#computeReadiness();
+    this.#readinessBytes = Buffer.from(JSON.stringify(this.#readiness));
+    for (const [name, s] of this.#sourceEntries()) {
+      if (s.status) this.metrics.setSource(name, s.status, s.expiresAt, s.consecutiveFailures, lk.clock.now());
+    }
+  }
+
+  /** Opens Latchkey (unless given), loads the persisted state, and returns a keeper ready to cycle. */
+  static async open(options: KeeperOptions = {}): Promise<Keeper> {
+    const metrics = new KeeperMetrics();
+    const log = options.log ?? silentLog;
+    let lk = options.lk;
+    const owns = lk === undefined;
+    if (!lk) lk = await openLatchkey(withRefreshHook(options.open, metrics));
+    const loaded = await loadKeeperState(lk.paths.keeperState, lk.clock.now());
+    if (loaded.kind === 'corrupt') {
+      log('warn', 'state_reset', {
+        message: `${lk.paths.keeperState} was unreadable (${loaded.reason}); moved it to ${loaded.movedTo} and started afresh (it holds no credential)`,
+      });
+    }
+    const keeper = new Keeper(lk, owns, loaded.state, metrics, { ...options, log });
+    keeper.#configStamp = await fileStamp(lk.config.file);
+    return keeper;
+  }
+
+  get lk(): Latchkey {
+    return this.#lk;
+  }
+
+  get clock(): Clock {
+    return this.#lk.clock;
+  }
+
+  /** The current report (what `health.json` holds after the last cycle). */
+  get report(): HealthReport {
+    return this.#report;
+  }
+
+  /** The report serialized once per change: `/api/health` sends these bytes as they are. */
+  get reportBytes(): Buffer {
+    return this.#reportBytes;
+  }
+
+  get readiness(): Readiness {
+    return this.#readiness;
+  }
+
+  get readinessBytes(): Buffer {
+    return this.#readinessBytes;
+  }
+
+  /** The persisted per-source state (a copy). */
+  get sourceStates(): Record<string, SourceKeeperState> {
+    return structuredClone(this.#state.sources);
+  }
+
+  get stopping(): boolean {
+    return this.#stop.signal.aborted;
+  }
+
+  /** Runs `fn` after every cycle or probe queued before it (they never overlap). */
+  #enqueue<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#serial.then(fn, fn);
+    this.#serial = run.catch(() => undefined);
+    return run;
+  }
+
+  /** One full cycle: every source that is due is refreshed-ahead and probed. */
+  runCycle(): Promise<CycleSummary> {
+    return this.#enqueue(() => this.#cycle());
+  }
+
+  /**
+   * Probes now, ignoring backoff: one source, or all of them (`POST /api/probe`, the
+   * dashboard's "Probe now"). Resolves with the fresh report.
+   */
+  probeNow(source?: string): Promise<HealthReport> {
+    if (source !== undefined && !this.#lk.config.sources.has(source)) {
+      return Promise.reject(new LatchkeyError('LK_UNKNOWN_SOURCE', `unknown source "${source}"`));
+    }
+    return this.#enqueue(async () => {
+      if (this.stopping) return this.#report;
+      const names = source === undefined ? [...this.#lk.config.sources.keys()] : [source];
+      const changes: StateChange[] = [];
+      await runBounded(names, this.settings.concurrency, async (name) => {
+        const c = await this.#check(name);
+        if (c) changes.push(c);
+      });
+      await this.#persistAndReport(changes, 'probe');
+      this.log('info', 'probe_now', { sources: source === undefined ? ['*'] : [source], changes: changes.length });
+      return this.#report;
+    });
+  }
+
+  /** Starts the loop: a cycle now, then every interval ± 10 %. */
+  start(): void {
+    if (this.#timer || this.#stopped) return;
+    this.stages.schedule.state = 'running';
+    this.#schedule(0);
+  }
+
+  #schedule(delayMs: number): void {
+    if (this.stopping) return;
+    this.stages.schedule.nextCycleAt = new Date(this.clock.now() + delayMs).toISOString();
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      const startedMono = performance.now();
+      this.runCycle()
+        .catch((err: unknown) => this.log('error', 'cycle_failed', { message: (err as Error)?.message ?? String(err) }))
+        .finally(() => {
+          this.stages.schedule.state = this.stopping ? 'stopped' : 'idle';
+          this.#schedule(nextCycleDelayMs(startedMono, performance.now(), this.settings.intervalSeconds * 1000, this.#random()));
+        });
+    }, delayMs);
+  }
+
+  /**
+   * Stops: no new cycle starts, probes in flight are abandoned (not recorded as failures), the
+   * refresh or write in progress finishes, state and report are saved, pending alerts get a
+   * short grace period. Idempotent.
+   */
+  async stop(alertGraceMs = 3000): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#stop.abort(new Error('keeper stopping'));
+    await this.#serial;
+    this.stages.schedule.state = 'stopped';
+    this.stages.schedule.nextCycleAt = null;
+    await this.alerts.close(alertGraceMs);
+    if (this.#ownsLk) await this.#lk.close();
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  async #cycle(): Promise<CycleSummary> {
+    const startedWall = this.clock.now();
+    const startedMono = performance.now();
+    this.stages.schedule.state = 'running';
+    this.stages.schedule.lastCycleStartedAt = new Date(startedWall).toISOString();
+    const jump = this.#jumps.observe(startedWall, startedMono);
+    if (jump !== undefined) {
+      this.log('warn', 'clock_jump', {
+        jumpMs: Math.round(jump),
+        message: `the wall clock moved ${jump > 0 ? 'forward' : 'back'} by ${formatDuration(Math.abs(jump))} since the last cycle (NTP, suspend, VM restore); refresh-ahead follows the new time, backoff counts cycles and is unaffected`,
+      });
+    }
+    await this.#maybeReloadConfig();
+    this.#syncSources();
+    const names = [...this.#lk.config.sources.keys()];
+    const due = await this.#dueSources(names);
+    this.stages.refresh.counts = zeroRefreshCounts();
+    const changes: StateChange[] = [];
+    await runBounded(due, this.settings.concurrency, async (name) => {
+      const c = await this.#check(name);
+      if (c) changes.push(c);
+    });
+    const now = this.clock.now();
+    this.stages.refresh.lastRunAt = this.stages.probe.lastRunAt = new Date(now).toISOString();
+    this.stages.probe.checked = due.length;
+    this.stages.probe.skipped = names.length - due.length;
+    if (!this.stopping) {
+      this.#state.cycles += 1;
+      this.#cyclesThisRun += 1;
+    }
+    this.stages.schedule.cycles = this.#state.cycles;
+    this.stages.schedule.lastCycleFinishedAt = new Date(now).toISOString();
+    this.stages.schedule.lastCycleMs = Math.round(performance.now() - startedMono);
+    await this.#persistAndReport(changes, 'cycle');
+    const durationMs = Math.round(performance.now() - startedMono);
+    this.metrics.recordCycle(durationMs, this.clock.now());
+    const counts: Record<HealthStatus, number> = { ok: 0, expiring: 0, degraded: 0, unreachable: 0, action_required: 0 };
+    for (const s of Object.values(this.#report.sources)) counts[s.status] += 1;
+    this.log('info', 'cycle', {
+      cycle: this.#state.cycles,
+      durationMs,
+      checked: due.length,
+      skipped: names.length - due.length,
+      changes: changes.length,
+      ...counts,
+      ...(this.stopping ? { message: 'interrupted by shutdown: finished sources saved, the rest keep their last verdict' } : {}),
+    });
+    return {
+      cycle: this.#state.cycles,
+      durationMs,
+      checked: due.length,
+      skipped: names.length - due.length,
+      changes,
+      counts,
+      exitCode: exitCodeFor(Object.values(this.#report.sources).map((s) => s.status)),
+    };
+  }
+
+  /** Which sources take their turn this cycle (backoff), noticing new logins. */
+  async #dueSources(names: string[]): Promise<string[]> {
+    const waiting = names.filter((n) => (this.#state.sources[n]?.skipCycles ?? 0) > 0);
+    let records: Map<string, SourceRecord> | undefined;
+    if (waiting.length > 0) records = await this.#lk.store.list().catch(() => undefined);
+    const due: string[] = [];
+    for (const name of names) {
+      const s = this.#state.sources[name] ?? emptySourceState();
+      if (s.skipCycles > 0 && records && credentialStamp(records.get(name)) !== s.credentialStamp) {
+        this.#state.sources[name] = { ...s, skipCycles: 0 };
+        due.push(name);
+        continue;
+      }
+      const turn = takeTurn(s);
+      this.#state.sources[name] = turn.next;
+      if (turn.due) due.push(name);
+    }
+    return due;
+  }
+
+  /** Refresh-ahead, probe, verdict, state for one source. Never throws. */
+  async #check(name: string): Promise<StateChange | undefined> {
+    const lk = this.#lk;
+    if (this.stopping) return undefined;
+    let refresh: RefreshStageResult;
+    try {
+      refresh = await refreshAhead(lk, name);
+    } catch (err) {
+      refresh = { kind: 'transient', reason: 'two_thirds_lifetime', message: (err as Error)?.message ?? String(err) };
+    }
+    this.stages.refresh.counts[refresh.kind] += 1;
+    const result = await probeWithDeadline(this.#probe, name, this.settings.probeTimeoutMs, this.#stop.signal, lk.clock);
+    const prev = this.#state.sources[name] ?? emptySourceState();
+    const refreshed = refreshStateUpdate(prev, refresh, lk.clock.now());
+    if (result === CANCELLED) {
+      this.#state.sources[name] = refreshed;
+      return undefined;
+    }
+    let warm = await keepWarm(lk, name, result, this.settings.probeTimeoutMs, this.#stop.signal).catch(
+      (err: unknown): WarmResult => ({ kind: 'failed', message: (err as Error)?.message ?? String(err), operatorAction: null }),
+    );
+    if (this.stopping && warm.kind === 'failed') warm = { kind: 'none' }; // cut short by shutdown: not a failure
+    const at = new Date(lk.clock.now()).toISOString();
+    const verdict = combineVerdict(name, result, refresh, at, warm);
+    const { next, change } = applyVerdict(name, refreshed, verdict, backoffCapCycles(this.settings.intervalSeconds * 1000));
+    if (lk.config.sources.get(name)?.methods.some((m) => m === 'oauth' || m === 'session')) {
+      next.credentialStamp = credentialStamp(await lk.store.read(name).catch(() => undefined));
+    }
+    this.#state.sources[name] = next;
+    this.metrics.recordProbe(name, verdict.status, verdict.authPath, verdict.latencyMs);
+    this.metrics.setSource(name, verdict.status, verdict.expiresAt, next.consecutiveFailures, lk.clock.now());
+    return change;
+  }
+
+  /** Saves state, writes health.json (saying so if someone touched it), alerts. */
+  async #persistAndReport(changes: StateChange[], why: 'cycle' | 'probe'): Promise<void> {
+    const now = this.clock.now();
+    this.#state.savedAt = new Date(now).toISOString();
+    try {
+      await saveKeeperState(this.#lk.paths.keeperState, this.#state);
+      this.stages.state = { ...this.stages.state, state: 'ok', lastSaveAt: this.#state.savedAt, lastError: null };
+    } catch (err) {
+      const message = `cannot save ${this.#lk.paths.keeperState}: ${(err as Error).message}`;
+      this.stages.state = { ...this.stages.state, state: 'failing', lastError: message };
+      this.log('error', 'state_save_failed', { message });
+    }
+    this.#report = buildHealthReport(this.#sourceEntries(), now, this.settings.intervalSeconds);
+    this.#reportBytes = Buffer.from(serializeHealthReport(this.#report));
+    await this.#writeReport(why);
+    this.#readiness = this.#computeReadiness();
+    this.#readinessBytes = Buffer.from(JSON.stringify(this.#readiness));
+    this.alerts.notify(changes);
+    const statuses = Object.values(this.#report.sources).map((s) => s.status);
+    const broken = Object.entries(this.#report.sources).filter(([, s]) => s.status === 'action_required' || s.status === 'unreachable');
+    const msg = changes.length
+      ? changes.map((c) => `${c.source}: ${c.from ?? 'new'} -> ${c.to}`).join('; ')
+      : broken.length
+        ? broken.map(([n, s]) => `${n}: ${s.status}`).join('; ')
+        : `${statuses.length} source(s) healthy`;
+    this.alerts.pushUptimeKuma(kumaStatus(statuses), msg);
+  }
+
+  async #writeReport(why: 'cycle' | 'probe'): Promise<void> {
+    const path = this.#writer.path;
+    try {
+      const found = await this.#writer.check().catch(() => 'unchanged' as const);
+      if (found === 'deleted' || found === 'corrupted' || found === 'replaced') {
+        const what = found === 'deleted' ? 'was deleted' : found === 'corrupted' ? 'was corrupted (not a valid report)' : 'was replaced by something else';
+        this.log('warn', 'health_report_rewritten', { path, found, message: `${path} ${what} since the last ${why}; rewriting it` });
+      }
+      await this.#writer.write(this.#reportBytes);
+      this.metrics.recordReportWrite();
+      this.stages.report = { ...this.stages.report, state: 'ok', writes: this.#writer.writes, lastWriteAt: this.#report.generatedAt, lastError: null };
+    } catch (err) {
+      const message = `cannot write ${path}: ${(err as Error).message}`;
+      this.stages.report = { ...this.stages.report, state: 'failing', lastError: message };
+      this.log('error', 'health_report_failed', { message });
+    }
+  }
+
+  #computeReadiness(): Readiness {
+    const needsAction = Object.entries(this.#report.sources)
+      .filter(([, s]) => s.status === 'action_required')
+      .map(([source, s]) => ({ source, operatorAction: s.operatorAction, fix: s.fix, message: s.message }));
+    const unreachable = Object.entries(this.#report.sources)
+      .filter(([, s]) => s.status === 'unreachable')
+      .map(([n]) => n);
+    let reason = 'every source is usable';
+    if (this.#cyclesThisRun === 0) reason = 'the first cycle has not finished yet';
+    else if (this.stages.report.state === 'failing') reason = this.stages.report.lastError ?? 'health.json cannot be written';
+    else if (needsAction.length) reason = `${needsAction.length} source(s) need a person: ${needsAction.map((n) => n.source).join(', ')}`;
+    const ready = this.#cyclesThisRun > 0 && this.stages.report.state !== 'failing' && needsAction.length === 0;
+    return { ready, reason, needsAction, unreachable, stages: this.stages };
+  }
+
+  /** Adds state for new sources, drops state and metrics of sources gone from the config. */
+  #syncSources(): void {
+    const names = new Set(this.#lk.config.sources.keys());
+    for (const n of names) if (!this.#state.sources[n]) this.#state.sources[n] = emptySourceState();
+    for (const n of Object.keys(this.#state.sources)) if (!names.has(n)) delete this.#state.sources[n];
+    this.metrics.retainSources(names);
+  }
+
+  #sourceEntries(): Array<[string, SourceKeeperState]> {
+    return [...this.#lk.config.sources.keys()].map((n) => [n, this.#state.sources[n] ?? emptySourceState()]);
+  }
+
+  /** `latchkey add` while the keeper runs: pick the new config up at the next cycle. */
+  async #maybeReloadConfig(): Promise<void> {
+    if (!this.#ownsLk) return;
+    const stamp = await fileStamp(this.#lk.config.file);
+    if (stamp === this.#configStamp) return;
+    this.#configStamp = stamp;
+    try {
+      // Without the `config` the first open may have been given: read the file afresh.
+      const next = await openLatchkey(withRefreshHook({ ...this.#openOptions, config: undefined }, this.metrics));
+      const old = this.#lk;
+      this.#lk = next;
+      await old.close().catch(() => undefined);
+      for (const s of Object.values(this.#state.sources)) s.skipCycles = 0;
+      this.log('info', 'config_reloaded', { file: next.config.file, sources: next.config.sources.size });
+    } catch (err) {
+      this.log('error', 'config_reload_failed', {
+        file: this.#lk.config.file,
+        message: `${(err as Error).message}; still running with the previous config`,
+      });
+    }
+  }
+}
+
+function withRefreshHook(open: OpenLatchkeyOptions | undefined, metrics: KeeperMetrics): OpenLatchkeyOptions {
+  const user = open?.onRefresh;
+  return {
+    ...open,
+    onRefresh: (event) => {
+      metrics.recordRefresh(event);
+      user?.(event);
+    },
+  };
+}
+
+/** Counters of the refresh stage kept in the per-source state. */
+function refreshStateUpdate(prev: SourceKeeperState, r: RefreshStageResult, now: number): SourceKeeperState {
+  if (r.kind === 'none' || r.kind === 'not_due') return prev;
+  const ok = r.kind === 'refreshed' || r.kind === 'adopted';
+  return {
+    ...prev,
+    refreshAttempts: prev.refreshAttempts + 1,
+    refreshFailures: ok ? 0 : prev.refreshFailures + 1,
+    lastRefreshAt: ok ? new Date(now).toISOString() : prev.lastRefreshAt,
+    lastRefreshOutcome: r.kind,
+  };
+}
+
+async function fileStamp(path: string): Promise<string | undefined> {
+  try {
+    const st = await stat(path);
+    return `${st.ino}:${st.size}:${st.mtimeMs}`;
+  } catch {
+    return undefined;
+  }
+}
+
+export function formatDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  if (s < 172_800) return `${Math.round(s / 3600)} h`;
+  return `${Math.round(s / 86_400)} days`;
+}

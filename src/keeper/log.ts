@@ -1,0 +1,29 @@
+import type { Clock } from '../clock.js';
+
+/**
+ * The keeper's log: one JSON object per line on stderr (journald, launchd's log file and `jq`
+ * all take it as is). Every line has `time` and `event`; values are plain data — callers pass
+ * messages and names, never a credential (Secret values print as `[redacted]` anyway).
+ */
+export type LogLevel = 'info' | 'warn' | 'error';
+
+export type LogFields = Record<string, string | number | boolean | null | undefined | string[]>;
+
+export interface KeeperLog {
+  (level: LogLevel, event: string, fields?: LogFields): void;
+}
+
+export function jsonLineLog(out: { write(chunk: string): unknown }, clock: Clock): KeeperLog {
+  return (level, event, fields = {}) => {
+    const line: Record<string, unknown> = { time: new Date(clock.now()).toISOString(), level, event };
+    for (const [k, v] of Object.entries(fields)) if (v !== undefined) line[k] = v;
+    try {
+      out.write(`${JSON.stringify(line)}\n`);
+    } catch {
+      // A closed stderr must not take the keeper down.
+    }
+  };
+}
+
+/** A log that drops everything (library use without a log). */
+export const silentLog: KeeperLog = () => undefined;

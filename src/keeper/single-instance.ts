@@ -1,0 +1,103 @@
+import { hostname } from 'node:os';
+import { dirname } from 'node:path';
+import { LatchkeyError } from '../errors.js';
+import { ensurePrivateDir } from '../store/atomic-file.js';
+import { acquireHeldLockFile, readLockHolder, type HeldLock, type LockHolder } from '../store/lock-file.js';
+
+/**
+ * One keeper per `LATCHKEY_HOME`: two keepers probing the same sources would double every
+ * refresh-ahead and every alert. The keeper holds `locks/keeper.lock` for its whole life and
+ * re-stamps it every {@link HEARTBEAT_MS}, so a live keeper is never judged stale, while a
+ * keeper that died (SIGKILL, power cut) is replaced at once on this host (its pid is gone) or
+ * after {@link STALE_MS} elsewhere (a shared home on a network filesystem).
+ */
+export const STALE_MS = 60_000;
+export const HEARTBEAT_MS = 15_000;
+
+export interface KeeperLockOptions {
+  /** Wait for the lock instead of refusing (stand by until the other keeper stops). */
+  standby?: boolean;
+  /** Called once when standing by (to say so). */
+  onStandby?: (holder: LockHolder | undefined) => void;
+  /** Standing by stops (and this rejects with LK_KEEPER) when the signal aborts. */
+  signal?: AbortSignal;
+  /** Called when a heartbeat finds the lock taken by someone else. */
+  onLost?: (holder: LockHolder | undefined) => void;
+  /** Called when a heartbeat cannot write (disk full…); the lock is still ours. */
+  onHeartbeatError?: (err: unknown) => void;
+  staleMs?: number;
+  heartbeatMs?: number;
+}
+
+export interface KeeperLock {
+  readonly path: string;
+  release(): Promise<void>;
+}
+
+/** Describes a holder for a message: "pid 4242 on this host, since 12:00:01". */
+export function describeHolder(h: LockHolder | undefined): string {
+  if (!h) return 'another process';
+  const where = h.host === hostname() ? 'on this host' : `on ${h.host}`;
+  return `pid ${h.pid} ${where}`;
+}
+
+/**
+ * Takes the keeper lock. Without `standby` a held lock is refused at once with LK_KEEPER
+ * (exit 1) naming the holder; with it, waits (saying so once) until the holder goes away.
+ */
+export async function acquireKeeperLock(path: string, options: KeeperLockOptions = {}): Promise<KeeperLock> {
+  await ensurePrivateDir(dirname(path));
+  const staleMs = options.staleMs ?? STALE_MS;
+  let announced = false;
+  let held: HeldLock | undefined;
+  for (;;) {
+    if (options.signal?.aborted) throw new LatchkeyError('LK_KEEPER', 'stopped while standing by for the keeper lock', { exitCode: 0 });
+    try {
+      held = await acquireHeldLockFile(path, { staleMs, timeoutMs: options.standby ? 1_000 : 250, label: path });
+      break;
+    } catch (err) {
+      if (!(err instanceof LatchkeyError) || err.code !== 'LK_LOCK_TIMEOUT') throw err;
+      const holder = await readLockHolder(path);
+      if (!options.standby) {
+        throw new LatchkeyError(
+          'LK_KEEPER',
+          `another keeper is already running for this LATCHKEY_HOME (${describeHolder(holder)}; lock ${path}). ` +
+            'Only one keeper may probe a profile. Stop the other one, or run this one with --standby to take over when it stops.',
+          { exitCode: 1, fix: 'latchkey service status   (or: kill the other keeper)' },
+        );
+      }
+      if (!announced) {
+        announced = true;
+        options.onStandby?.(holder);
+      }
+    }
+  }
+  const lock = held;
+  const heartbeatMs = options.heartbeatMs ?? HEARTBEAT_MS;
+  let lost = false;
+  let beating: Promise<void> | undefined;
+  const timer = setInterval(() => {
+    if (lost || beating) return;
+    beating = lock
+      .refresh()
+      .then(async (ours) => {
+        if (ours) return;
+        lost = true;
+        clearInterval(timer);
+        options.onLost?.(await readLockHolder(path));
+      })
+      .catch((err: unknown) => options.onHeartbeatError?.(err))
+      .finally(() => {
+        beating = undefined;
+      });
+  }, heartbeatMs);
+  timer.unref();
+  return {
+    path,
+    async release() {
+      clearInterval(timer);
+      await beating;
+      if (!lost) await lock.release();
+    },
+  };
+}

@@ -1,0 +1,232 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Keeper } from '../../src/keeper/keeper.js';
+import { jsonLineLog } from '../../src/keeper/log.js';
+import { makeHome, type TempHome } from '../helpers/home.js';
+import { TestClock } from '../helpers/lk.js';
+import { send, startLoopbackApi, type LoopbackApi } from '../helpers/loopback-api.js';
+
+/**
+ * The keeper's cycle, in process, against a real loopback API and real files: a source per
+ * behaviour (`/ok`, `/dead` 401, `/html` a 200 HTML page, `/flaky` switchable, `/stall`).
+ */
+
+const TOKEN = 'tok-0123456789';
+
+interface World {
+  api: LoopbackApi;
+  h: TempHome;
+  clock: TestClock;
+  logText: () => string;
+  events: (name: string) => Array<Record<string, unknown>>;
+  open(extra?: Partial<Parameters<typeof Keeper.open>[0]>): Promise<Keeper>;
+  flaky: { status: number };
+}
+
+async function world(t: { after(fn: () => Promise<void>): void }, sources: string[], keeperCfg: Record<string, unknown> = {}): Promise<World> {
+  const flaky = { status: 200 };
+  const api = await startLoopbackApi((req, res) => {
+    const path = req.path.split('?')[0];
+    if (req.headers.authorization !== `Bearer ${TOKEN}`) return send(res, 401, '{"error":"no token"}');
+    if (path === '/ok') return send(res, 200, '{"ok":true}');
+    if (path === '/dead') return send(res, 401, '{"error":"revoked"}');
+    if (path === '/html') return send(res, 200, '<!doctype html><title>Sign in</title>', { 'content-type': 'text/html' });
+    if (path === '/flaky') return send(res, flaky.status, '{}');
+    if (path === '/stall') return undefined;
+    send(res, 404, '{}');
+  });
+  const cfg = {
+    version: 1,
+    sources: Object.fromEntries(sources.map((s) => [s, { token: { secret: 'env:TOK' }, probe: { url: api.url(`/${s.replace(/\d+$/, '')}`) } }])),
+    keeper: { probeTimeoutMs: 500, ...keeperCfg },
+  };
+  const h = await makeHome(cfg);
+  t.after(async () => {
+    await api.close();
+    await h.cleanup();
+  });
+  const clock = new TestClock();
+  let text = '';
+  const log = jsonLineLog({ write: (c: string) => (text += c) }, clock);
+  const lines = (): Array<Record<string, unknown>> => text.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return {
+    api,
+    h,
+    clock,
+    flaky,
+    logText: () => text,
+    events: (name) => lines().filter((l) => l.event === name),
+    open: (extra = {}) => Keeper.open({ open: { home: h.home, env: { TOK: TOKEN }, clock }, log, intervalSeconds: 60, ...extra }),
+  };
+}
+
+async function readJson(path: string): Promise<Record<string, unknown>> {
+  return JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
+}
+
+type Report = { generatedAt: string; sources: Record<string, { status: string; consecutiveFailures: number; history: unknown[]; fix: string | null; message: string }> };
+
+test('a cycle probes every source, writes health.json once, persists state; a restart continues where it left off', async (t) => {
+  const w = await world(t, ['ok', 'dead', 'html']);
+  const k = await w.open();
+  const s1 = await k.runCycle();
+  assert.deepEqual([s1.checked, s1.exitCode], [3, 4]);
+  const report = (await readJson(join(w.h.home, 'health.json'))) as unknown as Report;
+  assert.equal(report.sources.ok?.status, 'ok');
+  assert.equal(report.sources.dead?.status, 'action_required');
+  assert.match(report.sources.dead?.fix ?? '', /TOK/);
+  // A 200 HTML page is a working credential as far as the status goes; the keeper records it and runs on.
+  assert.equal(report.sources.html?.status, 'ok');
+  assert.equal(k.stages.report.writes, 1, 'exactly one write per cycle');
+  await k.runCycle();
+  assert.equal(k.stages.report.writes, 2);
+  assert.match(await k.metrics.render(), /latchkey_keeper_health_report_writes_total 2/);
+  await k.stop();
+
+  // Restart: counters, history and lastOkAt carry over.
+  const k2 = await w.open();
+  assert.equal(k2.report.sources.dead?.consecutiveFailures, 2, 'report before the first cycle is the saved one');
+  assert.equal(k2.sourceStates.dead?.history.length, 2, 'a first failure is re-checked at the next cycle');
+  await k2.runCycle();
+  assert.equal(k2.sourceStates.dead?.history.length, 2, 'after the second failure it sits one cycle out, across the restart');
+  assert.equal(k2.sourceStates.dead?.consecutiveFailures, 2);
+  assert.equal(k2.sourceStates.ok?.history.length, 3);
+  assert.equal(k2.sourceStates.ok?.lastOkAt !== null, true);
+  const state = await readJson(join(w.h.home, 'keeper-state.json'));
+  assert.equal(state.cycles, 3);
+  await k2.stop();
+  // Alerts: only the first transition of `dead` (null → action_required) was announced.
+  assert.equal(w.events('state_change').filter((e) => e.source === 'dead').length, 1);
+});
+
+test('a failing source backs off without starving the others; a manual probe ignores backoff', async (t) => {
+  const w = await world(t, ['ok', 'dead']);
+  const k = await w.open();
+  for (let i = 0; i < 12; i++) await k.runCycle();
+  assert.equal(w.api.requestsTo('/ok').length, 12, 'healthy source probed every cycle');
+  // action_required backs off 0, 1, 3, 3… cycles: probed at cycles 1, 2, 4, 8, 12.
+  assert.equal(k.sourceStates.dead?.history.length, 5);
+  await k.probeNow('dead');
+  assert.equal(k.sourceStates.dead?.history.length, 6, 'probed at once despite the backoff');
+  await assert.rejects(k.probeNow('nope'), /unknown source/);
+  await k.stop();
+});
+
+test('health.json deleted or corrupted by hand: rewritten at the next cycle, and the keeper says so', async (t) => {
+  const w = await world(t, ['ok']);
+  const k = await w.open();
+  const path = join(w.h.home, 'health.json');
+  await k.runCycle();
+  await unlink(path);
+  await k.runCycle();
+  assert.equal(((await readJson(path)) as unknown as Report).sources.ok?.status, 'ok');
+  await writeFile(path, '{"generatedAt": "tru');
+  await k.runCycle();
+  assert.equal(((await readJson(path)) as unknown as Report).sources.ok?.status, 'ok');
+  const said = w.events('health_report_rewritten');
+  assert.deepEqual(
+    said.map((e) => e.found),
+    ['deleted', 'corrupted'],
+  );
+  assert.match(String(said[0]?.message), /health\.json was deleted since the last cycle; rewriting it/);
+  // A corrupt keeper-state.json is moved aside (never silently overwritten) and the keeper starts afresh.
+  await k.stop();
+  await writeFile(join(w.h.home, 'keeper-state.json'), 'garbage');
+  const k2 = await w.open();
+  assert.match(String(w.events('state_reset')[0]?.message), /moved it to .*keeper-state\.json\.corrupt-/);
+  await k2.runCycle();
+  await k2.stop();
+});
+
+test('a clock jump is reported and changes nothing else: the cycle runs, backoff counts cycles, history stays ordered', async (t) => {
+  const w = await world(t, ['ok', 'dead']);
+  const k = await w.open();
+  await k.runCycle();
+  w.clock.advance(3 * 86_400_000);
+  const s = await k.runCycle();
+  assert.equal(s.counts.ok, 1);
+  const jump = w.events('clock_jump')[0];
+  assert.ok(jump, 'the jump is logged');
+  assert.ok(Number(jump.jumpMs) > 2.9 * 86_400_000);
+  w.clock.advance(-5 * 86_400_000);
+  await k.runCycle();
+  assert.equal(w.events('clock_jump').length, 2);
+  const ok = k.sourceStates.ok!;
+  assert.equal(ok.history.length, 3);
+  assert.equal(ok.consecutiveFailures, 0);
+  // Backoff counted in cycles: the dead source was skipped exactly once (cycle 2) and probed in cycle 3.
+  assert.equal(k.sourceStates.dead?.history.length, 2);
+  await k.stop();
+});
+
+test('alerts once per state change, through a webhook that fails first, with the flapping source recovering', async (t) => {
+  const w = await world(t, ['flaky', 'ok']);
+  let hookCalls = 0;
+  const hook = await startLoopbackApi((_req, res) => {
+    hookCalls++;
+    send(res, hookCalls === 1 ? 500 : 200);
+  });
+  t.after(() => hook.close());
+  const k = await w.open({ alerts: { webhook: { url: hook.url('/hook') }, retryBaseMs: 5 } });
+  await k.runCycle(); // ok: first healthy verdict, no alert
+  w.flaky.status = 503;
+  await k.runCycle(); // ok -> degraded
+  await k.runCycle(); // still degraded (skipped or same): no alert
+  await k.runCycle();
+  w.flaky.status = 200;
+  await k.probeNow('flaky'); // degraded -> ok
+  await k.alerts.idle();
+  const ids = new Set(hook.requestsTo('/hook').map((r) => String(r.headers['x-latchkey-delivery'])));
+  const bodies = [...ids].map((id) => JSON.parse(hook.requestsTo('/hook').find((r) => r.headers['x-latchkey-delivery'] === id)!.body) as Record<string, unknown>);
+  assert.deepEqual(
+    bodies.map((b) => `${b.source}:${b.from}->${b.to}`).sort(),
+    ['flaky:degraded->ok', 'flaky:ok->degraded'],
+  );
+  assert.equal(w.events('state_change').length, 2);
+  await k.stop();
+});
+
+test('stopping mid-cycle: stalled probes are abandoned (not counted as failures), state and report are saved', async (t) => {
+  const w = await world(t, ['ok', 'stall'], { probeTimeoutMs: 30_000 });
+  const k = await w.open();
+  const cycle = k.runCycle();
+  await new Promise((r) => setTimeout(r, 300));
+  const started = performance.now();
+  await k.stop();
+  assert.ok(performance.now() - started < 2000, 'stop does not wait for the stalled probe');
+  await cycle;
+  const state = (await readJson(join(w.h.home, 'keeper-state.json'))) as { sources: Record<string, { consecutiveFailures: number; status: string | null }> };
+  assert.equal(state.sources.ok?.status, 'ok', 'finished source saved');
+  assert.equal(state.sources.stall?.consecutiveFailures, 0, 'the abandoned probe is not a failure');
+  assert.equal(state.sources.stall?.status, null);
+});
+
+test('a stalled upstream is unreachable after the timeout, while the rest of the cycle goes on', async (t) => {
+  const w = await world(t, ['ok', 'stall']);
+  const k = await w.open();
+  const s = await k.runCycle();
+  assert.equal(k.report.sources.stall?.status, 'unreachable');
+  assert.equal(k.report.sources.ok?.status, 'ok');
+  assert.ok(s.durationMs < 3000, `cycle took ${s.durationMs} ms`);
+  await k.stop();
+});
+
+test('a source added to config.json while the keeper runs is picked up at the next cycle', async (t) => {
+  const w = await world(t, ['ok']);
+  const k = await w.open();
+  await k.runCycle();
+  const cfg = (await readJson(w.h.configPath)) as { sources: Record<string, unknown> };
+  cfg.sources.ok2 = { token: { secret: 'env:TOK' }, probe: { url: w.api.url('/ok') } };
+  await writeFile(w.h.configPath, JSON.stringify(cfg));
+  await k.runCycle();
+  assert.deepEqual(Object.keys(k.report.sources).sort(), ['ok', 'ok2']);
+  assert.equal(w.events('config_reloaded').length, 1);
+  // A broken edit keeps the old config running, and says so.
+  await writeFile(w.h.configPath, '{ "sources": ');
+  await k.runCycle();
+  assert.equal(w.events('config_reload_failed').length, 1);
+  assert.deepEqual(Object.keys(k.report.sources).sort(), ['ok', 'ok2']);
+  await k.stop();
+});

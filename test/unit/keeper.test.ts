@@ -1,0 +1,361 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, readdir, rm, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Secret } from '../../src/secret.js';
+import type { ProbeResult } from '../../src/client/probe-types.js';
+import {
+  backoffCapCycles,
+  backoffCycles,
+  ClockJumpDetector,
+  DAILY_REFRESH_MS,
+  jitteredDelayMs,
+  nextCycleDelayMs,
+  refreshAheadAt,
+  refreshAheadReason,
+} from '../../src/keeper/scheduler.js';
+import { applyVerdict, emptySourceState, HISTORY_LIMIT, loadKeeperState, saveKeeperState, takeTurn, type Verdict } from '../../src/keeper/state.js';
+import { combineVerdict } from '../../src/keeper/verdict.js';
+import { buildHealthReport, HealthReportWriter, isReportStale, parseHealthReport, readHealthReport, serializeHealthReport } from '../../src/keeper/health-report.js';
+import { CANCELLED, probeWithDeadline, runBounded } from '../../src/keeper/probe-stage.js';
+import { acquireKeeperLock } from '../../src/keeper/single-instance.js';
+import { formatHealthTable, useColour } from '../../src/cli/commands/health.js';
+import { LatchkeyError } from '../../src/errors.js';
+import type { StoredGrant } from '../../src/store/store.js';
+
+const clock = { now: () => Date.parse('2030-01-01T00:00:00Z') };
+
+async function tempDir(t: { after(fn: () => Promise<void>): void }): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'lk-keeper-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function grant(obtainedAt: number, lifetimeMs: number | undefined, extra: Partial<StoredGrant> = {}): StoredGrant {
+  return {
+    accessToken: new Secret('a'),
+    refreshToken: new Secret('r'),
+    obtainedAt,
+    ...(lifetimeMs !== undefined ? { expiresAt: obtainedAt + lifetimeMs } : {}),
+    ...extra,
+  };
+}
+
+function probe(status: ProbeResult['status'], extra: Partial<ProbeResult> = {}): ProbeResult {
+  return {
+    source: 's',
+    status,
+    authPath: 'oauth',
+    operatorAction: null,
+    fix: null,
+    message: `probe ${status}`,
+    latencyMs: 12,
+    expiresAt: null,
+    checkedAt: '2030-01-01T00:00:00.000Z',
+    ...extra,
+  };
+}
+
+function verdict(status: Verdict['status'], at = '2030-01-01T00:00:00.000Z'): Verdict {
+  return { status, authPath: 'token', operatorAction: status === 'action_required' ? 'replace_token' : null, fix: null, message: status, expiresAt: null, latencyMs: 5, at };
+}
+
+// --- schedule ---------------------------------------------------------------------------------
+
+test('jitter stays within ±10 % and covers the range', () => {
+  assert.equal(jitteredDelayMs(300_000, 0), 270_000);
+  assert.equal(jitteredDelayMs(300_000, 0.5), 300_000);
+  assert.ok(jitteredDelayMs(300_000, 0.999_999) <= 330_000);
+  for (let i = 0; i < 1000; i++) {
+    const d = jitteredDelayMs(1000);
+    assert.ok(d >= 900 && d <= 1100, String(d));
+  }
+  // The next cycle counts from the previous start; an overrun starts the next one at once.
+  assert.equal(nextCycleDelayMs(0, 400, 1000, 0.5), 600);
+  assert.equal(nextCycleDelayMs(0, 5000, 1000, 0.5), 0);
+});
+
+test('refresh-ahead: due at ⅔ of the lifetime, daily for tokens without expiry, never for revoked or refresh-less grants', () => {
+  const t0 = 1_000_000;
+  const g = grant(t0, 60_000);
+  assert.equal(refreshAheadReason({ grant: g }, t0 + 39_999), undefined);
+  assert.equal(refreshAheadReason({ grant: g }, t0 + 40_000), 'two_thirds_lifetime');
+  assert.equal(refreshAheadReason({ grant: g }, t0 + 61_000), 'expired');
+  assert.equal(refreshAheadAt({ grant: g }), t0 + 40_000);
+  const noExpiry = grant(t0, undefined);
+  assert.equal(refreshAheadReason({ grant: noExpiry }, t0 + DAILY_REFRESH_MS - 1), undefined);
+  assert.equal(refreshAheadReason({ grant: noExpiry }, t0 + DAILY_REFRESH_MS), 'daily');
+  // The last refresh counts, not only the login.
+  assert.equal(refreshAheadReason({ grant: noExpiry, lastRefreshAt: t0 + 1000 }, t0 + DAILY_REFRESH_MS), undefined);
+  // Long-lived access token (30 days): the daily touch comes first.
+  assert.equal(refreshAheadReason({ grant: grant(t0, 30 * DAILY_REFRESH_MS) }, t0 + DAILY_REFRESH_MS), 'daily');
+  assert.equal(refreshAheadReason({ grant: grant(t0, 60_000, { revoked: { at: t0, reason: 'invalid_grant' } }) }, t0 + 50_000), undefined);
+  assert.equal(refreshAheadReason({ grant: { ...grant(t0, 60_000), refreshToken: undefined } }, t0 + 50_000), undefined);
+  assert.equal(refreshAheadReason(undefined, t0), undefined);
+  // A clock that jumped back (now before obtainedAt) is not "due".
+  assert.equal(refreshAheadReason({ grant: noExpiry }, t0 - 10 * DAILY_REFRESH_MS), undefined);
+});
+
+test('backoff: 0, 1, 3, 7… cycles, capped by interval', () => {
+  assert.deepEqual([1, 2, 3, 4, 5, 6].map((n) => backoffCycles(n, 16)), [0, 1, 3, 7, 15, 16]);
+  assert.equal(backoffCycles(100, 16), 16);
+  assert.equal(backoffCapCycles(300_000), 12); // one hour at the default interval
+  assert.equal(backoffCapCycles(1000), 16);
+  assert.equal(backoffCapCycles(7_200_000), 1);
+});
+
+test('clock jumps are noticed against the monotonic clock', () => {
+  const d = new ClockJumpDetector(30_000);
+  assert.equal(d.observe(1_000_000, 0), undefined);
+  assert.equal(d.observe(1_001_000, 1000), undefined);
+  assert.equal(d.observe(1_001_000 + 3_600_000 + 1000, 2000), 3_600_000);
+  assert.equal(d.observe(1_001_000 + 1000, 3000), -3_601_000);
+});
+
+// --- state ------------------------------------------------------------------------------------
+
+test('state: counters, failingSince, history bound, lastOkAt kept through failures', () => {
+  let s = emptySourceState();
+  let r = applyVerdict('s', s, verdict('ok', '2030-01-01T00:00:00.000Z'), 16);
+  assert.equal(r.change, undefined, 'first healthy verdict is not a change');
+  s = r.next;
+  assert.equal(s.lastOkAt, '2030-01-01T00:00:00.000Z');
+  r = applyVerdict('s', s, verdict('unreachable', '2030-01-01T00:05:00.000Z'), 16);
+  assert.deepEqual([r.change?.from, r.change?.to], ['ok', 'unreachable']);
+  s = r.next;
+  r = applyVerdict('s', s, verdict('unreachable', '2030-01-01T00:10:00.000Z'), 16);
+  assert.equal(r.change, undefined, 'same status twice: no second alert');
+  s = r.next;
+  assert.equal(s.consecutiveFailures, 2);
+  assert.equal(s.failingSince, '2030-01-01T00:05:00.000Z');
+  assert.equal(s.lastOkAt, '2030-01-01T00:00:00.000Z');
+  assert.equal(s.skipCycles, 1);
+  r = applyVerdict('s', s, verdict('ok', '2030-01-01T00:20:00.000Z'), 16);
+  assert.deepEqual([r.change?.from, r.change?.to], ['unreachable', 'ok'], 'recovery is a change');
+  assert.equal(r.next.consecutiveFailures, 0);
+  assert.equal(r.next.failingSince, null);
+  assert.equal(r.next.skipCycles, 0);
+  let h = r.next;
+  for (let i = 0; i < HISTORY_LIMIT + 10; i++) h = applyVerdict('s', h, verdict('ok'), 16).next;
+  assert.equal(h.history.length, HISTORY_LIMIT);
+  // A first verdict that is broken is a change (from null).
+  const first = applyVerdict('s', emptySourceState(), verdict('action_required'), 16);
+  assert.deepEqual([first.change?.from, first.change?.to], [null, 'action_required']);
+});
+
+test('backoff never starves: a failing source skips cycles, then takes its turn again', () => {
+  let s = emptySourceState();
+  let probes = 0;
+  for (let cycle = 0; cycle < 60; cycle++) {
+    const turn = takeTurn(s);
+    s = turn.next;
+    if (!turn.due) continue;
+    probes++;
+    s = applyVerdict('s', s, verdict('unreachable'), 8).next;
+  }
+  // 60 cycles with cap 8: probed at 1, 2, 4, 8, 16 then every 9th cycle — far fewer than 60, never zero.
+  assert.ok(probes >= 8 && probes <= 12, `probed ${probes} times`);
+  // action_required backs off less (the fix may come any moment).
+  let a = emptySourceState();
+  for (let i = 0; i < 10; i++) a = applyVerdict('s', a, verdict('action_required'), 16).next;
+  assert.equal(a.skipCycles, 3);
+});
+
+test('state file: atomic round trip; a corrupt file is moved aside, never overwritten in place', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'keeper-state.json');
+  assert.equal((await loadKeeperState(path)).kind, 'missing');
+  const s = applyVerdict('a', emptySourceState(), verdict('unreachable'), 16).next;
+  await saveKeeperState(path, { version: 1, savedAt: '2030-01-01T00:00:00.000Z', cycles: 7, sources: { a: s } });
+  const back = await loadKeeperState(path);
+  assert.equal(back.kind, 'loaded');
+  assert.equal(back.state.cycles, 7);
+  assert.deepEqual(back.state.sources.a, s);
+  await writeFile(path, '{"version":1,"sources":{"a":{"status":"ok"', 'utf8');
+  const corrupt = await loadKeeperState(path, Date.parse('2030-01-02T00:00:00Z'));
+  assert.equal(corrupt.kind, 'corrupt');
+  assert.equal(corrupt.state.cycles, 0);
+  const files = await readdir(dir);
+  assert.ok(files.some((f) => f.startsWith('keeper-state.json.corrupt-')), files.join(','));
+  assert.ok(!files.includes('keeper-state.json'));
+  // Fields of an older/partial file get defaults.
+  await writeFile(path, JSON.stringify({ version: 1, sources: { b: { status: 'ok', history: [{ at: 'x', status: 'nope' }] } } }));
+  const partial = await loadKeeperState(path);
+  assert.equal(partial.kind, 'loaded');
+  assert.equal(partial.state.sources.b?.consecutiveFailures, 0);
+  assert.deepEqual(partial.state.sources.b?.history, []);
+});
+
+// --- verdict ----------------------------------------------------------------------------------
+
+test('verdict: a revoked grant is action_required even while its access token still works', () => {
+  const at = '2030-01-01T00:00:00.000Z';
+  const v = combineVerdict('hub', probe('ok', { expiresAt: '2030-01-01T00:10:00.000Z' }), { kind: 'revoked', message: 'invalid_grant' }, at);
+  assert.equal(v.status, 'action_required');
+  assert.equal(v.operatorAction, 'reauthorize');
+  assert.equal(v.fix, 'latchkey login hub');
+  assert.match(v.message, /still works until 2030-01-01T00:10:00.000Z/);
+  // A token is preferred and works: the dead oauth fallback is mentioned, status unchanged.
+  const fb = combineVerdict('hub', probe('ok', { authPath: 'token' }), { kind: 'revoked', message: 'invalid_grant' }, at);
+  assert.equal(fb.status, 'ok');
+  assert.match(fb.message, /fallback oauth/);
+  // Transient refresh failure with a working token: degraded, not action_required.
+  const tr = combineVerdict('hub', probe('ok'), { kind: 'transient', reason: 'two_thirds_lifetime', message: 'timeout' }, at);
+  assert.equal(tr.status, 'degraded');
+  assert.equal(tr.operatorAction, null);
+  // Misconfigured client: fix_config.
+  const bad = combineVerdict('hub', probe('ok'), { kind: 'action', operatorAction: 'fix_config', message: 'invalid_client' }, at);
+  assert.equal(bad.operatorAction, 'fix_config');
+  // The probe's own verdict stands when nothing else is known; its action gets the fix.
+  const dead = combineVerdict('hub', probe('action_required', { operatorAction: 'relogin', fix: null }), { kind: 'not_due' }, at);
+  assert.equal(dead.fix, 'latchkey login hub');
+  // A session keep-alive refused after renewal needs a person.
+  const warm = combineVerdict('s', probe('ok', { authPath: 'session' }), { kind: 'none' }, at, { kind: 'failed', message: 'rejected', operatorAction: 'renew_session' });
+  assert.equal(warm.status, 'action_required');
+  assert.equal(warm.operatorAction, 'renew_session');
+});
+
+// --- probe stage ------------------------------------------------------------------------------
+
+test('probe stage: a probe that ignores its signal is cut off at the deadline; errors are classified; shutdown cancels', async () => {
+  const stop = new AbortController();
+  const started = Date.now();
+  const stalled = await probeWithDeadline(() => new Promise(() => undefined), 's', 100, stop.signal, clock);
+  assert.ok(stalled !== CANCELLED);
+  assert.equal(stalled.status, 'unreachable');
+  assert.match(stalled.message, /no answer within 0.1 s/);
+  assert.ok(Date.now() - started < 3000);
+  const thrown = await probeWithDeadline(
+    async () => {
+      throw new LatchkeyError('LK_GRANT_REVOKED', 'revoked', { source: 's', operatorAction: 'reauthorize' });
+    },
+    's',
+    1000,
+    stop.signal,
+    clock,
+  );
+  assert.ok(thrown !== CANCELLED);
+  assert.equal(thrown.status, 'action_required');
+  assert.equal(thrown.fix, 'latchkey login s');
+  const pending = probeWithDeadline(() => new Promise(() => undefined), 's', 60_000, stop.signal, clock);
+  stop.abort();
+  assert.equal(await pending, CANCELLED);
+});
+
+test('runBounded never exceeds its concurrency and finishes everything', async () => {
+  let inFlight = 0;
+  let peak = 0;
+  const done: number[] = [];
+  await runBounded([...Array(50).keys()], 7, async (i) => {
+    inFlight++;
+    peak = Math.max(peak, inFlight);
+    await new Promise((r) => setTimeout(r, 1 + (i % 3)));
+    inFlight--;
+    done.push(i);
+  });
+  assert.equal(peak, 7);
+  assert.equal(done.length, 50);
+});
+
+// --- report -----------------------------------------------------------------------------------
+
+test('health report: exact field names; the writer notices deletion, corruption and replacement', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'health.json');
+  const s = applyVerdict('a', emptySourceState(), verdict('action_required'), 16).next;
+  const report = buildHealthReport([['a', s], ['b', emptySourceState()]], Date.parse('2030-01-01T00:00:00Z'), 300);
+  assert.deepEqual(Object.keys(report), ['generatedAt', 'intervalSeconds', 'sources']);
+  assert.deepEqual(Object.keys(report.sources.a!), [
+    'status',
+    'authPath',
+    'operatorAction',
+    'fix',
+    'message',
+    'expiresAt',
+    'lastOkAt',
+    'consecutiveFailures',
+    'latencyMs',
+    'history',
+  ]);
+  assert.deepEqual(Object.keys(report.sources.a!.history[0]!), ['at', 'status', 'latencyMs']);
+  assert.equal(report.sources.b?.status, 'unreachable');
+  assert.equal(report.sources.b?.message, 'not checked yet');
+  const w = new HealthReportWriter(path);
+  assert.equal(await w.check(), 'first');
+  await w.write(serializeHealthReport(report));
+  assert.equal(await w.check(), 'unchanged');
+  assert.deepEqual(await readHealthReport(path), report);
+  await unlink(path);
+  assert.equal(await w.check(), 'deleted');
+  await w.write(serializeHealthReport(report));
+  await writeFile(path, '{"generatedAt": "garb');
+  assert.equal(await w.check(), 'corrupted');
+  await assert.rejects(readHealthReport(path), /not valid JSON/);
+  await writeFile(path, JSON.stringify({ ...report, generatedAt: '2031-01-01T00:00:00.000Z' }));
+  assert.equal(await w.check(), 'replaced');
+  assert.equal(w.writes, 2);
+  assert.throws(() => parseHealthReport({ generatedAt: 'x', sources: {} }, 'f'), /generatedAt/);
+  assert.equal(isReportStale(report, Date.parse('2030-01-01T00:10:00Z')), false);
+  assert.equal(isReportStale(report, Date.parse('2030-01-01T00:30:00Z')), true);
+  assert.equal(JSON.parse(await readFile(path, 'utf8')).generatedAt, '2031-01-01T00:00:00.000Z');
+});
+
+test('health table: aligned columns, colour only on a TTY and never with NO_COLOR', () => {
+  const s = applyVerdict('dead', emptySourceState(), { ...verdict('action_required'), fix: 'latchkey login dead' }, 16).next;
+  const report = buildHealthReport([['dead', s], ['fine', applyVerdict('fine', emptySourceState(), verdict('ok'), 16).next]], Date.parse('2030-01-01T00:00:00Z'), 300);
+  const plain = formatHealthTable({ from: 'keeper', report, note: 'note', stale: false }, Date.parse('2030-01-01T00:00:10Z'), false);
+  assert.ok(!plain.includes('\x1b['), 'no escape codes');
+  assert.match(plain, /dead\s+action_required\s+token.*latchkey login dead/);
+  const coloured = formatHealthTable({ from: 'keeper', report, note: 'note', stale: false }, Date.parse('2030-01-01T00:00:10Z'), true);
+  assert.ok(coloured.includes('\x1b[1;31maction_required'), 'action_required in bold red');
+  const tty = { isTTY: true } as unknown as NodeJS.WritableStream;
+  const io = (env: NodeJS.ProcessEnv) => ({ stdout: tty, stderr: tty, stdin: process.stdin, env });
+  assert.equal(useColour(io({})), true);
+  assert.equal(useColour(io({ NO_COLOR: '1' })), false);
+  assert.equal(useColour({ ...io({}), stdout: process.stdout.isTTY ? ({} as NodeJS.WritableStream) : process.stdout }), false);
+});
+
+// --- single instance --------------------------------------------------------------------------
+
+test('single instance: a second keeper is refused (naming the holder) or stands by until the first releases', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'locks', 'keeper.lock');
+  const first = await acquireKeeperLock(path, { heartbeatMs: 50, staleMs: 300 });
+  await assert.rejects(acquireKeeperLock(path), (err: unknown) => {
+    assert.ok(err instanceof LatchkeyError);
+    assert.equal(err.code, 'LK_KEEPER');
+    assert.match(err.message, new RegExp(`another keeper is already running .*pid ${process.pid}`));
+    return true;
+  });
+  // Past the stale age the heartbeat keeps the live holder's lock fresh.
+  await new Promise((r) => setTimeout(r, 700));
+  await assert.rejects(acquireKeeperLock(path, { staleMs: 300 }), /another keeper/);
+  let announced = 0;
+  const waiting = acquireKeeperLock(path, { standby: true, staleMs: 300, onStandby: () => announced++ });
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(announced, 1, 'says once that it stands by');
+  await first.release();
+  const second = await waiting;
+  await second.release();
+  // Standing by can be abandoned.
+  const third = await acquireKeeperLock(path);
+  const ctrl = new AbortController();
+  const abandoned = acquireKeeperLock(path, { standby: true, signal: ctrl.signal });
+  setTimeout(() => ctrl.abort(), 200);
+  await assert.rejects(abandoned, /stopped while standing by/);
+  await third.release();
+});
+
+test('single instance: a lock broken by someone else is reported lost by the heartbeat', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'locks', 'keeper.lock');
+  let lost = 0;
+  const lock = await acquireKeeperLock(path, { heartbeatMs: 30, onLost: () => lost++ });
+  await writeFile(path, JSON.stringify({ owner: 'someone-else', pid: 1, host: 'elsewhere', at: Date.now() }));
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(lost, 1);
+  await lock.release();
+  // Not ours: release leaves the other owner's lock alone.
+  assert.match(await readFile(path, 'utf8'), /someone-else/);
+});
