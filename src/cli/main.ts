@@ -11,6 +11,8 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   token: () => import('./commands/token.js'),
   exec: () => import('./commands/exec.js'),
   status: () => import('./commands/status.js'),
+  fetch: () => import('./commands/fetch.js'),
+  preflight: () => import('./commands/preflight.js'),
   login: () => import('./commands/login.js'),
   logout: () => import('./commands/logout.js'),
   keeper: () => import('./commands/keeper.js'),
