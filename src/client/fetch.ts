@@ -71,7 +71,8 @@ export interface SendOptions {
 interface Outgoing {
   url: URL;
   method: string;
-  headers: Headers;
+  /** The caller's headers; undefined when there were none (the common case: no copy needed). */
+  headers: Headers | undefined;
   body: BodyInit | null | undefined;
   /** Whether `body` can be sent again (a stream cannot). */
   replayable: boolean;
@@ -221,7 +222,7 @@ async function toOutgoing(source: string, input: string | URL | Request, init: R
   if (initRedirect !== undefined) redirect = initRedirect;
   if (initBody !== undefined) body = initBody;
   checkDestination(source, url);
-  return { url, method, headers: headers ?? new Headers(), body, replayable: isReplayable(body), redirect, rest };
+  return { url, method, headers, body, replayable: isReplayable(body), redirect, rest };
 }
 
 /** Credentials travel only over HTTPS, or plain HTTP to this machine (RFC 6750 §5.3). */
@@ -252,14 +253,18 @@ function isReplayable(body: BodyInit | null | undefined): boolean {
   );
 }
 
-/** The request's headers with the method's credentials set over them (the caller's own Authorization is replaced). */
-function withCredentials(source: string, base: Headers, prepared: Prepared): Headers {
-  const headers = new Headers(base);
-  for (const name in prepared.auth.headers) {
-    try {
-      headers.set(name, prepared.auth.headers[name]!);
-    } catch {
-      // undici refuses CR, LF, NUL and invalid names: a credential that would inject headers.
+/** RFC 9110 §5.1 field name and §5.5 field value (no CR, LF or NUL: nothing that could inject a header). */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+/** Credential header sets already checked (methods hand back the same object while their credential is unchanged). */
+const checkedCredentials = new WeakSet<Record<string, string>>();
+
+/** The method's credential headers, refused if any would not be a valid header (a hostile or broken credential). */
+function credentialHeaders(source: string, prepared: Prepared): Record<string, string> {
+  const headers = prepared.auth.headers;
+  if (checkedCredentials.has(headers)) return headers;
+  for (const name in headers) {
+    if (!HEADER_NAME.test(name) || !HEADER_VALUE.test(headers[name]!)) {
       throw new LatchkeyError('LK_UNAUTHORIZED', `${source}: the ${prepared.method.name} method produced an invalid value for the ${name} header; it was not sent`, {
         source,
         operatorAction: prepared.method.rejectedAction,
@@ -267,6 +272,16 @@ function withCredentials(source: string, base: Headers, prepared: Prepared): Hea
       });
     }
   }
+  checkedCredentials.add(headers);
+  return headers;
+}
+
+/** The request's headers with the method's credentials set over them (the caller's own Authorization is replaced). */
+function withCredentials(source: string, base: Headers | undefined, prepared: Prepared): HeadersInit {
+  const credentials = credentialHeaders(source, prepared);
+  if (base === undefined) return credentials;
+  const headers = new Headers(base);
+  for (const name in credentials) headers.set(name, credentials[name]!);
   return headers;
 }
 
@@ -282,7 +297,8 @@ async function send(source: string, fetchImpl: FetchLike, req: Outgoing, prepare
   let body = req.body;
   let headers = withCredentials(source, req.headers, prepared);
   for (let hop = 0; ; hop++) {
-    const res = await fetchImpl(url, { ...req.rest, method, headers, body, redirect: follow ? 'manual' : req.redirect });
+    // The href string, not the URL object: fetch parses a string faster than it copies a URL.
+    const res = await fetchImpl(url.href, { ...req.rest, method, headers, body, redirect: follow ? 'manual' : req.redirect });
     if (!follow || !REDIRECT_STATUSES.has(res.status)) return res;
     const location = res.headers.get('location');
     if (location === null) return res;

@@ -298,3 +298,32 @@ test('a stalled server is bounded by the caller\'s signal', async (t) => {
   await assert.rejects(lk.fetch('s', api.url('/stall'), { signal: AbortSignal.timeout(200) }), (err: unknown) => (err as Error).name === 'TimeoutError');
   assert.ok(Date.now() - started < 1000);
 });
+
+test('a method that produces a hostile header (CR/LF, bad name) is refused before anything is sent', async () => {
+  const { SourceAuth } = await import('../../src/client/auth-path.js');
+  const { sendAuthorized } = await import('../../src/client/fetch.js');
+  const calls: string[] = [];
+  const spy = (async (input: string | URL | Request) => {
+    calls.push(String(input));
+    return new Response('{}');
+  }) as typeof fetch;
+  const hostile: Record<string, string>[] = [{ 'X-CSRF': 'ok\r\nX-Injected: 1' }, { 'Bad Name': 'v' }, { Cookie: 'a=b\u0000' }];
+  for (const headers of hostile) {
+    const method = {
+      name: 'session' as const,
+      rejectedAction: 'renew_session' as const,
+      available: async () => ({ ok: true as const }),
+      authorize: async () => ({ headers, credential: 'c' }),
+      recover: async () => false,
+    };
+    const auth = new SourceAuth('hs', [method], new TestClock());
+    await assert.rejects(sendAuthorized(auth, spy, 'https://app.example.com/api', undefined), (err: unknown) => {
+      assert.ok(err instanceof LatchkeyError);
+      assert.equal(err.code, 'LK_UNAUTHORIZED');
+      assert.equal(err.operatorAction, 'renew_session');
+      assert.ok(!err.message.includes('Injected'));
+      return true;
+    });
+  }
+  assert.deepEqual(calls, []);
+});
