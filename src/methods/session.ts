@@ -60,6 +60,8 @@ export class SessionMethod implements AuthMethod {
   #memo: Jar | undefined;
   #loading: Promise<Jar> | undefined;
   #recovering: Promise<void> | undefined;
+  /** The credential whose last recovery failed (so concurrent callers share the failure). */
+  #failedFor: string | undefined;
 
   constructor(lk: Latchkey, source: string, config: SessionConfig) {
     this.#lk = lk;
@@ -115,13 +117,26 @@ export class SessionMethod implements AuthMethod {
   }
 
   async recover(used: PreparedAuth): Promise<boolean> {
-    // Another caller in this process already renewed after the request that failed.
-    if (this.#recovering) await this.#recovering.catch(() => undefined);
+    // Concurrent 401s in this process share one renewal: wait for the one in flight; when it
+    // failed for the same credential, that failure is ours too (no second reload).
+    const inflight = this.#recovering;
+    if (inflight) {
+      try {
+        await inflight;
+      } catch (err) {
+        if (this.#failedFor === used.credential) throw err;
+      }
+    }
     if (this.#memo && this.#memo.prepared.credential !== used.credential) return true;
     if (!this.#recovering) {
-      this.#recovering = this.#recoverUnderLock(used).finally(() => {
-        this.#recovering = undefined;
-      });
+      this.#recovering = this.#recoverUnderLock(used)
+        .catch((err: unknown) => {
+          this.#failedFor = used.credential;
+          throw err;
+        })
+        .finally(() => {
+          this.#recovering = undefined;
+        });
     }
     await this.#recovering;
     return this.#memo !== undefined && this.#memo.prepared.credential !== used.credential;
@@ -330,7 +345,7 @@ export class SessionMethod implements AuthMethod {
     let cookies: BrowserCookie[];
     try {
       ({ cookies } = await readTabCookies(
-        { endpoint: cdp.endpoint, tabUrl: this.#tabUrl!, origin: this.#origin.href, timeoutMs: cdp.timeoutMs ?? this.#timeoutMs },
+        { endpoint: cdp.endpoint, tabUrl: this.#tabUrl!, origin: this.#origin.href, timeoutMs: cdp.timeoutMs ?? this.#timeoutMs, fetch: this.#lk.fetchImpl },
         { reload },
       ));
     } catch (err) {

@@ -153,6 +153,31 @@ describe('session over the DevTools Protocol (real Chromium)', { skip: SKIP }, (
     assert.equal(tab.isClosed(), false);
   });
 
+  test('through lk.fetch: token unavailable → session path; one reload and two API calls on a stale CSRF', async (t) => {
+    const home = await makeHome();
+    t.after(() => home.cleanup());
+    const config = resolveConfig(
+      { version: 1, sources: { app: { methods: ['token', 'session'], token: { secret: 'env:APP_PAT_NOT_SET' }, session: sessionConfig() } } },
+      home.configPath,
+    );
+    const lk = new Latchkey(config, { paths: homePaths(home.home), env: {} });
+    assert.equal(await lk.authPath('app'), 'session', 'the token path is unavailable, the session is the fallback');
+    const ok = await lk.fetch('app', app.apiUrl);
+    assert.equal(ok.status, 200);
+    await ok.body?.cancel();
+
+    app.rotateCsrf();
+    app.stats.reset();
+    const res = await lk.fetch('app', app.apiUrl);
+    assert.equal(res.status, 200);
+    assert.equal(((await res.json()) as { results: unknown[] }).results.length, 2);
+    assert.equal(app.stats.appLoads, 1, 'exactly one reload');
+    assert.equal(app.stats.apiCalls, 2, 'exactly two API calls');
+
+    // Cookies never go to another origin through lk.fetch either.
+    await assert.rejects(lk.fetch('app', 'https://elsewhere.example/api'), /refusing to send them|session/);
+  });
+
   test('concurrent 401s in one process share one reload', async (t) => {
     const home = await makeHome();
     t.after(() => home.cleanup());
@@ -193,6 +218,17 @@ describe('session over the DevTools Protocol (real Chromium)', { skip: SKIP }, (
     const err = await expectRenewSession(method.recover(used), /no open tab matches .*\/app\?gone\*/, new RegExp(`Chrome DevTools endpoint ${chrome.cdpUrl.replace(/[.]/g, '\\.')}`), /tab is gone/);
     assert.ok(!err.message.includes(used.headers[CSRF_HEADER]!), 'no cookie value in the message');
     assert.match(err.fix ?? '', /sign in at/);
+
+    // Through lk.fetch: the second 401 is a typed error carrying renew_session.
+    const config = resolveConfig({ version: 1, sources: { app: { session: sessionConfig({ cdp: { endpoint: chrome.cdpUrl, tabUrl: `${app.origin}/app?gone*`, timeoutMs: 5_000 } }) } } }, home.configPath);
+    const lk = new Latchkey(config, { paths: homePaths(home.home), env: {} });
+    app.stats.reset();
+    await assert.rejects(lk.fetch('app', app.apiUrl), (e: LatchkeyError) => {
+      assert.equal(e.operatorAction, 'renew_session');
+      assert.equal(e.exitCode, 4);
+      return true;
+    });
+    assert.ok(app.stats.apiCalls <= 2, `never more than two API calls (saw ${app.stats.apiCalls})`);
 
     // A fresh profile (nothing stored) cannot even authorize.
     const fresh = await makeHome();
@@ -274,6 +310,29 @@ describe('session over the DevTools Protocol: endpoints that are not Chrome', ()
       await expectRenewSession(method.authorize(), new RegExp(`Chrome DevTools endpoint ${endpoint.replace(/[.]/g, '\\.')}`));
       assert.ok(Date.now() - started < 3_500, variant);
     }
+  });
+
+  test('concurrent 401s share one failed renewal (one visit to the endpoint, the same renew_session for all)', async (t) => {
+    let hits = 0;
+    const server = createServer((req, res) => {
+      hits += 1;
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('not chrome');
+    });
+    const close = trackSockets(server);
+    const endpoint = await listen(server);
+    t.after(close);
+    const home = await makeHome();
+    t.after(() => home.cleanup());
+    const { method } = await openLk(
+      home,
+      { origin: 'https://app.example', csrfCookie: 'x', csrfHeader: 'X-X', cookieHeader: 'env:C', cdp: { endpoint, tabUrl: 'https://app.example/*', timeoutMs: 1_000 } },
+      { C: 'sid=1; x=2' },
+    );
+    const used = await method.authorize();
+    const results = await Promise.allSettled([method.recover(used), method.recover(used), method.recover(used)]);
+    assert.ok(results.every((r) => r.status === 'rejected' && (r.reason as LatchkeyError).operatorAction === 'renew_session'));
+    assert.equal(hits, 1);
   });
 
   test('an endpoint that accepts the connection and never answers → bounded, renew_session', async (t) => {
