@@ -6,6 +6,7 @@ import { resolveConfig } from '../../src/config/load.js';
 import { applyPreset, getPreset, presetNames, presets, type Preset } from '../../src/config/presets.js';
 import { SourceConfigSchema, type SourceConfig } from '../../src/config/schema.js';
 import { validateConfigText } from '../../src/config/validate.js';
+import { startIdp } from '../fixtures/idp.js';
 import { makeHome, runCli } from '../helpers/home.js';
 
 const ISSUER = 'https://issuer.example';
@@ -257,6 +258,23 @@ describe('latchkey add --preset', () => {
     assert.deepEqual(resolved.sources.get('hubspot-session')?.methods, ['session']);
     assert.equal(resolved.sources.get('hubspot-session')?.session?.csrfCookie, 'csrf.app');
     assert.deepEqual(resolved.sources.get('github-token')?.methods, ['token']);
+  });
+
+  test('oidc: endpoints by discovery from --issuer, userinfo as the probe (real oidc-provider)', async (t) => {
+    const idp = await startIdp();
+    t.after(() => idp.close());
+    const home = await makeHome({ version: 1, sources: {} });
+    t.after(() => home.cleanup());
+    const r = await runCli(['add', 'corp', '--preset', 'oidc', '--issuer', idp.issuer, '--client-id', 'public-client'], { env: { LATCHKEY_HOME: home.home } });
+    assert.equal(r.code, 0, r.stderr);
+    const config = JSON.parse(await readFile(home.configPath, 'utf8')) as { sources: Record<string, SourceConfig> };
+    const src = config.sources.corp!;
+    assert.equal(src.oauth?.issuer, idp.issuer);
+    assert.equal(src.oauth?.tokenEndpoint, idp.tokenEndpoint);
+    assert.equal(src.probe?.url, idp.userinfoEndpoint);
+    const resolved = resolveConfig(config, home.configPath).sources.get('corp')!;
+    assert.equal(resolved.oauth?.scope, 'openid offline_access');
+    assert.deepEqual(resolved.methods, ['oauth']);
   });
 
   test('wrong combinations are refused with the way that works', async (t) => {
