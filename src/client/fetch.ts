@@ -133,7 +133,7 @@ export async function sendAuthorized(auth: SourceAuth, fetchImpl: FetchLike, inp
   }
   if (!req.replayable) {
     await discard(res1);
-    throw notReplayable(auth.source, req.url, first.method, recovered, rejected);
+    throw notReplayable(auth.source, req.url, first.method, recovered || second.index !== first.index, rejected);
   }
   await discard(res1);
 
@@ -177,14 +177,15 @@ function unauthorized(auth: SourceAuth, outcome: AuthorizedOutcome): Unauthorize
   });
 }
 
-function notReplayable(source: string, url: URL, method: AuthMethod, recovered: boolean, rejected: MethodFailure[]): LatchkeyError {
+/** `retryable`: a new credential or another method is ready, so sending the request again would likely work. */
+function notReplayable(source: string, url: URL, method: AuthMethod, retryable: boolean, rejected: MethodFailure[]): LatchkeyError {
   const action = rejected[0]?.operatorAction ?? method.rejectedAction;
   return new LatchkeyError(
     'LK_UNAUTHORIZED',
     `${source}: ${describeUrl(url)} answered 401 and the request was not retried because its body is a stream, which cannot be sent twice${
-      recovered ? ' (the credential was recovered: sending the request again will use it)' : ''
+      retryable ? ' (new credentials are ready: sending the request again will use them)' : ''
     }; pass a string, Uint8Array, Blob, FormData or URLSearchParams body to get the automatic retry`,
-    recovered ? { source, exitCode: ExitCode.unreachable } : { source, operatorAction: action, exitCode: ExitCode.actionRequired },
+    retryable ? { source, exitCode: ExitCode.unreachable } : { source, operatorAction: action, exitCode: ExitCode.actionRequired },
   );
 }
 

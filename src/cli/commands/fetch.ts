@@ -125,10 +125,21 @@ function bodyOf(buf: Buffer): string | Uint8Array<ArrayBuffer> {
 async function writeBody(res: Response, io: CliIO): Promise<void> {
   if (!res.body) return;
   const reader = res.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    if (!io.stdout.write(value)) await once(io.stdout, 'drain');
+  // A reader that went away (`latchkey fetch … | head -c 100`): stop reading, quietly.
+  let closed = false;
+  const onError = (): void => {
+    closed = true;
+  };
+  io.stdout.on('error', onError);
+  try {
+    while (!closed) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      if (!io.stdout.write(value)) await once(io.stdout, 'drain').catch(onError);
+    }
+    await reader.cancel().catch(() => undefined);
+  } finally {
+    io.stdout.off('error', onError);
   }
 }
 
