@@ -1,4 +1,3 @@
-import { inspect } from 'node:util';
 
 const REDACTED = '[redacted]';
 
@@ -44,7 +43,8 @@ export class Secret {
     return REDACTED;
   }
 
-  [inspect.custom](): string {
+  // = util.inspect.custom, without loading node:util at start-up.
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
     return REDACTED;
   }
 

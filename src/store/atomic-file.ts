@@ -1,5 +1,4 @@
 import { open, rename, unlink, mkdir, stat } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { LatchkeyError } from '../errors.js';
 
@@ -10,6 +9,8 @@ import { LatchkeyError } from '../errors.js';
  */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
   const dir = dirname(path);
+  // node:crypto is loaded here, not at start-up: readers (`latchkey token`) never need it.
+  const { randomBytes } = await import('node:crypto');
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   const fh = await open(tmp, 'wx', mode);
   try {

@@ -1,5 +1,4 @@
 import { open, readFile, stat, unlink } from 'node:fs/promises';
-import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { LatchkeyError } from '../errors.js';
 import { writeFileAtomic } from './atomic-file.js';
@@ -78,7 +77,7 @@ async function acquire(path: string, options: LockFileOptions): Promise<LockOwne
   const staleMs = options.staleMs ?? 30_000;
   const timeoutMs = options.timeoutMs ?? 30_000;
   const deadline = Date.now() + timeoutMs;
-  const me: LockOwner = { owner: randomUUID(), pid: process.pid, host: HOST, at: Date.now() };
+  const me: LockOwner = { owner: await ownerToken(), pid: process.pid, host: HOST, at: Date.now() };
   let delay = 2;
   for (;;) {
     me.at = Date.now();
@@ -95,6 +94,12 @@ async function acquire(path: string, options: LockFileOptions): Promise<LockOwne
     await sleep(delay + Math.random() * delay);
     delay = Math.min(delay * 2, 50);
   }
+}
+
+/** A fresh owner token. node:crypto is loaded on the first lock, not at start-up: readers never lock. */
+async function ownerToken(): Promise<string> {
+  const { randomUUID } = await import('node:crypto');
+  return randomUUID();
 }
 
 async function tryCreate(path: string, me: LockOwner): Promise<boolean> {
@@ -160,7 +165,7 @@ function pidAlive(pid: number): boolean {
  */
 async function breakStaleLock(path: string, observed: LockOwner | undefined): Promise<void> {
   const guard = `${path}.break`;
-  const guardOwner: LockOwner = { owner: randomUUID(), pid: process.pid, host: HOST, at: Date.now() };
+  const guardOwner: LockOwner = { owner: await ownerToken(), pid: process.pid, host: HOST, at: Date.now() };
   if (!(await tryCreate(guard, guardOwner))) {
     const g = await readOwner(guard);
     if (g !== 'gone' && (await isStale(guard, g, 5_000))) await unlink(guard).catch(() => undefined);
