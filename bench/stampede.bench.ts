@@ -59,13 +59,25 @@ function diff(after: IdpCounters, before: IdpCounters): IdpCounters {
   return d;
 }
 
+/** Everything to stop if the bench itself is interrupted (Ctrl-C): workers and the IdP. */
+const children = new Set<{ kill(signal?: NodeJS.Signals): boolean }>();
+let idpToClose: IdpProcess | undefined;
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    for (const c of children) c.kill('SIGKILL');
+    void (idpToClose?.close() ?? Promise.resolve()).finally(() => process.exit(130));
+  });
+}
+
 async function runWorkers(script: string, argsFor: (startAt: number, deadline: number) => string[]): Promise<{ workers: WorkerResult<LoadCounts>[]; durationMs: number }> {
   const startAt = Date.now() + START_DELAY_MS;
   const deadline = startAt + SECONDS * 1000;
   const env = { ...process.env };
   delete env.NODE_OPTIONS;
   const spawned = Array.from({ length: WORKERS }, () => spawnWorker<LoadCounts>(join(here, script), argsFor(startAt, deadline), { env, killAt: deadline + KILL_AFTER_DEADLINE_MS }));
+  for (const w of spawned) children.add(w.child);
   const workers = await Promise.all(spawned.map((w) => w.done));
+  for (const w of spawned) children.delete(w.child);
   return { workers, durationMs: deadline - startAt };
 }
 
@@ -113,6 +125,7 @@ async function peerPhase(idp: IdpProcess): Promise<PhaseResult> {
 }
 
 interface Summary {
+  refreshCalls: number;
   attempts: number;
   authorized: number;
   failed: number;
@@ -211,13 +224,14 @@ function report(p: PhaseResult): Summary {
     );
     for (const w of broken.slice(0, 2)) note(`stderr: ${w.stderr.slice(-1500)}`);
   }
-  return { attempts, authorized, failed, protectedCalls, authorizedPct, callsPerS: protectedCalls / seconds };
+  return { refreshCalls: p.idp.refreshRequests, attempts, authorized, failed, protectedCalls, authorizedPct, callsPerS: protectedCalls / seconds };
 }
 
 async function main(): Promise<void> {
   const subjects = (process.env.LATCHKEY_BENCH_SUBJECTS ?? 'latchkey,peer').split(',');
   note(`stampede: ${WORKERS} workers x ${CALLERS} callers, ${SECONDS} s per subject, access TTL ${TTL_S} s (${subjects.join(' then ')})`);
   const idp = await startIdpProcess({ accessTtl: TTL_S });
+  idpToClose = idp;
   const summaries: Partial<Record<'latchkey' | 'peer', Summary>> = {};
   try {
     if (subjects.includes('latchkey')) summaries.latchkey = report(await latchkeyPhase(idp));
@@ -228,12 +242,22 @@ async function main(): Promise<void> {
   const { latchkey: lk, peer } = summaries;
   if (lk && peer) {
     out({
-      figure: 'authorized_calls_ratio',
-      value: lk.authorized / Math.max(1, peer.authorized),
-      unit: 'x peer',
-      subject: 'latchkey',
-      extra: { latchkeyAuthorized: lk.authorized, peerAuthorized: peer.authorized },
+      figure: 'idp_refresh_calls_ratio',
+      value: peer.refreshCalls / Math.max(1, lk.refreshCalls),
+      unit: 'x latchkey',
+      subject: 'peer',
+      extra: { peerRefreshCalls: peer.refreshCalls, latchkeyRefreshCalls: lk.refreshCalls },
     });
+    // Only meaningful while the peer still gets some calls through.
+    if (peer.authorized > 0) {
+      out({
+        figure: 'authorized_calls_ratio',
+        value: lk.authorized / peer.authorized,
+        unit: 'x peer',
+        subject: 'latchkey',
+        extra: { latchkeyAuthorized: lk.authorized, peerAuthorized: peer.authorized },
+      });
+    }
   }
 }
 
