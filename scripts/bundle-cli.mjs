@@ -11,7 +11,7 @@
 // tsc copy (`err instanceof LatchkeyError` keeps working), and lazy modules stay lazy: their
 // own imports (valibot, oauth4webapi, node:crypto…) are not hoisted into the start-up path.
 // Packages are never bundled.
-import { dirname, relative, resolve } from 'node:path';
+import { dirname, relative, resolve, sep } from 'node:path';
 import { readFileSync } from 'node:fs';
 
 const ENTRY = resolve('dist/src/cli/bin.js');
@@ -100,7 +100,7 @@ const result = await esbuild.build({
           if (isMain(a)) return { path: './main.js', external: true };
           const target = resolve(a.resolveDir, a.path);
           if (bundled.has(target)) return undefined;
-          const rel = relative(CLI_DIR, target);
+          const rel = relative(CLI_DIR, target).split(sep).join('/');
           return { path: rel.startsWith('.') ? rel : `./${rel}`, external: true };
         });
       },
