@@ -287,7 +287,8 @@ export class Latchkey {
   }
 
   async #statusOf(name: string, src: ResolvedSource, rec: SourceRecord | undefined): Promise<SourceStatus> {
-    const authPath = this.#bearer.get(name) ?? (src.methods[0] ?? null);
+    // The same choice lk.fetch makes (first available method), so status and fetch agree.
+    const authPath = (await this.authPath(name).catch(() => null)) ?? this.#bearer.get(name) ?? src.methods[0] ?? null;
     const base: SourceStatus = {
       source: name,
       methods: src.methods,
