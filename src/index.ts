@@ -45,3 +45,6 @@ export type { MethodLoader } from './methods/index.js';
 export { TokenMethod, PAT_EXPIRING_WITHIN_MS } from './methods/token.js';
 export { OAuthMethod, OAUTH_EXPIRING_WITHIN_MS } from './methods/oauth.js';
 export type { AuthMethod, Availability, AuthRequest, PreparedAuth, CredentialExpiry, MethodContext, MethodFactory } from './methods/method.js';
+export { presets, getPreset, presetNames } from './config/presets.js';
+export type { Preset } from './config/presets.js';
+export { SessionMethod, createSessionMethod, DEFAULT_SESSION_TIMEOUT_MS } from './methods/session.js';

@@ -133,7 +133,9 @@ async function liveProbe(ctx: ProbeContext, config: ProbeConfig, signal: AbortSi
     }
     let outcome;
     try {
-      outcome = await sendAuthorized(ctx.auth, ctx.fetch, config.url, { method: config.method ?? 'GET', signal, headers: { accept: 'application/json, */*;q=0.5' } }, { only: i, honourRejections: false });
+      const init: RequestInit = { method: config.method ?? 'GET', signal, headers: { accept: 'application/json, */*;q=0.5', ...config.headers } };
+      if (config.body !== undefined && init.method === 'POST') init.body = config.body;
+      outcome = await sendAuthorized(ctx.auth, ctx.fetch, config.url, init, { only: i, honourRejections: false });
     } catch (err) {
       const failure = asMethodFailure(method, err);
       if (!failure) throw err;

@@ -76,6 +76,18 @@ test('probe: 2xx -> ok, with the auth path, latency and the HTTP status', async 
   assert.equal(api.requests[0]!.headers.authorization, 'Bearer good');
 });
 
+test('probe: configured headers and a POST body are sent (Notion-Version, a GraphQL query), the auth header still wins', async (t) => {
+  const { lk } = await profile(t, {
+    gql: tokenSource('/ok', 'GOOD', { method: 'POST', headers: { 'Notion-Version': '2022-06-28', 'Content-Type': 'application/json' }, body: '{"query":"{ viewer { id } }"}' }),
+  });
+  assert.equal((await lk.probe('gql')).status, 'ok');
+  const req = api.requests[0]!;
+  assert.equal(req.method, 'POST');
+  assert.equal(req.headers['notion-version'], '2022-06-28');
+  assert.equal(req.body, '{"query":"{ viewer { id } }"}');
+  assert.equal(req.headers.authorization, 'Bearer good');
+});
+
 test('probe: an HTML page is judged by its status alone (200 -> ok, 401 -> action_required)', async (t) => {
   const { lk } = await profile(t, { ok: tokenSource('/html'), bad: tokenSource('/html', 'BAD') });
   assert.equal((await lk.probe('ok')).status, 'ok');
