@@ -1,3 +1,4 @@
+import { isLoopbackHost } from '../net/loopback.js';
 import type { MethodName } from '../config/constants.js';
 import { ExitCode, LatchkeyError, type OperatorAction } from '../errors.js';
 import type { AuthMethod, AuthRequest } from '../methods/method.js';
@@ -230,15 +231,10 @@ async function toOutgoing(source: string, input: string | URL | Request, init: R
 function checkDestination(source: string, url: URL): void {
   if (url.protocol === 'https:') return;
   if (url.protocol === 'http:') {
-    if (isLoopback(url.hostname)) return;
+    if (isLoopbackHost(url.hostname)) return;
     throw new LatchkeyError('LK_INSECURE_ENDPOINT', `${source}: refusing to send credentials over plain http to ${url.host}; use https (plain http is allowed only to loopback)`, { source });
   }
   throw new LatchkeyError('LK_USAGE', `${source}: ${url.protocol} URLs are not supported (http or https only)`, { source });
-}
-
-function isLoopback(hostname: string): boolean {
-  const h = hostname.replace(/^\[|\]$/g, '');
-  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 }
 
 function isReplayable(body: BodyInit | null | undefined): boolean {

@@ -3,7 +3,7 @@ import type { SessionConfig } from '../config/schema.js';
 import { resolveSecretRef } from '../config/secret-ref.js';
 import { LatchkeyError, type OperatorAction } from '../errors.js';
 import type { Latchkey } from '../latchkey.js';
-import { isLoopbackHost } from '../oauth/endpoint.js';
+import { isLoopbackHost } from '../net/loopback.js';
 import { Secret } from '../secret.js';
 import type { SourceRecord } from '../store/store.js';
 import { CdpError, describeEndpoint, readTabCookies, type BrowserCookie } from './cdp.js';

@@ -1,15 +1,13 @@
 import * as oauth from 'oauth4webapi';
 import { LatchkeyError } from '../errors.js';
+import { isLoopbackHost } from '../net/loopback.js';
 
 export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
 
 /** Largest token/discovery response we will read (a token response is a few KB). */
 export const MAX_RESPONSE_BYTES = 1024 * 1024;
 
-export function isLoopbackHost(hostname: string): boolean {
-  const h = hostname.replace(/^\[|\]$/g, '');
-  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
-}
+export { isLoopbackHost } from '../net/loopback.js';
 
 /**
  * OAuth endpoints must be HTTPS (RFC 9700 §2.6); plain HTTP is allowed only on loopback, where
