@@ -48,3 +48,17 @@ export type { AuthMethod, Availability, AuthRequest, PreparedAuth, CredentialExp
 export { presets, getPreset, presetNames } from './config/presets.js';
 export type { Preset } from './config/presets.js';
 export { SessionMethod, createSessionMethod, DEFAULT_SESSION_TIMEOUT_MS } from './methods/session.js';
+// The keeper. Its report format, schedule rules and alert signature load nothing heavy; the
+// keeper itself (metrics registry, HTTP server, dashboard) is loaded by openKeeper/startKeeper.
+export { openKeeper, startKeeper } from './keeper/open.js';
+export { readHealthReport, parseHealthReport, buildHealthReport, isReportStale } from './keeper/health-report.js';
+export type { HealthReport, HealthReportSource } from './keeper/health-report.js';
+export { refreshAheadReason, refreshAheadAt, jitteredDelayMs, backoffCycles } from './keeper/scheduler.js';
+export { signBody } from './keeper/alerts.js';
+export type { AlertSettings, AlertPayload, WebhookSettings } from './keeper/alerts.js';
+export type { Keeper, KeeperOptions, KeeperSettings, KeeperStages, Readiness, CycleSummary } from './keeper/keeper.js';
+export type { KeeperDaemon, KeeperDaemonOptions } from './keeper/daemon.js';
+export type { KeeperHttpServer, KeeperHttpOptions, KeeperHttpBackend } from './keeper/http.js';
+export type { ProbeFn, ProbeCallOptions } from './keeper/probe-stage.js';
+export type { KeeperLog, LogLevel } from './keeper/log.js';
+export type { SourceKeeperState, StateChange } from './keeper/state.js';

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { stat } from 'node:fs/promises';
 import type { Clock } from '../clock.js';
 import type { HealthStatus } from '../client/probe-types.js';
@@ -150,6 +151,8 @@ export class Keeper {
     this.#random = options.random ?? Math.random;
     this.#probe = options.probe ?? ((source, o) => this.#lk.probe(source, o));
     this.#writer = new HealthReportWriter(lk.paths.health);
+    // Every probe in flight listens for shutdown on this one signal (concurrency can be 100s).
+    setMaxListeners(0, this.#stop.signal);
     this.alerts = new AlertDispatcher({
       settings: options.alerts ?? {},
       fetch: options.fetch ?? options.open?.fetch ?? ((input, init) => fetch(input, init)),
@@ -388,7 +391,10 @@ export class Keeper {
       this.#state.sources[name] = turn.next;
       if (turn.due) due.push(name);
     }
-    return due;
+    // Sources that were unreachable last time go first: if they stall again, their wait for the
+    // timeout overlaps with everyone else's probes instead of trailing the cycle.
+    const first = due.filter((n) => this.#state.sources[n]?.status === 'unreachable');
+    return first.length ? [...first, ...due.filter((n) => this.#state.sources[n]?.status !== 'unreachable')] : due;
   }
 
   /** Refresh-ahead, probe, verdict, state for one source. Never throws. */

@@ -230,3 +230,12 @@ test('a source added to config.json while the keeper runs is picked up at the ne
   assert.deepEqual(Object.keys(k.report.sources).sort(), ['ok', 'ok2']);
   await k.stop();
 });
+
+test('the library entry point opens a keeper lazily (openKeeper)', async (t) => {
+  const w = await world(t, ['ok']);
+  const { openKeeper } = await import('../../src/index.js');
+  const k = await openKeeper({ open: { home: w.h.home, env: { TOK: TOKEN }, clock: w.clock } });
+  const s = await k.runCycle();
+  assert.equal(s.counts.ok, 1);
+  await k.stop();
+});
