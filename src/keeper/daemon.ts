@@ -4,6 +4,7 @@ import type { KeeperConfig } from '../config/schema.js';
 import { resolveSecretRef } from '../config/secret-ref.js';
 import { LatchkeyError } from '../errors.js';
 import type { OpenLatchkeyOptions } from '../latchkey.js';
+import { isLoopbackHost } from '../oauth/endpoint.js';
 import { homePaths, latchkeyHome } from '../paths.js';
 import { Secret } from '../secret.js';
 import type { AlertSettings } from './alerts.js';
@@ -98,6 +99,9 @@ export async function startKeeperDaemon(o: KeeperDaemonOptions): Promise<KeeperD
   if (o.keeper?.alertRetryBaseMs !== undefined) alerts.retryBaseMs = o.keeper.alertRetryBaseMs;
   if (o.keeper?.alertTimeoutMs !== undefined) alerts.timeoutMs = o.keeper.alertTimeoutMs;
   const log = o.log;
+  if (alerts.webhook && /^http:/i.test(alerts.webhook.url) && !isLoopbackHost(new URL(alerts.webhook.url).hostname)) {
+    log('warn', 'webhook_insecure', { message: 'keeper.alerts.webhook.url is plain http to another host: alert contents (source names, fixes) travel unencrypted; use https' });
+  }
 
   let lostLock = false;
   let onLost: () => void = () => undefined;

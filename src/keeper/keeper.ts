@@ -189,7 +189,8 @@ export class Keeper {
 
   /** Opens Latchkey (unless given), loads the persisted state, and returns a keeper ready to cycle. */
   static async open(options: KeeperOptions = {}): Promise<Keeper> {
-    const metrics = new KeeperMetrics();
+    const clock = options.lk?.clock ?? options.open?.clock;
+    const metrics = new KeeperMetrics(clock ? () => clock.now() : Date.now);
     const log = options.log ?? silentLog;
     let lk = options.lk;
     const owns = lk === undefined;

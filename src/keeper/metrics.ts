@@ -24,8 +24,11 @@ export class KeeperMetrics {
   readonly #reportWrites: Counter;
   readonly #alerts: Counter<'channel' | 'outcome'>;
   readonly #known = new Set<string>();
+  readonly #expiries = new Map<string, number>();
+  readonly #now: () => number;
 
-  constructor() {
+  constructor(now: () => number = Date.now) {
+    this.#now = now;
     const registers = [this.registry];
     this.#up = new Gauge({ name: 'latchkey_source_up', help: '1 when the source is usable (ok or expiring), else 0', labelNames: ['source'], registers });
     this.#status = new Gauge({
@@ -34,11 +37,18 @@ export class KeeperMetrics {
       labelNames: ['source', 'status'],
       registers,
     });
+    const expiries = this.#expiries;
+    const clockNow = this.#now;
     this.#expiry = new Gauge({
       name: 'latchkey_source_expiry_seconds',
       help: 'Seconds until the credential in use expires (negative when expired; absent when unknown)',
       labelNames: ['source'],
       registers,
+      // Computed at scrape time, so the countdown is right between cycles too.
+      collect() {
+        const t = clockNow();
+        for (const [source, at] of expiries) this.set({ source }, Math.round((at - t) / 1000));
+      },
     });
     this.#failures = new Gauge({ name: 'latchkey_source_consecutive_failures', help: 'Failed checks in a row', labelNames: ['source'], registers });
     this.#refreshes = new Counter({
@@ -92,8 +102,13 @@ export class KeeperMetrics {
     this.#up.set({ source }, status === 'ok' || status === 'expiring' ? 1 : 0);
     for (const s of ['ok', 'expiring', 'degraded', 'unreachable', 'action_required'] as const) this.#status.set({ source, status: s }, s === status ? 1 : 0);
     const exp = expiresAt ? Date.parse(expiresAt) : Number.NaN;
-    if (Number.isNaN(exp)) this.#expiry.remove({ source });
-    else this.#expiry.set({ source }, Math.round((exp - now) / 1000));
+    if (Number.isNaN(exp)) {
+      this.#expiries.delete(source);
+      this.#expiry.remove({ source });
+    } else {
+      this.#expiries.set(source, exp);
+      this.#expiry.set({ source }, Math.round((exp - now) / 1000));
+    }
     this.#failures.set({ source }, consecutiveFailures);
   }
 
@@ -103,6 +118,7 @@ export class KeeperMetrics {
       if (names.has(source)) continue;
       this.#known.delete(source);
       this.#up.remove({ source });
+      this.#expiries.delete(source);
       this.#expiry.remove({ source });
       this.#failures.remove({ source });
       for (const s of ['ok', 'expiring', 'degraded', 'unreachable', 'action_required']) this.#status.remove({ source, status: s });

@@ -359,3 +359,24 @@ test('single instance: a lock broken by someone else is reported lost by the hea
   // Not ours: release leaves the other owner's lock alone.
   assert.match(await readFile(path, 'utf8'), /someone-else/);
 });
+
+test('metrics: per-keeper registry; the expiry countdown is computed at scrape time; removed sources disappear', async () => {
+  const { KeeperMetrics } = await import('../../src/keeper/metrics.js');
+  let now = Date.parse('2030-01-01T00:00:00Z');
+  const m = new KeeperMetrics(() => now);
+  const other = new KeeperMetrics(() => now);
+  m.setSource('hub', 'ok', '2030-01-01T00:10:00.000Z', 0, now);
+  m.recordRefresh({ source: 'hub', outcome: 'refreshed', durationMs: 12 });
+  m.recordProbe('hub', 'unreachable', 'oauth', 250);
+  assert.match(await m.render(), /latchkey_source_expiry_seconds\{source="hub"\} 600/);
+  now += 60_000;
+  const text = await m.render();
+  assert.match(text, /latchkey_source_expiry_seconds\{source="hub"\} 540/);
+  assert.match(text, /latchkey_source_up\{source="hub"\} 1/);
+  assert.match(text, /latchkey_refreshes_total\{source="hub",outcome="refreshed"\} 1/);
+  assert.match(text, /latchkey_probe_failures_total\{source="hub",outcome="unreachable"\} 1/);
+  assert.match(text, /latchkey_probe_duration_seconds_bucket\{le="0.25",auth_path="oauth"\} 1/);
+  assert.doesNotMatch(await other.render(), /source="hub"/, 'registries are not shared');
+  m.retainSources(new Set());
+  assert.doesNotMatch(await m.render(), /latchkey_source_up\{source="hub"\}/);
+});
