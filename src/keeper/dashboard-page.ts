@@ -273,8 +273,14 @@ function dashboardClient(): void {
       app.dataset.state = 'error';
     } finally {
       polling = false;
-      pollTimer = setTimeout(() => void poll(), POLL_MS);
+      pollTimer = setTimeout(() => void poll(), pollDelayMs());
     }
+  }
+
+  /** Every 5 s, or every keeper interval when that is shorter, so a change shows within one interval. */
+  function pollDelayMs(): number {
+    const iv = report && typeof report.intervalSeconds === 'number' && report.intervalSeconds > 0 ? report.intervalSeconds * 1000 : POLL_MS;
+    return Math.max(1000, Math.min(POLL_MS, iv));
   }
 
   async function probe(source: string | null): Promise<void> {

@@ -31,9 +31,9 @@ before(async () => {
         return send(res, 404);
     }
   });
-  const closed = await startLoopbackApi();
-  deadPort = Number(new URL(closed.origin).port);
-  await closed.close();
+  // Port 2 is privileged and never served here (and not on fetch's bad-port list), so the connection is refused; a
+  // just-closed ephemeral port could be reused by a server of a test running in parallel.
+  deadPort = 2;
   h = await makeHome({ version: 1, sources: { gh: { token: { secret: 'env:GH_TOKEN' } }, dead: { token: { secret: 'env:DEAD_TOKEN' } } } });
   env = { LATCHKEY_HOME: h.home, GH_TOKEN: 'good', DEAD_TOKEN: 'revoked-pat' };
 });
