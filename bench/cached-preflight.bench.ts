@@ -6,14 +6,18 @@
  * loopback API, then the API is shut down: a pre-flight that probed live instead of answering
  * from the report would fail (exit 3), so every run is checked to exit 0 from the keeper.
  *
+ * The CLI is the package's `bin` (dist/src/cli/latchkey.cjs; LATCHKEY_BENCH_CLI_BIN=path for
+ * another build). Measured in a clean environment (PATH, HOME, LATCHKEY_HOME and the token's
+ * variable), which decides `pass`; the inherited environment is measured too, for comparison.
+ *
  * Figures: the median of each command, and the ratio (limit 1.5).
  */
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { cleanEnv, CLI_BIN as BIN, describeEntry, inheritedEnv } from './lib/cli.js';
 import { note, reporter } from './lib/report.js';
 import { runTimed, type TimedRun } from './lib/spawn.js';
 import { median, quantile } from './lib/stats.js';
@@ -21,7 +25,6 @@ import { median, quantile } from './lib/stats.js';
 const BENCH = 'cached-preflight';
 const RUNS = Math.max(15, Number(process.env.LATCHKEY_BENCH_PREFLIGHT_RUNS ?? 21));
 const LIMIT = 1.5;
-const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'bin.js');
 const NAMES = ['hubspot', 'github', 'slack', 'google', 'honcho'];
 
 const out = reporter(BENCH);
@@ -38,7 +41,8 @@ async function main(): Promise<void> {
   try {
     const sources = Object.fromEntries(NAMES.map((n) => [n, { token: { secret: 'env:LK_BENCH_TOKEN' }, probe: { url: `http://127.0.0.1:${port}/${n}` } }]));
     await writeFile(join(home, 'config.json'), JSON.stringify({ version: 1, sources }), { mode: 0o600 });
-    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LATCHKEY_HOME: home, LK_BENCH_TOKEN: 'bench-token' };
+    const vars = { LATCHKEY_HOME: home, LK_BENCH_TOKEN: 'bench-token' };
+    const env = cleanEnv(vars);
     // Not spawnSync: the API answering the keeper's probes lives in this process.
     const keeper = await runTimed(process.execPath, [BIN, 'keeper', '--once'], { env });
     if (keeper.code !== 0) throw new Error(`keeper --once exited ${keeper.code}: ${keeper.stderr}`);
@@ -48,8 +52,7 @@ async function main(): Promise<void> {
     // Measured in a clean environment (PATH, HOME, LATCHKEY_HOME), as a script's would be. The
     // inherited environment is measured too, for comparison: variables such as NODE_EXTRA_CA_CERTS
     // make every node start tens of ms slower, which flatters any ratio to `node -e 0`.
-    const inherited: NodeJS.ProcessEnv = { ...process.env, LATCHKEY_HOME: home, LK_BENCH_TOKEN: 'bench-token' };
-    delete inherited.NODE_OPTIONS;
+    const inherited = inheritedEnv(vars);
     const cases = [
       { name: 'node -e 0', args: ['-e', '0'], env, ms: [] as number[] },
       { name: `latchkey preflight ${NAMES.join(' ')}`, args: [BIN, 'preflight', ...NAMES], env, ms: [] as number[] },
@@ -74,7 +77,7 @@ async function main(): Promise<void> {
     const detail = (c: Case): Record<string, unknown> => ({ command: c.name, runs: c.ms.length, p25: quantile(c.ms, 0.25), p75: quantile(c.ms, 0.75) });
     out({ figure: 'median_ms', value: median(node.ms), unit: 'ms', subject: 'node', extra: detail(node) });
     out({ figure: 'median_ms', value: median(pre.ms), unit: 'ms', subject: 'latchkey', extra: detail(pre) });
-    out({ figure: 'ratio_to_node', value: median(pre.ms) / median(node.ms), limit: LIMIT, unit: 'x', extra: { sources: NAMES.length, env: 'clean' } });
+    out({ figure: 'ratio_to_node', value: median(pre.ms) / median(node.ms), limit: LIMIT, unit: 'x', extra: { sources: NAMES.length, env: 'clean', entry: describeEntry(BIN) } });
     out({
       figure: 'ratio_to_node_inherited_env',
       value: median(preInh.ms) / median(nodeInh.ms),

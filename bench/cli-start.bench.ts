@@ -1,21 +1,24 @@
 /**
  * CLI start: `latchkey token <source>` median wall time must be <= 1.5x `node -e 0`, on the
- * same machine in the same run.
+ * same machine in the same run, in a clean environment (PATH, HOME, LATCHKEY_HOME and the
+ * token's variable: what a script passes).
  *
  * Two sources in a temp LATCHKEY_HOME: `api` (oauth, a fresh grant that expires in an hour,
- * so no refresh happens) and `pat` (a static token from `env:`). The three commands are run
+ * so no refresh happens) and `pat` (a static token from `env:`). The commands are run
  * interleaved, in a rotating order, RUNS times each (default 31, at least 21); each run is
  * timed from spawn() to exit with stdout/stderr piped, so the harness cost is the same for
- * all three. The config validation stamp is warmed up first, as after any `latchkey add`.
+ * all. The config validation stamp is warmed up first, as after any `latchkey add`. The same
+ * three commands also run in the bench's inherited environment, for comparison only: there
+ * variables such as NODE_EXTRA_CA_CERTS slow every node start and flatter the ratio.
  *
- * LATCHKEY_BENCH_CLI_BIN=path measures another build of bin.js instead (A/B comparisons).
+ * The CLI is the package's `bin` (dist/src/cli/latchkey.cjs); LATCHKEY_BENCH_CLI_BIN=path
+ * measures another build instead (A/B comparisons, e.g. dist/src/cli/bin.js).
  *
  * Figures: the median of each command, and the ratio of each `latchkey token` median to the
- * `node -e 0` median (limit 1.5).
+ * `node -e 0` median: clean environment (limit 1.5, decides `pass`), inherited (informational).
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
+import { cleanEnv, CLI_BIN as BIN, describeEntry, inheritedEnv } from './lib/cli.js';
 import { installGrant, makeHome } from './lib/home.js';
 import { note, reporter } from './lib/report.js';
 import { runTimed, type TimedRun } from './lib/spawn.js';
@@ -24,8 +27,6 @@ import { median, quantile } from './lib/stats.js';
 const BENCH = 'cli-start';
 const RUNS = Math.max(21, Number(process.env.LATCHKEY_BENCH_CLI_RUNS ?? 31));
 const LIMIT = 1.5;
-/** LATCHKEY_BENCH_CLI_BIN measures another build of the CLI (A/B comparisons). */
-const BIN = process.env.LATCHKEY_BENCH_CLI_BIN ? resolve(process.env.LATCHKEY_BENCH_CLI_BIN) : resolve(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'bin.js');
 const ACCESS = 'cli-bench-access-token';
 const PAT = 'cli-bench-static-token';
 
@@ -46,22 +47,22 @@ function check(c: Case, r: TimedRun): void {
 
 async function main(): Promise<void> {
   if (!existsSync(BIN)) throw new Error(`${BIN} is missing: build first (npm run build)`);
-  // `npm run build` bundles the token route (scripts/bundle-cli.mjs); plain tsc does not.
-  const entry = readFileSync(BIN, 'utf8').includes("import('./main.js')") ? 'tsc output (unbundled)' : 'bundled';
+  const entry = describeEntry(BIN);
   const h = await makeHome('cli', {
     api: { oauth: { tokenEndpoint: 'http://127.0.0.1:9/token', clientId: 'bench-client' } },
     pat: { token: { secret: 'env:LATCHKEY_BENCH_PAT' } },
   });
   try {
     await installGrant(h.home, 'api', { access_token: ACCESS, refresh_token: 'cli-bench-refresh-token', expires_in: 3600, token_type: 'Bearer' });
-    // Only what a user's shell would pass: no NODE_OPTIONS from a test runner or debugger.
-    const env: NodeJS.ProcessEnv = { ...process.env, LATCHKEY_HOME: h.home, LATCHKEY_BENCH_PAT: PAT };
-    delete env.NODE_OPTIONS;
-    const cases: Case[] = [
-      { name: 'node -e 0', args: ['-e', '0'], env, ms: [] },
-      { name: 'latchkey token api (oauth)', args: [BIN, 'token', 'api'], env, expect: ACCESS, ms: [] },
-      { name: 'latchkey token pat (env:)', args: [BIN, 'token', 'pat'], env, expect: PAT, ms: [] },
+    const vars = { LATCHKEY_HOME: h.home, LATCHKEY_BENCH_PAT: PAT };
+    const commands = (env: NodeJS.ProcessEnv, suffix: string): Case[] => [
+      { name: `node -e 0${suffix}`, args: ['-e', '0'], env, ms: [] },
+      { name: `latchkey token api (oauth)${suffix}`, args: [BIN, 'token', 'api'], env, expect: ACCESS, ms: [] },
+      { name: `latchkey token pat (env:)${suffix}`, args: [BIN, 'token', 'pat'], env, expect: PAT, ms: [] },
     ];
+    const clean = commands(cleanEnv(vars), '');
+    const inherited = commands(inheritedEnv(vars), ' (inherited env)');
+    const cases = [...clean, ...inherited];
     // Warm-up: page cache, and the config validation stamp (written by the first run).
     for (let i = 0; i < 3; i++) for (const c of cases) check(c, await runTimed(process.execPath, c.args, { env: c.env }));
     for (let i = 0; i < RUNS; i++) {
@@ -73,17 +74,31 @@ async function main(): Promise<void> {
         c.ms.push(r.ms);
       }
     }
-    const [node, oauth, pat] = cases as [Case, Case, Case];
-    const base = median(node.ms);
     const detail = (c: Case): Record<string, unknown> => ({ command: c.name, runs: c.ms.length, p25: round1(quantile(c.ms, 0.25)), p75: round1(quantile(c.ms, 0.75)) });
-    out({ figure: 'median_ms', value: base, unit: 'ms', subject: 'node', extra: detail(node) });
+    const [node, oauth, pat] = clean as [Case, Case, Case];
+    const base = median(node.ms);
+    out({ figure: 'median_ms', value: base, unit: 'ms', subject: 'node', extra: { ...detail(node), env: 'clean' } });
     for (const [c, label] of [
       [oauth, 'oauth'],
       [pat, 'static'],
     ] as const) {
       const m = median(c.ms);
-      out({ figure: `median_ms_${label}`, value: m, unit: 'ms', subject: 'latchkey', extra: detail(c) });
-      out({ figure: `ratio_${label}`, value: m / base, limit: LIMIT, unit: 'x node -e 0', subject: 'latchkey', extra: { command: c.name, entry } });
+      out({ figure: `median_ms_${label}`, value: m, unit: 'ms', subject: 'latchkey', extra: { ...detail(c), env: 'clean' } });
+      out({ figure: `ratio_${label}`, value: m / base, limit: LIMIT, unit: 'x node -e 0', subject: 'latchkey', extra: { command: c.name, entry, env: 'clean' } });
+    }
+    const [nodeInh, oauthInh, patInh] = inherited as [Case, Case, Case];
+    const baseInh = median(nodeInh.ms);
+    for (const [c, label] of [
+      [oauthInh, 'oauth'],
+      [patInh, 'static'],
+    ] as const) {
+      out({
+        figure: `ratio_${label}_inherited_env`,
+        value: median(c.ms) / baseInh,
+        unit: 'x node -e 0',
+        subject: 'latchkey',
+        extra: { env: 'inherited (minus NODE_OPTIONS)', node_ms: round1(baseInh), latchkey_ms: round1(median(c.ms)) },
+      });
     }
   } finally {
     await h.remove();

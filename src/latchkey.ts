@@ -1,6 +1,7 @@
 import { systemClock, type Clock } from './clock.js';
-import { getSource, loadConfig, type Config, type ResolvedSource } from './config/load.js';
+import { bearerMethod, getSource, loadConfig, type Config, type ResolvedSource } from './config/load.js';
 import { resolveSecretRef } from './config/secret-ref.js';
+import { configuredSkewMs } from './engine/expiry.js';
 import { TokenEngine, expiresAtFrom, refreshDueAt, type EngineEvent, type OAuthClientSettings } from './engine/fresh-token.js';
 import { fixFor, LatchkeyError, type OperatorAction } from './errors.js';
 import type { FetchLike } from './oauth/endpoint.js';
@@ -102,7 +103,7 @@ export class Latchkey {
       tokenTimeoutMs: options.tokenTimeoutMs,
     });
     for (const [name, src] of config.sources) {
-      const kind = src.methods.find((m): m is 'token' | 'oauth' => m === 'token' || m === 'oauth');
+      const kind = bearerMethod(src);
       if (kind) this.#bearer.set(name, kind);
     }
   }
@@ -232,7 +233,7 @@ export class Latchkey {
       issuer: o.issuer,
       clientId: o.clientId,
       clientAuth: o.clientAuth,
-      skewMs: o.skewSeconds !== undefined ? o.skewSeconds * 1000 : undefined,
+      skewMs: configuredSkewMs(o),
     };
     if (o.clientSecret) {
       settings.clientSecret = await resolveSecretRef(o.clientSecret, this.env).catch((err: unknown) => {
@@ -314,7 +315,7 @@ export class Latchkey {
       if (!g) return act('no_grant', 'relogin', 'no grant stored');
       base.expiresAt = g.expiresAt !== undefined ? new Date(g.expiresAt).toISOString() : null;
       if (g.revoked) return act('revoked', 'reauthorize', `grant revoked (${g.revoked.reason})`);
-      const skew = src.oauth?.skewSeconds !== undefined ? src.oauth.skewSeconds * 1000 : undefined;
+      const skew = configuredSkewMs(src.oauth);
       const failing = rec?.lastFailure && rec.lastFailure.at > (rec.lastRefreshAt ?? 0) ? rec.lastFailure : undefined;
       if (failing) return act('failing', failing.kind === 'rejected' ? 'fix_config' : null, `last refresh failed: ${failing.message}`);
       if (g.expiresAt === undefined) return act('ok', null, 'unknown expiry (refreshed on 401 and by the keeper)');

@@ -1,27 +1,39 @@
 #!/usr/bin/env node
+import { tryFastPath } from './fast-path.js';
+
 // A fixed title: argv may hold URLs or paths the operator would rather not show in `ps`.
 process.title = 'latchkey';
 
 /**
- * `latchkey token <source>` is what scripts run once per job, so it takes a short route that
- * loads only the token command's modules; everything else goes through main.js, which loads
- * each command when it runs. `npm run build` also bundles this file with the token route
- * (scripts/bundle-cli.mjs) so that route is one file to load; plain `tsc` output runs the
- * same code unbundled.
+ * The `latchkey` executable. `npm run build` bundles this file with the fast path into one
+ * CommonJS file, dist/src/cli/latchkey.cjs (scripts/bundle-cli.mjs): that is the package's
+ * `bin`, and it answers `latchkey token <source>` and a cached `latchkey preflight` about as
+ * fast as `node -e 0`. Everything else, and anything the fast path declines, goes through
+ * main.js (ESM), which loads each command when it runs. The tsc output of this file
+ * (dist/src/cli/bin.js) runs the same code as ES modules: same behaviour, slower start.
  */
 const argv = process.argv.slice(2);
-const [name, source] = argv;
-const run: Promise<number> =
-  name === 'token' && argv.length === 2 && source !== undefined && !source.startsWith('-')
-    ? import('./token-route.js').then((m) => m.runToken(source))
-    : import('./main.js').then((m) => m.main(argv));
-run.then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    // Both routes report their own errors; this is for a route that failed to load.
-    process.stderr.write(`latchkey: unexpected error: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
-  },
-);
+let fast: number | undefined;
+try {
+  fast = tryFastPath(argv, process.env);
+} catch (err) {
+  // Only printing the answer can fail here (stdout closed): report it, do not run again.
+  process.stderr.write(`latchkey: unexpected error: ${err instanceof Error ? err.message : String(err)}\n`);
+  fast = 1;
+}
+if (fast !== undefined) {
+  process.exitCode = fast;
+} else {
+  import('./main.js')
+    .then((m) => m.main(argv))
+    .then(
+      (code) => {
+        process.exitCode = code;
+      },
+      (err: unknown) => {
+        // main() reports its own errors; this is for a CLI that failed to load.
+        process.stderr.write(`latchkey: unexpected error: ${err instanceof Error ? err.message : String(err)}\n`);
+        process.exitCode = 1;
+      },
+    );
+}

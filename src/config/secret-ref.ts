@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { LatchkeyError } from '../errors.js';
 import { Secret } from '../secret.js';
+import { envSecretValue, fileSecretValue } from './secret-value.js';
 
 /**
  * Resolves a secret reference: `env:NAME`, `file:/path`, `keyring:service/account`.
@@ -15,8 +16,8 @@ export function fixForSecretRef(ref: string): string {
 export async function resolveSecretRef(ref: string, env: NodeJS.ProcessEnv = process.env): Promise<Secret> {
   if (ref.startsWith('env:')) {
     const name = ref.slice(4);
-    const value = env[name];
-    if (value === undefined || value === '') {
+    const value = envSecretValue(name, env);
+    if (value === undefined) {
       throw new LatchkeyError('LK_SECRET_UNRESOLVED', `secret reference ${ref}: environment variable ${name} is not set`, { operatorAction: 'replace_token', fix: fixForSecretRef(ref) });
     }
     return new Secret(value);
@@ -32,8 +33,8 @@ export async function resolveSecretRef(ref: string, env: NodeJS.ProcessEnv = pro
         fix: fixForSecretRef(ref),
       });
     }
-    const value = text.replace(/\r?\n$/, '');
-    if (value === '') throw new LatchkeyError('LK_SECRET_UNRESOLVED', `secret reference ${ref}: ${path} is empty`, { operatorAction: 'replace_token', fix: fixForSecretRef(ref) });
+    const value = fileSecretValue(text);
+    if (value === undefined) throw new LatchkeyError('LK_SECRET_UNRESOLVED', `secret reference ${ref}: ${path} is empty`, { operatorAction: 'replace_token', fix: fixForSecretRef(ref) });
     return new Secret(value);
   }
   if (ref.startsWith('keyring:')) {

@@ -5,6 +5,9 @@ import type { ClientAuthMethod, TokenSet } from '../oauth/refresh.js';
 import type { FetchLike } from '../oauth/endpoint.js';
 import type { Secret } from '../secret.js';
 import type { SourceRecord, Store, StoredGrant } from '../store/store.js';
+import { expiresAtFrom, refreshDueAt, usableGrant } from './expiry.js';
+
+export { DEFAULT_SKEW_MS, effectiveSkewMs, expiresAtFrom, refreshDueAt, usableGrant } from './expiry.js';
 
 /** The OAuth client settings needed to refresh one source (from config, falling back to the grant). */
 export interface OAuthClientSettings {
@@ -39,7 +42,6 @@ export interface TokenEngineOptions {
   unknownExpiryMemoMs?: number;
 }
 
-export const DEFAULT_SKEW_MS = 120_000;
 const DEFAULT_COOLDOWN_MS = 30_000;
 
 interface MemoEntry {
@@ -47,29 +49,6 @@ interface MemoEntry {
   refreshAt: number;
   promise: Promise<string>;
   token: string;
-}
-
-/**
- * `expires_in` counts whole seconds and IdPs compute expiry from a second-truncated clock, so
- * a token may die up to a second before `issued + expires_in`. Count from the request start
- * (before issuance) and take that second off, so a token we call fresh is fresh at the IdP.
- */
-export function expiresAtFrom(issuedNoLaterThan: number, expiresInSeconds: number): number {
-  const ms = expiresInSeconds * 1000;
-  return issuedNoLaterThan + ms - Math.min(1000, ms / 2);
-}
-
-/** Effective skew for a grant: the configured skew, but never more than a third of its lifetime. */
-export function effectiveSkewMs(grant: Pick<StoredGrant, 'expiresAt' | 'obtainedAt'>, skewMs = DEFAULT_SKEW_MS): number {
-  if (grant.expiresAt === undefined) return 0;
-  const lifetime = grant.expiresAt - grant.obtainedAt;
-  return Math.max(0, Math.min(skewMs, lifetime / 3));
-}
-
-/** When this grant should be refreshed (Infinity = unknown expiry). */
-export function refreshDueAt(grant: Pick<StoredGrant, 'expiresAt' | 'obtainedAt'>, skewMs = DEFAULT_SKEW_MS): number {
-  if (grant.expiresAt === undefined) return Number.POSITIVE_INFINITY;
-  return grant.expiresAt - effectiveSkewMs(grant, skewMs);
 }
 
 /**
@@ -305,19 +284,4 @@ export class TokenEngine {
 function stripVersion(rec: SourceRecord): Omit<SourceRecord, 'version'> {
   const { version: _version, ...rest } = rec;
   return rest;
-}
-
-/** The grant to work from, or the typed error that says what the operator must do. */
-export function usableGrant(source: string, rec: SourceRecord | undefined): StoredGrant {
-  const grant = rec?.grant;
-  if (!grant) {
-    throw new LatchkeyError('LK_NO_GRANT', `no grant stored for "${source}"`, { source, operatorAction: 'relogin' });
-  }
-  if (grant.revoked) {
-    throw new LatchkeyError('LK_GRANT_REVOKED', `the grant for "${source}" was revoked (${grant.revoked.reason}) on ${new Date(grant.revoked.at).toISOString()}`, {
-      source,
-      operatorAction: 'reauthorize',
-    });
-  }
-  return grant;
 }

@@ -1,6 +1,6 @@
 import { open, rename, unlink, mkdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { LatchkeyError } from '../errors.js';
+import { privateDirProblem } from './private-mode.js';
 
 /**
  * Writes `data` to `path` so that a reader sees either the old or the new bytes, never a mix,
@@ -50,17 +50,6 @@ async function fsyncDir(dir: string): Promise<void> {
 export async function ensurePrivateDir(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   if (process.platform === 'win32') return;
-  const st = await stat(dir);
-  if (!st.isDirectory()) {
-    throw new LatchkeyError('LK_STORE_PERMISSIONS', `${dir} is not a directory`);
-  }
-  if ((st.mode & 0o077) !== 0) {
-    throw new LatchkeyError(
-      'LK_STORE_PERMISSIONS',
-      `${dir} is accessible to other users (mode ${(st.mode & 0o777).toString(8)}); it holds credentials. Fix: chmod 700 ${dir}`,
-    );
-  }
-  if (typeof process.getuid === 'function' && st.uid !== process.getuid()) {
-    throw new LatchkeyError('LK_STORE_PERMISSIONS', `${dir} is owned by another user (uid ${st.uid}); refusing to use it`);
-  }
+  const problem = privateDirProblem(dir, await stat(dir));
+  if (problem) throw problem;
 }

@@ -92,7 +92,7 @@ function runTraced(args: string[], env: NodeJS.ProcessEnv, traceFile: string, ho
   });
 }
 
-test('cached path: a fresh healthy keeper report answers without loading oauth4webapi, valibot or playwright', async (t) => {
+test('cached path of the command: a fresh healthy keeper report answers without loading oauth4webapi, valibot or playwright', async (t) => {
   const { h, env } = await home(t, { a: src('GOOD'), b: src('GOOD') });
   const entry = { status: 'ok', authPath: 'token', operatorAction: null, fix: null, message: 'fine', expiresAt: null, lastOkAt: new Date().toISOString(), consecutiveFailures: 0, latencyMs: 10, history: [] };
   await writeFile(join(h.home, 'health.json'), JSON.stringify({ generatedAt: new Date().toISOString(), intervalSeconds: 300, sources: { a: entry, b: entry } }));
@@ -111,7 +111,9 @@ export async function resolve(specifier, context, next) {
 `,
   );
   api.requests.length = 0;
-  const r = await runTraced(['preflight', 'a', 'b'], env, traceFile, hookFile);
+  // The ES module route (the CLI entry's synchronous fast path would answer before any ES
+  // module loads: test/e2e/fast-path.test.ts).
+  const r = await runTraced(['preflight', 'a', 'b'], { ...env, LATCHKEY_NO_FAST_PATH: '1' }, traceFile, hookFile);
   assert.equal(r.code, 0);
   assert.match(r.stdout, /from the keeper's report/);
   assert.equal(api.requests.length, 0, 'no probe');

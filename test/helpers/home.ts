@@ -6,7 +6,10 @@ import { fileURLToPath } from 'node:url';
 
 /** Repository root (tests run from dist/test/...). */
 export const repoRoot = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
-export const cliPath = join(repoRoot, 'dist', 'src', 'cli', 'bin.js');
+/** The executable users run (package.json `bin`): the CommonJS entry with the fast path (scripts/bundle-cli.mjs). */
+export const cliPath = join(repoRoot, 'dist', 'src', 'cli', 'latchkey.cjs');
+/** The tsc output of the same entry (ES modules): what runs when the bundle was not built. */
+export const esmCliPath = join(repoRoot, 'dist', 'src', 'cli', 'bin.js');
 
 export interface TempHome {
   home: string;
@@ -31,10 +34,10 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs the built CLI as a separate process (what a script in any language does). */
-export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+/** Runs the built CLI as a separate process (what a script in any language does); `bin` runs another entry (e.g. esmCliPath). */
+export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number; bin?: string } = {}): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [cliPath, ...args], {
+    const child = spawn(process.execPath, [options.bin ?? cliPath, ...args], {
       env: { PATH: process.env.PATH, HOME: process.env.HOME, LATCHKEY_NO_BROWSER: '1', ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });

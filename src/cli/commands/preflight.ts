@@ -3,6 +3,7 @@ import { cachedVerdicts, DEFAULT_BUDGET_MS, readKeeperReport, reportOf } from '.
 import type { PreflightReport } from '../../client/probe-types.js';
 import { homePaths, latchkeyHome } from '../../paths.js';
 import { usageError, type CliIO, type Command } from '../io.js';
+import { renderPreflight } from '../preflight-format.js';
 
 const options = {
   json: { type: 'boolean' },
@@ -26,8 +27,9 @@ export const command: Command = {
       budgetMs = Number(values.budget);
       if (!Number.isInteger(budgetMs) || budgetMs <= 0 || budgetMs > MAX_BUDGET_MS) throw usageError(`--budget takes a whole number of milliseconds between 1 and ${MAX_BUDGET_MS}`);
     }
-    // Fast path: the keeper's fresh report already says every named source is healthy. Nothing
-    // else is loaded (no config validator, no OAuth library, no browser driver).
+    // The keeper's fresh report already says every named source is healthy: nothing else is
+    // loaded (no config validator, no OAuth library, no browser driver). The CLI entry's
+    // synchronous fast path (src/cli/fast-path.ts) answers the same way before this module loads.
     if (!values.live && positionals.length > 0) {
       const paths = homePaths(latchkeyHome(io.env));
       const cached = cachedVerdicts(await readKeeperReport(paths.health, Date.now()), positionals);
@@ -45,33 +47,6 @@ export const command: Command = {
 };
 
 function print(report: PreflightReport, json: boolean, io: CliIO): number {
-  io.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : formatPreflightTable(report));
+  io.stdout.write(renderPreflight(report, json));
   return report.exitCode;
-}
-
-/** One row per source: status, auth path, latency, and the fix when a person must act. */
-export function formatPreflightTable(report: PreflightReport, now = Date.now()): string {
-  if (report.results.length === 0) return 'no sources configured (latchkey add <source> ...)\n';
-  const header = ['SOURCE', 'STATUS', 'PATH', 'LATENCY', 'DETAIL'];
-  const rows = report.results.map((r) => [
-    r.source,
-    r.status,
-    r.authPath ?? '-',
-    r.latencyMs === null ? '-' : `${r.latencyMs} ms`,
-    oneLine(r.fix ? `${r.message}; fix: ${r.fix}` : r.message),
-  ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
-  const out = [line(header), ...rows.map(line)];
-  if (report.from === 'keeper') {
-    const oldest = Math.min(...report.results.map((r) => Date.parse(r.checkedAt)).filter(Number.isFinite));
-    out.push(Number.isFinite(oldest) ? `(from the keeper's report, checked ${Math.max(0, Math.round((now - oldest) / 1000))} s ago; --live to probe now)` : "(from the keeper's report)");
-  }
-  return `${out.join('\n')}\n`;
-}
-
-/** Messages come from upstreams and configs: keep each row on one line. */
-function oneLine(s: string): string {
-  // eslint-disable-next-line no-control-regex
-  return s.replace(/[\u0000-\u001f\u007f]+/g, ' ');
 }

@@ -1,0 +1,53 @@
+import { LatchkeyError } from '../errors.js';
+import type { SourceRecord, StoredGrant } from '../store/store.js';
+
+/**
+ * Whether a stored grant may be used as is: the pure rules (no I/O) shared by the token
+ * engine, `status` and the CLI's synchronous fast path (src/cli/fast-path.ts), which must agree
+ * to the millisecond on when a stored access token is handed out without a refresh.
+ */
+
+export const DEFAULT_SKEW_MS = 120_000;
+
+/**
+ * `expires_in` counts whole seconds and IdPs compute expiry from a second-truncated clock, so
+ * a token may die up to a second before `issued + expires_in`. Count from the request start
+ * (before issuance) and take that second off, so a token we call fresh is fresh at the IdP.
+ */
+export function expiresAtFrom(issuedNoLaterThan: number, expiresInSeconds: number): number {
+  const ms = expiresInSeconds * 1000;
+  return issuedNoLaterThan + ms - Math.min(1000, ms / 2);
+}
+
+/** Effective skew for a grant: the configured skew, but never more than a third of its lifetime. */
+export function effectiveSkewMs(grant: Pick<StoredGrant, 'expiresAt' | 'obtainedAt'>, skewMs = DEFAULT_SKEW_MS): number {
+  if (grant.expiresAt === undefined) return 0;
+  const lifetime = grant.expiresAt - grant.obtainedAt;
+  return Math.max(0, Math.min(skewMs, lifetime / 3));
+}
+
+/** When this grant should be refreshed (Infinity = unknown expiry). */
+export function refreshDueAt(grant: Pick<StoredGrant, 'expiresAt' | 'obtainedAt'>, skewMs = DEFAULT_SKEW_MS): number {
+  if (grant.expiresAt === undefined) return Number.POSITIVE_INFINITY;
+  return grant.expiresAt - effectiveSkewMs(grant, skewMs);
+}
+
+/** The refresh skew a source configures (`oauth.skewSeconds`), in ms; undefined = the default. */
+export function configuredSkewMs(oauth: { skewSeconds?: number } | undefined): number | undefined {
+  return oauth?.skewSeconds !== undefined ? oauth.skewSeconds * 1000 : undefined;
+}
+
+/** The grant to work from, or the typed error that says what the operator must do. */
+export function usableGrant(source: string, rec: SourceRecord | undefined): StoredGrant {
+  const grant = rec?.grant;
+  if (!grant) {
+    throw new LatchkeyError('LK_NO_GRANT', `no grant stored for "${source}"`, { source, operatorAction: 'relogin' });
+  }
+  if (grant.revoked) {
+    throw new LatchkeyError('LK_GRANT_REVOKED', `the grant for "${source}" was revoked (${grant.revoked.reason}) on ${new Date(grant.revoked.at).toISOString()}`, {
+      source,
+      operatorAction: 'reauthorize',
+    });
+  }
+  return grant;
+}
