@@ -78,3 +78,20 @@ async function readLimited(res: Response, maxBytes: number): Promise<Uint8Array<
   }
   return out;
 }
+
+/**
+ * Without a configured issuer an ID token cannot be validated (its `iss` has nothing to match)
+ * and the grant does not need it: it is dropped before oauth4webapi processes the response.
+ */
+export async function withoutIdToken(response: Response): Promise<Response> {
+  if (!response.ok) return response;
+  const text = await response.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return new Response(text, { status: response.status, headers: response.headers });
+  }
+  if (body && typeof body === 'object' && !Array.isArray(body) && 'id_token' in body) delete (body as Record<string, unknown>).id_token;
+  return new Response(JSON.stringify(body), { status: response.status, headers: response.headers });
+}

@@ -3,7 +3,7 @@ import { LatchkeyError } from '../errors.js';
 import { DEFAULT_TOKEN_TIMEOUT_MS, RefreshError } from './refresh-error.js';
 export { RefreshError, type RefreshFailureKind } from './refresh-error.js';
 import { Secret } from '../secret.js';
-import { checkEndpoint, requestOptions, type FetchLike } from './endpoint.js';
+import { checkEndpoint, requestOptions, withoutIdToken, type FetchLike } from './endpoint.js';
 
 export type ClientAuthMethod = 'none' | 'client_secret_basic' | 'client_secret_post';
 
@@ -58,7 +58,7 @@ export async function refreshTokenGrant(params: TokenEndpointParams, refreshToke
   const timeoutMs = params.timeoutMs ?? DEFAULT_TOKEN_TIMEOUT_MS;
   try {
     const response = await oauth.refreshTokenGrantRequest(as, client, auth, refreshToken.reveal(), requestOptions(url, params.fetch, timeoutMs));
-    const usable = await stripUnverifiableIdToken(response, params.issuer);
+    const usable = params.issuer ? response : await withoutIdToken(response);
     return tokenSetFrom(await oauth.processRefreshTokenResponse(as, client, usable));
   } catch (err) {
     throw classifyTokenEndpointError(err, 'refresh');
@@ -73,22 +73,6 @@ export function tokenSetFrom(r: oauth.TokenEndpointResponse): TokenSet {
   return set;
 }
 
-/**
- * Without a configured issuer we cannot validate an ID token's `iss`; the refresh does not
- * need the ID token, so it is dropped instead of failing the refresh.
- */
-async function stripUnverifiableIdToken(response: Response, issuer: string | undefined): Promise<Response> {
-  if (issuer || !response.ok) return response;
-  const text = await response.text();
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    return new Response(text, { status: response.status, headers: response.headers });
-  }
-  if (body && typeof body === 'object' && 'id_token' in body) delete (body as Record<string, unknown>).id_token;
-  return new Response(JSON.stringify(body), { status: response.status, headers: response.headers });
-}
 
 /** Maps whatever a token-endpoint exchange threw to a RefreshError. Never includes token values. */
 export function classifyTokenEndpointError(err: unknown, op: string): RefreshError {
