@@ -61,7 +61,8 @@ test('add + import + token + exec + status with a real grant; the token is print
   assert.equal(tok.code, 0, tok.stderr);
   assert.equal(tok.stdout, `${grant.access_token}\n`, 'only the token and a newline');
   assert.equal(tok.stderr, '');
-  const ex = await runCli(['exec', 'my-api', '--', process.execPath, '-e', 'process.stdout.write(String(process.env.LATCHKEY_MY_API_TOKEN === process.argv[1]))', grant.access_token], { env });
+  // `--` before the token: an opaque token may start with "-" and must not be read as a node option.
+  const ex = await runCli(['exec', 'my-api', '--', process.execPath, '-e', 'process.stdout.write(String(process.env.LATCHKEY_MY_API_TOKEN === process.argv[1]))', '--', grant.access_token], { env });
   assert.equal(ex.code, 0, ex.stderr);
   assert.equal(ex.stdout, 'true');
   const code = await runCli(['exec', 'my-api', '--', process.execPath, '-e', 'process.exit(7)'], { env });
