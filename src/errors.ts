@@ -106,3 +106,21 @@ export function fixFor(source: string, action: OperatorAction): string {
 export function isTransient(err: unknown): boolean {
   return err instanceof LatchkeyError && err.exitCode === ExitCode.unreachable;
 }
+
+/**
+ * Where a JSON text stopped parsing ("at line 3, column 14"), from a JSON.parse error, without
+ * the error's own message: V8 quotes the text around an unexpected token
+ * (`Unexpected token 'S', ..."shToken": SECRETSECR"... is not valid JSON`), and the text may be a
+ * store full of tokens.
+ */
+export function jsonSyntaxWhere(err: unknown, text: string): string {
+  const message = err instanceof Error ? err.message : '';
+  if (/Unexpected end of JSON input/i.test(message)) return 'it ends too early (truncated?)';
+  const m = /at position (\d+)/.exec(message);
+  if (!m) return 'at an unexpected character';
+  const pos = Math.min(Number(m[1]), text.length);
+  const before = text.slice(0, pos);
+  const line = before.split('\n').length;
+  const column = pos - before.lastIndexOf('\n');
+  return `at line ${line}, column ${column}`;
+}

@@ -1,5 +1,5 @@
 import * as v from 'valibot';
-import { LatchkeyError } from '../errors.js';
+import { jsonSyntaxWhere, LatchkeyError } from '../errors.js';
 import { ConfigSchema, type ConfigFile } from './schema.js';
 
 /** Parses and validates config text; errors name the file and each offending field path. */
@@ -8,7 +8,9 @@ export function validateConfigText(text: string, file: string): ConfigFile {
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw new LatchkeyError('LK_CONFIG_INVALID', `${file}: not valid JSON (${(err as Error).message})`);
+    // Not the parser's message: it quotes the text around the error, and a raw secret pasted
+    // into the config by mistake must not be echoed.
+    throw new LatchkeyError('LK_CONFIG_INVALID', `${file}: not valid JSON (${jsonSyntaxWhere(err, text)})`);
   }
   const result = v.safeParse(ConfigSchema, json);
   if (!result.success) {

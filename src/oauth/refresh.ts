@@ -2,7 +2,7 @@ import * as oauth from 'oauth4webapi';
 import { LatchkeyError } from '../errors.js';
 import { DEFAULT_TOKEN_TIMEOUT_MS, RefreshError } from './refresh-error.js';
 export { RefreshError, type RefreshFailureKind } from './refresh-error.js';
-import { Secret } from '../secret.js';
+import { redactSecrets, Secret } from '../secret.js';
 import { checkEndpoint, requestOptions, withoutIdToken, type FetchLike } from './endpoint.js';
 
 export type ClientAuthMethod = 'none' | 'client_secret_basic' | 'client_secret_post';
@@ -61,7 +61,10 @@ export async function refreshTokenGrant(params: TokenEndpointParams, refreshToke
     const usable = params.issuer ? response : await withoutIdToken(response);
     return tokenSetFrom(await oauth.processRefreshTokenResponse(as, client, usable));
   } catch (err) {
-    throw classifyTokenEndpointError(err, 'refresh');
+    const classified = classifyTokenEndpointError(err, 'refresh');
+    // The IdP's error_description is quoted in the message: it must not echo our own secrets.
+    const message = redactSecrets(classified.message, [refreshToken, params.clientSecret]);
+    throw message === classified.message ? classified : new RefreshError(classified.kind, message);
   }
 }
 

@@ -1,4 +1,4 @@
-import { LatchkeyError } from '../errors.js';
+import { jsonSyntaxWhere, LatchkeyError } from '../errors.js';
 import { Secret } from '../secret.js';
 import type { FailureRecord, SourceRecord, StoredGrant, StoredSession } from './store.js';
 
@@ -26,11 +26,12 @@ export function parseStoreDocument(text: string, file: string): Map<string, Sour
   try {
     raw = JSON.parse(text);
   } catch (err) {
-    throw corrupt(file, `not valid JSON: ${(err as Error).message.replace(/ in JSON at.*$/, '')}`);
+    // Never the parser's message: it may quote the text, and the text holds tokens.
+    throw corrupt(file, `not valid JSON ${jsonSyntaxWhere(err, text)}`);
   }
   if (!isObject(raw)) throw corrupt(file, 'expected a JSON object');
   if (raw.format !== FORMAT) throw corrupt(file, `"format" must be "${FORMAT}"`);
-  if (raw.formatVersion !== FORMAT_VERSION) throw corrupt(file, `unsupported "formatVersion" ${String(raw.formatVersion)}`);
+  if (raw.formatVersion !== FORMAT_VERSION) throw corrupt(file, `unsupported "formatVersion" ${String(raw.formatVersion).slice(0, 20)}`);
   if (!isObject(raw.sources)) throw corrupt(file, '"sources" must be an object');
   const out = new Map<string, SourceRecord>();
   for (const [name, value] of Object.entries(raw.sources)) {
