@@ -1,7 +1,7 @@
 import type { Clock } from '../clock.js';
 import type { MethodName } from '../config/constants.js';
 import { LatchkeyError, fixFor, type OperatorAction } from '../errors.js';
-import type { AuthMethod, AuthRequest, PreparedAuth } from '../methods/method.js';
+import { WrongDestinationError, type AuthMethod, type AuthRequest, type PreparedAuth } from '../methods/method.js';
 
 /**
  * After the API rejected a method's credential (401 even after recovery), later requests use
@@ -57,11 +57,14 @@ export class SourceAuth {
   /**
    * The first method (from `from` on) that yields credentials for `request`; methods whose
    * credential is missing or revoked are skipped, and one whose credential was just rejected
-   * is used only when nothing else is (held back, not disabled). Throws a typed error naming
-   * every method's problem when none is usable.
+   * is used only when nothing else is (held back, not disabled). A method whose credential
+   * does not belong to the request's URL (session cookies and another host) is passed over
+   * without counting as a problem. Throws a typed error naming every method's problem when
+   * none is usable, or the {@link WrongDestinationError} when no method applies to the URL.
    */
   async prepare(request: AuthRequest, from = 0, options: { honourRejections?: boolean; only?: number } = {}): Promise<Prepared> {
     const skipped: MethodFailure[] = [];
+    const notHere: WrongDestinationError[] = [];
     let heldBack: Prepared | undefined;
     const last = options.only ?? this.methods.length - 1;
     for (let i = options.only ?? from; i <= last; i++) {
@@ -70,6 +73,10 @@ export class SourceAuth {
       try {
         auth = await method.authorize(request);
       } catch (err) {
+        if (err instanceof WrongDestinationError) {
+          notHere.push(err);
+          continue;
+        }
         const failure = asMethodFailure(method, err);
         if (!failure) throw err;
         skipped.push(failure);
@@ -90,7 +97,8 @@ export class SourceAuth {
       return { index: i, method, auth, skipped };
     }
     if (heldBack) return heldBack;
-    throw noUsableMethod(this.source, skipped, this.methods);
+    if (skipped.length === 0 && notHere[0]) throw notHere[0];
+    throw noUsableMethod(this.source, skipped, this.methods, notHere);
   }
 
   /** Remembers that the API rejected `credential` of the method at `index`. */
@@ -136,12 +144,12 @@ export function fixForMethod(source: string, method: AuthMethod | undefined, act
   return method?.fixFor?.(action) ?? fixFor(source, action);
 }
 
-function noUsableMethod(source: string, failures: MethodFailure[], methods: readonly AuthMethod[]): LatchkeyError {
+function noUsableMethod(source: string, failures: MethodFailure[], methods: readonly AuthMethod[], notHere: readonly WrongDestinationError[] = []): LatchkeyError {
   const first = failures[0];
   if (!first) {
     return new LatchkeyError('LK_CONFIG_INVALID', `source "${source}" has no auth method configured (sources.${source}.methods is empty)`, { source, operatorAction: 'fix_config' });
   }
-  const detail = failures.map((f) => `${f.method}: ${f.reason}`).join('; ');
+  const detail = [...failures.map((f) => `${f.method}: ${f.reason}`), ...notHere.map((e) => `${e.method}: not for this URL`)].join('; ');
   return new LatchkeyError(first.error?.code ?? 'LK_UNAUTHORIZED', `no usable auth method for "${source}" (${detail})`, {
     source,
     operatorAction: first.operatorAction,

@@ -1,7 +1,7 @@
 import { isLoopbackHost } from '../net/loopback.js';
 import type { MethodName } from '../config/constants.js';
 import { ExitCode, LatchkeyError, type OperatorAction } from '../errors.js';
-import type { AuthMethod, AuthRequest } from '../methods/method.js';
+import { WrongDestinationError, type AuthMethod, type AuthRequest } from '../methods/method.js';
 import type { FetchLike } from '../oauth/endpoint.js';
 import { asMethodFailure, fixForMethod, type MethodFailure, type Prepared, type SourceAuth } from './auth-path.js';
 
@@ -122,6 +122,8 @@ export async function sendAuthorized(auth: SourceAuth, fetchImpl: FetchLike, inp
     rejected.push({ method: first.method.name, reason, operatorAction: recoveryError?.operatorAction ?? first.method.rejectedAction, ...(recoveryError ? { error: recoveryError } : {}) });
     if (options.only === undefined && first.index + 1 < auth.methods.length) {
       second = await auth.prepare(target, first.index + 1, options).catch((err: unknown) => {
+        // Nothing further applies to this URL, or nothing further is usable: no fallback.
+        if (err instanceof WrongDestinationError) return undefined;
         if (err instanceof LatchkeyError && err.operatorAction && err.operatorAction !== 'fix_config') return undefined;
         throw err;
       });

@@ -2,7 +2,7 @@ import type { Clock } from '../clock.js';
 import type { ResolvedSource } from '../config/load.js';
 import type { ProbeConfig } from '../config/schema.js';
 import { LatchkeyError, type OperatorAction } from '../errors.js';
-import type { AuthMethod } from '../methods/method.js';
+import { WrongDestinationError, type AuthMethod } from '../methods/method.js';
 import type { FetchLike } from '../oauth/endpoint.js';
 import { asMethodFailure, fixForMethod, type MethodFailure, type SourceAuth } from './auth-path.js';
 import { discard, networkErrorText, sendAuthorized } from './fetch.js';
@@ -23,14 +23,16 @@ export interface ProbeContext {
  * Answers "can I call this source right now?" (DESIGN.md "Health").
  *
  * With a `probe` configured: the probe request goes out through the same logic as `lk.fetch`
- * (one recovery, one retry) with each method in order of preference until one works, and the
- * answer is judged by its status alone (never by its body: an HTML page is fine when the
- * status is right):
+ * (one recovery, one retry) with each method in order of preference until one works (the
+ * `session` method to `probe.sessionUrl` when set), and the answer is judged by its status,
+ * and by its body only when `probe.expectJson` asks for JSON (otherwise an HTML page is fine
+ * when the status is right):
  *
  * | answer                               | status            | operator action            |
  * | ------------------------------------ | ----------------- | -------------------------- |
  * | `expectStatus` (default: any 2xx)    | `ok` / `expiring` | none / renew before expiry |
  * | 401 / 403 with every method          | `action_required` | the preferred method's     |
+ * | expected status, `expectJson` unmet  | `action_required` | the method's (as a 401)    |
  * | 429, 5xx                             | `degraded`        | none: transient, try later |
  * | network error, timeout, budget spent | `unreachable`     | `check_network`            |
  * | anything else (404, 400, a 3xx…)     | `action_required` | `fix_config` (the probe)   |
@@ -131,12 +133,23 @@ async function liveProbe(ctx: ProbeContext, config: ProbeConfig, signal: AbortSi
       failures.push({ method: method.name, reason: availability.reason, operatorAction: availability.operatorAction });
       continue;
     }
+    const url = method.name === 'session' && config.sessionUrl !== undefined ? config.sessionUrl : config.url;
     let outcome;
     try {
       const init: RequestInit = { method: config.method ?? 'GET', signal, headers: { accept: 'application/json, */*;q=0.5', ...config.headers } };
       if (config.body !== undefined && init.method === 'POST') init.body = config.body;
-      outcome = await sendAuthorized(ctx.auth, ctx.fetch, config.url, init, { only: i, honourRejections: false });
+      outcome = await sendAuthorized(ctx.auth, ctx.fetch, url, init, { only: i, honourRejections: false });
     } catch (err) {
+      if (err instanceof WrongDestinationError) {
+        // This method's credential cannot go to the probe URL: it is not checked (a config gap).
+        const host = new URL(url).host;
+        failures.push({
+          method: method.name,
+          reason: `not checked: the probe URL is on ${host}, where its credentials are not sent; set sources.${name}.probe.sessionUrl to an API URL on the session's site`,
+          operatorAction: 'fix_config',
+        });
+        continue;
+      }
       const failure = asMethodFailure(method, err);
       if (!failure) throw err;
       failures.push(failure);
@@ -144,8 +157,18 @@ async function liveProbe(ctx: ProbeContext, config: ProbeConfig, signal: AbortSi
     }
     const status = outcome.response.status;
     lastStatus = status;
+    if (isExpected(config, status)) {
+      const unmet = config.expectJson === undefined ? undefined : await unmetJson(outcome.response, config.expectJson);
+      if (unmet === undefined) {
+        await discard(outcome.response);
+        return healthy(method, failures, `${method.name}: probe answered ${status}`, status);
+      }
+      // A dead credential answered with a success status: Slack's {"ok": false, "error":
+      // "invalid_auth"}, or a session's sign-in page. Judged as a rejection of the credential.
+      failures.push({ method: method.name, reason: `probe answered ${status} but ${unmet}`, operatorAction: method.rejectedAction });
+      continue;
+    }
     await discard(outcome.response);
-    if (isExpected(config, status)) return healthy(method, failures, `${method.name}: probe answered ${status}`, status);
     if (status === 401 || status === 403) {
       const rejected = outcome.rejected[0];
       failures.push({
@@ -191,6 +214,64 @@ async function liveProbe(ctx: ProbeContext, config: ProbeConfig, signal: AbortSi
       message: `${message}${expiring && expiry?.note ? `; ${expiry.note}` : ''}${fallback}`,
     };
   }
+}
+
+/** Largest probe answer read for `expectJson` (an auth check answers a few hundred bytes). */
+const MAX_PROBE_BODY_BYTES = 1024 * 1024;
+
+/**
+ * Why the answer does not meet `expectJson` (undefined when it does): it must be JSON, and
+ * contain `expected`'s members. The reason quotes no body content beyond an error code.
+ */
+async function unmetJson(response: Response, expected: true | Record<string, unknown>): Promise<string | undefined> {
+  const type = (response.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+  const text = await readCapped(response, MAX_PROBE_BODY_BYTES);
+  if (text === undefined) return `its body is larger than ${MAX_PROBE_BODY_BYTES} bytes, not the expected JSON`;
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    const html = type === 'text/html' || /^\s*</.test(text);
+    return html ? 'with an HTML page instead of JSON (a sign-in page?)' : `with something that is not JSON${type ? ` (${type.slice(0, 64)})` : ''}`;
+  }
+  if (expected === true || jsonContains(body, expected)) return undefined;
+  const code = isRecord(body) && typeof body.error === 'string' && /^[\w.:-]{1,64}$/.test(body.error) ? ` (error: ${body.error})` : '';
+  return `its JSON does not contain ${JSON.stringify(expected).slice(0, 120)}${code}`;
+}
+
+/** `actual` contains `expected`: objects as a subset (recursively), everything else by equality. */
+export function jsonContains(actual: unknown, expected: unknown): boolean {
+  if (isRecord(expected)) {
+    if (!isRecord(actual)) return false;
+    return Object.entries(expected).every(([k, v]) => Object.prototype.hasOwnProperty.call(actual, k) && jsonContains(actual[k], v));
+  }
+  if (Array.isArray(expected)) {
+    return Array.isArray(actual) && actual.length === expected.length && expected.every((v, i) => jsonContains(actual[i], v));
+  }
+  return Object.is(actual, expected);
+}
+
+function isRecord(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+/** The body as text, or undefined when it exceeds `maxBytes` (the rest is not read). */
+async function readCapped(response: Response, maxBytes: number): Promise<string | undefined> {
+  if (!response.body) return '';
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel().catch(() => undefined);
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 function allFailed(ctx: ProbeContext, failures: MethodFailure[], httpStatus: number | null): Verdict {

@@ -133,11 +133,12 @@ export const presets: Record<string, Preset> = {
       // Slack separates scopes with commas.
       scope: 'users:read',
     },
-    probe: { url: 'https://slack.com/api/auth.test', method: 'POST', expectStatus: 200 },
+    // Slack answers a dead token with HTTP 200 and {"ok": false, "error": "invalid_auth"}.
+    probe: { url: 'https://slack.com/api/auth.test', method: 'POST', expectStatus: 200, expectJson: { ok: true } },
     docsUrl: 'https://api.slack.com/apps',
     notes: [
       'Refresh tokens exist only when the app has token rotation turned on: access tokens then expire after 12 hours and each refresh returns a new refresh token (the old one is revoked).',
-      'Slack answers most API errors with HTTP 200 and {"ok": false}; a status-only probe of auth.test proves reachability, not that the token is valid.',
+      'Slack answers most API errors with HTTP 200 and {"ok": false}; the auth.test probe therefore also requires {"ok": true} in the answer (probe.expectJson), and so should your own calls.',
       'Slack\'s revocation (auth.revoke) is not RFC 7009; revoke from the app settings page.',
     ],
   },
@@ -165,7 +166,7 @@ export const presets: Record<string, Preset> = {
       'Prefer the private-app token (methods: token, then session as the fallback).',
       'Session path: keep a signed-in app.hubspot.com tab open in a Chrome started with --remote-debugging-port; a reload of that tab re-issues the csrf.app cookie.',
       'HubSpot retires /oauth/v1/token on 2027-02-16; the date-versioned endpoint (https://api.hubapi.com/oauth/2026-03/token) replaces it: set oauth.tokenEndpoint to move early.',
-      'The account-info probe is on api.hubapi.com and needs a bearer token; for a session-only source set probe.url to an app.hubspot.com API you call.',
+      'The account-info probe is on api.hubapi.com and needs a bearer token; the session cookies never go there. To probe the session path too, set probe.sessionUrl (or, for a session-only source, probe.url) to an app.hubspot.com/api/… URL you call (HubSpot\'s internal APIs take ?portalId=<your hub id>), with "expectJson": true so that a sign-in page does not count as healthy.',
     ],
   },
   atlassian: {
@@ -224,14 +225,17 @@ export const presets: Record<string, Preset> = {
     probe: {
       url: 'https://api.linear.app/graphql',
       method: 'POST',
-      expectStatus: 200,
+      // An authentication error comes back as a GraphQL error (HTTP 400, or 200 with
+      // {"data": null, "errors": [...]}), so the verdict rests on data.viewer being there.
+      expectStatus: [200, 400],
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ query: '{ viewer { id } }' }),
+      expectJson: { data: { viewer: {} } },
     },
     docsUrl: 'https://linear.app/settings/account/security',
     notes: [
       'OAuth apps get 24-hour access tokens with rotating refresh tokens (mandatory since 2026-04-01).',
-      'GraphQL errors (including an authentication error) may come back with a non-401 status; the probe expects exactly 200.',
+      'GraphQL errors (including an authentication error) may come back with HTTP 400 or 200 rather than 401; the probe is judged by data.viewer being in the answer.',
     ],
   },
   oidc: {

@@ -92,16 +92,30 @@ export const SessionConfigSchema = v.pipe(
   ),
 );
 
-export const ProbeConfigSchema = v.strictObject({
-  url: httpUrl,
-  method: v.optional(v.picklist(['GET', 'HEAD', 'POST'])),
-  expectStatus: v.optional(v.union([positiveInt, v.array(positiveInt)])),
-  timeoutMs: v.optional(positiveInt),
-  /** Extra request headers (never credentials: the auth method adds those), e.g. `Notion-Version`. */
-  headers: v.optional(v.record(headerName, v.string())),
-  /** Request body sent as is (e.g. a GraphQL query for a POST probe); set its Content-Type in `headers`. */
-  body: v.optional(v.pipe(v.string(), v.maxLength(8192))),
-});
+export const ProbeConfigSchema = v.pipe(
+  v.strictObject({
+    url: httpUrl,
+    /**
+     * The probe URL for the `session` method when `url` is on a host its cookies do not go to
+     * (HubSpot: the token path answers on api.hubapi.com, the browser session on app.hubspot.com/api/…).
+     */
+    sessionUrl: v.optional(httpUrl),
+    method: v.optional(v.picklist(['GET', 'HEAD', 'POST'])),
+    expectStatus: v.optional(v.union([positiveInt, v.array(positiveInt)])),
+    /**
+     * The answer must also be JSON (`true`), or JSON containing these members (an object matched
+     * as a subset, recursively; other values by equality), e.g. Slack's `{ "ok": true }`: APIs
+     * that answer 200 with `{"ok": false}` or a sign-in page for a dead credential.
+     */
+    expectJson: v.optional(v.union([v.literal(true), v.record(v.string(), v.unknown())])),
+    timeoutMs: v.optional(positiveInt),
+    /** Extra request headers (never credentials: the auth method adds those), e.g. `Notion-Version`. */
+    headers: v.optional(v.record(headerName, v.string())),
+    /** Request body sent as is (e.g. a GraphQL query for a POST probe); set its Content-Type in `headers`. */
+    body: v.optional(v.pipe(v.string(), v.maxLength(8192))),
+  }),
+  v.check((p) => p.expectJson === undefined || p.method !== 'HEAD', 'a HEAD probe has no body: "expectJson" needs GET or POST'),
+);
 
 export const SourceConfigSchema = v.strictObject({
   preset: v.optional(v.string()),

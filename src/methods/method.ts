@@ -1,6 +1,6 @@
 import type { ResolvedSource } from '../config/load.js';
 import type { MethodName } from '../config/constants.js';
-import type { OperatorAction } from '../errors.js';
+import { LatchkeyError, type OperatorAction } from '../errors.js';
 import type { Latchkey } from '../latchkey.js';
 
 /**
@@ -43,6 +43,24 @@ export interface AuthMethod {
    * better than the generic `fixFor()` (the token's reference, the session's login URL).
    */
   fixFor?(action: OperatorAction): string | undefined;
+}
+
+/**
+ * Thrown by `authorize(request)` when the method's credential does not belong to the request's
+ * URL (session cookies asked to go to another site). Not a failure of the method: the client
+ * passes over it for this request and uses the next method, so a source whose methods live on
+ * different hosts (HubSpot: a bearer token for api.hubapi.com, the browser session for
+ * app.hubspot.com) gets the verdict of the method that does apply. When no method applies the
+ * caller sees this error (a usage error: wrong URL for this source).
+ */
+export class WrongDestinationError extends LatchkeyError {
+  readonly method: MethodName;
+
+  constructor(method: MethodName, message: string, source: string) {
+    super('LK_USAGE', message, { source });
+    this.name = 'WrongDestinationError';
+    this.method = method;
+  }
 }
 
 export type Availability = { ok: true } | { ok: false; reason: string; operatorAction: OperatorAction };

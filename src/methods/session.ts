@@ -8,7 +8,7 @@ import { Secret } from '../secret.js';
 import type { SourceRecord } from '../store/store.js';
 import { CdpError, describeEndpoint, readTabCookies, type BrowserCookie } from './cdp.js';
 import { applySetCookies, checkCookie, parseCookieHeader, serializeCookieHeader, MAX_COOKIES } from './cookies.js';
-import type { Availability, AuthMethod, AuthRequest, MethodContext, PreparedAuth } from './method.js';
+import { WrongDestinationError, type Availability, type AuthMethod, type AuthRequest, type MethodContext, type PreparedAuth } from './method.js';
 
 /** Default bound on the renewal request and on every DevTools step. */
 export const DEFAULT_SESSION_TIMEOUT_MS = 10_000;
@@ -387,10 +387,10 @@ export class SessionMethod implements AuthMethod {
     const allowed = host === originHost || host.endsWith(`.${originHost}`) || (this.#config.hosts ?? []).some((h) => h.toLowerCase() === host);
     const downgrade = this.#origin.protocol === 'https:' && url.protocol !== 'https:' && !isLoopbackHost(host);
     if (!allowed || downgrade) {
-      throw new LatchkeyError(
-        'LK_USAGE',
+      throw new WrongDestinationError(
+        'session',
         `${this.#source}: the session cookies belong to ${this.#origin.origin}; refusing to send them to ${url.protocol}//${url.host} (add the host to sources.${this.#source}.session.hosts if it is the same site)`,
-        { source: this.#source },
+        this.#source,
       );
     }
   }
