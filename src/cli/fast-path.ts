@@ -1,4 +1,4 @@
-import { readFileSync, statSync, writeSync } from 'node:fs';
+import { statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { cachedVerdicts, parseKeeperReport, reportOf } from '../client/keeper-report.js';
 import { bearerMethod, type ResolvedSource } from '../config/resolve.js';
@@ -7,6 +7,8 @@ import { stampedConfig, stampPathFor } from '../config/stamp.js';
 import { configuredSkewMs, refreshDueAt, usableGrant } from '../engine/expiry.js';
 import { homePaths, latchkeyHome, type HomePaths } from '../paths.js';
 import { privateDirProblem, privateFileProblem } from '../store/private-mode.js';
+import { readRegularFileSync } from '../store/read-file-sync.js';
+import { MAX_SECRET_FILE_BYTES } from '../store/regular-file.js';
 import { parseStoreDocument } from '../store/store-document.js';
 import { renderPreflight } from './preflight-format.js';
 
@@ -65,7 +67,10 @@ export function fastPathAnswer(argv: readonly string[], env: NodeJS.ProcessEnv):
   }
 }
 
-const readText = (path: string): string => readFileSync(path, 'utf8');
+/** Config, stamp and report: regular files only (a FIFO must not hang `latchkey token`). */
+const readText = (path: string): string => readRegularFileSync(path).text;
+/** A `file:` secret, with resolveSecretRef's rules (regular file, size bound). */
+const readSecretFile = (path: string): string => readRegularFileSync(path, { maxBytes: MAX_SECRET_FILE_BYTES }).text;
 
 /** `latchkey token <source>` (src/cli/commands/token.ts → openLatchkey → lk.token). */
 function tokenAnswer(args: readonly string[], env: NodeJS.ProcessEnv): FastPathAnswer | undefined {
@@ -78,7 +83,7 @@ function tokenAnswer(args: readonly string[], env: NodeJS.ProcessEnv): FastPathA
   const src = config?.sources.get(source);
   if (src === undefined) return undefined;
   const kind = bearerMethod(src);
-  const token = kind === 'oauth' ? freshStoredToken(source, src, paths, env) : kind === 'token' && src.token ? plainSecretValue(src.token.secret, env, readText) : undefined;
+  const token = kind === 'oauth' ? freshStoredToken(source, src, paths, env) : kind === 'token' && src.token ? plainSecretValue(src.token.secret, env, readSecretFile) : undefined;
   return token === undefined ? undefined : { stdout: `${token}\n`, exitCode: 0 };
 }
 
@@ -90,9 +95,10 @@ function tokenAnswer(args: readonly string[], env: NodeJS.ProcessEnv): FastPathA
 function freshStoredToken(source: string, src: ResolvedSource, paths: HomePaths, env: NodeJS.ProcessEnv): string | undefined {
   const oauth = src.oauth;
   // Latchkey resolves the client secret before it reads the store; an unresolvable one is an error there.
-  if (oauth?.clientSecret && plainSecretValue(oauth.clientSecret, env, readText) === undefined) return undefined;
-  const text = readText(paths.store);
-  if (privateDirProblem(dirname(paths.store), statSync(dirname(paths.store))) || privateFileProblem(paths.store, statSync(paths.store))) return undefined;
+  if (oauth?.clientSecret && plainSecretValue(oauth.clientSecret, env, readSecretFile) === undefined) return undefined;
+  // FileStore's rules: not through a symbolic link, a regular file, private to this user.
+  const { text, stat } = readRegularFileSync(paths.store, { noFollow: true });
+  if (privateDirProblem(dirname(paths.store), statSync(dirname(paths.store))) || privateFileProblem(paths.store, stat)) return undefined;
   const grant = usableGrant(source, parseStoreDocument(text, paths.store).get(source));
   return Date.now() < refreshDueAt(grant, configuredSkewMs(oauth)) ? grant.accessToken.reveal() : undefined;
 }

@@ -1,5 +1,7 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { LatchkeyError } from '../errors.js';
+import { readRegularFile } from '../store/read-file.js';
+import { readFailure } from '../store/regular-file.js';
 import { emptyConfigFile, resolveConfig, type Config } from './resolve.js';
 import { stampedConfig, stampFor, stampPathFor } from './stamp.js';
 
@@ -9,16 +11,21 @@ export { bearerMethod, emptyConfigFile, getSource, resolveConfig, type Config, t
 export async function loadConfig(file: string, options: { allowMissing?: boolean } = {}): Promise<Config> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = await readConfigText(file);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') {
       if (options.allowMissing) return resolveConfig(emptyConfigFile(), file);
       throw new LatchkeyError('LK_CONFIG_MISSING', `no config at ${file}. Run \`latchkey init\` (or set LATCHKEY_HOME to the profile you meant)`);
     }
-    throw new LatchkeyError('LK_CONFIG_INVALID', `cannot read the config ${file}: ${code ?? String(err)}`);
+    throw new LatchkeyError('LK_CONFIG_INVALID', `cannot read the config ${file}: ${readFailure(err)}`);
   }
   return parseConfig(text, file);
+}
+
+/** The config's text: a regular file only (a FIFO must not hang), at most 16 MiB. */
+export async function readConfigText(file: string): Promise<string> {
+  return (await readRegularFile(file, { maxBytes: 16 * 1024 * 1024 })).text;
 }
 
 /**
@@ -29,7 +36,7 @@ export async function loadConfig(file: string, options: { allowMissing?: boolean
 export async function parseConfig(text: string, file: string, options: { useStamp?: boolean } = {}): Promise<Config> {
   const stampFile = stampPathFor(file);
   if (options.useStamp !== false) {
-    const stamped = stampedConfig(text, await readFile(stampFile, 'utf8').catch(() => ''), file);
+    const stamped = stampedConfig(text, await readConfigText(stampFile).catch(() => ''), file);
     if (stamped) return stamped;
   }
   const { validateConfigText } = await import('./validate.js');

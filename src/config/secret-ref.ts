@@ -1,5 +1,6 @@
-import { readFile } from 'node:fs/promises';
 import { LatchkeyError } from '../errors.js';
+import { readRegularFile } from '../store/read-file.js';
+import { MAX_SECRET_FILE_BYTES, readFailure } from '../store/regular-file.js';
 import { Secret } from '../secret.js';
 import { envSecretValue, fileSecretValue } from './secret-value.js';
 
@@ -26,9 +27,10 @@ export async function resolveSecretRef(ref: string, env: NodeJS.ProcessEnv = pro
     const path = ref.slice(5);
     let text: string;
     try {
-      text = await readFile(path, 'utf8');
+      // A regular file of bounded size: a FIFO must not hang the caller, /dev/zero must not eat memory.
+      ({ text } = await readRegularFile(path, { maxBytes: MAX_SECRET_FILE_BYTES }));
     } catch (err) {
-      throw new LatchkeyError('LK_SECRET_UNRESOLVED', `secret reference ${ref}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
+      throw new LatchkeyError('LK_SECRET_UNRESOLVED', `secret reference ${ref}: cannot read ${path} (${readFailure(err)})`, {
         operatorAction: 'replace_token',
         fix: fixForSecretRef(ref),
       });

@@ -18,8 +18,9 @@ export function fileSecretValue(text: string): string | undefined {
 
 /**
  * For a synchronous caller: the value behind an `env:` or `file:` reference (the file read with
- * `readText`), with resolveSecretRef's rules; undefined when there is none, or for any other
- * kind of reference (`keyring:` needs the native keyring module).
+ * `readText`, which must apply resolveSecretRef's file rules: a regular file of at most
+ * MAX_SECRET_FILE_BYTES), with resolveSecretRef's rules; undefined when there is none, or for
+ * any other kind of reference (`keyring:` needs the native keyring module).
  */
 export function plainSecretValue(ref: string, env: NodeJS.ProcessEnv, readText: (path: string) => string): string | undefined {
   if (ref.startsWith('env:')) return envSecretValue(ref.slice(4), env);

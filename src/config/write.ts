@@ -1,7 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import { LatchkeyError } from '../errors.js';
 import { ensurePrivateDir, writeFileAtomic } from '../store/atomic-file.js';
-import { parseConfig, type Config } from './load.js';
+import { readFailure } from '../store/regular-file.js';
+import { parseConfig, readConfigText, type Config } from './load.js';
 import type { ConfigFile } from './schema.js';
 import { dirname } from 'node:path';
 
@@ -13,10 +13,10 @@ import { dirname } from 'node:path';
 export async function updateConfigFile(file: string, change: (raw: ConfigFile) => ConfigFile | void): Promise<Config> {
   let text: string | undefined;
   try {
-    text = await readFile(file, 'utf8');
+    text = await readConfigText(file);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-      throw new LatchkeyError('LK_CONFIG_INVALID', `cannot read the config ${file}: ${(err as NodeJS.ErrnoException).code}`);
+      throw new LatchkeyError('LK_CONFIG_INVALID', `cannot read the config ${file}: ${readFailure(err)}`);
     }
     throw new LatchkeyError('LK_CONFIG_MISSING', `no config at ${file}. Run \`latchkey init\` first`);
   }

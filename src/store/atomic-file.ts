@@ -1,5 +1,6 @@
 import { open, rename, unlink, mkdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { LatchkeyError } from '../errors.js';
 import { privateDirProblem } from './private-mode.js';
 
 /**
@@ -48,7 +49,14 @@ async function fsyncDir(dir: string): Promise<void> {
  * the store holds refresh tokens.
  */
 export async function ensurePrivateDir(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // EEXIST from a recursive mkdir: something that is not a directory is in the way.
+    const what = code === 'EEXIST' || code === 'ENOTDIR' ? 'a file is in the way (it must be a directory)' : (code ?? String(err));
+    throw new LatchkeyError('LK_STORE_IO', `cannot create the directory ${dir}: ${what}`, { cause: err });
+  }
   if (process.platform === 'win32') return;
   const problem = privateDirProblem(dir, await stat(dir));
   if (problem) throw problem;

@@ -1,9 +1,10 @@
-import { readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { LatchkeyError } from '../errors.js';
 import { ensurePrivateDir, writeFileAtomic } from './atomic-file.js';
 import { acquireLockFile } from './lock-file.js';
-import { privateFileProblem } from './private-mode.js';
+import { privateFileProblem, symlinkedStoreProblem } from './private-mode.js';
+import { readRegularFile } from './read-file.js';
+import { readFailure } from './regular-file.js';
 import { parseStoreDocument, serialize } from './store-document.js';
 import type { SourceRecord, SourceRecordInput, Store, WithLockOptions } from './store.js';
 
@@ -113,7 +114,12 @@ export class FileStore implements Store {
       // Read inside the document lock; a read that fails throws here and nothing is written.
       const doc = await this.#readDoc();
       const result = change(doc);
-      await writeFileAtomic(this.location, serialize(doc));
+      try {
+        await writeFileAtomic(this.location, serialize(doc));
+      } catch (err) {
+        // Disk full, read-only filesystem, quota: the old document is still in place, whole.
+        throw new LatchkeyError('LK_STORE_IO', `cannot write the store ${this.location}: ${readFailure(err)}; it was left as it was`, { cause: err });
+      }
       return result;
     } finally {
       await release();
@@ -121,23 +127,21 @@ export class FileStore implements Store {
   }
 
   async #readDoc(): Promise<Map<string, SourceRecord>> {
-    let text: string;
+    let read: Awaited<ReturnType<typeof readRegularFile>>;
     try {
-      text = await readFile(this.location, 'utf8');
+      // Not through a symbolic link, a regular file only (a FIFO must not hang every reader).
+      read = await readRegularFile(this.location, { noFollow: true });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') return new Map();
-      throw new LatchkeyError('LK_STORE_IO', `cannot read the store ${this.location}: ${code ?? String(err)}`, { cause: err });
+      if (code === 'ELOOP') throw symlinkedStoreProblem(this.location);
+      throw new LatchkeyError('LK_STORE_IO', `cannot read the store ${this.location}: ${readFailure(err)}`, { cause: err });
     }
-    await this.#checkFileMode();
-    return parseStoreDocument(text, this.location);
-  }
-
-  async #checkFileMode(): Promise<void> {
-    if (process.platform === 'win32' || this.#dirChecked) return;
-    await ensurePrivateDir(dirname(this.location));
-    const problem = privateFileProblem(this.location, await stat(this.location));
+    if (!this.#dirChecked) await ensurePrivateDir(dirname(this.location));
+    // Checked on the opened file itself, on every read: no window between check and use.
+    const problem = privateFileProblem(this.location, read.stat);
     if (problem) throw problem;
+    return parseStoreDocument(read.text, this.location);
   }
 }
 

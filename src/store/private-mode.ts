@@ -32,11 +32,26 @@ export function privateDirProblem(dir: string, st: ModeStat): LatchkeyError | un
   return undefined;
 }
 
-/** Why the store file `file` may not be used (readable by other users), or undefined. */
-export function privateFileProblem(file: string, st: ModeStat): LatchkeyError | undefined {
+/** Why the store file `file` may not be used (readable by other users, owned by someone else), or undefined. */
+export function privateFileProblem(file: string, st: Omit<ModeStat, 'isDirectory'>): LatchkeyError | undefined {
   if (process.platform === 'win32') return undefined;
   if ((st.mode & 0o077) !== 0) {
     return new LatchkeyError('LK_STORE_PERMISSIONS', `${file} is readable by other users (mode ${(st.mode & 0o777).toString(8)}). Fix: chmod 600 ${file}`);
   }
+  if (typeof process.getuid === 'function' && st.uid !== process.getuid()) {
+    // Typically left by `sudo latchkey …`: rewriting it would hand the user's store to root, or fail.
+    return new LatchkeyError(
+      'LK_STORE_PERMISSIONS',
+      `${file} is owned by another user (uid ${st.uid}, this is uid ${process.getuid()}); refusing to use it (was latchkey run with sudo?). Fix: chown it back to this user`,
+    );
+  }
   return undefined;
+}
+
+/** The store file is a symbolic link: refused (an atomic replace renames over the link, not its target). */
+export function symlinkedStoreProblem(file: string): LatchkeyError {
+  return new LatchkeyError(
+    'LK_STORE_PERMISSIONS',
+    `${file} is a symbolic link; refusing to use it: the store is replaced atomically (rename), which would replace the link and leave its target stale. Fix: set LATCHKEY_HOME to the directory that holds the real file`,
+  );
 }

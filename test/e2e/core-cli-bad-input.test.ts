@@ -1,0 +1,55 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFile, symlink, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { makeHome, runCli } from '../helpers/home.js';
+
+const posix = process.platform !== 'win32';
+
+test('latchkey token with a file: reference to a FIFO answers at once (fast path and full route): exit 4, the path named', { skip: !posix }, async (t) => {
+  const h = await makeHome();
+  t.after(() => h.cleanup());
+  const fifo = join(h.home, 'pat.fifo');
+  execFileSync('mkfifo', [fifo]);
+  const env = { LATCHKEY_HOME: h.home };
+  assert.equal((await runCli(['init'], { env })).code, 0);
+  assert.equal((await runCli(['add', 'pat', '--token', `file:${fifo}`], { env })).code, 0);
+  for (const extra of [{}, { LATCHKEY_NO_FAST_PATH: '1' }]) {
+    const started = Date.now();
+    const r = await runCli(['token', 'pat'], { env: { ...env, ...extra }, timeoutMs: 10_000 });
+    assert.ok(Date.now() - started < 8_000, 'no hang');
+    assert.equal(r.code, 4, r.stderr);
+    assert.match(r.stderr, new RegExp(`file:${fifo.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}.*FIFO`));
+    assert.equal(r.stdout, '');
+  }
+});
+
+test('a symlinked store.json: token and status refuse it with the fix (exit 1) and leave both files alone', { skip: !posix }, async (t) => {
+  const h = await makeHome({ version: 1, sources: { api: { oauth: { tokenEndpoint: 'https://idp.example/token', clientId: 'c' } } } });
+  t.after(() => h.cleanup());
+  const env = { LATCHKEY_HOME: h.home };
+  const imp = await runCli(['import', 'api', '--grant', '-'], { env, input: JSON.stringify({ access_token: 'at-symlink-test', refresh_token: 'rt-x', expires_in: 3600 }) });
+  assert.equal(imp.code, 0, imp.stderr);
+  const real = join(h.home, 'elsewhere.json');
+  await rename(h.storePath, real);
+  await symlink(real, h.storePath);
+  const before = await readFile(real);
+  for (const args of [['token', 'api'], ['status']]) {
+    const r = await runCli(args, { env });
+    assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, /store\.json is a symbolic link.*LATCHKEY_HOME/);
+    assert.ok(!r.stdout.includes('at-symlink-test'));
+  }
+  assert.deepEqual(await readFile(real), before);
+});
+
+test('a config that is a FIFO does not hang latchkey token', { skip: !posix }, async (t) => {
+  const h = await makeHome();
+  t.after(() => h.cleanup());
+  execFileSync('mkfifo', [h.configPath]);
+  await writeFile(join(h.home, '.config-validated'), 'v2\n{}');
+  const r = await runCli(['token', 'x'], { env: { LATCHKEY_HOME: h.home }, timeoutMs: 10_000 });
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /config\.json.*FIFO/);
+});
