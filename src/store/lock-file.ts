@@ -1,4 +1,4 @@
-import { open, readFile, stat, unlink } from 'node:fs/promises';
+import { open, readFile, stat, unlink, utimes } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { LatchkeyError } from '../errors.js';
 import { writeFileAtomic } from './atomic-file.js';
@@ -6,15 +6,23 @@ import { writeFileAtomic } from './atomic-file.js';
 /**
  * A cross-process lock as a lock file created with O_EXCL. The file holds its owner's token,
  * pid and host, so a holder that died (SIGKILL, power cut) is recognised and its lock broken:
- * at once when the pid is gone on this host, otherwise after `staleMs`.
+ * at once when the pid is gone on this host, otherwise once the lock has shown no sign of life
+ * for `staleMs`. A live holder shows it: it touches the file (mtime) every `staleMs / 3`, so a
+ * holder that is merely slow (a token endpoint taking its full timeout, then a slow fsync) is
+ * never mistaken for a dead one, and its refresh token never replayed by a waiter that broke in.
  */
 export interface LockFileOptions {
-  /** A lock older than this is considered abandoned. */
+  /** A lock with no sign of life for this long is considered abandoned. */
   staleMs?: number;
   /** Give up waiting after this long (LK_LOCK_TIMEOUT). */
   timeoutMs?: number;
   /** Label used in error messages. */
   label?: string;
+  /**
+   * Stop showing signs of life after holding this long (default 5 min), so that a holder that
+   * is alive but wedged blocks the others for at most `maxHoldMs + staleMs`.
+   */
+  maxHoldMs?: number;
 }
 
 interface LockOwner {
@@ -30,7 +38,42 @@ export type ReleaseLock = () => Promise<void>;
 
 export async function acquireLockFile(path: string, options: LockFileOptions = {}): Promise<ReleaseLock> {
   const me = await acquire(path, options);
-  return () => releaseIfOwner(path, me.owner);
+  const stopHeartbeat = heartbeat(path, me.owner, options.staleMs ?? DEFAULT_STALE_MS, options.maxHoldMs ?? DEFAULT_MAX_HOLD_MS);
+  return async () => {
+    await stopHeartbeat();
+    await releaseIfOwner(path, me.owner);
+  };
+}
+
+const DEFAULT_STALE_MS = 30_000;
+const DEFAULT_MAX_HOLD_MS = 300_000;
+
+/** Touches the lock file every staleMs/3 while it is ours; resolves the returned stop once no touch is in flight. */
+function heartbeat(path: string, owner: string, staleMs: number, maxHoldMs: number): () => Promise<void> {
+  const since = Date.now();
+  let inFlight: Promise<void> = Promise.resolve();
+  const timer = setInterval(
+    () => {
+      if (Date.now() - since > maxHoldMs) {
+        clearInterval(timer);
+        return;
+      }
+      inFlight = inFlight.then(() => touchIfOwner(path, owner)).catch(() => undefined);
+    },
+    Math.max(10, Math.floor(staleMs / 3)),
+  );
+  timer.unref();
+  return async () => {
+    clearInterval(timer);
+    await inFlight;
+  };
+}
+
+async function touchIfOwner(path: string, owner: string): Promise<void> {
+  const current = await readOwner(path);
+  if (current === undefined || current === 'gone' || current.owner !== owner) return;
+  const now = new Date();
+  await utimes(path, now, now);
 }
 
 /** Who holds a lock file (for messages such as "another keeper, pid 123, holds it"). */
@@ -74,7 +117,7 @@ export async function readLockHolder(path: string): Promise<LockHolder | undefin
 }
 
 async function acquire(path: string, options: LockFileOptions): Promise<LockOwner> {
-  const staleMs = options.staleMs ?? 30_000;
+  const staleMs = options.staleMs ?? DEFAULT_STALE_MS;
   const timeoutMs = options.timeoutMs ?? 30_000;
   const deadline = Date.now() + timeoutMs;
   const me: LockOwner = { owner: await ownerToken(), pid: process.pid, host: HOST, at: Date.now() };
@@ -84,7 +127,7 @@ async function acquire(path: string, options: LockFileOptions): Promise<LockOwne
     if (await tryCreate(path, me)) return me;
     const observed = await readOwner(path);
     if (observed !== 'gone' && (await isStale(path, observed, staleMs))) {
-      await breakStaleLock(path, observed);
+      await breakStaleLock(path, observed, staleMs);
       continue;
     }
     if (observed === 'gone') continue;
@@ -137,16 +180,15 @@ async function readOwner(path: string): Promise<LockOwner | undefined | 'gone'> 
 }
 
 async function isStale(path: string, owner: LockOwner | undefined, staleMs: number): Promise<boolean> {
-  if (owner) {
-    if (owner.host === HOST && owner.pid !== process.pid && !pidAlive(owner.pid)) return true;
-    return Date.now() - owner.at > staleMs;
-  }
+  if (owner && owner.host === HOST && owner.pid !== process.pid && !pidAlive(owner.pid)) return true;
+  // The last sign of life: when it was taken (or re-stamped), or its holder's last touch.
+  let mtimeMs: number;
   try {
-    const st = await stat(path);
-    return Date.now() - st.mtimeMs > staleMs;
+    mtimeMs = (await stat(path)).mtimeMs;
   } catch {
     return false;
   }
+  return Date.now() - Math.max(owner?.at ?? 0, mtimeMs) > staleMs;
 }
 
 function pidAlive(pid: number): boolean {
@@ -163,7 +205,7 @@ function pidAlive(pid: number): boolean {
  * remove a *new* lock taken meanwhile. A short-lived guard file serialises the breakers, and
  * the owner token is checked again under it.
  */
-async function breakStaleLock(path: string, observed: LockOwner | undefined): Promise<void> {
+async function breakStaleLock(path: string, observed: LockOwner | undefined, staleMs: number): Promise<void> {
   const guard = `${path}.break`;
   const guardOwner: LockOwner = { owner: await ownerToken(), pid: process.pid, host: HOST, at: Date.now() };
   if (!(await tryCreate(guard, guardOwner))) {
@@ -176,7 +218,8 @@ async function breakStaleLock(path: string, observed: LockOwner | undefined): Pr
     const now = await readOwner(path);
     if (now === 'gone') return;
     const same = observed === undefined ? now === undefined : now !== undefined && now.owner === observed.owner;
-    if (same) await unlink(path).catch(() => undefined);
+    // Judged again under the guard: the holder may have shown a sign of life meanwhile.
+    if (same && (await isStale(path, now, staleMs))) await unlink(path).catch(() => undefined);
   } finally {
     await releaseIfOwner(guard, guardOwner.owner);
   }

@@ -64,3 +64,43 @@ test('release never removes a lock that another owner took over', async (t) => {
   await release();
   assert.equal(await readFile(path, 'utf8'), theirs);
 });
+
+test('a live holder that takes longer than staleMs keeps its lock (it shows signs of life); a dead one is broken', async (t) => {
+  const h = await makeHome();
+  t.after(() => h.cleanup());
+  const path = join(h.home, 'slow.lock');
+  // Another process holds it, alive, with a 300 ms stale timeout: waiters must not break in.
+  const child = spawn(process.execPath, [join(repoRoot, 'dist/test/helpers/lock-holder.js'), path, '300'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => child.kill('SIGKILL'));
+  const [chunk] = (await once(child.stdout, 'data')) as [Buffer];
+  assert.equal(chunk.toString().trim(), 'locked');
+  await assert.rejects(acquireLockFile(path, { staleMs: 300, timeoutMs: 1_500 }), (e: LatchkeyError) => e.code === 'LK_LOCK_TIMEOUT');
+  child.kill('SIGKILL');
+  await once(child, 'exit');
+  const release = await acquireLockFile(path, { staleMs: 300, timeoutMs: 3_000 });
+  await release();
+});
+
+test('in one process too: a slow holder is not broken by age while it runs', async (t) => {
+  const h = await makeHome();
+  t.after(() => h.cleanup());
+  const path = join(h.home, 'inproc.lock');
+  const release = await acquireLockFile(path, { staleMs: 200 });
+  await assert.rejects(acquireLockFile(path, { staleMs: 200, timeoutMs: 900 }), (e: LatchkeyError) => e.code === 'LK_LOCK_TIMEOUT');
+  await release();
+  const again = await acquireLockFile(path, { staleMs: 200, timeoutMs: 500 });
+  await again();
+});
+
+test('a holder alive but wedged past maxHoldMs stops showing signs of life and is broken after staleMs', async (t) => {
+  const h = await makeHome();
+  t.after(() => h.cleanup());
+  const path = join(h.home, 'wedged.lock');
+  const started = Date.now();
+  const release = await acquireLockFile(path, { staleMs: 200, maxHoldMs: 300 });
+  const second = await acquireLockFile(path, { staleMs: 200, timeoutMs: 5_000 });
+  const waited = Date.now() - started;
+  assert.ok(waited >= 450, `broken after maxHoldMs + staleMs, not before (${waited} ms)`);
+  await second();
+  await release(); // not ours any more: nothing removed
+});
