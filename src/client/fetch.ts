@@ -89,6 +89,7 @@ interface Outgoing {
 export async function sendAuthorized(auth: SourceAuth, fetchImpl: FetchLike, input: string | URL | Request, init: RequestInit | undefined, options: SendOptions = {}): Promise<AuthorizedOutcome> {
   const req = await toOutgoing(auth.source, input, init);
   const target: AuthRequest = { url: req.url, method: req.method };
+  if (req.rest.signal) target.signal = req.rest.signal;
   const first = await auth.prepare(target, 0, options);
   const res1 = await send(auth.source, fetchImpl, req, first);
   if (res1.status !== 401) {
@@ -100,7 +101,7 @@ export async function sendAuthorized(auth: SourceAuth, fetchImpl: FetchLike, inp
   let recovered = false;
   let recoveryError: LatchkeyError | undefined;
   try {
-    recovered = await first.method.recover(first.auth);
+    recovered = await first.method.recover(first.auth, target);
   } catch (err) {
     if (!(err instanceof LatchkeyError) || !err.operatorAction) throw err;
     recoveryError = err;

@@ -67,6 +67,8 @@ export interface CdpTabTarget {
   timeoutMs?: number;
   /** Used for the endpoint check (`/json/version`); defaults to the global fetch. */
   fetch?: FetchLike;
+  /** Stops the visit (every step fails at once, the connection is dropped) when it aborts. */
+  signal?: AbortSignal;
 }
 
 /** What one visit to the tab found. */
@@ -110,8 +112,12 @@ export async function readTabCookies(target: CdpTabTarget, options: { reload: bo
   const where = `Chrome DevTools endpoint ${describeEndpoint(target.endpoint)}`;
   const matches = tabUrlMatcher(target.tabUrl);
 
-  const wsEndpoint = await checkDevToolsEndpoint(target.endpoint, timeoutMs, target.fetch ?? ((i, init) => fetch(i, init)));
+  const signal = target.signal;
+  signal?.throwIfAborted();
+  const bounded = <T>(promise: Promise<T>, ms: number, step: string, what: string): Promise<T> => boundedStep(promise, ms, step, what, signal);
+  const wsEndpoint = await checkDevToolsEndpoint(target.endpoint, timeoutMs, target.fetch ?? ((i, init) => fetch(i, init)), signal);
   const { chromium } = await import('playwright-core');
+  signal?.throwIfAborted();
   const connecting = chromium.connectOverCDP(wsEndpoint, { timeout: timeoutMs, noDefaults: true });
   let browser: Browser;
   try {
@@ -154,7 +160,7 @@ export async function readTabCookies(target: CdpTabTarget, options: { reload: bo
   } finally {
     // Disconnect only: for a connectOverCDP browser, close() drops our connection and the
     // contexts *we* created (none); the operator's browser and its tabs keep running.
-    await bounded(browser.close(), Math.min(timeoutMs, 5_000), 'disconnect', where).catch(() => undefined);
+    await boundedStep(browser.close(), Math.min(timeoutMs, 5_000), 'disconnect', where).catch(() => undefined);
   }
 }
 
@@ -172,7 +178,7 @@ function findTab(browser: Browser, matches: (url: string) => boolean): Page | un
  * tells Chrome apart from any other HTTP server on the port. Returns the URL to connect to.
  * A `ws://` endpoint is used as is.
  */
-async function checkDevToolsEndpoint(endpoint: string, timeoutMs: number, fetchImpl: FetchLike): Promise<string> {
+async function checkDevToolsEndpoint(endpoint: string, timeoutMs: number, fetchImpl: FetchLike, signal: AbortSignal | undefined): Promise<string> {
   const where = `Chrome DevTools endpoint ${describeEndpoint(endpoint)}`;
   let url: URL;
   try {
@@ -185,7 +191,8 @@ async function checkDevToolsEndpoint(endpoint: string, timeoutMs: number, fetchI
   const versionUrl = new URL('json/version', url.href.endsWith('/') ? url.href : `${url.href}/`);
   let text: string;
   try {
-    const res = await fetchImpl(versionUrl, { signal: AbortSignal.timeout(timeoutMs), redirect: 'error' });
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const res = await fetchImpl(versionUrl, { signal: signal ? AbortSignal.any([signal, timeout]) : timeout, redirect: 'error' });
     if (!res.ok) {
       await res.body?.cancel().catch(() => undefined);
       throw new CdpError('not_chrome', 'endpoint', `${where} answered ${res.status} on /json/version; it is not a Chrome DevTools endpoint (start Chrome with --remote-debugging-port)`);
@@ -194,6 +201,7 @@ async function checkDevToolsEndpoint(endpoint: string, timeoutMs: number, fetchI
   } catch (err) {
     if (err instanceof CdpError) throw err;
     const e = err as Error;
+    if (signal?.aborted) throw cancelled('endpoint', where, signal);
     if (e.name === 'TimeoutError' || e.name === 'AbortError') {
       throw new CdpError('timeout', 'endpoint', `${where} did not answer /json/version within ${timeoutMs} ms`, { cause: err });
     }
@@ -240,12 +248,27 @@ async function readCapped(res: Response, maxBytes: number, timeoutMs: number): P
   return Buffer.concat(chunks).toString('utf8');
 }
 
-function bounded<T>(promise: Promise<T>, timeoutMs: number, step: string, what: string): Promise<T> {
+/** `promise`, or a CdpError once `timeoutMs` has passed or `signal` aborts (whichever is first). */
+function boundedStep<T>(promise: Promise<T>, timeoutMs: number, step: string, what: string, signal?: AbortSignal): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new CdpError('timeout', step, `${what}: no answer within ${timeoutMs} ms (${step})`)), timeoutMs);
+    if (signal) {
+      onAbort = () => reject(cancelled(step, what, signal));
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    }
   });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  return Promise.race([promise, timeout]).finally(() => {
+    clearTimeout(timer);
+    if (onAbort) signal?.removeEventListener('abort', onAbort);
+  });
+}
+
+/** The caller gave up (a pre-flight's budget): reported as a timeout of the step in progress. */
+function cancelled(step: string, what: string, signal: AbortSignal): CdpError {
+  return new CdpError('timeout', step, `${what}: cancelled at the ${step} step (the caller stopped waiting)`, { cause: signal.reason });
 }
 
 function asStepError(err: unknown, step: string, message: string): CdpError {

@@ -28,9 +28,10 @@ export interface AuthMethod {
    * The API answered 401 to a request made with `used`. Try once to obtain a different
    * credential (oauth: forced refresh under the lock; session: renewal; token: re-read the
    * secret reference, in case the operator replaced it). Resolves true when the next
-   * `authorize()` returns a credential different from `used`.
+   * `authorize()` returns a credential different from `used`. `request` is the request that
+   * was rejected (its signal bounds the wait, as for `authorize`).
    */
-  recover(used: PreparedAuth): Promise<boolean>;
+  recover(used: PreparedAuth, request?: AuthRequest): Promise<boolean>;
   /** What a person must do when this method's credential is rejected even after recovery. */
   readonly rejectedAction: OperatorAction;
   /**
@@ -69,6 +70,13 @@ export type Availability = { ok: true } | { ok: false; reason: string; operatorA
 export interface AuthRequest {
   url: URL;
   method: string;
+  /**
+   * The caller's signal (a pre-flight's budget, a fetch's timeout). A method that does slow
+   * work to obtain a credential (the session's DevTools visit) stops waiting when it aborts,
+   * and stops the work itself once every caller sharing it has given up, so nothing it
+   * started outlives the caller (a CLI process exits as soon as it has answered).
+   */
+  signal?: AbortSignal;
 }
 
 export interface PreparedAuth {

@@ -58,8 +58,8 @@ export class SessionMethod implements AuthMethod {
   readonly #wanted: ReadonlySet<string> | undefined;
   readonly #timeoutMs: number;
   #memo: Jar | undefined;
-  #loading: Promise<Jar> | undefined;
-  #recovering: Promise<void> | undefined;
+  #loading: SharedWork<Jar> | undefined;
+  #recovering: SharedWork<void> | undefined;
   /** The credential whose last recovery failed (so concurrent callers share the failure). */
   #failedFor: string | undefined;
 
@@ -108,37 +108,50 @@ export class SessionMethod implements AuthMethod {
     }
     const m = this.#memo;
     if (m) return Promise.resolve(m.prepared);
-    if (!this.#loading) {
-      this.#loading = this.#load().finally(() => {
-        this.#loading = undefined;
+    if (!this.#loading || this.#loading.cancelled) {
+      const work = new SharedWork((signal) => this.#load(signal));
+      this.#loading = work;
+      work.promise.then(
+        () => undefined,
+        () => undefined,
+      ).finally(() => {
+        if (this.#loading === work) this.#loading = undefined;
       });
     }
-    return this.#loading.then((jar) => jar.prepared);
+    return this.#loading.join(request?.signal).then((jar) => jar.prepared);
   }
 
-  async recover(used: PreparedAuth): Promise<boolean> {
+  async recover(used: PreparedAuth, request?: AuthRequest): Promise<boolean> {
+    const signal = request?.signal;
     // Concurrent 401s in this process share one renewal: wait for the one in flight; when it
     // failed for the same credential, that failure is ours too (no second reload).
-    const inflight = this.#recovering;
+    const inflight = this.#recovering?.cancelled ? undefined : this.#recovering;
     if (inflight) {
       try {
-        await inflight;
+        await inflight.join(signal);
       } catch (err) {
+        signal?.throwIfAborted();
         if (this.#failedFor === used.credential) throw err;
       }
     }
     if (this.#memo && this.#memo.prepared.credential !== used.credential) return true;
-    if (!this.#recovering) {
-      this.#recovering = this.#recoverUnderLock(used)
-        .catch((err: unknown) => {
+    // A new renewal unless one started since (the one waited for above is over).
+    if (!this.#recovering || this.#recovering.cancelled || this.#recovering === inflight) {
+      const work = new SharedWork((shared) =>
+        this.#recoverUnderLock(used, shared).catch((err: unknown) => {
           this.#failedFor = used.credential;
           throw err;
-        })
-        .finally(() => {
-          this.#recovering = undefined;
-        });
+        }),
+      );
+      this.#recovering = work;
+      work.promise.then(
+        () => undefined,
+        () => undefined,
+      ).finally(() => {
+        if (this.#recovering === work) this.#recovering = undefined;
+      });
     }
-    await this.#recovering;
+    await this.#recovering.join(signal);
     return this.#memo !== undefined && this.#memo.prepared.credential !== used.credential;
   }
 
@@ -153,7 +166,7 @@ export class SessionMethod implements AuthMethod {
 
   // ---- loading -------------------------------------------------------------------------
 
-  async #load(): Promise<Jar> {
+  async #load(signal: AbortSignal): Promise<Jar> {
     const rec = await this.#lk.store.read(this.#source);
     const base = await this.#baseCookies();
     const jar = this.#jar(base, storedCookies(rec));
@@ -175,7 +188,7 @@ export class SessionMethod implements AuthMethod {
       // the renewal URL re-issues the rest.
       if (this.#config.renewUrl && stored.effective.size > 0) {
         try {
-          return await this.#renewOverHttp(again, stored);
+          return await this.#renewOverHttp(again, stored, signal);
         } catch (err) {
           if (!(err instanceof LatchkeyError)) throw err;
           failures.push(stripSource(err.message, this.#source));
@@ -183,7 +196,7 @@ export class SessionMethod implements AuthMethod {
       }
       if (this.#config.cdp) {
         try {
-          const next = this.#jar(base, await this.#captureFromBrowser(false));
+          const next = this.#jar(base, await this.#captureFromBrowser(false, signal));
           if (!this.#usable(next)) throw this.#error(this.#missingMessage(next, 'the signed-in tab'));
           await this.#persist(again, next.overlay);
           this.#memo = next;
@@ -244,7 +257,7 @@ export class SessionMethod implements AuthMethod {
 
   // ---- recovery ------------------------------------------------------------------------
 
-  async #recoverUnderLock(used: PreparedAuth): Promise<void> {
+  async #recoverUnderLock(used: PreparedAuth, signal: AbortSignal): Promise<void> {
     await this.#lk.store.withLock(this.#source, async () => {
       let rec = await this.#lk.store.read(this.#source);
       const base = await this.#baseCookies();
@@ -257,7 +270,7 @@ export class SessionMethod implements AuthMethod {
       const failures: string[] = [];
       if (this.#config.renewUrl) {
         try {
-          await this.#renewOverHttp(rec, current);
+          await this.#renewOverHttp(rec, current, signal);
           return;
         } catch (err) {
           if (!(err instanceof LatchkeyError)) throw err;
@@ -266,7 +279,7 @@ export class SessionMethod implements AuthMethod {
       }
       if (this.#config.cdp) {
         try {
-          const captured = await this.#captureFromBrowser(true);
+          const captured = await this.#captureFromBrowser(true, signal);
           const next = this.#jar(base, captured);
           if (!this.#usable(next)) throw this.#error(this.#missingMessage(next, 'the reloaded tab'));
           rec = await this.#persist(rec, next.overlay);
@@ -298,19 +311,20 @@ export class SessionMethod implements AuthMethod {
   }
 
   /** Renewal (a): GET renewUrl with the session cookies; apply its Set-Cookie headers. */
-  async #renewOverHttp(rec: SourceRecord | undefined, current: Jar): Promise<Jar> {
+  async #renewOverHttp(rec: SourceRecord | undefined, current: Jar, signal: AbortSignal): Promise<Jar> {
     const url = new URL(this.#config.renewUrl!);
     const headers: Record<string, string> = {};
     const cookie = current.prepared.headers.Cookie;
     if (cookie) headers.Cookie = cookie;
     let res: Response;
     try {
-      res = await this.#lk.fetchImpl(url, { method: 'GET', headers, redirect: 'manual', signal: AbortSignal.timeout(this.#timeoutMs) });
+      res = await this.#lk.fetchImpl(url, { method: 'GET', headers, redirect: 'manual', signal: AbortSignal.any([signal, AbortSignal.timeout(this.#timeoutMs)]) });
     } catch (err) {
       const e = err as Error;
       const code = (e as { cause?: { code?: string } }).cause?.code;
-      const why =
-        e.name === 'TimeoutError' || e.name === 'AbortError'
+      const why = signal.aborted
+        ? 'cancelled (the caller gave up)'
+        : e.name === 'TimeoutError' || e.name === 'AbortError'
           ? `no answer within ${this.#timeoutMs} ms`
           : code && /^E[A-Z]+$/.test(code)
             ? `unreachable (${code})`
@@ -340,12 +354,12 @@ export class SessionMethod implements AuthMethod {
   }
 
   /** Reads (after an optional reload) the signed-in tab's cookies; keeps the wanted, valid ones. */
-  async #captureFromBrowser(reload: boolean): Promise<Map<string, Secret>> {
+  async #captureFromBrowser(reload: boolean, signal: AbortSignal): Promise<Map<string, Secret>> {
     const cdp = this.#config.cdp!;
     let cookies: BrowserCookie[];
     try {
       ({ cookies } = await readTabCookies(
-        { endpoint: cdp.endpoint, tabUrl: this.#tabUrl!, origin: this.#origin.href, timeoutMs: cdp.timeoutMs ?? this.#timeoutMs, fetch: this.#lk.fetchImpl },
+        { endpoint: cdp.endpoint, tabUrl: this.#tabUrl!, origin: this.#origin.href, timeoutMs: cdp.timeoutMs ?? this.#timeoutMs, fetch: this.#lk.fetchImpl, signal },
         { reload },
       ));
     } catch (err) {
@@ -402,6 +416,61 @@ export class SessionMethod implements AuthMethod {
       fix: this.fixFor('renew_session'),
       ...(cause !== undefined ? { cause } : {}),
     });
+  }
+}
+
+/**
+ * Work shared by concurrent callers (one DevTools visit, one renewal), each waiting with its
+ * own signal. The work is cancelled only once every caller that joined it has given up; a
+ * caller without a signal keeps it running to its own bounds (the step timeouts).
+ */
+class SharedWork<T> {
+  readonly promise: Promise<T>;
+  readonly #controller = new AbortController();
+  #waiting = 0;
+  #unbounded = false;
+
+  constructor(run: (signal: AbortSignal) => Promise<T>) {
+    this.promise = run(this.#controller.signal);
+  }
+
+  /** True once every caller gave up and the work was told to stop: a new caller starts afresh. */
+  get cancelled(): boolean {
+    return this.#controller.signal.aborted;
+  }
+
+  join(signal: AbortSignal | undefined): Promise<T> {
+    if (!signal) {
+      this.#unbounded = true;
+      return this.promise;
+    }
+    if (signal.aborted) {
+      this.#giveUp(signal);
+      return Promise.reject(signal.reason as Error);
+    }
+    this.#waiting += 1;
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = (): void => {
+        this.#waiting -= 1;
+        this.#giveUp(signal);
+        reject(signal.reason as Error);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.promise.then(
+        (v) => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(v);
+        },
+        (e: unknown) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(e as Error);
+        },
+      );
+    });
+  }
+
+  #giveUp(signal: AbortSignal): void {
+    if (this.#waiting === 0 && !this.#unbounded) this.#controller.abort(signal.reason);
   }
 }
 
