@@ -3,7 +3,7 @@ import { LatchkeyError, ExitCode } from '../errors.js';
 import type { Latchkey } from '../latchkey.js';
 import { includesOpenIdScope, resolveAuthorizationServer, type AuthorizationServerContext } from './authorization-server.js';
 import { requestOptions } from './endpoint.js';
-import { classifyLoginTokenError, installLoginGrant, loginFailed, sanitizeRemoteText, withoutIdToken, withTimeout, type LoginResult } from './login-grant.js';
+import { classifyLoginTokenError, errorIn200AsError, installLoginGrant, loginFailed, sanitizeRemoteText, withoutIdToken, withTimeout, type LoginResult } from './login-grant.js';
 import { startLoopbackRedirect, type ReceivedCallback } from './loopback-redirect.js';
 import { DEFAULT_TOKEN_TIMEOUT_MS } from './refresh-error.js';
 
@@ -109,7 +109,7 @@ export async function loginWithAuthorizationCode(lk: Latchkey, source: string, o
       const tokenUrl = new URL(ctx.as.token_endpoint!);
       const reqOptions = requestOptions(tokenUrl, lk.fetchImpl, DEFAULT_TOKEN_TIMEOUT_MS);
       reqOptions.signal = withTimeout(DEFAULT_TOKEN_TIMEOUT_MS, options.signal);
-      const response = await oauth.authorizationCodeGrantRequest(ctx.as, ctx.client, ctx.clientAuth, params, loopback.redirectUri, codeVerifier, reqOptions);
+      const response = await errorIn200AsError(await oauth.authorizationCodeGrantRequest(ctx.as, ctx.client, ctx.clientAuth, params, loopback.redirectUri, codeVerifier, reqOptions));
       const usable = ctx.issuerKnown ? response : await withoutIdToken(response);
       tokenResponse = await oauth.processAuthorizationCodeResponse(ctx.as, ctx.client, usable, openid ? { expectedNonce: nonce, requireIdToken: true } : undefined);
     } catch (err) {

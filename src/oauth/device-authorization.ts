@@ -4,7 +4,7 @@ import { LatchkeyError } from '../errors.js';
 import type { Latchkey } from '../latchkey.js';
 import { resolveAuthorizationServer, type AuthorizationServerContext } from './authorization-server.js';
 import { requestOptions } from './endpoint.js';
-import { classifyLoginTokenError, installLoginGrant, loginFailed, withoutIdToken, withTimeout, type LoginResult } from './login-grant.js';
+import { classifyLoginTokenError, errorIn200AsError, installLoginGrant, loginFailed, withoutIdToken, withTimeout, type LoginResult } from './login-grant.js';
 import { DEFAULT_TOKEN_TIMEOUT_MS } from './refresh-error.js';
 
 /** What the person must do to approve a device login (RFC 8628 §3.3). */
@@ -43,7 +43,8 @@ const MAX_TRANSIENT_POLL_FAILURES = 3;
 /**
  * Logs a source in with the device authorization grant (RFC 8628) through oauth4webapi:
  * requests a device code, shows the user code ({@link DeviceCodeLoginOptions.onPrompt}), then
- * polls the token endpoint at the server's interval (plus 5 s after each `slow_down`) until
+ * polls the token endpoint at the server's interval (plus 5 s after each `slow_down`, or the
+ * interval a `slow_down` names when that is longer: GitHub) until
  * the person approves, denies (`access_denied`), or the code expires (`expired_token`, or the
  * `expires_in` deadline). On success the grant is installed under the source's lock; on any
  * failure nothing is written.
@@ -92,7 +93,7 @@ export async function loginWithDeviceCode(lk: Latchkey, source: string, options:
     const outcome = await pollOnce(lk, ctx, authorization.device_code, options.signal);
     if (outcome.kind === 'tokens') return installLoginGrant(lk, ctx, 'device_code', outcome.response);
     if (outcome.kind === 'slow_down') {
-      interval += SLOW_DOWN_STEP_S;
+      interval = Math.max(interval + SLOW_DOWN_STEP_S, outcome.interval ?? 0);
       transientFailures = 0;
     } else if (outcome.kind === 'transient') {
       transientFailures += 1;
@@ -108,7 +109,7 @@ export async function loginWithDeviceCode(lk: Latchkey, source: string, options:
 type PollOutcome =
   | { kind: 'tokens'; response: oauth.TokenEndpointResponse }
   | { kind: 'authorization_pending' }
-  | { kind: 'slow_down' }
+  | { kind: 'slow_down'; interval?: number }
   | { kind: 'transient'; error: LatchkeyError };
 
 /** One device access token request (RFC 8628 §3.4) and its outcome (§3.5). */
@@ -118,7 +119,7 @@ async function pollOnce(lk: Latchkey, ctx: AuthorizationServerContext, deviceCod
     const url = new URL(ctx.as.token_endpoint!);
     const reqOptions = requestOptions(url, lk.fetchImpl, DEFAULT_TOKEN_TIMEOUT_MS);
     reqOptions.signal = withTimeout(DEFAULT_TOKEN_TIMEOUT_MS, signal);
-    const response = await oauth.deviceCodeGrantRequest(ctx.as, ctx.client, ctx.clientAuth, deviceCode, reqOptions);
+    const response = await errorIn200AsError(await oauth.deviceCodeGrantRequest(ctx.as, ctx.client, ctx.clientAuth, deviceCode, reqOptions));
     const usable = ctx.issuerKnown ? response : await withoutIdToken(response);
     return { kind: 'tokens', response: await oauth.processDeviceCodeResponse(ctx.as, ctx.client, usable) };
   } catch (err) {
@@ -126,8 +127,11 @@ async function pollOnce(lk: Latchkey, ctx: AuthorizationServerContext, deviceCod
       switch (err.error) {
         case 'authorization_pending':
           return { kind: 'authorization_pending' };
-        case 'slow_down':
-          return { kind: 'slow_down' };
+        case 'slow_down': {
+          // GitHub names the new interval in the error response.
+          const asked = (err.cause as { interval?: unknown }).interval;
+          return typeof asked === 'number' && Number.isFinite(asked) && asked > 0 ? { kind: 'slow_down', interval: Math.min(asked, 300) } : { kind: 'slow_down' };
+        }
         case 'access_denied':
           throw loginFailed(source, 'the sign-in was denied on the verification page (access_denied); nothing was stored');
         case 'expired_token':

@@ -86,7 +86,7 @@ export function classifyLoginTokenError(err: unknown, source: string, what: stri
         operatorAction: 'fix_config',
       });
     }
-    return loginFailed(source, `${what}: the IdP refused it: ${error}${desc} (HTTP ${err.status}); nothing was stored`);
+    return loginFailed(source, `${what}: the IdP refused it: ${error}${desc} (HTTP ${sentStatus(err)}); nothing was stored`);
   }
   if (err instanceof oauth.WWWAuthenticateChallengeError) {
     return loginFailed(source, `${what}: the IdP rejected the client's authentication (HTTP ${err.status}); check sources.${source}.oauth.clientSecret; nothing was stored`, {
@@ -120,6 +120,37 @@ export function classifyLoginTokenError(err: unknown, source: string, what: stri
 function claimOf(err: oauth.OperationProcessingError): string | undefined {
   const cause = err.cause as { claim?: unknown } | undefined;
   return typeof cause?.claim === 'string' ? cause.claim : undefined;
+}
+
+/**
+ * RFC 6749 §5.2 error responses are HTTP 400, but some token endpoints answer errors with HTTP
+ * 200 and `{"error": …}` (GitHub: `authorization_pending`, `slow_down`, `bad_verification_code`;
+ * Slack). oauth4webapi would read such an answer as a success without its `access_token`; it
+ * is re-labelled 400 here so that it is handled as the error it is. Anything else is left as is.
+ */
+export async function errorIn200AsError(response: Response): Promise<Response> {
+  if (response.status !== 200) return response;
+  const text = await response.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  const isError = typeof body === 'object' && body !== null && !Array.isArray(body) && typeof (body as Record<string, unknown>).error === 'string' && !('access_token' in body);
+  if (!isError) return new Response(text, { status: 200, statusText: response.statusText, headers: response.headers });
+  const headers = new Headers(response.headers);
+  headers.set(ORIGINAL_STATUS_HEADER, '200');
+  return new Response(text, { status: 400, statusText: 'Bad Request', headers });
+}
+
+/** Marks a response re-labelled by {@link errorIn200AsError}, so messages quote the status the IdP sent. */
+const ORIGINAL_STATUS_HEADER = 'x-latchkey-original-status';
+
+/** The HTTP status the IdP really answered with. */
+function sentStatus(err: oauth.ResponseBodyError): number {
+  const original = Number(err.response.headers.get(ORIGINAL_STATUS_HEADER));
+  return Number.isInteger(original) && original > 0 ? original : err.status;
 }
 
 /** A signal that aborts when `signal` does or after `timeoutMs`, whichever comes first. */

@@ -221,6 +221,16 @@ test('token endpoint refuses the code (invalid_grant): rejected with the reason'
   assert.match(err.message, /the IdP refused it: invalid_grant: code expired \(HTTP 400\)/);
 });
 
+test('token endpoint refuses the code with HTTP 200 and an error body (GitHub-style): rejected with the reason', async (t) => {
+  t.after(() => idp.setFault(null));
+  const { err } = await failedLogin(t, async (req) => {
+    const cb = await realCallback(req);
+    idp.setFault({ kind: 'status', status: 200, body: JSON.stringify({ error: 'bad_verification_code', error_description: 'The code passed is incorrect or expired.' }), times: 1 });
+    return fetchPage(cb);
+  });
+  assert.match(err.message, /the IdP refused it: bad_verification_code: The code passed is incorrect or expired\. \(HTTP 200\)/);
+});
+
 /**
  * A nonce mismatch from the real IdP: an attacker who saw this login's authorization URL makes
  * their own authorization request with the same PKCE challenge and redirect URI but their own

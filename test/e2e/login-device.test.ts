@@ -107,6 +107,46 @@ test('slow_down adds 5 s to this and every later interval', { timeout: 60_000 },
   await lk.close();
 });
 
+test('errors answered with HTTP 200 (GitHub-style): authorization_pending keeps polling, slow_down honours the interval it names', { timeout: 60_000 }, async (t) => {
+  const h = await deviceHome();
+  t.after(() => h.cleanup());
+  t.after(() => idp.setFault(null));
+  const lk = await openLatchkey({ home: h.home, env: {} });
+  const { waits, wait } = recordedWait();
+  const pending: string[] = [];
+  let approved: Promise<string> | undefined;
+  let prompt: DevicePrompt | undefined;
+  idp.setFault({ kind: 'status', status: 200, body: JSON.stringify({ error: 'authorization_pending' }), times: 1 });
+  const result = await loginWithDeviceCode(lk, 'tv', {
+    wait: async (ms) => {
+      await wait(ms);
+      // Second poll: GitHub's slow_down, with the interval it wants in the body.
+      if (waits.length === 2) idp.setFault({ kind: 'status', status: 200, body: JSON.stringify({ error: 'slow_down', interval: 17 }), times: 1 });
+      if (waits.length === 3) approved = approve(prompt!);
+    },
+    onPrompt: (p) => (prompt = p),
+    onPoll: (s) => pending.push(`${s.pending}@${s.interval}`),
+  });
+  await approved;
+  assert.equal(result.hasRefreshToken, true);
+  assert.deepEqual(pending.slice(0, 2), ['authorization_pending@5', 'slow_down@17']);
+  assert.deepEqual(waits.slice(0, 3), [5_000, 5_000, 17_000]);
+  await lk.close();
+});
+
+test('access_denied answered with HTTP 200: the login stops with the reason (not "not a valid token response")', { timeout: 30_000 }, async (t) => {
+  const h = await deviceHome();
+  t.after(() => h.cleanup());
+  t.after(() => idp.setFault(null));
+  const lk = await openLatchkey({ home: h.home, env: {} });
+  const { wait } = recordedWait();
+  idp.setFault({ kind: 'status', status: 200, body: JSON.stringify({ error: 'access_denied' }), times: 1 });
+  const err = await loginWithDeviceCode(lk, 'tv', { wait }).catch((e: unknown) => e);
+  assert.ok(err instanceof LatchkeyError);
+  assert.match(err.message, /the sign-in was denied on the verification page \(access_denied\)/);
+  await lk.close();
+});
+
 for (const [error, message] of [
   ['access_denied', /the sign-in was denied on the verification page \(access_denied\)/],
   ['expired_token', /the device code expired before the sign-in was approved \(expired_token\)/],
