@@ -107,6 +107,9 @@ test('bad input: hostile -H value, malformed -H, bad method, missing args, unkno
   assert.equal((await runCli(['fetch', 'gh', api.url('/echo'), '-H', 'no colon here'], { env })).code, 1);
   assert.equal((await runCli(['fetch', 'gh', api.url('/echo'), '-X', 'GET /x'], { env })).code, 1);
   assert.equal((await runCli(['fetch', 'gh'], { env })).code, 1);
+  const getBody = await runCli(['fetch', 'gh', api.url('/echo'), '-X', 'GET', '-d', 'x'], { env });
+  assert.equal(getBody.code, 1, 'a usage error, not a network error');
+  assert.match(getBody.stderr, /a GET request cannot have/);
   const unknown = await runCli(['fetch', 'nope', api.url('/me')], { env });
   assert.equal(unknown.code, 1);
   assert.match(unknown.stderr, /unknown source "nope"/);

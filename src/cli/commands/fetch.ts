@@ -34,6 +34,9 @@ export const command: Command = {
     const headers = parseHeaders(values.header ?? []);
     const method = (values.request ?? (values.data !== undefined ? 'POST' : 'GET')).toUpperCase();
     if (!METHOD.test(method)) throw usageError(`-X ${JSON.stringify(values.request)} is not an HTTP method`);
+    if (values.data !== undefined && (method === 'GET' || method === 'HEAD')) {
+      throw usageError(`-d sends a request body, which a ${method} request cannot have; use -X POST (or another method), or drop -d`);
+    }
     let body: string | Uint8Array<ArrayBuffer> | undefined;
     if (values.data !== undefined) {
       body = await readData(values.data, io);
