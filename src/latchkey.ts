@@ -315,6 +315,11 @@ export class Latchkey {
       if (!g) return act('no_grant', 'relogin', 'no grant stored');
       base.expiresAt = g.expiresAt !== undefined ? new Date(g.expiresAt).toISOString() : null;
       if (g.revoked) return act('revoked', 'reauthorize', `grant revoked (${g.revoked.reason})`);
+      const held = this.engine.unsaved(name);
+      if (held) {
+        base.expiresAt = held.expiresAt !== undefined ? new Date(held.expiresAt).toISOString() : null;
+        return act('failing', null, held.message);
+      }
       const skew = configuredSkewMs(src.oauth);
       const failing = rec?.lastFailure && rec.lastFailure.at > (rec.lastRefreshAt ?? 0) ? rec.lastFailure : undefined;
       if (failing) return act('failing', failing.kind === 'rejected' ? 'fix_config' : null, `last refresh failed: ${failing.message}`);
@@ -341,7 +346,9 @@ export class Latchkey {
     return act('ok', null, 'browser session (checked by preflight)');
   }
 
+  /** Tries a last time to save any refreshed grant the store could not take, then closes the store. */
   async close(): Promise<void> {
+    await this.engine.flush();
     await this.store.close();
   }
 }

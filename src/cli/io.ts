@@ -1,4 +1,5 @@
 import { LatchkeyError, ExitCode } from '../errors.js';
+import type { Latchkey } from '../latchkey.js';
 
 /** What a command may touch: injected so tests can run commands in-process. */
 export interface CliIO {
@@ -41,4 +42,19 @@ export function usageError(message: string): LatchkeyError {
 
 export function wantsHelp(args: string[]): boolean {
   return args.includes('--help') || args.includes('-h');
+}
+
+/**
+ * After `lk.close()`: says on stderr which sources were refreshed but could not be saved (the
+ * store could not be written). The token printed is valid; the rotated refresh token lived only
+ * in this process, which is about to exit.
+ */
+export function warnUnsaved(lk: Latchkey, sources: readonly string[], io: CliIO): void {
+  for (const source of sources) {
+    const held = lk.engine.unsaved(source);
+    if (!held) continue;
+    io.stderr.write(
+      `latchkey: warning: ${source}: ${held.message}.\n  This command exits now and the new refresh token with it. Fix the store (free disk space?), then run \`latchkey status\`; if the next refresh fails with invalid_grant: latchkey login ${source}\n`,
+    );
+  }
 }

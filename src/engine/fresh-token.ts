@@ -1,5 +1,5 @@
 import type { Clock } from '../clock.js';
-import { LatchkeyError } from '../errors.js';
+import { ExitCode, LatchkeyError } from '../errors.js';
 import { DEFAULT_TOKEN_TIMEOUT_MS, RefreshError } from '../oauth/refresh-error.js';
 import type { ClientAuthMethod, TokenSet } from '../oauth/refresh.js';
 import type { FetchLike } from '../oauth/endpoint.js';
@@ -20,7 +20,12 @@ export interface OAuthClientSettings {
   skewMs?: number;
 }
 
-export type RefreshOutcome = 'refreshed' | 'adopted' | 'fail_open' | 'invalid_grant' | 'revoked' | 'rejected';
+/**
+ * What a refresh attempt came to. `unsaved`: the IdP answered with a new grant but the store
+ * could not be written (disk full, a broken store): this process holds the new grant in memory,
+ * uses it, and keeps trying to save it; `saved`: such a held grant was finally written.
+ */
+export type RefreshOutcome = 'refreshed' | 'adopted' | 'fail_open' | 'invalid_grant' | 'revoked' | 'rejected' | 'unsaved' | 'saved';
 
 export interface EngineEvent {
   source: string;
@@ -40,9 +45,32 @@ export interface TokenEngineOptions {
   tokenTimeoutMs?: number;
   /** Upper bound on how long a memo entry of unknown expiry is trusted before the store is re-read. */
   unknownExpiryMemoMs?: number;
+  /** Pauses between attempts to save a refreshed grant, under the lock (default 100, 500, 1500 ms). */
+  persistRetryDelaysMs?: readonly number[];
+  /** While a refreshed grant is held unsaved, try to save it again this often (default 5 s). */
+  unsavedRetryMs?: number;
 }
 
 const DEFAULT_COOLDOWN_MS = 30_000;
+const DEFAULT_PERSIST_RETRY_DELAYS_MS = [100, 500, 1500] as const;
+const DEFAULT_UNSAVED_RETRY_MS = 5_000;
+
+/** A refreshed grant the store could not take (yet): the only copy of a rotated refresh token. */
+interface Unsaved {
+  /** The refresh token the store holds, the one this grant was rotated from: saved only over it. */
+  storedRefreshToken: Secret | undefined;
+  grant: StoredGrant;
+  refreshedAt: number;
+  /** Why the last attempt to save it failed. */
+  reason: string;
+}
+
+/** What {@link TokenEngine.unsaved} reports about a held grant (never its tokens). */
+export interface UnsavedInfo {
+  refreshedAt: number;
+  expiresAt: number | undefined;
+  message: string;
+}
 
 interface MemoEntry {
   /** The hot path compares against this and returns `promise` as is: no allocation, no I/O. */
@@ -67,9 +95,12 @@ export class TokenEngine {
   readonly #cooldownMs: number;
   readonly #tokenTimeoutMs: number;
   readonly #unknownExpiryMemoMs: number;
+  readonly #persistRetryDelaysMs: readonly number[];
+  readonly #unsavedRetryMs: number;
   readonly #memo = new Map<string, MemoEntry>();
   readonly #flights = new Map<string, Promise<string>>();
   readonly #cooldownUntil = new Map<string, number>();
+  readonly #unsaved = new Map<string, Unsaved>();
 
   constructor(options: TokenEngineOptions) {
     this.#store = options.store;
@@ -80,6 +111,8 @@ export class TokenEngine {
     this.#cooldownMs = options.cooldownMs ?? DEFAULT_COOLDOWN_MS;
     this.#tokenTimeoutMs = options.tokenTimeoutMs ?? DEFAULT_TOKEN_TIMEOUT_MS;
     this.#unknownExpiryMemoMs = options.unknownExpiryMemoMs ?? 300_000;
+    this.#persistRetryDelaysMs = options.persistRetryDelaysMs ?? DEFAULT_PERSIST_RETRY_DELAYS_MS;
+    this.#unsavedRetryMs = options.unsavedRetryMs ?? DEFAULT_UNSAVED_RETRY_MS;
   }
 
   /** A fresh access token. Hot path: one map lookup and one clock read. */
@@ -96,12 +129,16 @@ export class TokenEngine {
   async forceRefresh(source: string, rejected: string): Promise<string> {
     const m = this.#memo.get(source);
     if (m && m.token === rejected) this.#memo.delete(source);
-    const inFlight = this.#flights.get(source);
-    if (inFlight) {
+    // A flight in progress is awaited for its answer, never joined blindly: a plain token()
+    // flight may answer the very token the API just rejected (it read the same stored grant).
+    for (let i = 0; i < 3; i++) {
+      const inFlight = this.#flights.get(source);
+      if (inFlight === undefined) return this.#join(source, () => this.#refreshUnderLock(source, { rejected }));
       const t = await inFlight.catch(() => undefined);
       if (t !== undefined && t !== rejected) return t;
     }
-    return this.#join(source, () => this.#refreshUnderLock(source, { rejected }));
+    // Flights keep coming and none helps: go under the lock ourselves (it serialises us with them).
+    return this.#refreshUnderLock(source, { rejected });
   }
 
   /** Refresh now regardless of expiry (the keeper's refresh-ahead and daily touch). */
@@ -109,14 +146,34 @@ export class TokenEngine {
     return this.#join(source, () => this.#refreshUnderLock(source, { force: true }));
   }
 
-  /** Forget the memo (after login/logout/import in this process). */
+  /** Forget the memo (after login/logout/import in this process: the store's grant wins over a held one). */
   invalidate(source?: string): void {
     if (source === undefined) {
       this.#memo.clear();
       this.#cooldownUntil.clear();
+      this.#unsaved.clear();
     } else {
       this.#memo.delete(source);
       this.#cooldownUntil.delete(source);
+      this.#unsaved.delete(source);
+    }
+  }
+
+  /** A refreshed grant this process holds because the store could not be written, if any. */
+  unsaved(source: string): UnsavedInfo | undefined {
+    const u = this.#unsaved.get(source);
+    return u && { refreshedAt: u.refreshedAt, expiresAt: u.grant.expiresAt, message: this.#unsavedMessage(u) };
+  }
+
+  /** Tries once more to save every held grant (e.g. before the process exits). */
+  async flush(): Promise<void> {
+    for (const source of [...this.#unsaved.keys()]) {
+      const started = this.#clock.now();
+      await this.#store
+        .withLock(source, async () => {
+          if (this.#unsaved.has(source)) await this.#saveUnsaved(source, await this.#store.read(source), started);
+        })
+        .catch(() => undefined);
     }
   }
 
@@ -132,16 +189,34 @@ export class TokenEngine {
 
   async #slowToken(source: string): Promise<string> {
     const settings = await this.#settings(source);
+    // A held (unsaved) grant is newer than the store's: save it first, under the lock.
+    if (this.#unsaved.has(source)) return this.#refreshUnderLock(source, {});
     const rec = await this.#store.read(source);
     const grant = usableGrant(source, rec);
     const now = this.#clock.now();
     if (now < refreshDueAt(grant, settings.skewMs)) return this.#remember(source, grant, settings);
-    const cooling = this.#cooldownUntil.get(source);
-    if (cooling !== undefined && now < cooling) {
+    const cooling = this.#coolingUntil(source, rec, now);
+    if (cooling !== undefined) {
       // Fail open: the stale token is still the best we have; the API will say if it is dead.
       return this.#remember(source, grant, settings, cooling);
     }
     return this.#refreshUnderLock(source, {});
+  }
+
+  /**
+   * Until when `source` cools down after a transient or rejected refresh: this instance's own
+   * failure, or one any process recorded in the store (so a `latchkey token` per job, each a new
+   * process, does not call a failing IdP and wait out its timeout every time).
+   */
+  #coolingUntil(source: string, rec: SourceRecord | undefined, now: number): number | undefined {
+    let until = this.#cooldownUntil.get(source);
+    const f = rec?.lastFailure;
+    if (f && f.kind !== 'invalid_grant' && f.at > (rec?.lastRefreshAt ?? 0)) {
+      // A failure stamped in the future (another clock) cools down from now, not longer.
+      const persisted = Math.min(f.at, now) + this.#cooldownMs;
+      if (until === undefined || persisted > until) until = persisted;
+    }
+    return until !== undefined && now < until ? until : undefined;
   }
 
   async #refreshUnderLock(source: string, opts: { rejected?: string; force?: boolean }): Promise<string> {
@@ -149,21 +224,32 @@ export class TokenEngine {
     const settings = await this.#settings(source);
     try {
       return await this.#store.withLock(source, async () => {
-        const rec = await this.#store.read(source);
-        const grant = usableGrant(source, rec);
+        let rec = await this.#store.read(source);
+        if (this.#unsaved.has(source)) rec = await this.#saveUnsaved(source, rec, started);
+        // Still held: the store cannot be written; the held grant is the newest, work from it.
+        const held = this.#unsaved.get(source);
+        const grant = held?.grant ?? usableGrant(source, rec);
         const record = rec as SourceRecord;
         const now = this.#clock.now();
         const current = grant.accessToken.reveal();
         // Double-check under the lock: another thread, process or machine may have rotated.
         if (opts.rejected !== undefined ? current !== opts.rejected : !opts.force && now < refreshDueAt(grant, settings.skewMs)) {
-          this.#emit(source, 'adopted', started);
+          if (!held) this.#emit(source, 'adopted', started);
           return this.#remember(source, grant, settings);
+        }
+        // A refresh failed moments ago (transiently, or the client was refused), here or in a
+        // sibling we queued behind on the lock: calling the IdP again would only wait out the
+        // same failure. Fail open until the cool-down ends (the keeper's refreshNow still tries).
+        if (!opts.force) {
+          const cooling = this.#coolingUntil(source, rec, now);
+          if (cooling !== undefined) return this.#remember(source, grant, settings, cooling);
         }
         if (!grant.refreshToken) {
           if (opts.rejected !== undefined || (grant.expiresAt !== undefined && now >= grant.expiresAt)) {
             throw new LatchkeyError('LK_GRANT_INVALID', `the grant for "${source}" has no refresh token and its access token is no longer accepted`, {
               source,
               operatorAction: 'relogin',
+              exitCode: ExitCode.actionRequired,
             });
           }
           return this.#remember(source, grant, settings);
@@ -173,10 +259,11 @@ export class TokenEngine {
     } catch (err) {
       if (err instanceof LatchkeyError && err.code === 'LK_LOCK_TIMEOUT') {
         // Someone holds the lock far too long: fail open rather than replay their refresh token.
-        const rec = await this.#store.read(source);
-        const grant = usableGrant(source, rec);
+        const grant = this.#unsaved.get(source)?.grant ?? usableGrant(source, await this.#store.read(source));
         this.#emit(source, 'fail_open', started, err.message);
-        return this.#remember(source, grant, settings, this.#clock.now() + this.#cooldownMs);
+        const now = this.#clock.now();
+        // The holder may have finished just now: a fresh grant is served as usual.
+        return this.#remember(source, grant, settings, now < refreshDueAt(grant, settings.skewMs) ? undefined : now + this.#cooldownMs);
       }
       throw err;
     }
@@ -225,12 +312,83 @@ export class TokenEngine {
       clientId,
     };
     delete next.revoked;
-    // Persist before anyone sees the new token: if this write fails, the caller gets an error,
-    // never a token whose refresh token only lives in memory.
-    await this.#store.write(source, { ...stripVersion(rec), grant: next, lastRefreshAt: now, refreshCount: (rec.refreshCount ?? 0) + 1, lastFailure: undefined }, rec.version);
-    this.#cooldownUntil.delete(source);
-    this.#emit(source, 'refreshed', started);
+    return this.#persistRotation(source, rec, next, now, settings, started);
+  }
+
+  /**
+   * Persists a refreshed grant before anyone sees it. The IdP has already rotated the refresh
+   * token: from here the new grant is the only live copy, and it must never be dropped silently.
+   *
+   * A failed write is retried under the lock (with the record re-read: a conflict means the
+   * record changed, possible only if the lock was lost or the file was edited by hand; it is
+   * merged when the store still holds the refresh token we rotated from, and otherwise the store
+   * has moved on to another grant and wins). When the store still cannot be written (disk full),
+   * this process holds the new grant in memory: it serves its access token, refreshes from its
+   * refresh token (never replaying the consumed one in the store), retries the save every few
+   * seconds, and reports `unsaved` (event, `status`, the CLI's stderr) until it is saved.
+   */
+  async #persistRotation(source: string, rec: SourceRecord, next: StoredGrant, refreshedAt: number, settings: OAuthClientSettings, started: number): Promise<string> {
+    const storedRefreshToken = rec.grant?.refreshToken;
+    let current = rec;
+    let lastError: unknown;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.#store.write(source, rotatedRecord(current, next, refreshedAt), current.version);
+        this.#unsaved.delete(source);
+        this.#cooldownUntil.delete(source);
+        this.#emit(source, 'refreshed', started, attempt > 0 ? `saved at attempt ${attempt + 1} (${describeError(lastError)})` : undefined);
+        return this.#remember(source, next, settings);
+      } catch (err) {
+        lastError = err;
+      }
+      const delay = this.#persistRetryDelaysMs[attempt];
+      if (delay === undefined) break;
+      await sleep(delay);
+      let latest: SourceRecord | undefined;
+      try {
+        latest = await this.#store.read(source);
+      } catch {
+        continue; // unreadable right now: retry on the version we have (the write is CAS)
+      }
+      if (!sameSecret(latest?.grant?.refreshToken, storedRefreshToken)) {
+        // A login, an import, a logout, or a holder that broke in: the store's grant wins.
+        this.#unsaved.delete(source);
+        this.#emit(source, 'adopted', started, `the stored grant changed during the refresh; using the stored one (${describeError(lastError)})`);
+        return this.#remember(source, usableGrant(source, latest), settings);
+      }
+      current = latest as SourceRecord;
+    }
+    const held: Unsaved = { storedRefreshToken, grant: next, refreshedAt, reason: describeError(lastError) };
+    this.#unsaved.set(source, held);
+    this.#emit(source, 'unsaved', started, this.#unsavedMessage(held));
     return this.#remember(source, next, settings);
+  }
+
+  #unsavedMessage(u: Unsaved): string {
+    return `refreshed at the IdP, but the new grant could not be saved to ${this.#store.location} (${u.reason}); process ${process.pid} holds it in memory and keeps trying to save it`;
+  }
+
+  /**
+   * Under the lock: writes the held grant over the store's record if that still holds the refresh
+   * token it was rotated from (otherwise the store moved on and wins). Returns the record to work from.
+   */
+  async #saveUnsaved(source: string, rec: SourceRecord | undefined, started: number): Promise<SourceRecord | undefined> {
+    const held = this.#unsaved.get(source);
+    if (held === undefined) return rec;
+    if (!rec?.grant || !sameSecret(rec.grant.refreshToken, held.storedRefreshToken)) {
+      this.#unsaved.delete(source);
+      this.#emit(source, 'adopted', started, 'the stored grant changed while a refreshed one waited to be saved; using the stored one');
+      return rec;
+    }
+    try {
+      const written = await this.#store.write(source, rotatedRecord(rec, held.grant, held.refreshedAt), rec.version);
+      this.#unsaved.delete(source);
+      this.#emit(source, 'saved', started);
+      return written;
+    } catch (err) {
+      held.reason = describeError(err);
+      return rec;
+    }
   }
 
   async #handleFailure(source: string, rec: SourceRecord, grant: StoredGrant, settings: OAuthClientSettings, err: RefreshError, started: number): Promise<string> {
@@ -238,21 +396,29 @@ export class TokenEngine {
     if (err.kind === 'invalid_grant') {
       // Re-read: if the stored refresh token changed, someone rotated it outside our lock
       // (e.g. a login): adopt theirs. Otherwise the grant is dead: say so, stop calling the IdP.
+      // (Compared with what the store held under our lock: `grant` may be a held, unsaved one.)
       const again = await this.#store.read(source);
       const latest = again?.grant;
-      if (latest && latest.refreshToken && !latest.refreshToken.equals(grant.refreshToken)) {
+      if (latest && latest.refreshToken && !latest.refreshToken.equals(rec.grant?.refreshToken)) {
+        this.#unsaved.delete(source);
         this.#emit(source, 'adopted', started);
-        return this.#remember(source, latest, settings);
+        return this.#remember(source, usableGrant(source, again), settings);
       }
-      const revokedGrant: StoredGrant = { ...grant, revoked: { at: now, reason: 'invalid_grant' } };
-      await this.#store.write(
-        source,
-        { ...stripVersion(rec), grant: revokedGrant, lastFailure: { at: now, kind: 'invalid_grant', message: err.message } },
-        rec.version,
-      );
+      this.#unsaved.delete(source);
       this.#memo.delete(source);
       this.#emit(source, 'invalid_grant', started, err.message);
-      throw new LatchkeyError('LK_GRANT_REVOKED', `the grant for "${source}" was revoked or expired at the IdP (invalid_grant)`, {
+      const revokedGrant: StoredGrant = { ...grant, revoked: { at: now, reason: 'invalid_grant' } };
+      let unrecorded = '';
+      try {
+        await this.#store.write(
+          source,
+          { ...stripVersion(rec), grant: revokedGrant, lastFailure: { at: now, kind: 'invalid_grant', message: err.message } },
+          rec.version,
+        );
+      } catch (writeErr) {
+        unrecorded = `; recording that in the store failed too (${describeError(writeErr)})`;
+      }
+      throw new LatchkeyError('LK_GRANT_REVOKED', `the grant for "${source}" was revoked or expired at the IdP (invalid_grant)${unrecorded}`, {
         source,
         operatorAction: 'reauthorize',
       });
@@ -271,7 +437,9 @@ export class TokenEngine {
     const token = grant.accessToken.reveal();
     const now = this.#clock.now();
     const due = refreshDueAt(grant, settings.skewMs);
-    const refreshAt = until ?? (Number.isFinite(due) ? due : now + this.#unknownExpiryMemoMs);
+    let refreshAt = until ?? (Number.isFinite(due) ? due : now + this.#unknownExpiryMemoMs);
+    // A held, unsaved grant: come back soon to save it.
+    if (this.#unsaved.has(source)) refreshAt = Math.min(refreshAt, now + this.#unsavedRetryMs);
     this.#memo.set(source, { refreshAt, token, promise: Promise.resolve(token) });
     return token;
   }
@@ -284,4 +452,28 @@ export class TokenEngine {
 function stripVersion(rec: SourceRecord): Omit<SourceRecord, 'version'> {
   const { version: _version, ...rest } = rec;
   return rest;
+}
+
+/** `rec` with a refreshed grant in place, counted as a refresh, its failure cleared. */
+function rotatedRecord(rec: SourceRecord, grant: StoredGrant, refreshedAt: number): Omit<SourceRecord, 'version'> {
+  return { ...stripVersion(rec), grant, lastRefreshAt: refreshedAt, refreshCount: (rec.refreshCount ?? 0) + 1, lastFailure: undefined };
+}
+
+function sameSecret(a: Secret | undefined, b: Secret | undefined): boolean {
+  return a === undefined ? b === undefined : a.equals(b);
+}
+
+/** A few words about why a store call failed (an errno name where there is one; never a token). */
+function describeError(err: unknown): string {
+  if (err instanceof LatchkeyError) {
+    if (err.code === 'LK_STORE_CONFLICT') return 'the record changed underneath';
+    const code = (err.cause as NodeJS.ErrnoException | undefined)?.code;
+    return typeof code === 'string' ? code : err.message;
+  }
+  const e = err as NodeJS.ErrnoException | undefined;
+  return e?.code ?? e?.message ?? String(err);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { openLatchkey } from '../../latchkey.js';
-import { usageError, type Command } from '../io.js';
+import { usageError, warnUnsaved, type Command } from '../io.js';
 
 /** `LATCHKEY_<SOURCE>_TOKEN`: upper-cased, non-alphanumerics as `_`. */
 export function tokenEnvName(source: string): string {
@@ -19,8 +19,12 @@ export const command: Command = {
     if (sources.length === 0) throw usageError(`usage: ${this.usage}`);
     const lk = await openLatchkey({ env: io.env });
     const env: NodeJS.ProcessEnv = { ...io.env };
-    for (const s of sources) env[tokenEnvName(s)] = await lk.token(s);
-    await lk.close();
+    try {
+      for (const s of sources) env[tokenEnvName(s)] = await lk.token(s);
+    } finally {
+      await lk.close();
+    }
+    warnUnsaved(lk, sources, io);
     return new Promise<number>((resolve) => {
       const child = spawn(cmd[0]!, cmd.slice(1), { stdio: 'inherit', env });
       const forward = (sig: NodeJS.Signals) => () => child.kill(sig);

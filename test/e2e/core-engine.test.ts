@@ -1,0 +1,284 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { startIdp, type Idp } from '../fixtures/idp.js';
+import { idpHome, TestClock } from '../helpers/lk.js';
+import { makeHome } from '../helpers/home.js';
+import { TokenEngine, type EngineEvent } from '../../src/engine/fresh-token.js';
+import { FileStore } from '../../src/store/file-store.js';
+import { LatchkeyError } from '../../src/errors.js';
+import type { SourceRecord, SourceRecordInput, Store, WithLockOptions } from '../../src/store/store.js';
+
+let idp: Idp;
+before(async () => {
+  idp = await startIdp({ accessTokenTtl: 30 });
+});
+after(async () => {
+  await idp.close();
+});
+
+async function callProtected(token: string): Promise<number> {
+  const res = await fetch(idp.protectedUrl, { headers: { authorization: `Bearer ${token}` } });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+function storedGrant(doc: string): { accessToken: string; refreshToken: string } {
+  return (JSON.parse(doc) as { sources: Record<string, { grant: { accessToken: string; refreshToken: string } }> }).sources.idp!.grant;
+}
+
+/** A file store whose writes fail on demand (the disk filling up), or race a writer that skips the lock. */
+class FaultyStore implements Store {
+  readonly inner: FileStore;
+  /** Writes still to fail: a number, or Infinity for "until further notice". */
+  failWrites = 0;
+  /** Runs before the next write only (e.g. an out-of-band writer bumping the version). */
+  beforeNextWrite: (() => Promise<void>) | undefined;
+  writes = 0;
+  constructor(path: string) {
+    this.inner = new FileStore({ path });
+  }
+  get location(): string {
+    return this.inner.location;
+  }
+  read(source: string): Promise<SourceRecord | undefined> {
+    return this.inner.read(source);
+  }
+  list(): Promise<Map<string, SourceRecord>> {
+    return this.inner.list();
+  }
+  async write(source: string, record: SourceRecordInput, expectedVersion: number): Promise<SourceRecord> {
+    this.writes++;
+    const hook = this.beforeNextWrite;
+    this.beforeNextWrite = undefined;
+    if (hook) await hook();
+    if (this.failWrites > 0) {
+      this.failWrites--;
+      const cause = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      throw new LatchkeyError('LK_STORE_IO', `cannot write the store ${this.location}: ENOSPC; it was left as it was`, { cause });
+    }
+    return this.inner.write(source, record, expectedVersion);
+  }
+  remove(source: string, expectedVersion?: number): Promise<void> {
+    return this.inner.remove(source, expectedVersion);
+  }
+  withLock<T>(source: string, fn: () => Promise<T>, options?: WithLockOptions): Promise<T> {
+    return this.inner.withLock(source, fn, options);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+test('the cool-down after a transient failure holds across instances (a new CLI process per job does not call the IdP again)', async (t) => {
+  const h = await idpHome(idp);
+  t.after(() => h.cleanup());
+  const grant = await idp.mintGrant();
+  const first = await h.open();
+  await first.installGrant('idp', grant);
+  h.clock.advance(29_000);
+  idp.stats.reset();
+  idp.setFault({ kind: 'status', status: 503 });
+  t.after(() => idp.setFault(null));
+  assert.equal(await first.token('idp'), grant.access_token, 'fails open');
+  assert.equal(idp.stats.refreshRequests, 1);
+  h.clock.advance(5_000);
+  const second = await h.open();
+  assert.equal(await second.token('idp'), grant.access_token, 'another instance fails open too');
+  assert.equal(idp.stats.refreshRequests, 1, 'without calling the IdP during the cool-down recorded in the store');
+  idp.setFault(null);
+  h.clock.advance(26_000);
+  const third = await h.open();
+  const fresh = await third.token('idp');
+  assert.notEqual(fresh, grant.access_token, 'after the cool-down the next caller refreshes');
+  assert.equal(idp.stats.refreshRequests, 2);
+  assert.equal(idp.stats.revokedGrants, 0);
+});
+
+test('callers queued on the lock behind a holder whose refresh timed out fail open at once, without calling the IdP again', async (t) => {
+  const h = await idpHome(idp);
+  t.after(() => h.cleanup());
+  const grant = await idp.mintGrant();
+  const instances = await Promise.all(Array.from({ length: 4 }, () => h.open({ tokenTimeoutMs: 700 })));
+  await instances[0]!.installGrant('idp', grant);
+  h.clock.advance(29_000);
+  idp.stats.reset();
+  idp.setFault({ kind: 'stall' });
+  t.after(() => idp.setFault(null));
+  const started = Date.now();
+  const tokens = await Promise.all(instances.map((lk) => lk.token('idp')));
+  const took = Date.now() - started;
+  assert.deepEqual(new Set(tokens), new Set([grant.access_token]));
+  assert.equal(idp.stats.refreshRequests, 1, 'one attempt, not one per queued instance');
+  assert.ok(took < 2_500, `the queue did not wait out one timeout per instance (${took} ms)`);
+});
+
+test('forceRefresh never hands back the rejected token from a plain token() flight it happened to meet', async (t) => {
+  const h = await makeHome();
+  t.after(() => h.cleanup());
+  const store = new FileStore({ path: h.storePath });
+  const clock = new TestClock();
+  const now = clock.now();
+  const { Secret } = await import('../../src/secret.js');
+  await store.write('s', { grant: { accessToken: new Secret('old'), refreshToken: new Secret('rt'), obtainedAt: now, expiresAt: now + 3_600_000 } }, 0);
+  // The first read fails (a store hiccup): the flight it belongs to rejects, and a caller that
+  // retries at once starts a new plain flight, which reads the token the API just rejected.
+  let reads = 0;
+  const scripted: Store = {
+    location: store.location,
+    read: async (source) => {
+      reads++;
+      if (reads === 1) throw new LatchkeyError('LK_STORE_IO', 'hiccup');
+      const rec = await store.read(source);
+      // Under the lock (the forced refresh): a sibling rotated meanwhile.
+      if (reads >= 3 && rec?.grant) return { ...rec, grant: { ...rec.grant, accessToken: new Secret('new') } };
+      return rec;
+    },
+    list: () => store.list(),
+    write: (s, r, v) => store.write(s, r, v),
+    remove: (s, v) => store.remove(s, v),
+    withLock: (s, fn, o) => store.withLock(s, fn, o),
+    close: () => store.close(),
+  };
+  const engine = new TokenEngine({ store: scripted, clock, fetch: () => Promise.reject(new Error('no IdP call expected')), settings: async () => ({ tokenEndpoint: 'http://127.0.0.1:9/token', clientId: 'c' }) });
+  const plain = engine.token('s');
+  const retried = plain.catch(() => engine.token('s'));
+  const forced = engine.forceRefresh('s', 'old');
+  assert.equal(await retried, 'old', 'the retried plain flight reads the stored token');
+  assert.equal(await forced, 'new', 'the forced refresh went under the lock instead of returning the rejected token');
+});
+
+test('a store write that fails once after the IdP rotated is retried under the lock: the rotation is saved', async (t) => {
+  const h = await idpHome(idp);
+  t.after(() => h.cleanup());
+  const grant = await idp.mintGrant();
+  await (await h.open()).installGrant('idp', grant);
+  const store = new FaultyStore(h.storePath);
+  const events: EngineEvent[] = [];
+  const engine = new TokenEngine({
+    store,
+    clock: h.clock,
+    fetch: (i, init) => fetch(i, init),
+    settings: async () => ({ tokenEndpoint: idp.tokenEndpoint, clientId: 'public-client' }),
+    onEvent: (e) => events.push(e),
+    persistRetryDelaysMs: [20, 20],
+  });
+  h.clock.advance(29_000);
+  store.failWrites = 1;
+  const fresh = await engine.token('idp');
+  assert.notEqual(fresh, grant.access_token);
+  const doc = storedGrant(await readFile(h.storePath, 'utf8'));
+  assert.equal(doc.accessToken, fresh, 'saved on the second attempt');
+  assert.notEqual(doc.refreshToken, grant.refresh_token);
+  assert.deepEqual(events.map((e) => e.outcome), ['refreshed']);
+  assert.match(String(events[0]!.message), /saved at attempt 2 \(ENOSPC\)/);
+  assert.equal(engine.unsaved('idp'), undefined);
+});
+
+test('a write that conflicts under the lock (a writer that skipped the lock) is merged, not lost', async (t) => {
+  const h = await idpHome(idp);
+  t.after(() => h.cleanup());
+  const grant = await idp.mintGrant();
+  await (await h.open()).installGrant('idp', grant);
+  const store = new FaultyStore(h.storePath);
+  const engine = new TokenEngine({
+    store,
+    clock: h.clock,
+    fetch: (i, init) => fetch(i, init),
+    settings: async () => ({ tokenEndpoint: idp.tokenEndpoint, clientId: 'public-client' }),
+    persistRetryDelaysMs: [20, 20],
+  });
+  h.clock.advance(29_000);
+  // Just before the engine's write, something bumps the record (a session capture, say).
+  store.beforeNextWrite = async () => {
+    const rec = (await store.inner.read('idp'))!;
+    const { version, ...rest } = rec;
+    const { Secret } = await import('../../src/secret.js');
+    await store.inner.write('idp', { ...rest, session: { cookies: { sid: new Secret('cookie') }, updatedAt: 1 } }, version);
+  };
+  const fresh = await engine.token('idp');
+  const text = await readFile(h.storePath, 'utf8');
+  assert.equal(storedGrant(text).accessToken, fresh, 'the rotation is saved');
+  assert.equal((JSON.parse(text) as { sources: { idp: { session: { cookies: { sid: string } } } } }).sources.idp.session.cookies.sid, 'cookie', 'the other writer’s change is kept');
+  assert.equal(idp.stats.revokedGrants, 0);
+});
+
+test('disk full after the IdP rotated: the new grant is held in memory, used, never replayed from the store, and saved once the disk is back', async (t) => {
+  const h = await idpHome(idp);
+  t.after(() => h.cleanup());
+  const grant = await idp.mintGrant();
+  await (await h.open()).installGrant('idp', grant);
+  const store = new FaultyStore(h.storePath);
+  const events: EngineEvent[] = [];
+  const lk = await h.open({ store, onRefresh: (e) => events.push(e) });
+  const before = await readFile(h.storePath);
+  h.clock.advance(29_000);
+  idp.stats.reset();
+  store.failWrites = Infinity;
+  const first = await lk.token('idp');
+  assert.notEqual(first, grant.access_token, 'the refreshed token is handed out: it is valid');
+  assert.equal(await callProtected(first), 200);
+  assert.deepEqual(await readFile(h.storePath), before, 'the store is as it was');
+  assert.deepEqual(events.map((e) => e.outcome), ['unsaved']);
+  const held = lk.engine.unsaved('idp');
+  assert.ok(held);
+  assert.match(held.message, /could not be saved to .*store\.json \(ENOSPC\); process \d+ holds it in memory/);
+  const [row] = await lk.status();
+  assert.equal(row?.state, 'failing');
+  assert.match(row!.message, /could not be saved/);
+  for (const text of [held.message, JSON.stringify(row), ...events.map((e) => String(e.message))]) {
+    assert.ok(!text.includes(first) && !text.includes(grant.refresh_token), 'no token in what is reported');
+  }
+
+  // The held grant comes due: the refresh uses its refresh token, not the consumed one in the store.
+  h.clock.advance(29_000);
+  const second = await lk.token('idp');
+  assert.notEqual(second, first);
+  assert.equal(await callProtected(second), 200);
+  assert.equal(idp.stats.revokedGrants, 0, 'the consumed refresh token in the store was never replayed');
+  assert.equal(idp.stats.refreshRequests, 2);
+
+  // The disk is back: within the retry interval the held grant is saved.
+  store.failWrites = 0;
+  h.clock.advance(6_000);
+  assert.equal(await lk.token('idp'), second);
+  assert.equal(lk.engine.unsaved('idp'), undefined);
+  assert.equal(storedGrant(await readFile(h.storePath, 'utf8')).accessToken, second);
+  assert.ok(events.some((e) => e.outcome === 'saved'));
+
+  // Another process carries on from the store: its refresh token is the live one.
+  h.clock.advance(29_000);
+  const other = await h.open();
+  const third = await other.token('idp');
+  assert.notEqual(third, second);
+  assert.equal(await callProtected(third), 200);
+  assert.equal(idp.stats.revokedGrants, 0);
+});
+
+test('a held grant gives way to a grant installed meanwhile (a new login): the store wins', async (t) => {
+  const h = await idpHome(idp);
+  t.after(() => h.cleanup());
+  const grant = await idp.mintGrant();
+  await (await h.open()).installGrant('idp', grant);
+  const store = new FaultyStore(h.storePath);
+  const engine = new TokenEngine({
+    store,
+    clock: h.clock,
+    fetch: (i, init) => fetch(i, init),
+    settings: async () => ({ tokenEndpoint: idp.tokenEndpoint, clientId: 'public-client' }),
+    persistRetryDelaysMs: [],
+    unsavedRetryMs: 1_000,
+  });
+  h.clock.advance(29_000);
+  store.failWrites = Infinity;
+  const held = await engine.token('idp');
+  assert.ok(engine.unsaved('idp'));
+  const relogin = await idp.mintGrant();
+  await (await h.open()).installGrant('idp', relogin);
+  store.failWrites = 0;
+  h.clock.advance(1_500);
+  assert.equal(await engine.token('idp'), relogin.access_token);
+  assert.notEqual(held, relogin.access_token);
+  assert.equal(engine.unsaved('idp'), undefined);
+  assert.equal(storedGrant(await readFile(h.storePath, 'utf8')).refreshToken, relogin.refresh_token, 'the new login is not overwritten');
+});
