@@ -107,17 +107,21 @@ export const presets: Record<string, Preset> = {
     methods: ['oauth'],
     oauth: {
       // No issuer: the common endpoint's metadata names a templated "{tenantid}" issuer, which
-      // cannot be validated. Set your tenant's issuer to pin it.
+      // cannot be validated. Hence no `openid` either: an ID token could not be checked, and
+      // Latchkey needs the Graph access token and the refresh token, not the user's identity.
+      // No clientAuth: a client secret (web app registration) goes as HTTP Basic, which Entra
+      // accepts; without one the client is public (mobile and desktop registration, PKCE only).
       authorizationEndpoint: 'https://login.microsoftonline.com/common/oauth2/v2.0/authorize',
       tokenEndpoint: 'https://login.microsoftonline.com/common/oauth2/v2.0/token',
       deviceAuthorizationEndpoint: 'https://login.microsoftonline.com/common/oauth2/v2.0/devicecode',
-      clientAuth: 'client_secret_post',
-      scope: 'openid offline_access User.Read',
+      scope: 'offline_access User.Read',
     },
     probe: { url: 'https://graph.microsoft.com/v1.0/me', method: 'GET', expectStatus: 200 },
     docsUrl: 'https://entra.microsoft.com/#view/Microsoft_AAD_RegisteredApps/ApplicationsListBlade',
     notes: [
       'offline_access is what yields a refresh token; refresh tokens rotate and single-page-app ones live 24 hours.',
+      'For ID tokens, pin your tenant: --issuer https://login.microsoftonline.com/<tenant id>/v2.0 and add openid to --scope.',
+      'A desktop/mobile (public client) registration needs no secret; a web registration takes --client-secret.',
       'Entra ID has no RFC 7009 revocation endpoint; `latchkey logout` removes the grant locally.',
     ],
   },
