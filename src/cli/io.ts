@@ -54,7 +54,8 @@ export function warnUnsaved(lk: Latchkey, sources: readonly string[], io: CliIO)
     const held = lk.engine.unsaved(source);
     if (!held) continue;
     io.stderr.write(
-      `latchkey: warning: ${source}: ${held.message}.\n  This command exits now and the new refresh token with it. Fix the store (free disk space?), then run \`latchkey status\`; if the next refresh fails with invalid_grant: latchkey login ${source}\n`,
+      `latchkey: warning: ${source}: refreshed at the IdP, but the new grant could not be saved to ${lk.store.location} (${held.reason}).\n` +
+        `  Its access token is valid; the new refresh token is lost when this command exits. Free the space (or fix the store); if the next refresh then fails with invalid_grant: latchkey login ${source}\n`,
     );
   }
 }

@@ -69,6 +69,8 @@ interface Unsaved {
 export interface UnsavedInfo {
   refreshedAt: number;
   expiresAt: number | undefined;
+  /** Why the store did not take it (an errno name such as ENOSPC, or the store's message). */
+  reason: string;
   message: string;
 }
 
@@ -162,7 +164,7 @@ export class TokenEngine {
   /** A refreshed grant this process holds because the store could not be written, if any. */
   unsaved(source: string): UnsavedInfo | undefined {
     const u = this.#unsaved.get(source);
-    return u && { refreshedAt: u.refreshedAt, expiresAt: u.grant.expiresAt, message: this.#unsavedMessage(u) };
+    return u && { refreshedAt: u.refreshedAt, expiresAt: u.grant.expiresAt, reason: u.reason, message: this.#unsavedMessage(u) };
   }
 
   /** Tries once more to save every held grant (e.g. before the process exits). */
