@@ -6,8 +6,11 @@ import { join, resolve } from 'node:path';
  * `LATCHKEY_HOME=/tmp/x` is a separate profile. Default: the per-user config directory.
  */
 export function latchkeyHome(env: NodeJS.ProcessEnv = process.env): string {
-  const explicit = env.LATCHKEY_HOME;
-  if (explicit && explicit.trim() !== '') return resolve(explicit);
+  const explicit = env.LATCHKEY_HOME?.trim();
+  // A leading `~` is the home directory: a quoted "~/x" in a systemd unit, an .env file or a
+  // crontab reaches us unexpanded, and would otherwise be a directory named "~" under the cwd.
+  // A relative path is taken from the current directory (messages always name the absolute path).
+  if (explicit) return resolve(expandTilde(explicit));
   if (platform() === 'darwin') return join(homedir(), 'Library', 'Application Support', 'latchkey');
   if (platform() === 'win32') return join(env.APPDATA ?? join(homedir(), 'AppData', 'Roaming'), 'latchkey');
   const xdg = env.XDG_CONFIG_HOME;
@@ -34,4 +37,11 @@ export function homePaths(home: string): HomePaths {
     keeperState: join(home, 'keeper-state.json'),
     keeperLock: join(home, 'locks', 'keeper.lock'),
   };
+}
+
+/** `~` and `~/…` (and `~\\…` on Windows) as the user's home directory; anything else unchanged. */
+export function expandTilde(path: string): string {
+  if (path === '~') return homedir();
+  if (path.startsWith('~/') || (platform() === 'win32' && path.startsWith('~\\'))) return join(homedir(), path.slice(2));
+  return path;
 }
