@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
 import { openLatchkey } from '../../latchkey.js';
 import { usageError, warnUnsaved, type Command } from '../io.js';
 
@@ -7,9 +8,19 @@ export function tokenEnvName(source: string): string {
   return `LATCHKEY_${source.toUpperCase().replace(/[^A-Z0-9]/g, '_')}_TOKEN`;
 }
 
+/**
+ * Signals passed on to the command, so that a supervisor's SIGTERM or SIGHUP (reload) reaches
+ * it and latchkey never dies leaving it orphaned. (A terminal's Ctrl-C reaches the command
+ * directly too, as both are in the terminal's foreground process group.)
+ */
+const FORWARDED: readonly NodeJS.Signals[] =
+  process.platform === 'win32' ? ['SIGINT', 'SIGTERM', 'SIGHUP'] : ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
+
 export const command: Command = {
   summary: 'run a command with LATCHKEY_<SOURCE>_TOKEN set',
-  usage: 'latchkey exec <source>[,<source>...] -- <command> [args...]',
+  usage: `latchkey exec <source>[,<source>...] -- <command> [args...]
+  Exit status: the command's; 128+N when it is killed by signal N; 126 when it cannot be run, 127 when it is not found.
+  SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to latchkey are passed on to the command.`,
   async run(args, io) {
     const dd = args.indexOf('--');
     const own = dd === -1 ? args : args.slice(0, dd);
@@ -27,24 +38,20 @@ export const command: Command = {
     warnUnsaved(lk, sources, io);
     return new Promise<number>((resolve) => {
       const child = spawn(cmd[0]!, cmd.slice(1), { stdio: 'inherit', env });
-      const forward = (sig: NodeJS.Signals) => () => child.kill(sig);
-      const onInt = forward('SIGINT');
-      const onTerm = forward('SIGTERM');
-      process.on('SIGINT', onInt);
-      process.on('SIGTERM', onTerm);
-      child.on('error', (err) => {
-        io.stderr.write(`latchkey: cannot run ${cmd[0]}: ${(err as NodeJS.ErrnoException).code ?? err.message}\n`);
-        resolve(127);
+      const handlers = FORWARDED.map((sig) => [sig, () => void child.kill(sig)] as const);
+      for (const [sig, h] of handlers) process.on(sig, h);
+      const done = (code: number): void => {
+        for (const [sig, h] of handlers) process.off(sig, h);
+        resolve(code);
+      };
+      child.on('error', (err: NodeJS.ErrnoException) => {
+        io.stderr.write(`latchkey: cannot run ${cmd[0]}: ${err.code ?? err.message}\n`);
+        // The shell's conventions: 127 not found, 126 found but not runnable.
+        done(err.code === 'ENOENT' ? 127 : 126);
       });
       child.on('exit', (code, signal) => {
-        process.off('SIGINT', onInt);
-        process.off('SIGTERM', onTerm);
-        resolve(code ?? (signal ? 128 + (signalNumber(signal) ?? 1) : 1));
+        done(code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1));
       });
     });
   },
 };
-
-function signalNumber(sig: NodeJS.Signals): number | undefined {
-  return ({ SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 } as Record<string, number>)[sig];
-}
