@@ -3,7 +3,17 @@ import { LatchkeyError, ExitCode } from '../errors.js';
 import type { Latchkey } from '../latchkey.js';
 import { includesOpenIdScope, resolveAuthorizationServer, type AuthorizationServerContext } from './authorization-server.js';
 import { requestOptions } from './endpoint.js';
-import { classifyLoginTokenError, errorIn200AsError, installLoginGrant, loginFailed, sanitizeRemoteText, withoutIdToken, withTimeout, type LoginResult } from './login-grant.js';
+import {
+  classifyLoginTokenError,
+  errorIn200AsError,
+  installLoginGrant,
+  loginFailed,
+  RECOGNIZED_TOKEN_TYPES,
+  sanitizeRemoteText,
+  withoutIdToken,
+  withTimeout,
+  type LoginResult,
+} from './login-grant.js';
 import { startLoopbackRedirect, type ReceivedCallback } from './loopback-redirect.js';
 import { DEFAULT_TOKEN_TIMEOUT_MS } from './refresh-error.js';
 
@@ -111,7 +121,10 @@ export async function loginWithAuthorizationCode(lk: Latchkey, source: string, o
       reqOptions.signal = withTimeout(DEFAULT_TOKEN_TIMEOUT_MS, options.signal);
       const response = await errorIn200AsError(await oauth.authorizationCodeGrantRequest(ctx.as, ctx.client, ctx.clientAuth, params, loopback.redirectUri, codeVerifier, reqOptions));
       const usable = ctx.issuerKnown ? response : await withoutIdToken(response);
-      tokenResponse = await oauth.processAuthorizationCodeResponse(ctx.as, ctx.client, usable, openid ? { expectedNonce: nonce, requireIdToken: true } : undefined);
+      tokenResponse = await oauth.processAuthorizationCodeResponse(ctx.as, ctx.client, usable, {
+        recognizedTokenTypes: RECOGNIZED_TOKEN_TYPES,
+        ...(openid ? { expectedNonce: nonce, requireIdToken: true } : {}),
+      });
     } catch (err) {
       throw classifyLoginTokenError(err, source, 'exchanging the authorization code failed', options.signal);
     }

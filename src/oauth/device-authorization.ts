@@ -4,7 +4,7 @@ import { LatchkeyError } from '../errors.js';
 import type { Latchkey } from '../latchkey.js';
 import { resolveAuthorizationServer, type AuthorizationServerContext } from './authorization-server.js';
 import { requestOptions } from './endpoint.js';
-import { classifyLoginTokenError, errorIn200AsError, installLoginGrant, loginFailed, withoutIdToken, withTimeout, type LoginResult } from './login-grant.js';
+import { classifyLoginTokenError, errorIn200AsError, installLoginGrant, loginFailed, RECOGNIZED_TOKEN_TYPES, withoutIdToken, withTimeout, type LoginResult } from './login-grant.js';
 import { DEFAULT_TOKEN_TIMEOUT_MS } from './refresh-error.js';
 
 /** What the person must do to approve a device login (RFC 8628 §3.3). */
@@ -121,7 +121,7 @@ async function pollOnce(lk: Latchkey, ctx: AuthorizationServerContext, deviceCod
     reqOptions.signal = withTimeout(DEFAULT_TOKEN_TIMEOUT_MS, signal);
     const response = await errorIn200AsError(await oauth.deviceCodeGrantRequest(ctx.as, ctx.client, ctx.clientAuth, deviceCode, reqOptions));
     const usable = ctx.issuerKnown ? response : await withoutIdToken(response);
-    return { kind: 'tokens', response: await oauth.processDeviceCodeResponse(ctx.as, ctx.client, usable) };
+    return { kind: 'tokens', response: await oauth.processDeviceCodeResponse(ctx.as, ctx.client, usable, { recognizedTokenTypes: RECOGNIZED_TOKEN_TYPES }) };
   } catch (err) {
     if (err instanceof oauth.ResponseBodyError) {
       switch (err.error) {

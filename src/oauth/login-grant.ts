@@ -153,6 +153,17 @@ function sentStatus(err: oauth.ResponseBodyError): number {
   return Number.isInteger(original) && original > 0 ? original : err.status;
 }
 
+/**
+ * Token types accepted besides `bearer` (and `dpop`, which oauth4webapi handles): Slack's
+ * OAuth v2 answers `token_type: "bot"` (and `"user"`) for tokens that are sent as
+ * `Authorization: Bearer`. Any other type is refused (RFC 6749 §7.1: a client must not use a
+ * token whose type it does not understand).
+ */
+export const RECOGNIZED_TOKEN_TYPES: oauth.RecognizedTokenTypes = {
+  bot: () => undefined,
+  user: () => undefined,
+};
+
 /** A signal that aborts when `signal` does or after `timeoutMs`, whichever comes first. */
 export function withTimeout(timeoutMs: number, signal?: AbortSignal): AbortSignal {
   const timeout = AbortSignal.timeout(timeoutMs);

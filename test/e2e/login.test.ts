@@ -160,6 +160,33 @@ for (const [clientId, auth, secret] of [
   });
 }
 
+test('a token response with Slack\'s token_type "bot" is accepted (sent as Bearer); an unknown token type is refused', { timeout: 30_000 }, async (t) => {
+  const h = await makeHome({
+    version: 1,
+    sources: { idp: { oauth: { authorizationEndpoint: idp.authorizationEndpoint, tokenEndpoint: idp.tokenEndpoint, clientId: 'public-client', scope: 'offline_access api' } } },
+  });
+  t.after(() => h.cleanup());
+  t.after(() => idp.setFault(null));
+  const lk = await openLatchkey({ home: h.home, env: {} });
+  const login = () =>
+    loginWithAuthorizationCode(lk, 'idp', {
+      timeoutMs: 20_000,
+      onUrl: (url) =>
+        void authorizeOverHttp(url).then((cb) => {
+          idp.setFault({ kind: 'json', body: { ok: true, access_token: 'xoxb-bot-token', token_type: type, refresh_token: 'xoxe-1-refresh', expires_in: 43_200 }, times: 1 });
+          return fetch(cb);
+        }),
+    });
+  let type = 'bot';
+  const result = await login();
+  assert.equal(result.hasRefreshToken, true);
+  assert.equal((await storedGrant(h))?.accessToken, 'xoxb-bot-token');
+  type = 'mac';
+  await assert.rejects(login(), /token_type|not usable/);
+  assert.equal((await storedGrant(h))?.accessToken, 'xoxb-bot-token', 'the grant is untouched');
+  await lk.close();
+});
+
 test('login replaces an existing grant for the source, under its lock', { timeout: 30_000 }, async (t) => {
   const h = await issuerOnlyHome();
   t.after(() => h.cleanup());
