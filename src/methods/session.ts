@@ -86,14 +86,15 @@ export class SessionMethod implements AuthMethod {
         await resolveSecretRef(this.#config.cookieHeader, this.#lk.env);
         return { ok: true };
       } catch (err) {
-        if (err instanceof LatchkeyError) return { ok: false, reason: `${this.#source}: session.cookieHeader: ${err.message}`, operatorAction: 'renew_session' };
+        // A reason names the method's own problem; callers prefix the source (and the method).
+        if (err instanceof LatchkeyError) return { ok: false, reason: `session.cookieHeader: ${err.message}`, operatorAction: 'renew_session' };
         throw err;
       }
     }
     if (this.#config.cdp) return { ok: true };
     return {
       ok: false,
-      reason: `${this.#source}: no session cookies captured, and neither session.cdp nor session.cookieHeader is configured to get them`,
+      reason: 'no session cookies captured, and neither session.cdp nor session.cookieHeader is configured to get them',
       operatorAction: 'renew_session',
     };
   }

@@ -156,3 +156,11 @@ test('without probe.sessionUrl the session path is "not checked" (a config gap),
   assert.equal(report.exitCode, 4);
   assert.equal(report.results[0]!.operatorAction, 'replace_token');
 });
+
+test('an unavailable session names its problem once, without repeating the source', async (t) => {
+  const lk = await open(t, { url: api.url('/v3/details'), sessionUrl: `${siteOrigin}/api/check` }, {});
+  const r = await lk.probe('hs');
+  assert.equal(r.status, 'action_required');
+  assert.match(r.message, /^hs: token: .*; session: session\.cookieHeader: secret reference env:COOKIES/);
+  assert.equal(r.message.match(/\bhs: /g)?.length, 1, r.message);
+});
