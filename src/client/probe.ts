@@ -1,7 +1,7 @@
 import type { Clock } from '../clock.js';
 import type { ResolvedSource } from '../config/load.js';
 import type { ProbeConfig } from '../config/schema.js';
-import { LatchkeyError, type OperatorAction } from '../errors.js';
+import { fixFor, LatchkeyError, type OperatorAction } from '../errors.js';
 import { WrongDestinationError, type AuthMethod } from '../methods/method.js';
 import type { FetchLike } from '../oauth/endpoint.js';
 import { asMethodFailure, fixForMethod, type MethodFailure, type SourceAuth } from './auth-path.js';
@@ -51,12 +51,12 @@ export async function probeSource(ctx: ProbeContext, options: ProbeOptions = {})
   const timeout = AbortSignal.timeout(timeoutMs);
   const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
   const verdict = (v: Verdict): ProbeResult => finish(ctx, v, checkedAt, started);
-  const progress: Progress = { method: undefined, failures: [] };
+  const progress: Progress = { method: undefined, failures: [], phase: 'credentials' };
   try {
     const v = await untilAborted(config ? liveProbe(ctx, config, signal, progress) : credentialCheck(ctx, progress), signal);
     return verdict(v);
   } catch (err) {
-    return verdict({ ...verdictForError(ctx, err, signal, timeoutMs), method: progress.method, failures: progress.failures });
+    return verdict({ ...verdictForError(ctx, err, signal, timeoutMs, progress), method: progress.method, failures: progress.failures });
   }
 }
 
@@ -66,6 +66,11 @@ interface Progress {
   method: AuthMethod | undefined;
   /** Methods that did not work so far. */
   failures: MethodFailure[];
+  /**
+   * What the method being tried is waiting for: its credentials (a refresh, a session's
+   * DevTools visit or renewal), the probe request, or the answer's body.
+   */
+  phase: 'credentials' | 'request' | 'answer';
 }
 
 /** What a probe concluded, before the common fields are filled in. */
@@ -77,6 +82,8 @@ interface Verdict {
   expiresAt?: number | null;
   httpStatus?: number | null;
   failures?: MethodFailure[];
+  /** The fix, when the verdict knows better than the method's fix for its action. */
+  fix?: string;
 }
 
 function finish(ctx: ProbeContext, v: Verdict, checkedAt: string, started: number): ProbeResult {
@@ -86,7 +93,7 @@ function finish(ctx: ProbeContext, v: Verdict, checkedAt: string, started: numbe
     status: v.status,
     authPath: method?.name ?? null,
     operatorAction: v.operatorAction,
-    fix: v.operatorAction ? fixForMethod(ctx.source.name, methodFor(ctx, v), v.operatorAction) : null,
+    fix: v.fix ?? (v.operatorAction ? fixForMethod(ctx.source.name, methodFor(ctx, v), v.operatorAction) : null),
     message: v.message,
     latencyMs: Math.round(performance.now() - started),
     expiresAt: v.expiresAt !== undefined && v.expiresAt !== null && Number.isFinite(v.expiresAt) ? new Date(v.expiresAt).toISOString() : null,
@@ -125,9 +132,17 @@ async function liveProbe(ctx: ProbeContext, config: ProbeConfig, signal: AbortSi
   const name = ctx.source.name;
   const { methods } = ctx.auth;
   let lastStatus: number | null = null;
+  // The probe request itself goes through here, so a deadline can tell which wait it cut short.
+  const fetchImpl: typeof ctx.fetch = (input, init) => {
+    progress.phase = 'request';
+    return ctx.fetch(input, init).finally(() => {
+      progress.phase = 'credentials';
+    });
+  };
   for (let i = 0; i < methods.length; i++) {
     const method = methods[i]!;
     progress.method = method;
+    progress.phase = 'credentials';
     const availability = await method.available();
     if (!availability.ok) {
       failures.push({ method: method.name, reason: availability.reason, operatorAction: availability.operatorAction });
@@ -138,7 +153,7 @@ async function liveProbe(ctx: ProbeContext, config: ProbeConfig, signal: AbortSi
     try {
       const init: RequestInit = { method: config.method ?? 'GET', signal, headers: { accept: 'application/json, */*;q=0.5', ...config.headers } };
       if (config.body !== undefined && init.method === 'POST') init.body = config.body;
-      outcome = await sendAuthorized(ctx.auth, ctx.fetch, url, init, { only: i, honourRejections: false });
+      outcome = await sendAuthorized(ctx.auth, fetchImpl, url, init, { only: i, honourRejections: false });
     } catch (err) {
       if (err instanceof WrongDestinationError) {
         // This method's credential cannot go to the probe URL: it is not checked (a config gap).
@@ -157,6 +172,7 @@ async function liveProbe(ctx: ProbeContext, config: ProbeConfig, signal: AbortSi
     }
     const status = outcome.response.status;
     lastStatus = status;
+    progress.phase = 'answer';
     if (isExpected(config, status)) {
       const unmet = config.expectJson === undefined ? undefined : await unmetJson(outcome.response, config.expectJson);
       if (unmet === undefined) {
@@ -322,26 +338,37 @@ async function credentialCheck(ctx: ProbeContext, progress: Progress): Promise<V
   return allFailed(ctx, failures, null);
 }
 
-function verdictForError(ctx: ProbeContext, err: unknown, signal: AbortSignal, timeoutMs: number): Verdict {
+function verdictForError(ctx: ProbeContext, err: unknown, signal: AbortSignal, timeoutMs: number, progress: Progress): Verdict {
   const name = ctx.source.name;
   if (signal.aborted) {
     const reason: unknown = signal.reason;
     const timedOut = reason instanceof Error && reason.name === 'TimeoutError';
-    return {
+    // The fix of the wait that was cut short (not of a method that failed before it).
+    const verdict: Verdict = {
       status: 'unreachable',
       method: undefined,
       operatorAction: 'check_network',
       httpStatus: null,
       message: timedOut ? `${name}: no answer within ${timeoutMs} ms` : `${name}: probe cancelled`,
+      fix: fixFor(name, 'check_network'),
     };
+    // Cut short while a session was getting its cookies: the wait was on the operator's
+    // browser (or the renewal URL), not on the API; say so, and what to look at.
+    const method = progress.method;
+    if (timedOut && progress.phase === 'credentials' && method?.name === 'session') {
+      verdict.message += ' while the session method was getting its cookies (the Chrome DevTools visit or the renewal URL)';
+      verdict.fix = method.fixFor?.('check_network') ?? verdict.fix;
+    }
+    return verdict;
   }
   if (err instanceof LatchkeyError) {
     if (err.operatorAction === 'check_network' || (!err.operatorAction && err.exitCode === 3)) {
-      return { status: 'unreachable', method: undefined, operatorAction: 'check_network', httpStatus: null, message: err.message };
+      return { status: 'unreachable', method: undefined, operatorAction: 'check_network', httpStatus: null, message: err.message, fix: err.fix ?? fixFor(name, 'check_network') };
     }
-    return { status: 'action_required', method: undefined, operatorAction: err.operatorAction ?? 'fix_config', httpStatus: null, message: err.message };
+    const action = err.operatorAction ?? 'fix_config';
+    return { status: 'action_required', method: undefined, operatorAction: action, httpStatus: null, message: err.message, fix: err.fix ?? fixFor(name, action) };
   }
-  return { status: 'unreachable', method: undefined, operatorAction: 'check_network', httpStatus: null, message: `${name}: ${networkErrorText(err)}` };
+  return { status: 'unreachable', method: undefined, operatorAction: 'check_network', httpStatus: null, message: `${name}: ${networkErrorText(err)}`, fix: fixFor(name, 'check_network') };
 }
 
 /** Resolves or rejects with `work`, or rejects as soon as `signal` aborts (work is not waited for). */

@@ -156,8 +156,18 @@ export class SessionMethod implements AuthMethod {
     return this.#memo !== undefined && this.#memo.prepared.credential !== used.credential;
   }
 
-  /** The exact fix for `renew_session`, naming where to sign in. */
+  /**
+   * The exact fix for `renew_session`, naming where to sign in; for `check_network` (the
+   * cookies could not be fetched in time), what to look at: the browser and its tab, the
+   * renewal URL.
+   */
   fixFor(action: OperatorAction): string | undefined {
+    if (action === 'check_network') {
+      const parts: string[] = [];
+      if (this.#config.cdp) parts.push(`that the Chrome at ${describeEndpoint(this.#config.cdp.endpoint)} answers and its tab matching ${this.#tabUrl} finishes loading`);
+      if (this.#config.renewUrl) parts.push(`that ${new URL(this.#config.renewUrl).origin} answers`);
+      return parts.length > 0 ? `check ${parts.join(', and ')}, then run \`latchkey preflight ${this.#source}\`` : undefined;
+    }
     if (action !== 'renew_session') return undefined;
     const where = this.#config.loginUrl ?? this.#origin.origin;
     const tab = this.#config.cdp ? ` in the Chrome at ${describeEndpoint(this.#config.cdp.endpoint)} (keep a tab matching ${this.#tabUrl} open)` : '';

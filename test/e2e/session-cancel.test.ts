@@ -121,10 +121,37 @@ test('CLI: `latchkey preflight` with a stalled DevTools endpoint answers within 
   const r = await runCli(['preflight', 'hs', '--budget', '800', '--json'], { env: { LATCHKEY_HOME: h.home } });
   const elapsed = Date.now() - started;
   assert.equal(r.code, 3, r.stderr);
-  const report = JSON.parse(r.stdout) as { results: Array<{ status: string; authPath: string; message: string }> };
+  const report = JSON.parse(r.stdout) as { results: Array<{ status: string; authPath: string; message: string; fix: string }> };
   assert.equal(report.results[0]!.status, 'unreachable');
   assert.equal(report.results[0]!.authPath, 'session');
-  assert.match(report.results[0]!.message, /no answer within 800 ms/);
+  // The wait that was cut short is named: the browser, not the API's network path.
+  assert.match(report.results[0]!.message, /no answer within 800 ms while the session method was getting its cookies/);
+  assert.equal(report.results[0]!.fix, `check that the Chrome at ${server.url} answers and its tab matching https://app.example/* finishes loading, then run \`latchkey preflight hs\``);
   // Startup plus the budget; the DevTools step's own 10 s bound must not keep the process alive.
   assert.ok(elapsed < 5_000, `the process took ${elapsed} ms to exit`);
+});
+
+test('a stalled API request after a session that failed: the generic network fix, not the browser\'s', async (t) => {
+  const server = await startServer(() => undefined);
+  t.after(() => server.close());
+  const h = await makeHome({
+    version: 1,
+    sources: {
+      s: {
+        methods: ['session', 'token'],
+        session: { origin: 'https://app.example', cookieHeader: 'env:NO_COOKIES', cdp: { endpoint: 'http://127.0.0.1:9' } },
+        token: { secret: 'env:PAT' },
+        probe: { url: `${server.url}/api`, timeoutMs: 300 },
+      },
+    },
+  });
+  t.after(() => h.cleanup());
+  const { openLatchkey } = await import('../../src/latchkey.js');
+  const lk = await openLatchkey({ home: h.home, env: { PAT: 'p' } });
+  t.after(() => lk.close());
+  const r = await lk.probe('s');
+  assert.equal(r.status, 'unreachable');
+  assert.equal(r.authPath, 'token');
+  assert.equal(r.message, 's: no answer within 300 ms');
+  assert.equal(r.fix, 'check the network path to s, then run `latchkey preflight s`');
 });
