@@ -82,6 +82,7 @@ export class Latchkey {
   readonly #bearer = new Map<string, 'token' | 'oauth'>();
   readonly #staticMemo = new Map<string, StaticMemo>();
   readonly #settingsCache = new Map<string, Promise<OAuthClientSettings>>();
+  readonly #clientSecrets = new Map<string, Promise<Secret>>();
   readonly #auth = new Map<string, SourceAuth>();
   readonly #authBuilding = new Map<string, Promise<SourceAuth>>();
   #fetchModule: FetchModule | undefined;
@@ -235,13 +236,24 @@ export class Latchkey {
       clientAuth: o.clientAuth,
       skewMs: configuredSkewMs(o),
     };
-    if (o.clientSecret) {
-      settings.clientSecret = await resolveSecretRef(o.clientSecret, this.env).catch((err: unknown) => {
+    const ref = o.clientSecret;
+    // Resolved when a refresh needs it, not to hand out a fresh token.
+    if (ref) settings.resolveClientSecret = () => this.#clientSecret(source, ref);
+    return settings;
+  }
+
+  /** The client secret of an OAuth source (resolved once; a failure is retried next time). */
+  #clientSecret(source: string, ref: string): Promise<Secret> {
+    let p = this.#clientSecrets.get(source);
+    if (!p) {
+      p = resolveSecretRef(ref, this.env).catch((err: unknown) => {
         if (err instanceof LatchkeyError) throw new LatchkeyError(err.code, `${source}: client secret ${err.message}`, { source, operatorAction: 'fix_config' });
         throw err;
       });
+      this.#clientSecrets.set(source, p);
+      p.catch(() => this.#clientSecrets.delete(source));
     }
-    return settings;
+    return p;
   }
 
   /**
@@ -315,6 +327,14 @@ export class Latchkey {
       if (!g) return act('no_grant', 'relogin', 'no grant stored');
       base.expiresAt = g.expiresAt !== undefined ? new Date(g.expiresAt).toISOString() : null;
       if (g.revoked) return act('revoked', 'reauthorize', `grant revoked (${g.revoked.reason})`);
+      if (src.oauth?.clientSecret) {
+        // Not needed to hand out a fresh token, but the next refresh needs it: say so now.
+        const problem = await this.#clientSecret(name, src.oauth.clientSecret).then(
+          () => undefined,
+          (err: unknown) => (err instanceof Error ? err.message : String(err)),
+        );
+        if (problem) return act('error', 'fix_config', `${problem} (needed for the next refresh)`);
+      }
       const held = this.engine.unsaved(name);
       if (held) {
         base.expiresAt = held.expiresAt !== undefined ? new Date(held.expiresAt).toISOString() : null;

@@ -83,19 +83,17 @@ function tokenAnswer(args: readonly string[], env: NodeJS.ProcessEnv): FastPathA
   const src = config?.sources.get(source);
   if (src === undefined) return undefined;
   const kind = bearerMethod(src);
-  const token = kind === 'oauth' ? freshStoredToken(source, src, paths, env) : kind === 'token' && src.token ? plainSecretValue(src.token.secret, env, readSecretFile) : undefined;
+  const token = kind === 'oauth' ? freshStoredToken(source, src, paths) : kind === 'token' && src.token ? plainSecretValue(src.token.secret, env, readSecretFile) : undefined;
   return token === undefined ? undefined : { stdout: `${token}\n`, exitCode: 0 };
 }
 
 /**
- * The stored access token when TokenEngine would hand it out without a refresh: the client
- * secret (if any) resolves, the store passes FileStore's checks and parses, the grant is
- * usable (present, not revoked) and `now < refreshDueAt(grant, skew)`.
+ * The stored access token when TokenEngine would hand it out without a refresh: the store
+ * passes FileStore's checks and parses, the grant is usable (present, not revoked) and
+ * `now < refreshDueAt(grant, skew)`. (The client secret is resolved only for a refresh.)
  */
-function freshStoredToken(source: string, src: ResolvedSource, paths: HomePaths, env: NodeJS.ProcessEnv): string | undefined {
+function freshStoredToken(source: string, src: ResolvedSource, paths: HomePaths): string | undefined {
   const oauth = src.oauth;
-  // Latchkey resolves the client secret before it reads the store; an unresolvable one is an error there.
-  if (oauth?.clientSecret && plainSecretValue(oauth.clientSecret, env, readSecretFile) === undefined) return undefined;
   // FileStore's rules: not through a symbolic link, a regular file, private to this user.
   const { text, stat } = readRegularFileSync(paths.store, { noFollow: true });
   if (privateDirProblem(dirname(paths.store), statSync(dirname(paths.store))) || privateFileProblem(paths.store, stat)) return undefined;

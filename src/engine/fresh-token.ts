@@ -15,6 +15,11 @@ export interface OAuthClientSettings {
   issuer?: string;
   clientId?: string;
   clientSecret?: Secret;
+  /**
+   * Resolves the client secret when a refresh needs it. A fresh token never does: a locked
+   * keyring or an unset variable must not stop a job from reading a token the keeper keeps fresh.
+   */
+  resolveClientSecret?: () => Promise<Secret>;
   clientAuth?: ClientAuthMethod;
   /** Refresh this long before expiry; capped at a third of the token's lifetime. */
   skewMs?: number;
@@ -278,6 +283,7 @@ export class TokenEngine {
       throw new LatchkeyError('LK_CONFIG_INVALID', `source "${source}" has no token endpoint or client id to refresh with`, { source, operatorAction: 'fix_config' });
     }
     const refreshToken = grant.refreshToken as Secret;
+    const clientSecret = settings.clientSecret ?? (settings.resolveClientSecret ? await settings.resolveClientSecret() : undefined);
     // The token's lifetime runs from when the IdP issued it: no later than this moment.
     const requestedAt = this.#clock.now();
     let set: TokenSet;
@@ -289,7 +295,7 @@ export class TokenEngine {
           tokenEndpoint,
           issuer: settings.issuer ?? grant.issuer,
           clientId,
-          clientSecret: settings.clientSecret,
+          clientSecret,
           clientAuth: settings.clientAuth,
           fetch: this.#fetch,
           timeoutMs: this.#tokenTimeoutMs,

@@ -282,3 +282,22 @@ test('a held grant gives way to a grant installed meanwhile (a new login): the s
   assert.equal(engine.unsaved('idp'), undefined);
   assert.equal(storedGrant(await readFile(h.storePath, 'utf8')).refreshToken, relogin.refresh_token, 'the new login is not overwritten');
 });
+
+test('the client secret is resolved for a refresh only: a fresh token is served without it, status says it is missing', async (t) => {
+  const h = await idpHome(idp, { clientId: 'basic-client', clientSecretEnv: 'CS', clientAuth: 'client_secret_basic' });
+  t.after(() => h.cleanup());
+  const grant = await idp.mintGrant({ clientId: 'basic-client' });
+  const lk = await h.open({ env: {} }); // CS unset (a cron job without the keeper's environment)
+  await lk.installGrant('idp', grant);
+  assert.equal(await lk.token('idp'), grant.access_token, 'a fresh token needs no client secret');
+  const [row] = await lk.status();
+  assert.equal(row?.state, 'error');
+  assert.equal(row?.operatorAction, 'fix_config');
+  assert.match(row!.message, /client secret .*CS is not set \(needed for the next refresh\)/);
+  h.clock.advance(29_000);
+  idp.stats.reset();
+  await assert.rejects(lk.token('idp'), (e: LatchkeyError) => e.code === 'LK_SECRET_UNRESOLVED' && e.exitCode === 1 && /client secret/.test(e.message));
+  assert.equal(idp.stats.refreshRequests, 0);
+  const withSecret = await h.open({ env: { CS: 'basic-secret' } });
+  assert.notEqual(await withSecret.token('idp'), grant.access_token, 'with the secret the refresh goes through');
+});

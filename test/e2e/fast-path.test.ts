@@ -41,6 +41,7 @@ const config = {
     skewed: { oauth: { tokenEndpoint: `${DEAD}/token`, clientId: 'c', skewSeconds: 600 } },
     unskewed: { oauth: { tokenEndpoint: `${DEAD}/token`, clientId: 'c' } },
     confidential: { oauth: { tokenEndpoint: `${DEAD}/token`, clientId: 'c', clientSecret: 'env:LK_CLIENT_SECRET' } },
+    confidue: { oauth: { tokenEndpoint: `${DEAD}/token`, clientId: 'c', clientSecret: 'env:LK_CLIENT_SECRET' } },
     pat: { token: { secret: 'env:LK_PAT' } },
     filetok: { token: { secret: 'file:/will/be/replaced' } },
     ring: { token: { secret: 'keyring:latchkey-test/none' } },
@@ -72,6 +73,7 @@ async function profile(t: { after(fn: () => Promise<void>): void }): Promise<{ h
     ['skewed', { version: 1, grant: grant({ accessToken: 'skewed-access', obtainedAt: now - 10 * 60_000, expiresAt: now + 5 * 60_000 - 1000 }) }],
     ['unskewed', { version: 1, grant: grant({ accessToken: 'unskewed-access', obtainedAt: now - 10 * 60_000, expiresAt: now + 5 * 60_000 - 1000 }) }],
     ['confidential', { version: 1, grant: grant({ accessToken: 'confidential-access', expiresAt: now + HOUR }) }],
+    ['confidue', { version: 1, grant: grant({ accessToken: 'confidue-access', expiresAt: now + 30_000 }) }],
     ['both', { version: 1, grant: grant({ accessToken: 'both-oauth-access', expiresAt: now + HOUR }) }],
   ]);
   await writeFile(h.storePath, serialize(records), { mode: 0o600 });
@@ -139,7 +141,9 @@ test('token: everything else is left to the full route, which gives the same ans
     { args: ['token', 'nogrant'], fast: false, code: 4 },
     { args: ['token', 'pat'], env: { LK_PAT: '' }, fast: false, code: 4 },
     { args: ['token', 'pat'], env: { LK_PAT: undefined }, fast: false, code: 4 },
-    { args: ['token', 'confidential'], env: { LK_CLIENT_SECRET: undefined }, fast: false, code: 1 },
+    // The client secret is needed for a refresh only: a fresh grant is served without it, a due one is not refreshed.
+    { args: ['token', 'confidential'], env: { LK_CLIENT_SECRET: undefined }, fast: true, code: 0 },
+    { args: ['token', 'confidue'], env: { LK_CLIENT_SECRET: undefined }, fast: false, code: 1 },
     { args: ['token', 'ring'], fast: false, code: 4 },
     { args: ['token', 'sess'], fast: false, code: 1 },
     { args: ['token', 'nope'], fast: false, code: 1 },
