@@ -53,3 +53,29 @@ test('a config that is a FIFO does not hang latchkey token', { skip: !posix }, a
   assert.equal(r.code, 1, r.stderr);
   assert.match(r.stderr, /config\.json.*FIFO/);
 });
+
+test('import: into a source without oauth, an endless or huge grant, a directory: exit 1, named, nothing stored', { skip: !posix }, async (t) => {
+  const h = await makeHome({ version: 1, sources: { pat: { token: { secret: 'env:X' } }, api: { oauth: { tokenEndpoint: 'https://idp.example/token', clientId: 'c' } } } });
+  t.after(() => h.cleanup());
+  const env = { LATCHKEY_HOME: h.home };
+  const grant = JSON.stringify({ access_token: 'at-import-test', refresh_token: 'rt', expires_in: 3600 });
+  const intoPat = await runCli(['import', 'pat', '--grant', '-'], { env, input: grant });
+  assert.equal(intoPat.code, 1);
+  assert.match(intoPat.stderr, /source "pat" has no oauth method \(it uses token\), so a grant would never be used; nothing was stored/);
+  const started = Date.now();
+  const zero = await runCli(['import', 'api', '--grant', '/dev/zero'], { env, timeoutMs: 15_000 });
+  assert.equal(zero.code, 1, zero.stderr);
+  assert.match(zero.stderr, /the grant in \/dev\/zero is larger than 1048576 bytes; nothing was stored/);
+  assert.ok(Date.now() - started < 10_000);
+  const hugeFile = join(h.home, 'huge.json');
+  await writeFile(hugeFile, `{"access_token":"${'a'.repeat(2 * 1024 * 1024)}"}`);
+  const huge = await runCli(['import', 'api', '--grant', hugeFile], { env });
+  assert.equal(huge.code, 1);
+  assert.match(huge.stderr, /huge\.json is larger than/);
+  const dir = await runCli(['import', 'api', '--grant', h.home], { env });
+  assert.equal(dir.code, 1);
+  assert.match(dir.stderr, /cannot read the grant file .*EISDIR/);
+  await assert.rejects(readFile(h.storePath), /ENOENT/, 'nothing was stored');
+  const ok = await runCli(['import', 'api', '--grant', '-'], { env, input: grant });
+  assert.equal(ok.code, 0, ok.stderr);
+});

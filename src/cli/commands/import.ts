@@ -1,13 +1,36 @@
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { LatchkeyError } from '../../errors.js';
 import { openLatchkey } from '../../latchkey.js';
 import { usageError, type CliIO, type Command } from '../io.js';
 
-async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
+/** A token response is a few KB; anything much larger is not a grant (or is /dev/zero). */
+const MAX_GRANT_BYTES = 1024 * 1024;
+
+function tooLarge(from: string): LatchkeyError {
+  return new LatchkeyError('LK_GRANT_INVALID', `the grant in ${from} is larger than ${MAX_GRANT_BYTES} bytes; nothing was stored`, { exitCode: 1 });
+}
+
+async function readAll(stream: NodeJS.ReadableStream, from: string): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
+  let total = 0;
+  for await (const c of stream) {
+    const b = typeof c === 'string' ? Buffer.from(c) : (c as Buffer);
+    total += b.length;
+    if (total > MAX_GRANT_BYTES) throw tooLarge(from);
+    chunks.push(b);
+  }
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Reads a grant file, bounded; a pipe (`--grant <(command)`) is fine, it is what the operator gave. */
+async function readGrantFile(path: string): Promise<string> {
+  const fh = await open(path, 'r');
+  try {
+    return await readAll(fh.createReadStream({ autoClose: false }), path);
+  } finally {
+    await fh.close();
+  }
 }
 
 export const command: Command = {
@@ -20,8 +43,9 @@ export const command: Command = {
     const from = values.grant === '-' ? 'standard input' : values.grant;
     let text: string;
     try {
-      text = values.grant === '-' ? await readAll(io.stdin) : await readFile(values.grant, 'utf8');
+      text = values.grant === '-' ? await readAll(io.stdin, from) : await readGrantFile(values.grant);
     } catch (err) {
+      if (err instanceof LatchkeyError) throw err;
       throw new LatchkeyError('LK_GRANT_INVALID', `cannot read the grant file ${from}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
     }
     let json: unknown;
@@ -32,6 +56,12 @@ export const command: Command = {
     }
     const lk = await openLatchkey({ env: io.env });
     try {
+      const src = lk.source(source);
+      if (!src.oauth) {
+        throw usageError(
+          `source "${source}" has no oauth method (it uses ${src.methods.join(', ') || 'nothing'}), so a grant would never be used; nothing was stored. Give it an "oauth" section in ${lk.config.file} first (tokenEndpoint or issuer, clientId)`,
+        );
+      }
       const grant = await lk.installGrant(source, json as never).catch((err: unknown) => {
         if (err instanceof LatchkeyError && err.code === 'LK_GRANT_INVALID') {
           throw new LatchkeyError(err.code, `${err.message} (in ${from}); nothing was stored`, { exitCode: 1 });
