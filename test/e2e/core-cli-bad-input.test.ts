@@ -79,3 +79,17 @@ test('import: into a source without oauth, an endless or huge grant, a directory
   const ok = await runCli(['import', 'api', '--grant', '-'], { env, input: grant });
   assert.equal(ok.code, 0, ok.stderr);
 });
+
+test('add: a plain-http token endpoint off loopback is refused at once (exit 1), loopback http is fine', async (t) => {
+  const h = await makeHome({ version: 1, sources: {} });
+  t.after(() => h.cleanup());
+  const env = { LATCHKEY_HOME: h.home };
+  const r = await runCli(['add', 'api', '--token-endpoint', 'http://idp.example.com/token', '--client-id', 'c'], { env });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /--token-endpoint http:\/\/idp\.example\.com must use https/);
+  assert.doesNotMatch(await readFile(h.configPath, 'utf8'), /idp\.example\.com/);
+  const bad = await runCli(['add', 'api', '--token-endpoint', 'not a url', '--client-id', 'c'], { env });
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /--token-endpoint is not a valid URL/);
+  assert.equal((await runCli(['add', 'api', '--token-endpoint', 'http://127.0.0.1:8080/token', '--client-id', 'c'], { env })).code, 0);
+});

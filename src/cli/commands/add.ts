@@ -100,7 +100,12 @@ ${presetList()}`,
         // The `oidc` preset's probe: the issuer's userinfo endpoint.
         if (preset?.requiresIssuer && !values.probe && typeof d.server.userinfo_endpoint === 'string') src.probe = { url: d.server.userinfo_endpoint };
       }
-      if (values['token-endpoint']) oauth.tokenEndpoint = values['token-endpoint'];
+      if (values['token-endpoint']) {
+        // Refused now rather than at the first refresh: tokens never travel over plain http off loopback.
+        const { checkEndpoint } = await import('../../oauth/endpoint.js');
+        checkEndpoint(values['token-endpoint'], '--token-endpoint');
+        oauth.tokenEndpoint = values['token-endpoint'];
+      }
       if (values['client-secret']) oauth.clientSecret = values['client-secret'];
       if (values['client-auth']) oauth.clientAuth = values['client-auth'] as NonNullable<typeof oauth.clientAuth>;
       if (values.scope) oauth.scope = values.scope;
