@@ -390,6 +390,14 @@ export function grantFromInput(input: unknown, now: number, source: string): Sto
   if (g.refresh_token !== undefined && typeof g.refresh_token !== 'string') {
     throw new LatchkeyError('LK_GRANT_INVALID', `grant for "${source}": "refresh_token" must be a string`, { source });
   }
+  for (const k of ['access_token', 'refresh_token'] as const) {
+    // A token is printed one per line and sent in a header: a newline or other control character
+    // (a hand-made grant file) would break both.
+    const v = g[k];
+    if (typeof v === 'string' && [...v].some((c) => c.charCodeAt(0) <= 0x20 || c.charCodeAt(0) === 0x7f)) {
+      throw new LatchkeyError('LK_GRANT_INVALID', `grant for "${source}": "${k}" contains whitespace or a control character`, { source });
+    }
+  }
   let expiresIn: number | undefined;
   if (g.expires_in !== undefined) {
     const n = typeof g.expires_in === 'string' ? Number(g.expires_in) : g.expires_in;
