@@ -64,3 +64,12 @@ test('exec --help documents the exit status and the forwarded signals', async ()
   assert.match(r.stdout, /128\+N/);
   assert.match(r.stdout, /SIGHUP/);
 });
+
+test('exec: two sources that map to one variable are refused before anything runs', async (t) => {
+  const h = await makeHome({ version: 1, sources: { 'a.b': { token: { secret: 'env:X' } }, 'a-b': { token: { secret: 'env:X' } } } });
+  t.after(() => h.cleanup());
+  const r = await runCli(['exec', 'a.b,a-b', '--', process.execPath, '-e', 'process.stdout.write("ran")'], { env: { LATCHKEY_HOME: h.home, X: CANARY } });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /sources "a\.b" and "a-b" would both be passed as LATCHKEY_A_B_TOKEN/);
+  assert.equal(r.stdout, '');
+});

@@ -28,6 +28,13 @@ export const command: Command = {
     if (own.length !== 1 || cmd.length === 0) throw usageError(`usage: ${this.usage}`);
     const sources = own[0]!.split(',').map((s) => s.trim()).filter(Boolean);
     if (sources.length === 0) throw usageError(`usage: ${this.usage}`);
+    const names = new Map<string, string>();
+    for (const s of sources) {
+      const name = tokenEnvName(s);
+      const other = names.get(name);
+      if (other !== undefined && other !== s) throw usageError(`sources "${other}" and "${s}" would both be passed as ${name}; run them in separate commands`);
+      names.set(name, s);
+    }
     const lk = await openLatchkey({ env: io.env });
     const env: NodeJS.ProcessEnv = { ...io.env };
     try {
