@@ -96,8 +96,10 @@ export function classifyTokenEndpointError(err: unknown, op: string): RefreshErr
   }
   const e = err as Error;
   if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return new RefreshError('transient', `${op} timed out waiting for the token endpoint`);
-  const cause = (e as { cause?: { code?: string } })?.cause?.code;
-  return new RefreshError('transient', `${op} failed: ${cause ?? e?.name ?? 'error'} ${truncate(e?.message ?? String(err))}`);
+  // fetch's own message is "fetch failed"; what went wrong is in its cause (ECONNREFUSED, "bad port"…).
+  const cause = (e as { cause?: { code?: unknown; message?: unknown } })?.cause;
+  const detail = typeof cause?.code === 'string' ? cause.code : typeof cause?.message === 'string' ? truncate(cause.message, 100) : (e?.name ?? 'error');
+  return new RefreshError('transient', `${op} failed: ${detail} ${truncate(e?.message ?? String(err))}`);
 }
 
 function statusOf(err: oauth.OperationProcessingError): number | undefined {

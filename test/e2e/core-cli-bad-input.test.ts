@@ -93,3 +93,18 @@ test('add: a plain-http token endpoint off loopback is refused at once (exit 1),
   assert.match(bad.stderr, /--token-endpoint is not a valid URL/);
   assert.equal((await runCli(['add', 'api', '--token-endpoint', 'http://127.0.0.1:8080/token', '--client-id', 'c'], { env })).code, 0);
 });
+
+test('token fails open with the current token; stderr says so when that token has already expired', async (t) => {
+  // Port 9: a port fetch refuses to use (never connected to).
+  const h = await makeHome({ version: 1, sources: { api: { oauth: { tokenEndpoint: 'http://127.0.0.1:9/token', clientId: 'c' } } } });
+  t.after(() => h.cleanup());
+  const env = { LATCHKEY_HOME: h.home };
+  const imp = await runCli(['import', 'api', '--grant', '-'], { env, input: JSON.stringify({ access_token: 'at-expired-test', refresh_token: 'rt-x', expires_in: 1 }) });
+  assert.equal(imp.code, 0, imp.stderr);
+  await new Promise((r) => setTimeout(r, 1_200));
+  const r = await runCli(['token', 'api'], { env });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'at-expired-test\n', 'stdout is the token alone');
+  assert.match(r.stderr, /warning: api: this access token expired \d+ s ago and the last refresh failed: refresh failed: bad port fetch failed/);
+  assert.ok(!r.stderr.includes('at-expired-test') && !r.stderr.includes('rt-x'));
+});
