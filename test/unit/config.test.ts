@@ -69,3 +69,26 @@ test('secret references: env, file, and clear errors that name the reference onl
   await assert.rejects(resolveSecretRef(`file:${h.home}/nope`), (e: LatchkeyError) => e.message.includes(`${h.home}/nope`) && e.message.includes('ENOENT'));
   await assert.rejects(resolveSecretRef('sk_live_verysecret'), (e: LatchkeyError) => !e.message.includes('sk_live_verysecret'));
 });
+
+test('an array where an object belongs is an error naming the path, not "no sources"', async () => {
+  for (const [config, path] of [
+    [[], '(top level)'],
+    [{ sources: [] }, 'sources'],
+    [{ sources: { a: [] } }, 'sources.a'],
+  ] as const) {
+    const e = await configError(config);
+    assert.equal(e.code, 'LK_CONFIG_INVALID');
+    assert.ok(e.message.includes(`${path}: expected an object, got an array`), e.message);
+  }
+  // Sources written as a list of named objects: the first element's keys are already wrong.
+  const list = await configError({ sources: [{ name: 'a', token: { secret: 'env:X' } }] });
+  assert.match(list.message, /sources\.0\.name: unknown key/);
+});
+
+test('a config saved with a byte-order mark loads (and the stamped fast route reads it alike)', async (t) => {
+  const h = await makeHome();
+  t.after(() => h.cleanup());
+  await writeFile(h.configPath, `\ufeff${JSON.stringify({ version: 1, sources: { a: { token: { secret: 'env:A' } } } })}`);
+  assert.ok((await loadConfig(h.configPath)).sources.has('a'));
+  assert.ok((await loadConfig(h.configPath)).sources.has('a'), 'again, through the stamp');
+});
