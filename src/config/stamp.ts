@@ -10,8 +10,8 @@ import type { ConfigFile } from './schema.js';
  * and the stamp is 0600 like the config.
  */
 
-/** Bump when the schema changes, so old stamps stop vouching for texts the new schema rejects. */
-const SCHEMA_STAMP_VERSION = 'v2';
+/** Bump when validation tightens, so old stamps stop vouching for texts it now rejects (v3: arrays read as objects). */
+const SCHEMA_STAMP_VERSION = 'v3';
 
 /** Where the stamp of `configFile` lives. */
 export function stampPathFor(configFile: string): string {
