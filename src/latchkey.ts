@@ -366,6 +366,18 @@ export class Latchkey {
     return act('ok', null, 'browser session (checked by preflight)');
   }
 
+  /**
+   * What `console.log(lk)` / `util.inspect` and JSON.stringify show: the profile and its sources,
+   * never `env` (the process environment, with whatever secrets `env:` references point at).
+   */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return `Latchkey { home: ${JSON.stringify(this.paths.home)}, store: ${JSON.stringify(this.store.location)}, sources: ${JSON.stringify([...this.config.sources.keys()])} }`;
+  }
+
+  toJSON(): { home: string; store: string; sources: string[] } {
+    return { home: this.paths.home, store: this.store.location, sources: [...this.config.sources.keys()] };
+  }
+
   /** Tries a last time to save any refreshed grant the store could not take, then closes the store. */
   async close(): Promise<void> {
     await this.engine.flush();
