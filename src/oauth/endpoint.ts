@@ -95,3 +95,39 @@ export async function withoutIdToken(response: Response): Promise<Response> {
   if (body && typeof body === 'object' && !Array.isArray(body) && 'id_token' in body) delete (body as Record<string, unknown>).id_token;
   return new Response(JSON.stringify(body), { status: response.status, headers: response.headers });
 }
+
+/**
+ * RFC 6749 §5.2 error responses are HTTP 400, but some token endpoints answer errors with HTTP
+ * 200 and `{"error": …}` (GitHub: `authorization_pending`, `slow_down`, `bad_verification_code`;
+ * Slack). oauth4webapi would read such an answer as a success without its `access_token`; it
+ * is re-labelled 400 here so that it is handled as the error it is. Anything else is left as is.
+ */
+export async function errorIn200AsError(response: Response): Promise<Response> {
+  if (response.status !== 200) return response;
+  const text = await response.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  const isError = typeof body === 'object' && body !== null && !Array.isArray(body) && typeof (body as Record<string, unknown>).error === 'string' && !('access_token' in body);
+  if (!isError) return new Response(text, { status: 200, statusText: response.statusText, headers: response.headers });
+  const headers = new Headers(response.headers);
+  headers.set(ORIGINAL_STATUS_HEADER, '200');
+  return new Response(text, { status: 400, statusText: 'Bad Request', headers });
+}
+
+/** Marks a response re-labelled by {@link errorIn200AsError}, so messages quote the status the IdP sent. */
+export const ORIGINAL_STATUS_HEADER = 'x-latchkey-original-status';
+
+/**
+ * Token types accepted besides `bearer` (and `dpop`, which oauth4webapi handles): Slack's
+ * OAuth v2 answers `token_type: "bot"` (and `"user"`) for tokens that are sent as
+ * `Authorization: Bearer`. Any other type is refused (RFC 6749 §7.1: a client must not use a
+ * token whose type it does not understand).
+ */
+export const RECOGNIZED_TOKEN_TYPES: oauth.RecognizedTokenTypes = {
+  bot: () => undefined,
+  user: () => undefined,
+};

@@ -2,6 +2,7 @@ import * as oauth from 'oauth4webapi';
 import { LatchkeyError, ExitCode } from '../errors.js';
 import type { Latchkey } from '../latchkey.js';
 import type { AuthorizationServerContext } from './authorization-server.js';
+import { ORIGINAL_STATUS_HEADER } from './endpoint.js';
 
 /** How a login obtained its grant. */
 export type LoginFlow = 'authorization_code' | 'device_code';
@@ -122,30 +123,8 @@ function claimOf(err: oauth.OperationProcessingError): string | undefined {
   return typeof cause?.claim === 'string' ? cause.claim : undefined;
 }
 
-/**
- * RFC 6749 §5.2 error responses are HTTP 400, but some token endpoints answer errors with HTTP
- * 200 and `{"error": …}` (GitHub: `authorization_pending`, `slow_down`, `bad_verification_code`;
- * Slack). oauth4webapi would read such an answer as a success without its `access_token`; it
- * is re-labelled 400 here so that it is handled as the error it is. Anything else is left as is.
- */
-export async function errorIn200AsError(response: Response): Promise<Response> {
-  if (response.status !== 200) return response;
-  const text = await response.text();
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    body = undefined;
-  }
-  const isError = typeof body === 'object' && body !== null && !Array.isArray(body) && typeof (body as Record<string, unknown>).error === 'string' && !('access_token' in body);
-  if (!isError) return new Response(text, { status: 200, statusText: response.statusText, headers: response.headers });
-  const headers = new Headers(response.headers);
-  headers.set(ORIGINAL_STATUS_HEADER, '200');
-  return new Response(text, { status: 400, statusText: 'Bad Request', headers });
-}
-
 /** Marks a response re-labelled by {@link errorIn200AsError}, so messages quote the status the IdP sent. */
-const ORIGINAL_STATUS_HEADER = 'x-latchkey-original-status';
+
 
 /** The HTTP status the IdP really answered with. */
 function sentStatus(err: oauth.ResponseBodyError): number {
@@ -153,21 +132,10 @@ function sentStatus(err: oauth.ResponseBodyError): number {
   return Number.isInteger(original) && original > 0 ? original : err.status;
 }
 
-/**
- * Token types accepted besides `bearer` (and `dpop`, which oauth4webapi handles): Slack's
- * OAuth v2 answers `token_type: "bot"` (and `"user"`) for tokens that are sent as
- * `Authorization: Bearer`. Any other type is refused (RFC 6749 §7.1: a client must not use a
- * token whose type it does not understand).
- */
-export const RECOGNIZED_TOKEN_TYPES: oauth.RecognizedTokenTypes = {
-  bot: () => undefined,
-  user: () => undefined,
-};
-
 /** A signal that aborts when `signal` does or after `timeoutMs`, whichever comes first. */
 export function withTimeout(timeoutMs: number, signal?: AbortSignal): AbortSignal {
   const timeout = AbortSignal.timeout(timeoutMs);
   return signal ? AbortSignal.any([signal, timeout]) : timeout;
 }
 
-export { withoutIdToken } from './endpoint.js';
+export { withoutIdToken, errorIn200AsError, RECOGNIZED_TOKEN_TYPES } from './endpoint.js';

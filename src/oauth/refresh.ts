@@ -3,7 +3,7 @@ import { LatchkeyError } from '../errors.js';
 import { DEFAULT_TOKEN_TIMEOUT_MS, RefreshError } from './refresh-error.js';
 export { RefreshError, type RefreshFailureKind } from './refresh-error.js';
 import { redactSecrets, Secret } from '../secret.js';
-import { checkEndpoint, requestOptions, withoutIdToken, type FetchLike } from './endpoint.js';
+import { checkEndpoint, errorIn200AsError, RECOGNIZED_TOKEN_TYPES, requestOptions, withoutIdToken, type FetchLike } from './endpoint.js';
 
 export type ClientAuthMethod = 'none' | 'client_secret_basic' | 'client_secret_post';
 
@@ -57,9 +57,10 @@ export async function refreshTokenGrant(params: TokenEndpointParams, refreshToke
   const auth = clientAuthentication(params);
   const timeoutMs = params.timeoutMs ?? DEFAULT_TOKEN_TIMEOUT_MS;
   try {
-    const response = await oauth.refreshTokenGrantRequest(as, client, auth, refreshToken.reveal(), requestOptions(url, params.fetch, timeoutMs));
+    // Some IdPs (GitHub, Slack) answer refresh errors with HTTP 200 and {"error": …}.
+    const response = await errorIn200AsError(await oauth.refreshTokenGrantRequest(as, client, auth, refreshToken.reveal(), requestOptions(url, params.fetch, timeoutMs)));
     const usable = params.issuer ? response : await withoutIdToken(response);
-    return tokenSetFrom(await oauth.processRefreshTokenResponse(as, client, usable));
+    return tokenSetFrom(await oauth.processRefreshTokenResponse(as, client, usable, { recognizedTokenTypes: RECOGNIZED_TOKEN_TYPES }));
   } catch (err) {
     const classified = classifyTokenEndpointError(err, 'refresh');
     // The IdP's error_description is quoted in the message: it must not echo our own secrets.
@@ -82,7 +83,10 @@ export function classifyTokenEndpointError(err: unknown, op: string): RefreshErr
   if (err instanceof RefreshError) return err;
   if (err instanceof oauth.ResponseBodyError) {
     const desc = err.error_description ? `: ${truncate(err.error_description)}` : '';
-    if (err.error === 'invalid_grant') return new RefreshError('invalid_grant', `${op} rejected by the IdP: invalid_grant${desc}`);
+    // GitHub says bad_refresh_token for a dead refresh token; it means what invalid_grant means.
+    if (err.error === 'invalid_grant' || err.error === 'bad_refresh_token' || err.error === 'invalid_refresh_token') {
+      return new RefreshError('invalid_grant', `${op} rejected by the IdP: ${err.error}${desc}`);
+    }
     if (err.status >= 500) return new RefreshError('transient', `${op} failed: IdP answered ${err.status} ${err.error}`);
     return new RefreshError('rejected', `${op} rejected by the IdP: ${err.error}${desc} (HTTP ${err.status})`);
   }

@@ -213,3 +213,32 @@ test('plain-http token endpoints are refused unless on loopback', async (t) => {
     (e: LatchkeyError) => e.code === 'LK_INSECURE_ENDPOINT' && e.message.includes('must use https'),
   );
 });
+
+test('an IdP that answers refresh errors with HTTP 200 (GitHub bad_refresh_token) -> revoked, not retried forever', async (t) => {
+  const h = await idpHome(idp);
+  t.after(() => h.cleanup());
+  const grant = await idp.mintGrant();
+  const lk = await h.open();
+  await lk.installGrant('idp', grant);
+  h.clock.advance(29_000);
+  idp.setFault({ kind: 'json', status: 200, body: { error: 'bad_refresh_token', error_description: 'The refresh token passed is incorrect or expired.' } });
+  t.after(() => idp.setFault(null));
+  await assert.rejects(lk.token('idp'), (e: LatchkeyError) => e.code === 'LK_GRANT_REVOKED' && e.operatorAction === 'reauthorize');
+  const doc = JSON.parse(await readFile(h.storePath, 'utf8')).sources.idp.grant;
+  assert.equal(doc.revoked.reason, 'invalid_grant');
+  assert.equal(doc.refreshToken, grant.refresh_token, 'nothing blanked');
+});
+
+test("Slack's token_type \"bot\" is a bearer token: the rotation is accepted", async (t) => {
+  const h = await idpHome(idp);
+  t.after(() => h.cleanup());
+  const grant = await idp.mintGrant();
+  const lk = await h.open();
+  await lk.installGrant('idp', grant);
+  h.clock.advance(29_000);
+  idp.setFault({ kind: 'json', body: { ok: true, access_token: 'xoxb-rotated', refresh_token: 'xoxe-1-next', token_type: 'bot', expires_in: 43200 }, times: 1 });
+  t.after(() => idp.setFault(null));
+  assert.equal(await lk.token('idp'), 'xoxb-rotated');
+  const doc = JSON.parse(await readFile(h.storePath, 'utf8')).sources.idp.grant;
+  assert.equal(doc.refreshToken, 'xoxe-1-next');
+});
