@@ -2,9 +2,10 @@ import { createHmac, randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { FetchLike } from '../oauth/endpoint.js';
 import type { Secret } from '../secret.js';
+import { callDeadline } from './deadline.js';
 import type { KeeperLog } from './log.js';
 import type { KeeperMetrics } from './metrics.js';
-import type { StateChange } from './state.js';
+import { isHealthy, type StateChange } from './state.js';
 
 /**
  * The keeper's "notify" stage. Every status change of a source (and every recovery) becomes
@@ -79,7 +80,8 @@ export function alertPayload(change: StateChange, id: string = randomUUID()): Al
     source: change.source,
     from: change.from,
     to: change.to,
-    recovered: change.to === 'ok' && change.from !== null && change.from !== 'expiring',
+    // Back to a working credential (`ok`, or `expiring`: it works, renewal is due) from a failure.
+    recovered: isHealthy(change.to) && change.from !== null && !isHealthy(change.from),
     authPath: change.authPath,
     operatorAction: change.operatorAction,
     fix: change.fix,
@@ -161,8 +163,7 @@ export class AlertDispatcher {
     u.searchParams.set('ping', '');
     for (let attempt = 1; attempt <= 2; attempt++) {
       try {
-        const res = await this.#fetch(u, { method: 'GET', signal: this.#signal(), redirect: 'error' });
-        await res.body?.cancel().catch(() => undefined);
+        const res = await this.#send(u, { method: 'GET', redirect: 'error' });
         if (res.ok) {
           this.#metrics?.recordAlert('uptime_kuma', 'delivered');
           return;
@@ -210,8 +211,7 @@ export class AlertDispatcher {
     for (let attempt = 1; attempt <= attempts; attempt++) {
       if (this.#abort.signal.aborted) return;
       try {
-        const res = await this.#fetch(hook.url, { method: 'POST', headers, body: job.body, signal: this.#signal(), redirect: 'error' });
-        await res.body?.cancel().catch(() => undefined);
+        const res = await this.#send(hook.url, { method: 'POST', headers, body: job.body, redirect: 'error' });
         if (res.ok) {
           this.state.delivered += 1;
           this.#metrics?.recordAlert('webhook', 'delivered');
@@ -235,8 +235,20 @@ export class AlertDispatcher {
     this.#fail('webhook', `webhook delivery for ${job.payload.source} (${job.payload.from ?? 'new'} → ${job.payload.to}) gave up after ${attempts} attempt(s): ${why}`, job.payload.source);
   }
 
-  #signal(): AbortSignal {
-    return AbortSignal.any([this.#abort.signal, AbortSignal.timeout(this.#settings.timeoutMs ?? 10_000)]);
+  /**
+   * One attempt, bounded by the per-attempt timeout and by shutdown; the answer's body is
+   * discarded. The dispatcher's signal lives as long as the keeper, so each attempt links to it
+   * and lets go afterwards (see deadline.ts) instead of going through AbortSignal.any.
+   */
+  async #send(url: string | URL, init: RequestInit): Promise<{ ok: boolean; status: number }> {
+    const deadline = callDeadline(this.#abort.signal, this.#settings.timeoutMs ?? 10_000);
+    try {
+      const res = await this.#fetch(url, { ...init, signal: deadline.signal });
+      await res.body?.cancel().catch(() => undefined);
+      return { ok: res.ok, status: res.status };
+    } finally {
+      deadline.dispose();
+    }
   }
 
   #lastError(message: string): void {

@@ -1,6 +1,7 @@
 import type { ProbeResult } from '../client/probe-types.js';
 import { LatchkeyError, type OperatorAction } from '../errors.js';
 import type { Latchkey } from '../latchkey.js';
+import { callDeadline } from './deadline.js';
 
 /**
  * The keeper's "keep warm" stage for browser sessions. A session whose probe went through it
@@ -23,12 +24,16 @@ export async function keepWarm(lk: Latchkey, source: string, probe: ProbeResult,
   if (src.probe) return { kind: 'probed' };
   const renewUrl = src.session.renewUrl;
   if (!renewUrl || (probe.status !== 'ok' && probe.status !== 'expiring')) return { kind: 'none' };
+  // `signal` lives as long as the keeper: linked per call, never through AbortSignal.any (see deadline.ts).
+  const deadline = callDeadline(signal, timeoutMs);
   try {
-    const res = await lk.fetch(source, renewUrl, { method: 'GET', signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]), redirect: 'manual' });
+    const res = await lk.fetch(source, renewUrl, { method: 'GET', signal: deadline.signal, redirect: 'manual' });
     await res.body?.cancel().catch(() => undefined);
     return { kind: 'touched', status: res.status };
   } catch (err) {
     if (err instanceof LatchkeyError) return { kind: 'failed', message: err.message, operatorAction: err.operatorAction ?? null };
     return { kind: 'failed', message: (err as Error)?.message ?? String(err), operatorAction: null };
+  } finally {
+    deadline.dispose();
   }
 }
