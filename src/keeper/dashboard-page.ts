@@ -849,6 +849,11 @@ export function iconSvg(): string {
   return ICON_SVG;
 }
 
+/** The PNG sizes rasterized so far in this process (the server must not build them at start-up). */
+export function renderedIconSizes(): number[] {
+  return [...pngCache.keys()];
+}
+
 /** The app icon as PNG: 192×192 at `/icon.png` (default), 512×512 at `/icon-512.png`. */
 export function iconPng(size: 192 | 512 = 192): Buffer {
   return iconPngOnce(size === 512 ? 512 : 192);

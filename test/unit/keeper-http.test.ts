@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startKeeperHttp, probeBodySchema, type KeeperHttpBackend } from '../../src/keeper/http.js';
-import { dashboardHtml } from '../../src/keeper/dashboard-page.js';
+import { dashboardHtml, renderedIconSizes } from '../../src/keeper/dashboard-page.js';
 import { LatchkeyError } from '../../src/errors.js';
 import { Secret } from '../../src/secret.js';
 
@@ -56,6 +56,17 @@ function assertSecurityHeaders(r: Raw, what: string): void {
   assert.equal(r.headers['referrer-policy'], 'no-referrer');
   assert.match(String(r.headers['content-security-policy']), /frame-ancestors 'none'/);
 }
+
+// First in this file (its own process): nothing has asked for an icon yet.
+test('start-up does not rasterize the PNG icons: they are built on the first request for them', async (t) => {
+  const server = await startKeeperHttp(stubBackend(), { host: '127.0.0.1', port: 0 });
+  t.after(() => server.close());
+  assert.deepEqual(renderedIconSizes(), [], 'no icon built at start-up (~30 MB of short-lived allocations)');
+  const r = await raw(`${server.url}/icon-512.png`);
+  assert.equal(r.status, 200);
+  assert.equal(r.headers['content-type'], 'image/png');
+  assert.deepEqual(renderedIconSizes(), [512]);
+});
 
 test('loopback server: dashboard, assets, API, readyz, livez, metrics; security headers on every answer', async (t) => {
   const backend = stubBackend();

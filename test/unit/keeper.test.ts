@@ -380,3 +380,33 @@ test('metrics: per-keeper registry; the expiry countdown is computed at scrape t
   m.retainSources(new Set());
   assert.doesNotMatch(await m.render(), /latchkey_source_up\{source="hub"\}/);
 });
+
+test('metrics: gauges written only on change still follow every transition (status series, up, failures, expiry)', async () => {
+  const { KeeperMetrics } = await import('../../src/keeper/metrics.js');
+  const now = Date.parse('2030-01-01T00:00:00Z');
+  const m = new KeeperMetrics(() => now);
+  const series = async (): Promise<string[]> => (await m.render()).split('\n').filter((l) => l.includes('source="hub"') && !l.startsWith('#')).sort();
+  m.setSource('hub', 'ok', '2030-01-01T00:10:00.000Z', 0, now);
+  const first = await series();
+  m.setSource('hub', 'ok', '2030-01-01T00:10:00.000Z', 0, now);
+  assert.deepEqual(await series(), first, 'an unchanged source exposes the same series');
+  m.setSource('hub', 'unreachable', null, 1, now);
+  let text = (await series()).join('\n');
+  assert.match(text, /latchkey_source_status\{source="hub",status="ok"\} 0/);
+  assert.match(text, /latchkey_source_status\{source="hub",status="unreachable"\} 1/);
+  assert.match(text, /latchkey_source_up\{source="hub"\} 0/);
+  assert.match(text, /latchkey_source_consecutive_failures\{source="hub"\} 1/);
+  assert.doesNotMatch(text, /latchkey_source_expiry_seconds/, 'an unknown expiry has no series');
+  m.setSource('hub', 'action_required', null, 2, now);
+  m.setSource('hub', 'expiring', '2030-01-01T00:01:00.000Z', 0, now);
+  text = (await series()).join('\n');
+  assert.equal((text.match(/latchkey_source_status\{[^}]*\} 1/g) ?? []).length, 1, 'exactly one status is 1');
+  assert.match(text, /latchkey_source_status\{source="hub",status="expiring"\} 1/);
+  assert.match(text, /latchkey_source_status\{source="hub",status="action_required"\} 0/);
+  assert.match(text, /latchkey_source_up\{source="hub"\} 1/);
+  assert.match(text, /latchkey_source_consecutive_failures\{source="hub"\} 0/);
+  assert.match(text, /latchkey_source_expiry_seconds\{source="hub"\} 60/);
+  m.retainSources(new Set());
+  m.setSource('hub', 'ok', null, 0, now);
+  assert.match((await series()).join('\n'), /latchkey_source_status\{source="hub",status="degraded"\} 0/, 'a source that comes back gets every series again');
+});
