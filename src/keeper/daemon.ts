@@ -8,7 +8,7 @@ import { isLoopbackHost } from '../oauth/endpoint.js';
 import { homePaths, latchkeyHome } from '../paths.js';
 import { Secret } from '../secret.js';
 import type { AlertSettings } from './alerts.js';
-import { checkBind, startKeeperHttp, type KeeperHttpServer } from './http.js';
+import { checkBind, isTransientListenError, startKeeperHttp, type KeeperHttpServer } from './http.js';
 import { Keeper, type CycleSummary, type KeeperOptions } from './keeper.js';
 import type { KeeperLog } from './log.js';
 import type { ProbeFn } from './probe-stage.js';
@@ -22,6 +22,8 @@ import { acquireKeeperLock, describeHolder, type KeeperLock } from './single-ins
 
 export const DEFAULT_PORT = 7878;
 export const DEFAULT_HOST = '127.0.0.1';
+/** How often a keeper whose port is taken (or whose address is not up yet) tries to bind again. */
+export const HTTP_RETRY_MS = 30_000;
 
 export interface KeeperDaemonOptions {
   env?: NodeJS.ProcessEnv;
@@ -46,10 +48,13 @@ export interface KeeperDaemonOptions {
   open?: Omit<OpenLatchkeyOptions, 'home' | 'env' | 'config'>;
   probe?: ProbeFn;
   keeper?: Pick<KeeperOptions, 'random' | 'fetch'> & { alertRetryBaseMs?: number; alertTimeoutMs?: number };
+  /** Test hook: retry period of the HTTP bind (default {@link HTTP_RETRY_MS}). */
+  httpRetryMs?: number;
 }
 
 export interface KeeperDaemon {
   readonly keeper: Keeper;
+  /** The HTTP server; undefined with `once`, and while the port is taken (the bind is retried). */
   readonly http: KeeperHttpServer | undefined;
   /** Resolves with the exit code once the daemon stopped (by `stop()` or because it lost its lock). */
   readonly done: Promise<number>;
@@ -141,14 +146,49 @@ export async function startKeeperDaemon(o: KeeperDaemonOptions): Promise<KeeperD
     throw err;
   }
 
+  // The HTTP server is the keeper's window, not its job: when the port is taken (another
+  // program, a second profile's keeper) the keeper keeps every credential alive, writes
+  // health.json and alerts, says so, and tries the port again until it is free. A service that
+  // exited instead would be restarted in a loop by its manager and keep nothing alive meanwhile.
   let http: KeeperHttpServer | undefined;
+  let httpRetry: NodeJS.Timeout | undefined;
+  let binding: Promise<void> | undefined;
+  let closed = false;
+  const listen = (): Promise<KeeperHttpServer> => startKeeperHttp(keeper, { host, port, allowRemote: o.allowRemote, token });
+  const retryMs = o.httpRetryMs ?? HTTP_RETRY_MS;
+  const retryBind = (): void => {
+    httpRetry = setTimeout(() => {
+      httpRetry = undefined;
+      binding = listen().then(
+        async (server) => {
+          if (closed) return server.close();
+          http = server;
+          log('info', 'http_listening', { url: server.url, message: `the port is free again; dashboard at ${server.url}/` });
+        },
+        (err: unknown) => {
+          if (closed) return;
+          if (isTransientListenError(err)) return retryBind();
+          log('error', 'http_unavailable', { message: `${(err as Error).message}; no more attempts (the keeper goes on without its HTTP server)` });
+        },
+      );
+    }, retryMs);
+    httpRetry.unref();
+  };
   if (!o.once) {
     try {
-      http = await startKeeperHttp(keeper, { host, port, allowRemote: o.allowRemote, token });
+      http = await listen();
     } catch (err) {
-      await keeper.stop(0);
-      await lock.release();
-      throw err;
+      if (!isTransientListenError(err)) {
+        await keeper.stop(0);
+        await lock.release();
+        throw err;
+      }
+      log('error', 'http_unavailable', {
+        message:
+          `${(err as Error).message} The keeper runs on without its dashboard, /metrics and /readyz — refresh-ahead, probes, ` +
+          `health.json and alerts go on — and tries the port again every ${Math.round(retryMs / 1000)} s.`,
+      });
+      retryBind();
     }
   }
 
@@ -158,6 +198,9 @@ export async function startKeeperDaemon(o: KeeperDaemonOptions): Promise<KeeperD
   const stop = (code = 0): Promise<number> => {
     stopping ??= (async () => {
       log('info', 'stopping', { message: 'finishing the work in progress, saving state, releasing the lock' });
+      closed = true;
+      if (httpRetry) clearTimeout(httpRetry);
+      await binding;
       await Promise.all([keeper.stop(), http?.close()]);
       await lock.release();
       const exit = lostLock ? 1 : code;
@@ -180,7 +223,7 @@ export async function startKeeperDaemon(o: KeeperDaemonOptions): Promise<KeeperD
     url: http?.url,
     remote: http?.remote ?? false,
     alerts: [alerts.webhook ? 'webhook' : '', alerts.uptimeKumaPushUrl ? 'uptime_kuma' : '', 'log'].filter(Boolean),
-    message: http ? `keeper running; dashboard at ${http.url}/` : 'keeper running one cycle',
+    message: o.once ? 'keeper running one cycle' : http ? `keeper running; dashboard at ${http.url}/` : 'keeper running; no dashboard until the port is free',
   });
 
   if (o.once) {
@@ -194,5 +237,13 @@ export async function startKeeperDaemon(o: KeeperDaemonOptions): Promise<KeeperD
     return { keeper, http, done: Promise.resolve(code), once, stop: async () => code };
   }
   keeper.start();
-  return { keeper, http, done, once: undefined, stop };
+  return {
+    keeper,
+    get http() {
+      return http;
+    },
+    done,
+    once: undefined,
+    stop,
+  };
 }

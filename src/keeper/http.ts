@@ -318,24 +318,37 @@ function send(req: IncomingMessage, res: ServerResponse, reply: Reply): void {
   res.end(req.method === 'HEAD' || reply.status === 304 ? undefined : body);
 }
 
+/** The listen error (its `cause` carries the errno `code`, see {@link isTransientListenError}). */
 function listenError(err: NodeJS.ErrnoException, host: string, port: number): Error {
   const where = `${host}:${port}`;
+  const o = { exitCode: 1, cause: err } as const;
   switch (err.code) {
     case 'EADDRINUSE':
       return new LatchkeyError(
         'LK_KEEPER',
-        `port ${port} on ${host} is already in use (another keeper, or another program, is listening on ${where}). Nothing was changed. ` +
+        `port ${port} on ${host} is already in use (another keeper, or another program, is listening on ${where}). ` +
           'Choose another port with --port <n> (or keeper.port in the config), or stop whatever holds it.',
-        { exitCode: 1 },
+        o,
       );
     case 'EACCES':
-      return new LatchkeyError('LK_KEEPER', `not allowed to listen on ${where} (ports below 1024 need privileges); choose another with --port`, { exitCode: 1 });
+      return new LatchkeyError('LK_KEEPER', `not allowed to listen on ${where} (ports below 1024 need privileges); choose another with --port`, o);
     case 'EADDRNOTAVAIL':
-      return new LatchkeyError('LK_KEEPER', `cannot listen on ${where}: no network interface has the address ${host}`, { exitCode: 1 });
+      return new LatchkeyError('LK_KEEPER', `cannot listen on ${where}: no network interface has the address ${host} (yet)`, o);
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
-      return new LatchkeyError('LK_KEEPER', `cannot listen on ${where}: the host name ${host} does not resolve`, { exitCode: 1 });
+      return new LatchkeyError('LK_KEEPER', `cannot listen on ${where}: the host name ${host} does not resolve`, o);
     default:
-      return new LatchkeyError('LK_KEEPER', `cannot listen on ${where}: ${err.message}`, { exitCode: 1 });
+      return new LatchkeyError('LK_KEEPER', `cannot listen on ${where}: ${err.message}`, o);
   }
+}
+
+/**
+ * A bind failure that can go away by itself: the port is held by someone else for now, or the
+ * interface is not up yet (a service started at boot). The keeper runs on without its HTTP
+ * server and tries again; anything else (no permission, a host that does not resolve) is a
+ * configuration error.
+ */
+export function isTransientListenError(err: unknown): boolean {
+  const code = err instanceof LatchkeyError ? (err.cause as NodeJS.ErrnoException | undefined)?.code : undefined;
+  return code === 'EADDRINUSE' || code === 'EADDRNOTAVAIL';
 }

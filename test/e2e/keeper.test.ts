@@ -224,19 +224,21 @@ test('SIGTERM mid-cycle: the keeper finishes its write, releases the lock, close
   await assert.rejects(fetch(`${String(started.url)}/livez`), 'server closed');
 });
 
-test('a port already in use: clear message naming it, exit 1, nothing written, lock released', async (t) => {
+test('a port already in use: the keeper says so, keeps checking without its dashboard, and stops cleanly (SIGTERM, lock released)', async (t) => {
   const h = await homeWith({ ok: { token: { secret: 'env:TOK' }, probe: { url: api.url('/ok') } } });
   t.after(() => h.cleanup());
   const blocker = createServer();
   await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
   t.after(() => new Promise<void>((r) => blocker.close(() => r())));
   const port = (blocker.address() as AddressInfo).port;
-  const k = KeeperProcess.start(['--port', String(port)], { LATCHKEY_HOME: h.home, TOK: 't' });
-  const r = await k.exited;
-  assert.equal(r.code, 1);
-  assert.match(k.stderr, new RegExp(`latchkey: port ${port} on 127.0.0.1 is already in use`));
-  assert.ok(!existsSync(join(h.home, 'health.json')));
-  assert.ok(!existsSync(join(h.home, 'keeper-state.json')));
+  const k = KeeperProcess.start(['--port', String(port), '--interval', '1'], { LATCHKEY_HOME: h.home, TOK: 't' });
+  t.after(() => k.kill());
+  const down = await k.waitFor((e) => e.event === 'http_unavailable');
+  assert.match(String(down.message), new RegExp(`port ${port} on 127.0.0.1 is already in use.*--port`));
+  await k.waitFor((e) => e.event === 'cycle' && Number(e.cycle) >= 2, 10_000);
+  assert.ok(existsSync(join(h.home, 'health.json')), 'the report is written without the server');
+  k.child.kill('SIGTERM');
+  assert.equal((await k.exited).code, 0);
   assert.ok(!existsSync(join(h.home, 'locks', 'keeper.lock')));
 });
 

@@ -239,3 +239,44 @@ test('the library entry point opens a keeper lazily (openKeeper)', async (t) => 
   assert.equal(s.counts.ok, 1);
   await k.stop();
 });
+
+test('a port already in use: the keeper keeps every source checked without its server, says so, and binds once the port is free', async (t) => {
+  const w = await world(t, ['ok']);
+  const { createServer } = await import('node:net');
+  const { startKeeperDaemon } = await import('../../src/keeper/daemon.js');
+  const blocker = createServer();
+  await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+  const port = (blocker.address() as { port: number }).port;
+  let text = '';
+  const log = jsonLineLog({ write: (c: string) => (text += c) }, w.clock);
+  const events = (name: string): Array<Record<string, unknown>> =>
+    text.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.event === name);
+  const d = await startKeeperDaemon({ home: w.h.home, env: { TOK: TOKEN }, log, port, intervalSeconds: 1, httpRetryMs: 50 });
+  t.after(() => d.stop());
+  assert.equal(d.http, undefined);
+  const down = events('http_unavailable')[0];
+  assert.match(String(down?.message), new RegExp(`port ${port} on 127.0.0.1 is already in use.*--port.*runs on without its dashboard.*tries the port again`));
+  while (events('cycle').length === 0) await new Promise((r) => setTimeout(r, 20));
+  assert.equal((await readJson(join(w.h.home, 'health.json'))).sources !== undefined, true, 'health.json is written without the server');
+  await new Promise<void>((r) => blocker.close(() => r()));
+  const server = (): { port: number; url: string } | undefined => d.http;
+  while (!server()) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(server()?.port, port);
+  assert.equal(events('http_listening').length, 1);
+  assert.equal((await fetch(`${server()?.url}/livez`)).status, 200);
+  assert.equal(await d.stop(), 0);
+});
+
+test('a keeper stopped while its port is still taken stops cleanly (no late bind)', async (t) => {
+  const w = await world(t, ['ok']);
+  const { createServer } = await import('node:net');
+  const { startKeeperDaemon } = await import('../../src/keeper/daemon.js');
+  const blocker = createServer();
+  await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => blocker.close(() => r())));
+  const port = (blocker.address() as { port: number }).port;
+  const d = await startKeeperDaemon({ home: w.h.home, env: { TOK: TOKEN }, log: () => undefined, port, intervalSeconds: 1, httpRetryMs: 10 });
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(await d.stop(), 0);
+  assert.equal(d.http, undefined);
+});
