@@ -125,6 +125,8 @@ export class Keeper {
   readonly #stop = new AbortController();
   #state: KeeperStateFile;
   #serial: Promise<unknown> = Promise.resolve();
+  /** Manual probes queued but not started, by source (`*` = all): see {@link probeNow}. */
+  readonly #waitingProbes = new Map<string, Promise<HealthReport>>();
   #timer: NodeJS.Timeout | undefined;
   #configStamp: string | undefined;
   #report: HealthReport;
@@ -261,7 +263,15 @@ export class Keeper {
     if (source !== undefined && !this.#lk.config.sources.has(source)) {
       return Promise.reject(new LatchkeyError('LK_UNKNOWN_SOURCE', `unknown source "${source}"`));
     }
-    return this.#enqueue(async () => {
+    // Requests that arrive while the same probe is still waiting its turn share it: a dashboard
+    // left open on several phones, or a "probe all" button pressed ten times, must not turn into
+    // ten rounds of calls to every upstream API (their rate limits are the operator's).
+    const key = source ?? '*';
+    const waiting = this.#waitingProbes.get(key) ?? this.#waitingProbes.get('*');
+    if (waiting) return waiting;
+    const run = this.#enqueue(async () => {
+      // From here on, a new request may want a fresher answer than this one: it queues its own.
+      this.#waitingProbes.delete(key);
       if (this.stopping) return this.#report;
       const names = source === undefined ? [...this.#lk.config.sources.keys()] : [source];
       const changes: StateChange[] = [];
@@ -273,6 +283,8 @@ export class Keeper {
       this.log('info', 'probe_now', { sources: source === undefined ? ['*'] : [source], changes: changes.length });
       return this.#report;
     });
+    this.#waitingProbes.set(key, run);
+    return run;
   }
 
   /** Starts the loop: a cycle now, then every interval ± 10 %. */

@@ -280,3 +280,20 @@ test('a keeper stopped while its port is still taken stops cleanly (no late bind
   assert.equal(await d.stop(), 0);
   assert.equal(d.http, undefined);
 });
+
+test('manual probes that wait for their turn are shared: ten "probe all" presses during a cycle cost one more round, not ten', async (t) => {
+  const w = await world(t, ['ok', 'html']);
+  const k = await w.open();
+  t.after(() => k.stop());
+  const cycle = k.runCycle();
+  const presses = Array.from({ length: 10 }, () => k.probeNow());
+  const single = k.probeNow('ok'); // covered by the waiting "all" probe
+  await cycle;
+  const reports = await Promise.all([...presses, single]);
+  assert.ok(reports.every((r) => r === reports[0]), 'every caller gets the same fresh report');
+  assert.equal(w.api.requestsTo('/ok').length, 2, 'one cycle + one shared manual round');
+  assert.equal(w.api.requestsTo('/html').length, 2);
+  // Once a probe has started, a new request queues a fresh one (it may want a newer answer).
+  await k.probeNow('ok');
+  assert.equal(w.api.requestsTo('/ok').length, 3);
+});
