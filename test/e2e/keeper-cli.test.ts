@@ -36,11 +36,12 @@ test('latchkey health: a table from the keeper report (exit 4 when action is nee
   assert.equal(report.sources.bad?.status, 'action_required');
   assert.equal(report.sources.good?.status, 'ok');
 
-  // A corrupt report is named, not crashed on.
+  // A corrupt report is named, not crashed on: the answer comes from a live pre-flight instead.
   await writeFile(join(h.home, 'health.json'), '{ nope');
   const corrupt = await runCli(['health'], { env });
-  assert.equal(corrupt.code, 1);
-  assert.match(corrupt.stderr, /health\.json is not valid JSON \(the keeper rewrites it on its next cycle\)/);
+  assert.equal(corrupt.code, 4);
+  assert.match(corrupt.stdout, /live pre-flight: the keeper report is unusable \(.*health\.json is not valid JSON \(the keeper rewrites it on its next cycle\)\)/);
+  assert.match(corrupt.stdout, /bad\s+action_required/);
 
   assert.equal((await runCli(['health', 'extra'], { env })).code, 1);
 });

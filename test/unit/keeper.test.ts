@@ -316,6 +316,17 @@ test('health table: aligned columns, colour only on a TTY and never with NO_COLO
   assert.equal(useColour({ ...io({}), stdout: process.stdout.isTTY ? ({} as NodeJS.WritableStream) : process.stdout }), false);
 });
 
+test('health table: text from upstreams or a hand-edited report cannot put escape sequences on the terminal', () => {
+  const hostile = { ...verdict('action_required'), message: 'invalid_grant\x1b]0;pwned\x07\x1b[2J\nline two\u009b31m', fix: 'latchkey login x\r\x1b[K' };
+  const report = buildHealthReport([['x', applyVerdict('x', emptySourceState(), hostile, 16).next]], Date.parse('2030-01-01T00:00:00Z'), 300);
+  const out = formatHealthTable({ from: 'keeper', report, note: 'note \x1b[31m', stale: false }, Date.parse('2030-01-01T00:00:10Z'), false);
+  // eslint-disable-next-line no-control-regex
+  assert.doesNotMatch(out.replace(/\n/g, ''), /[\u0000-\u001f\u007f-\u009f]/, 'no control character but the line breaks of the table');
+  assert.equal(out.trimEnd().split('\n').length, 3, 'note, header, one row: the message did not add a line');
+  assert.match(out, /latchkey login x/);
+  assert.match(out, /invalid_grant \]0;pwned \[2J line two 31m/);
+});
+
 // --- single instance --------------------------------------------------------------------------
 
 test('single instance: a second keeper is refused (naming the holder) or stands by until the first releases', async (t) => {

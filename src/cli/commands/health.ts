@@ -44,23 +44,37 @@ function relative(ms: number): string {
   return ms >= 0 ? `in ${text}` : `${text} ago`;
 }
 
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g;
+
+/**
+ * One table cell or note as plain text. Messages carry text from upstreams (an IdP's
+ * `error_description`, an API's answer) and health.json can be edited by hand: an escape
+ * sequence in them must not reach the terminal, where it could rewrite the screen or the title.
+ */
+export function terminalSafe(text: string): string {
+  return text.replace(CONTROL, ' ');
+}
+
 /** The table, padded before colouring so the columns line up either way. */
 export function formatHealthTable(view: HealthView, now: number, colour: boolean): string {
   const c = (code: string, text: string): string => (colour ? `${code}${text}${RESET}` : text);
   const entries = Object.entries(view.report.sources).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  const lines: string[] = [c(DIM, view.note)];
+  const lines: string[] = [c(DIM, terminalSafe(view.note))];
   if (entries.length === 0) return `${lines.join('\n')}\nno sources configured (latchkey add <source> ...)\n`;
   const header = ['SOURCE', 'STATUS', 'AUTH', 'EXPIRES', 'LAST OK', 'FAILS', 'LATENCY', 'WHAT TO DO'];
-  const rows = entries.map(([name, s]) => [
-    name,
-    s.status,
-    s.authPath ?? '-',
-    s.expiresAt ? relative(Date.parse(s.expiresAt) - now) : '-',
-    s.lastOkAt ? relative(Date.parse(s.lastOkAt) - now) : 'never',
-    String(s.consecutiveFailures ?? 0),
-    typeof s.latencyMs === 'number' ? `${Math.round(s.latencyMs)}ms` : '-',
-    s.status === 'ok' ? '' : s.fix ? `${s.fix}  (${s.message})` : s.message,
-  ]);
+  const rows = entries.map(([name, s]) =>
+    [
+      name,
+      s.status,
+      s.authPath ?? '-',
+      s.expiresAt ? relative(Date.parse(s.expiresAt) - now) : '-',
+      s.lastOkAt ? relative(Date.parse(s.lastOkAt) - now) : 'never',
+      String(s.consecutiveFailures ?? 0),
+      typeof s.latencyMs === 'number' ? `${Math.round(s.latencyMs)}ms` : '-',
+      s.status === 'ok' ? '' : s.fix ? `${s.fix}  (${s.message})` : s.message,
+    ].map((cell) => terminalSafe(String(cell))),
+  );
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
   const pad = (cells: string[]): string[] => cells.map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] as number)));
   lines.push(pad(header).join('  '));
@@ -93,7 +107,7 @@ export function reportFromPreflight(pre: PreflightReport, now: number, intervalS
   return { generatedAt: new Date(now).toISOString(), intervalSeconds, sources };
 }
 
-async function livePreflight(io: CliIO): Promise<HealthView> {
+async function livePreflight(io: CliIO, unreadable?: string): Promise<HealthView> {
   const { openLatchkey } = await import('../../latchkey.js');
   const lk = await openLatchkey({ env: io.env });
   try {
@@ -102,7 +116,9 @@ async function livePreflight(io: CliIO): Promise<HealthView> {
     return {
       from: 'live',
       report: reportFromPreflight(pre, Date.now()),
-      note: `live pre-flight (no keeper report at ${lk.paths.health}; start one with \`latchkey keeper\`)`,
+      note: unreadable
+        ? `live pre-flight: the keeper report is unusable (${unreadable})`
+        : `live pre-flight (no keeper report at ${lk.paths.health}; start one with \`latchkey keeper\`)`,
       stale: false,
     };
   } finally {
@@ -110,10 +126,20 @@ async function livePreflight(io: CliIO): Promise<HealthView> {
   }
 }
 
-async function loadView(io: CliIO, allowLive: boolean): Promise<HealthView | undefined> {
+/**
+ * The keeper's report as a view; `{ missing }` when there is none, or when it cannot be used
+ * (deleted or corrupted by hand: the keeper rewrites it at its next cycle) — the caller then
+ * probes live rather than failing: the operator still wants to know what works.
+ */
+async function loadView(io: CliIO): Promise<HealthView | { missing: true; unreadable?: string }> {
   const path = homePaths(latchkeyHome(io.env)).health;
-  const report = await readHealthReport(path);
-  if (!report) return allowLive ? livePreflight(io) : undefined;
+  let report: HealthReport | undefined;
+  try {
+    report = await readHealthReport(path);
+  } catch (err) {
+    return { missing: true, unreadable: (err as Error).message };
+  }
+  if (!report) return { missing: true };
   const now = Date.now();
   const stale = isReportStale(report, now);
   const age = relative(Date.parse(report.generatedAt) - now);
@@ -132,7 +158,8 @@ export const command: Command = {
     const render = (view: HealthView): string =>
       values.json ? `${JSON.stringify(view.report, null, values.watch ? undefined : 2)}\n` : formatHealthTable(view, Date.now(), useColour(io));
     if (!values.watch) {
-      const view = (await loadView(io, true)) as HealthView;
+      const found = await loadView(io);
+      const view = 'missing' in found ? await livePreflight(io, found.unreadable) : found;
       io.stdout.write(render(view));
       if (view.stale && !values.json) io.stderr.write('latchkey: the keeper report is stale; the table may be out of date\n');
       return exitCodeFor(Object.values(view.report.sources).map((s) => s.status));
@@ -147,10 +174,13 @@ export const command: Command = {
     process.once('SIGTERM', stop);
     try {
       while (!stopped) {
-        let view = await loadView(io, false).catch((err: unknown) => errorView(err));
-        if (!view) {
-          if (!live || Date.now() - live.at >= LIVE_REFRESH_MS) live = { view: await livePreflight(io), at: Date.now() };
+        const found = await loadView(io).catch((err: unknown) => errorView(err));
+        let view: HealthView;
+        if ('missing' in found) {
+          if (!live || Date.now() - live.at >= LIVE_REFRESH_MS) live = { view: await livePreflight(io, found.unreadable), at: Date.now() };
           view = live.view;
+        } else {
+          view = found;
         }
         const text = render(view);
         io.stdout.write(tty && !values.json ? `\x1b[H\x1b[2J${text}${DIM}refreshing every ${WATCH_MS / 1000}s — Ctrl-C to stop${RESET}\n` : text);
