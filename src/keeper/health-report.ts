@@ -3,6 +3,7 @@ import type { HealthStatus } from '../client/probe-types.js';
 import type { MethodName } from '../config/constants.js';
 import { LatchkeyError, type OperatorAction } from '../errors.js';
 import { writeFileAtomic } from '../store/atomic-file.js';
+import { jsonLineBytes } from './json-bytes.js';
 import type { ProbeSample, SourceKeeperState } from './state.js';
 
 /**
@@ -113,8 +114,9 @@ export class HealthReportWriter {
   }
 }
 
-export function serializeHealthReport(report: HealthReport): string {
-  return `${JSON.stringify(report)}\n`;
+/** The bytes of `health.json` (one line of JSON): what is written and what `/api/health` sends. */
+export function serializeHealthReport(report: HealthReport): Buffer {
+  return jsonLineBytes(report);
 }
 
 const STATUSES: ReadonlySet<string> = new Set(['ok', 'expiring', 'degraded', 'unreachable', 'action_required']);

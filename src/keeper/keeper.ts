@@ -181,11 +181,11 @@ export class Keeper {
     this.#syncSources();
     // Until the first cycle: what the last run knew, dated when it was saved.
     this.#report = buildHealthReport(this.#sourceEntries(), Date.parse(state.savedAt), this.settings.intervalSeconds);
-    this.#reportBytes = Buffer.from(serializeHealthReport(this.#report));
+    this.#reportBytes = serializeHealthReport(this.#report);
     this.#readiness = this.#computeReadiness();
     this.#readinessBytes = Buffer.from(JSON.stringify(this.#readiness));
     for (const [name, s] of this.#sourceEntries()) {
-      if (s.status) this.metrics.setSource(name, s.status, s.expiresAt, s.consecutiveFailures, lk.clock.now());
+      if (s.status) this.metrics.setSource(name, s.status, s.expiresAt, s.consecutiveFailures);
     }
   }
 
@@ -440,7 +440,7 @@ export class Keeper {
     }
     this.#state.sources[name] = next;
     this.metrics.recordProbe(name, verdict.status, verdict.authPath, verdict.latencyMs);
-    this.metrics.setSource(name, verdict.status, verdict.expiresAt, next.consecutiveFailures, lk.clock.now());
+    this.metrics.setSource(name, verdict.status, verdict.expiresAt, next.consecutiveFailures);
     return change;
   }
 
@@ -457,7 +457,7 @@ export class Keeper {
       this.log('error', 'state_save_failed', { message });
     }
     this.#report = buildHealthReport(this.#sourceEntries(), now, this.settings.intervalSeconds);
-    this.#reportBytes = Buffer.from(serializeHealthReport(this.#report));
+    this.#reportBytes = serializeHealthReport(this.#report);
     await this.#writeReport(why);
     this.#readiness = this.#computeReadiness();
     this.#readinessBytes = Buffer.from(JSON.stringify(this.#readiness));

@@ -9,6 +9,19 @@ import type { HealthStatus } from '../client/probe-types.js';
  * Cardinality stays bounded: per-source series are gauges and counters (one series per source,
  * or per source × a handful of outcomes); the latency histogram is labelled by auth path only.
  */
+const STATUSES = ['ok', 'expiring', 'degraded', 'unreachable', 'action_required'] as const satisfies readonly HealthStatus[];
+
+function isUp(status: HealthStatus): boolean {
+  return status === 'ok' || status === 'expiring';
+}
+
+interface SourceValues {
+  status: HealthStatus;
+  failures: number;
+  /** ms epoch; undefined when unknown. */
+  expiresAt: number | undefined;
+}
+
 export class KeeperMetrics {
   readonly registry = new Registry();
   readonly #up: Gauge<'source'>;
@@ -23,35 +36,46 @@ export class KeeperMetrics {
   readonly #lastCycle: Gauge;
   readonly #reportWrites: Counter;
   readonly #alerts: Counter<'channel' | 'outcome'>;
-  /** The last values written per source (so unchanged gauges are not rewritten). */
-  readonly #known = new Map<string, { status: HealthStatus; failures: number }>();
+  /** Per-source values as the keeper last reported them (cheap to update every probe). */
+  readonly #wanted = new Map<string, SourceValues>();
+  /** What the prom-client gauges hold (updated from `#wanted` at scrape time). */
+  readonly #applied = new Map<string, SourceValues>();
+  /** Sources whose wanted values changed (or that were dropped) since the last scrape. */
+  readonly #dirty = new Set<string>();
   readonly #expiries = new Map<string, number>();
   readonly #now: () => number;
 
   constructor(now: () => number = Date.now) {
     this.#now = now;
     const registers = [this.registry];
-    this.#up = new Gauge({ name: 'latchkey_source_up', help: '1 when the source is usable (ok or expiring), else 0', labelNames: ['source'], registers });
+    // The per-source gauges are brought up to date when scraped, not when probed: every
+    // prom-client `set` hashes its labels, which for 1,000 sources × 8 series was a large share
+    // of a cycle's garbage, and a keeper nobody scrapes should not pay for it at all.
+    const sync = (): void => this.#sync();
+    this.#up = new Gauge({ name: 'latchkey_source_up', help: '1 when the source is usable (ok or expiring), else 0', labelNames: ['source'], registers, collect: sync });
     this.#status = new Gauge({
       name: 'latchkey_source_status',
       help: '1 for the current health status of the source',
       labelNames: ['source', 'status'],
       registers,
+      collect: sync,
     });
     const expiries = this.#expiries;
     const clockNow = this.#now;
-    this.#expiry = new Gauge({
+    const expiry: Gauge<'source'> = new Gauge({
       name: 'latchkey_source_expiry_seconds',
       help: 'Seconds until the credential in use expires (negative when expired; absent when unknown)',
       labelNames: ['source'],
       registers,
       // Computed at scrape time, so the countdown is right between cycles too.
       collect() {
+        sync();
         const t = clockNow();
-        for (const [source, at] of expiries) this.set({ source }, Math.round((at - t) / 1000));
+        for (const [source, at] of expiries) expiry.set({ source }, Math.round((at - t) / 1000));
       },
     });
-    this.#failures = new Gauge({ name: 'latchkey_source_consecutive_failures', help: 'Failed checks in a row', labelNames: ['source'], registers });
+    this.#expiry = expiry;
+    this.#failures = new Gauge({ name: 'latchkey_source_consecutive_failures', help: 'Failed checks in a row', labelNames: ['source'], registers, collect: sync });
     this.#refreshes = new Counter({
       name: 'latchkey_refreshes_total',
       help: 'Token refresh attempts by outcome (refreshed, adopted, fail_open, invalid_grant, revoked, rejected)',
@@ -97,42 +121,58 @@ export class KeeperMetrics {
     if (status !== 'ok' && status !== 'expiring') this.#probeFailures.inc({ source, outcome: status });
   }
 
-  /**
-   * Sets the per-source gauges from the current state. Only what changed is written: each
-   * prom-client `set` hashes its labels, and eight of them per probe were a measurable share of
-   * a 1,000-source cycle's allocations.
-   */
-  setSource(source: string, status: HealthStatus, expiresAt: string | null, consecutiveFailures: number, now: number): void {
-    const last = this.#known.get(source);
-    if (last?.status !== status) {
-      const up = status === 'ok' || status === 'expiring' ? 1 : 0;
-      if (!last || (last.status === 'ok' || last.status === 'expiring' ? 1 : 0) !== up) this.#up.set({ source }, up);
-      for (const s of ['ok', 'expiring', 'degraded', 'unreachable', 'action_required'] as const) {
-        if (!last || s === status || s === last.status) this.#status.set({ source, status: s }, s === status ? 1 : 0);
-      }
-    }
-    if (last?.failures !== consecutiveFailures) this.#failures.set({ source }, consecutiveFailures);
-    this.#known.set(source, { status, failures: consecutiveFailures });
+  /** Records a source's current state for the per-source gauges (applied at the next scrape). */
+  setSource(source: string, status: HealthStatus, expiresAt: string | null, consecutiveFailures: number): void {
     const exp = expiresAt ? Date.parse(expiresAt) : Number.NaN;
-    if (Number.isNaN(exp)) {
-      if (this.#expiries.delete(source)) this.#expiry.remove({ source });
-    } else if (this.#expiries.get(source) !== exp) {
-      this.#expiries.set(source, exp);
-      this.#expiry.set({ source }, Math.round((exp - now) / 1000));
-    }
+    const next: SourceValues = { status, failures: consecutiveFailures, expiresAt: Number.isNaN(exp) ? undefined : exp };
+    const last = this.#wanted.get(source);
+    if (last && last.status === next.status && last.failures === next.failures && last.expiresAt === next.expiresAt) return;
+    this.#wanted.set(source, next);
+    this.#dirty.add(source);
   }
 
   /** Drops the series of sources no longer in the config. */
   retainSources(names: ReadonlySet<string>): void {
-    for (const source of this.#known.keys()) {
+    for (const source of this.#wanted.keys()) {
       if (names.has(source)) continue;
-      this.#known.delete(source);
-      this.#up.remove({ source });
-      this.#expiries.delete(source);
-      this.#expiry.remove({ source });
-      this.#failures.remove({ source });
-      for (const s of ['ok', 'expiring', 'degraded', 'unreachable', 'action_required']) this.#status.remove({ source, status: s });
+      this.#wanted.delete(source);
+      this.#dirty.add(source);
     }
+  }
+
+  /** Writes what changed since the last scrape into the gauges (only what changed). */
+  #sync(): void {
+    for (const source of this.#dirty) {
+      const want = this.#wanted.get(source);
+      const had = this.#applied.get(source);
+      if (!want) {
+        if (had) this.#removeSeries(source);
+        continue;
+      }
+      if (had?.status !== want.status) {
+        const up = isUp(want.status);
+        if (!had || isUp(had.status) !== up) this.#up.set({ source }, up ? 1 : 0);
+        for (const s of STATUSES) {
+          if (!had || s === want.status || s === had.status) this.#status.set({ source, status: s }, s === want.status ? 1 : 0);
+        }
+      }
+      if (had?.failures !== want.failures) this.#failures.set({ source }, want.failures);
+      if (want.expiresAt === undefined) {
+        if (this.#expiries.delete(source)) this.#expiry.remove({ source });
+      } else {
+        this.#expiries.set(source, want.expiresAt);
+      }
+      this.#applied.set(source, want);
+    }
+    this.#dirty.clear();
+  }
+
+  #removeSeries(source: string): void {
+    this.#applied.delete(source);
+    this.#up.remove({ source });
+    if (this.#expiries.delete(source)) this.#expiry.remove({ source });
+    this.#failures.remove({ source });
+    for (const s of STATUSES) this.#status.remove({ source, status: s });
   }
 
   recordCycle(durationMs: number, finishedAt: number): void {

@@ -185,6 +185,18 @@ test('state file: atomic round trip; a corrupt file is moved aside, never overwr
   assert.equal(partial.kind, 'loaded');
   assert.equal(partial.state.sources.b?.consecutiveFailures, 0);
   assert.deepEqual(partial.state.sources.b?.history, []);
+  // History: the last HISTORY_LIMIT valid samples, in order; unknown keys are not carried over.
+  const samples = Array.from({ length: HISTORY_LIMIT + 5 }, (_, i) => ({ at: `t${i}`, status: 'ok', latencyMs: i }));
+  samples[HISTORY_LIMIT + 2] = { at: 'bad', status: 'nope', latencyMs: 0 };
+  (samples[HISTORY_LIMIT + 3] as Record<string, unknown>).extra = 'x';
+  (samples[HISTORY_LIMIT + 4] as Record<string, unknown>).latencyMs = 'slow';
+  await writeFile(path, JSON.stringify({ version: 1, sources: { c: { status: 'ok', history: samples } } }));
+  const h = (await loadKeeperState(path)).state.sources.c?.history ?? [];
+  assert.equal(h.length, HISTORY_LIMIT);
+  assert.deepEqual(h.at(-1), { at: `t${HISTORY_LIMIT + 4}`, status: 'ok', latencyMs: null });
+  assert.deepEqual(h.at(-2), { at: `t${HISTORY_LIMIT + 3}`, status: 'ok', latencyMs: HISTORY_LIMIT + 3 });
+  assert.equal(h.at(-3)?.at, `t${HISTORY_LIMIT + 1}`, 'the invalid sample is skipped');
+  assert.equal(h[0]?.at, 't4');
 });
 
 // --- verdict ----------------------------------------------------------------------------------
@@ -376,7 +388,7 @@ test('metrics: per-keeper registry; the expiry countdown is computed at scrape t
   let now = Date.parse('2030-01-01T00:00:00Z');
   const m = new KeeperMetrics(() => now);
   const other = new KeeperMetrics(() => now);
-  m.setSource('hub', 'ok', '2030-01-01T00:10:00.000Z', 0, now);
+  m.setSource('hub', 'ok', '2030-01-01T00:10:00.000Z', 0);
   m.recordRefresh({ source: 'hub', outcome: 'refreshed', durationMs: 12 });
   m.recordProbe('hub', 'unreachable', 'oauth', 250);
   assert.match(await m.render(), /latchkey_source_expiry_seconds\{source="hub"\} 600/);
@@ -397,19 +409,19 @@ test('metrics: gauges written only on change still follow every transition (stat
   const now = Date.parse('2030-01-01T00:00:00Z');
   const m = new KeeperMetrics(() => now);
   const series = async (): Promise<string[]> => (await m.render()).split('\n').filter((l) => l.includes('source="hub"') && !l.startsWith('#')).sort();
-  m.setSource('hub', 'ok', '2030-01-01T00:10:00.000Z', 0, now);
+  m.setSource('hub', 'ok', '2030-01-01T00:10:00.000Z', 0);
   const first = await series();
-  m.setSource('hub', 'ok', '2030-01-01T00:10:00.000Z', 0, now);
+  m.setSource('hub', 'ok', '2030-01-01T00:10:00.000Z', 0);
   assert.deepEqual(await series(), first, 'an unchanged source exposes the same series');
-  m.setSource('hub', 'unreachable', null, 1, now);
+  m.setSource('hub', 'unreachable', null, 1);
   let text = (await series()).join('\n');
   assert.match(text, /latchkey_source_status\{source="hub",status="ok"\} 0/);
   assert.match(text, /latchkey_source_status\{source="hub",status="unreachable"\} 1/);
   assert.match(text, /latchkey_source_up\{source="hub"\} 0/);
   assert.match(text, /latchkey_source_consecutive_failures\{source="hub"\} 1/);
   assert.doesNotMatch(text, /latchkey_source_expiry_seconds/, 'an unknown expiry has no series');
-  m.setSource('hub', 'action_required', null, 2, now);
-  m.setSource('hub', 'expiring', '2030-01-01T00:01:00.000Z', 0, now);
+  m.setSource('hub', 'action_required', null, 2);
+  m.setSource('hub', 'expiring', '2030-01-01T00:01:00.000Z', 0);
   text = (await series()).join('\n');
   assert.equal((text.match(/latchkey_source_status\{[^}]*\} 1/g) ?? []).length, 1, 'exactly one status is 1');
   assert.match(text, /latchkey_source_status\{source="hub",status="expiring"\} 1/);
@@ -418,6 +430,6 @@ test('metrics: gauges written only on change still follow every transition (stat
   assert.match(text, /latchkey_source_consecutive_failures\{source="hub"\} 0/);
   assert.match(text, /latchkey_source_expiry_seconds\{source="hub"\} 60/);
   m.retainSources(new Set());
-  m.setSource('hub', 'ok', null, 0, now);
+  m.setSource('hub', 'ok', null, 0);
   assert.match((await series()).join('\n'), /latchkey_source_status\{source="hub",status="degraded"\} 0/, 'a source that comes back gets every series again');
 });
