@@ -34,6 +34,13 @@ export const SERVICE = {
   stderrLog: 'keeper.err.log',
   /** The CLI subcommand the service runs. */
   command: 'keeper',
+  /**
+   * Node options of the service's process. `--optimize-for-size` (a V8 option since long before
+   * Node 20; implies a 1 MB young generation and tighter heap growth) keeps a long-running keeper
+   * small: at 1,000 sources its peak resident set drops from ~125-145 MB to ~95 MB
+   * (bench/keeper-scale), at ~10 % more CPU for a cycle that waits on the network anyway.
+   */
+  nodeOptions: ['--optimize-for-size'],
   /** Seconds between a crash and the restart (systemd RestartSec=, launchd ThrottleInterval). */
   restartSec: 5,
   /** Seconds the keeper gets after SIGTERM to finish its write and release locks. */
@@ -112,12 +119,12 @@ function systemdEnvironment(name: string, value: string): string {
   return `Environment="${body}"`;
 }
 
-/** A systemd *user* unit running `<node> <cli> keeper [...args]`. */
+/** A systemd *user* unit running `<node> <node options> <cli> keeper [...args]`. */
 export function renderSystemdUnit(opts: RenderOptions): string {
   const execPath = absolutePath('the node binary path', opts.execPath);
   const cliPath = absolutePath('the CLI path', opts.cliPath);
   const home = absolutePath('LATCHKEY_HOME', resolve(opts.home));
-  const argv = [systemdQuoteExecutable(execPath), systemdQuoteArg(cliPath), SERVICE.command, ...(opts.args ?? []).map(systemdQuoteArg)];
+  const argv = [systemdQuoteExecutable(execPath), ...SERVICE.nodeOptions, systemdQuoteArg(cliPath), SERVICE.command, ...(opts.args ?? []).map(systemdQuoteArg)];
   return [
     '# Installed by `latchkey service install`; remove with `latchkey service uninstall`.',
     '[Unit]',
@@ -165,13 +172,13 @@ export function xmlEscape(value: string): string {
   return value.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
 }
 
-/** A launchd agent plist running `<node> <cli> keeper [...args]`. */
+/** A launchd agent plist running `<node> <node options> <cli> keeper [...args]`. */
 export function renderLaunchdPlist(opts: RenderOptions): string {
   const execPath = absolutePath('the node binary path', opts.execPath);
   const cliPath = absolutePath('the CLI path', opts.cliPath);
   const home = absolutePath('LATCHKEY_HOME', resolve(opts.home));
   const logs = join(home, SERVICE.logDir);
-  const argv = [execPath, cliPath, SERVICE.command, ...(opts.args ?? [])];
+  const argv = [execPath, ...SERVICE.nodeOptions, cliPath, SERVICE.command, ...(opts.args ?? [])];
   const s = (v: string): string => `<string>${xmlEscape(v)}</string>`;
   const k = (v: string): string => `<key>${xmlEscape(v)}</key>`;
   return [

@@ -286,7 +286,7 @@ test('systemd unit: required settings, quoting of spaces, quotes, % and $', () =
 
   const exec = unitValue(unit, 'ExecStart');
   assert.ok(!exec.replace(/%%/g, '').includes('%'), 'every % is doubled');
-  assert.deepEqual(parseExecStart(exec), [execPath, cliPath, 'keeper', '--interval', '60', 'a b']);
+  assert.deepEqual(parseExecStart(exec), [execPath, ...SERVICE.nodeOptions, cliPath, 'keeper', '--interval', '60', 'a b']);
 
   const env = unitValue(unit, 'Environment');
   assert.deepEqual(parseExecStart(env), [`LATCHKEY_HOME=${NASTY_HOME}`]);
@@ -364,7 +364,7 @@ test('launchd plist: well-formed XML with the right keys and exact values', () =
   const xml = renderLaunchdPlist(NASTY_PLIST);
   const p = parsePlist(xml);
   assert.equal(p.Label, SERVICE.launchdLabel);
-  assert.deepEqual(p.ProgramArguments, [NASTY_PLIST.execPath, NASTY_PLIST.cliPath, 'keeper', ...NASTY_PLIST.args]);
+  assert.deepEqual(p.ProgramArguments, [NASTY_PLIST.execPath, ...SERVICE.nodeOptions, NASTY_PLIST.cliPath, 'keeper', ...NASTY_PLIST.args]);
   assert.deepEqual(p.EnvironmentVariables, { LATCHKEY_HOME: NASTY_PLIST.home });
   assert.equal(p.RunAtLoad, true);
   assert.ok(p.KeepAlive === true || (typeof p.KeepAlive === 'object' && (p.KeepAlive as Record<string, Plist>).SuccessfulExit === false));
@@ -448,7 +448,7 @@ test('install on Linux writes a 0644 unit under XDG_CONFIG_HOME and enables it',
   assert.equal(statSync(s.unitPath).mode & 0o777, 0o644);
   const unit = readFileSync(s.unitPath, 'utf8');
   assert.equal(unit, r.content);
-  assert.deepEqual(parseExecStart(unitValue(unit, 'ExecStart')), [process.execPath, s.cliPath, 'keeper']);
+  assert.deepEqual(parseExecStart(unitValue(unit, 'ExecStart')), [process.execPath, ...SERVICE.nodeOptions, s.cliPath, 'keeper']);
   assert.deepEqual(calls.slice(0, 2).map(line), ['systemctl --user daemon-reload', `systemctl --user enable --now ${SERVICE.systemdUnit}`]);
   assert.match(r.message, /loginctl enable-linger tester/, 'warns that the service stops at logout without linger');
 
@@ -585,4 +585,10 @@ test('the default runner reports a missing command as 127, never throws', async 
   assert.equal(r.code, 127);
   const ok = await defaultRunCommand(process.execPath, ['-e', 'process.stdout.write("hi"); process.exit(3)']);
   assert.deepEqual([ok.code, ok.stdout], [3, 'hi']);
+});
+
+test('the node options written into the service are accepted by this node (a rejected option would keep the service from starting)', () => {
+  const r = spawnSync(process.execPath, [...SERVICE.nodeOptions, '-e', 'process.stdout.write("ok")'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, 'ok');
 });
