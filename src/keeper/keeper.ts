@@ -40,6 +40,10 @@ export const DEFAULT_INTERVAL_SECONDS = 300;
 export const DEFAULT_CONCURRENCY = 32;
 /** Per-source probe timeout: a stalled upstream is `unreachable` after this. */
 export const DEFAULT_PROBE_TIMEOUT_MS = 10_000;
+/** `/readyz` turns 503 when no cycle finished for this many intervals (plus the last cycle's length)… */
+const STALLED_INTERVALS = 2.5;
+/** …and never sooner than this. */
+const STALLED_FLOOR_MS = 60_000;
 
 export interface KeeperSettings {
   intervalSeconds: number;
@@ -226,12 +230,31 @@ export class Keeper {
     return this.#reportBytes;
   }
 
+  /**
+   * What `/readyz` answers. Computed with each cycle, and checked at each request for one more
+   * thing only the clock can tell: a keeper whose cycles stopped finishing (stuck on something)
+   * is not ready, however good its last report looked.
+   */
   get readiness(): Readiness {
-    return this.#readiness;
+    return this.#stalledReadiness()?.value ?? this.#readiness;
   }
 
   get readinessBytes(): Buffer {
-    return this.#readinessBytes;
+    return this.#stalledReadiness()?.bytes ?? this.#readinessBytes;
+  }
+
+  #stalledReadiness(): { value: Readiness; bytes: Buffer } | undefined {
+    const finished = this.stages.schedule.lastCycleFinishedAt;
+    if (this.#cyclesThisRun === 0 || this.stopping || finished === null) return undefined;
+    const age = this.clock.now() - Date.parse(finished);
+    const allowed = Math.max(STALLED_INTERVALS * this.settings.intervalSeconds * 1000, STALLED_FLOOR_MS) + (this.stages.schedule.lastCycleMs ?? 0);
+    if (!(age > allowed)) return undefined;
+    const value: Readiness = {
+      ...this.#readiness,
+      ready: false,
+      reason: `no cycle has finished for ${formatDuration(age)} (one is due every ${this.settings.intervalSeconds} s): the keeper is stuck; see its log`,
+    };
+    return { value, bytes: Buffer.from(JSON.stringify(value)) };
   }
 
   /** The persisted per-source state (a copy). */

@@ -297,3 +297,23 @@ test('manual probes that wait for their turn are shared: ten "probe all" presses
   await k.probeNow('ok');
   assert.equal(w.api.requestsTo('/ok').length, 3);
 });
+
+test('/readyz data: a keeper whose cycles stopped finishing is not ready, whatever its last report said', async (t) => {
+  const w = await world(t, ['ok']);
+  const k = await w.open({ intervalSeconds: 60 });
+  t.after(() => k.stop());
+  await k.runCycle();
+  assert.equal(k.readiness.ready, true);
+  w.clock.advance(140_000); // within 2.5 intervals
+  assert.equal(k.readiness.ready, true);
+  w.clock.advance(20_000);
+  assert.equal(k.readiness.ready, false);
+  assert.match(k.readiness.reason, /no cycle has finished for \d+ min .*stuck/);
+  const body = JSON.parse(k.readinessBytes.toString('utf8')) as { ready: boolean; reason: string };
+  assert.equal(body.ready, false);
+  assert.match(body.reason, /stuck/);
+  await k.runCycle();
+  assert.equal(k.readiness.ready, true, 'ready again once a cycle finishes');
+  w.clock.advance(-3_600_000); // a clock set back is not "stuck"
+  assert.equal(k.readiness.ready, true);
+});

@@ -20,7 +20,9 @@ export const command: Command = {
     '  --once           one cycle (write health.json, send alerts), no HTTP server; exit 0/3/4 like preflight',
     '  --standby        if another keeper runs for this LATCHKEY_HOME, wait and take over when it stops',
     '  --allow-remote   serve on a non-loopback --host; needs --token <env:NAME|file:/path|keyring:svc/acct>',
-    'Logs: one JSON object per line on stderr. Stop with Ctrl-C or SIGTERM (finishes the write in progress).',
+    'Logs: one JSON object per line on stderr. Stop with Ctrl-C, SIGTERM or SIGHUP (finishes the write in progress).',
+    'A port in use does not stop it: it keeps every source alive without its dashboard and retries the port.',
+    'Smallest footprint (what `latchkey service install` runs): node --optimize-for-size <path of latchkey> keeper',
   ].join('\n'),
   async run(args, io) {
     const { values, positionals } = parseArgs({
@@ -59,6 +61,8 @@ export const command: Command = {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    // A closed terminal (SSH session dropped) stops the keeper cleanly too, instead of killing it mid-write.
+    process.on('SIGHUP', onSignal);
     try {
       let daemon;
       try {
@@ -90,6 +94,7 @@ export const command: Command = {
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      process.off('SIGHUP', onSignal);
     }
   },
 };
