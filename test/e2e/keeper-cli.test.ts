@@ -103,3 +103,20 @@ test('remote mode through the CLI: --allow-remote with a token reference; data n
   k.child.kill('SIGTERM');
   assert.equal((await k.exited).code, 0);
 });
+
+test('--token on loopback: a shared machine can require the bearer token there too', async (t) => {
+  const h = await makeHome({ version: 1, sources: {} });
+  t.after(() => h.cleanup());
+  const token = 'loopback-token-0123456789abcdef';
+  const k = KeeperProcess.start(['--port', '0', '--token', 'env:KEEPER_TOKEN', '--interval', '60'], { LATCHKEY_HOME: h.home, KEEPER_TOKEN: token });
+  t.after(() => k.kill());
+  const started = await k.waitFor((e) => e.event === 'started');
+  assert.equal(started.remote, false);
+  const base = String(started.url);
+  assert.equal((await fetch(`${base}/api/health`)).status, 401);
+  assert.equal((await fetch(`${base}/readyz`)).status, 401);
+  assert.equal((await fetch(`${base}/api/health`, { headers: { authorization: `Bearer ${token}` } })).status, 200);
+  assert.equal((await fetch(`${base}/`)).status, 200, 'the page itself holds no data');
+  k.child.kill('SIGTERM');
+  assert.equal((await k.exited).code, 0);
+});

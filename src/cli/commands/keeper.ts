@@ -19,7 +19,10 @@ export const command: Command = {
     'Defaults come from the config\'s "keeper" section, else: --interval 300, --port 7878, --host 127.0.0.1.',
     '  --once           one cycle (write health.json, send alerts), no HTTP server; exit 0/3/4 like preflight',
     '  --standby        if another keeper runs for this LATCHKEY_HOME, wait and take over when it stops',
-    '  --allow-remote   serve on a non-loopback --host; needs --token <env:NAME|file:/path|keyring:svc/acct>',
+    '  --allow-remote   serve on a non-loopback --host; needs --token',
+    '  --token <ref>    require Authorization: Bearer <token> on every data route (env:NAME, file:/path or',
+    '                   keyring:service/account); mandatory with --allow-remote, and worth it on loopback too',
+    '                   on a machine shared with other users (any local user can reach 127.0.0.1)',
     'Logs: one JSON object per line on stderr. Stop with Ctrl-C, SIGTERM or SIGHUP (finishes the write in progress).',
     'A port in use does not stop it: it keeps every source alive without its dashboard and retries the port.',
     'Smallest footprint (what `latchkey service install` runs): node --optimize-for-size <path of latchkey> keeper',
@@ -41,7 +44,6 @@ export const command: Command = {
       },
     });
     if (positionals.length) throw usageError(`unexpected argument "${positionals[0]}"; usage: latchkey keeper [options]`);
-    if (values.token && !values['allow-remote']) throw usageError('--token is used with --allow-remote (on loopback no token is needed)');
     const { startKeeperDaemon } = await import('../../keeper/daemon.js');
     const { jsonLineLog } = await import('../../keeper/log.js');
     const log = jsonLineLog(io.stderr, systemClock);
