@@ -4,8 +4,9 @@ import { chmod, mkdir, readFile, unlink } from 'node:fs/promises';
 import { homedir, userInfo } from 'node:os';
 import { dirname, isAbsolute, join, normalize, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readConfigText } from '../config/load.js';
 import { LatchkeyError } from '../errors.js';
-import { latchkeyHome } from '../paths.js';
+import { homePaths, latchkeyHome } from '../paths.js';
 import { writeFileAtomic } from '../store/atomic-file.js';
 
 /**
@@ -443,6 +444,47 @@ function assertRunnable(r: Resolved): void {
 }
 
 /**
+ * The `env:` secret references the service cannot resolve: a user service does not inherit the
+ * installing shell's environment, so `env:TOK` that works in a terminal is "not set" in the
+ * service, and the keeper would report every such source as broken. Each entry names where it
+ * is used (`env:TOK (sources.github.token.secret)`).
+ */
+export async function envReferencesOutsideService(home: string, keeperArgs: readonly string[] = []): Promise<string[]> {
+  const found: string[] = [];
+  const walk = (v: unknown, path: string): void => {
+    if (typeof v === 'string') {
+      if (/^env:[A-Za-z_][A-Za-z0-9_]*$/.test(v)) found.push(`${v} (${path})`);
+    } else if (Array.isArray(v)) {
+      v.forEach((x, i) => walk(x, `${path}[${i}]`));
+    } else if (typeof v === 'object' && v !== null) {
+      for (const [k, x] of Object.entries(v)) walk(x, path ? `${path}.${k}` : k);
+    }
+  };
+  try {
+    walk(JSON.parse(await readConfigText(homePaths(home).config)) as unknown, '');
+  } catch {
+    // No config (yet) or an unreadable one: the keeper says so itself when it starts.
+  }
+  keeperArgs.forEach((a, i) => {
+    const ref = a === '--token' ? keeperArgs[i + 1] : a.startsWith('--token=') ? a.slice('--token='.length) : undefined;
+    if (ref?.startsWith('env:')) found.push(`${ref} (--token)`);
+  });
+  return found;
+}
+
+function envNote(platform: ServicePlatform, refs: string[], path: string): string[] {
+  if (refs.length === 0) return [];
+  const give =
+    platform === 'linux'
+      ? `or give the service the variables: systemctl --user edit ${SERVICE.systemdUnit}, then [Service] Environment=NAME=value (or EnvironmentFile=)`
+      : `or add the variables under EnvironmentVariables in ${path} and install again`;
+  return [
+    `Warning: the service does not see your shell's environment, so these references will not resolve there: ${refs.join(', ')}.`,
+    `Store the values where the service can read them — a file (latchkey secrets set file:/path) or the keyring (latchkey secrets set keyring:latchkey/<name>) — and use that reference instead, ${give}.`,
+  ];
+}
+
+/**
  * Writes the unit / plist (mode 0644) and activates it. When the service manager is missing or
  * unreachable the file is still written and the result says exactly what to run by hand; this
  * never throws for a service-manager failure (only for bad input or an unwritable file).
@@ -461,7 +503,9 @@ export async function installService(opts: ServiceOptions = {}): Promise<Install
   await chmod(r.path, 0o644); // the umask may have narrowed it; the file holds no secret
   const changed = previous !== undefined && previous !== content;
   const verb = previous === undefined ? 'Wrote' : changed ? 'Updated' : 'Kept (unchanged)';
-  return r.platform === 'darwin' ? activateLaunchd(r, content, verb) : activateSystemd(r, content, verb, changed);
+  const result = await (r.platform === 'darwin' ? activateLaunchd(r, content, verb) : activateSystemd(r, content, verb, changed));
+  const note = envNote(r.platform, await envReferencesOutsideService(r.home, r.args), r.path);
+  return note.length ? { ...result, message: [result.message, ...note].join('\n') } : result;
 }
 
 async function activateSystemd(r: Resolved, content: string, verb: string, changed: boolean): Promise<InstallResult> {

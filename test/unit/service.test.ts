@@ -592,3 +592,24 @@ test('the node options written into the service are accepted by this node (a rej
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout, 'ok');
 });
+
+test('install warns about env: references the service cannot resolve (it does not inherit the shell environment)', async (t) => {
+  const s = linuxSetup(t);
+  mkdirSync(s.home, { recursive: true });
+  writeFileSync(
+    join(s.home, 'config.json'),
+    JSON.stringify({
+      version: 1,
+      sources: { gh: { token: { secret: 'env:GH_TOKEN' } }, kept: { token: { secret: 'keyring:latchkey/kept' } } },
+      keeper: { alerts: { webhook: { url: 'https://hooks.example/x', secret: 'env:HOOK_SECRET' } } },
+    }),
+  );
+  const { run } = fakeRunner((cmd) => (cmd === 'loginctl' ? { stdout: 'yes\n' } : {}));
+  const r = await installService({ platform: 'linux', env: s.env, home: s.home, cliPath: s.cliPath, execPath: process.execPath, args: ['--token', 'env:KEEPER_TOKEN'], runCommand: run });
+  assert.equal(r.activated, true);
+  assert.match(r.message, /does not see your shell's environment.*env:GH_TOKEN \(sources\.gh\.token\.secret\), env:HOOK_SECRET \(keeper\.alerts\.webhook\.secret\), env:KEEPER_TOKEN \(--token\)/);
+  assert.match(r.message, /systemctl --user edit latchkey-keeper\.service/);
+  assert.doesNotMatch(r.message, /keyring:latchkey\/kept/);
+  const { envReferencesOutsideService } = await import('../../src/keeper/service.js');
+  assert.deepEqual(await envReferencesOutsideService(join(s.dir, 'no such home')), [], 'no config: nothing to say');
+});
