@@ -1,8 +1,7 @@
-import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { LatchkeyError } from '../errors.js';
 import { ensurePrivateDir } from '../store/atomic-file.js';
-import { acquireHeldLockFile, readLockHolder, type HeldLock, type LockHolder } from '../store/lock-file.js';
+import { acquireHeldLockFile, describeLockHolder, readLockHolder, type HeldLock, type LockHolder } from '../store/lock-file.js';
 
 /**
  * One keeper per `LATCHKEY_HOME`: two keepers probing the same sources would double every
@@ -36,9 +35,7 @@ export interface KeeperLock {
 
 /** Describes a holder for a message: "pid 4242 on this host, since 12:00:01". */
 export function describeHolder(h: LockHolder | undefined): string {
-  if (!h) return 'another process';
-  const where = h.host === hostname() ? 'on this host' : `on ${h.host}`;
-  return `pid ${h.pid} ${where}`;
+  return describeLockHolder(h);
 }
 
 /**
