@@ -1,6 +1,7 @@
 import { open, rename, unlink, mkdir, stat, readdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { LatchkeyError } from '../errors.js';
+import { nonDirectoryOnPath } from './path-blocker.js';
 import { pidAlive } from './pid-alive.js';
 import { privateDirProblem } from './private-mode.js';
 
@@ -107,7 +108,12 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     // EEXIST from a recursive mkdir: something that is not a directory is in the way.
-    const what = code === 'EEXIST' || code === 'ENOTDIR' ? 'a file is in the way (it must be a directory)' : (code ?? String(err));
+    if (code === 'EEXIST' || code === 'ENOTDIR') {
+      const blocker = await nonDirectoryOnPath(dir);
+      const what = blocker && blocker !== dir ? `${blocker} is a file, not a directory` : 'a file is in the way (it must be a directory)';
+      throw new LatchkeyError('LK_STORE_IO', `cannot create the directory ${dir}: ${what}`, { cause: err });
+    }
+    const what = code === 'EACCES' || code === 'EPERM' ? `permission denied (${code}): its parent ${dirname(dir)} is not writable by this user` : (code ?? String(err));
     throw new LatchkeyError('LK_STORE_IO', `cannot create the directory ${dir}: ${what}`, { cause: err });
   }
   if (process.platform === 'win32') return;
