@@ -47,10 +47,12 @@ export async function acquireKeeperLock(path: string, options: KeeperLockOptions
   const staleMs = options.staleMs ?? STALE_MS;
   let announced = false;
   let held: HeldLock | undefined;
+  // Shared by every attempt: a lock stamped in the future goes stale staleMs after we first saw it.
+  const firstSeen = new Map<string, number>();
   for (;;) {
     if (options.signal?.aborted) throw new LatchkeyError('LK_KEEPER', 'stopped while standing by for the keeper lock', { exitCode: 0 });
     try {
-      held = await acquireHeldLockFile(path, { staleMs, timeoutMs: options.standby ? 1_000 : 250, label: path });
+      held = await acquireHeldLockFile(path, { staleMs, timeoutMs: options.standby ? 1_000 : 250, label: path, firstSeen });
       break;
     } catch (err) {
       if (!(err instanceof LatchkeyError) || err.code !== 'LK_LOCK_TIMEOUT') throw err;

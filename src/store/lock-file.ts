@@ -39,6 +39,12 @@ export interface LockFileOptions {
   maxHoldMs?: number;
   /** An empty or unparsable lock file older than this (by mtime) is abandoned (default 2 s). */
   createGraceMs?: number;
+  /**
+   * When each future-stamped sign of life was first seen unchanged. A caller that retries
+   * (the keeper standing by, one attempt a second) passes the same map to every attempt, so
+   * that the count is not started afresh each time.
+   */
+  firstSeen?: Map<string, number>;
 }
 
 interface LockOwner {
@@ -139,7 +145,7 @@ async function acquire(path: string, options: LockFileOptions): Promise<LockOwne
   const judge: Judgement = {
     staleMs: options.staleMs ?? DEFAULT_STALE_MS,
     graceMs: options.createGraceMs ?? DEFAULT_CREATE_GRACE_MS,
-    firstSeen: new Map(),
+    firstSeen: options.firstSeen ?? new Map(),
   };
   const timeoutMs = options.timeoutMs ?? 30_000;
   const deadline = Date.now() + timeoutMs;
@@ -247,12 +253,14 @@ async function createExclusive(path: string, text: string): Promise<boolean> {
 async function readOwner(path: string): Promise<LockOwner | undefined | 'gone'> {
   let text: string;
   try {
-    text = (await readRegularFile(path, { maxBytes: 64 * 1024 })).text;
+    // Not through a symbolic link: a dangling one would look free yet never be creatable.
+    text = (await readRegularFile(path, { maxBytes: 64 * 1024, noFollow: true })).text;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return 'gone';
-    if (err instanceof FileReadError && code === 'ENOTREG') {
-      throw new LatchkeyError('LK_STORE_IO', `${err.message}: a lock file must be a regular file. Nothing else may live at that path: remove it and try again`, {
+    if ((err instanceof FileReadError && code === 'ENOTREG') || code === 'ELOOP') {
+      const what = code === 'ELOOP' ? `${path} is a symbolic link` : (err as Error).message;
+      throw new LatchkeyError('LK_STORE_IO', `${what}: a lock file must be a regular file. Nothing else may live at that path: remove it and try again`, {
         fix: `ls -la ${path}   (then remove it)`,
         cause: err,
       });

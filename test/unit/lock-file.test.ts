@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdir, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { acquireLockFile } from '../../src/store/lock-file.js';
@@ -189,6 +189,14 @@ test('a lock path that is a directory is a clear error naming the path, not EISD
     assert.equal(e.code, 'LK_STORE_IO');
     assert.ok(e.message.includes(`${path} is a directory`), e.message);
     assert.match(e.message, /remove it/);
+    return true;
+  });
+  // A dangling symbolic link looked free yet could never be created: the waiter spun until killed.
+  const link = join(h.home, 'dangling.lock');
+  await symlink(join(h.home, 'nowhere'), link);
+  await assert.rejects(acquireLockFile(link, { timeoutMs: 1_000 }), (e: LatchkeyError) => {
+    assert.equal(e.code, 'LK_STORE_IO');
+    assert.ok(e.message.includes(`${link} is a symbolic link`), e.message);
     return true;
   });
 });
