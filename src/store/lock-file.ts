@@ -261,7 +261,7 @@ async function readOwner(path: string): Promise<LockOwner | undefined | 'gone'> 
     if ((err instanceof FileReadError && code === 'ENOTREG') || code === 'ELOOP') {
       const what = code === 'ELOOP' ? `${path} is a symbolic link` : (err as Error).message;
       throw new LatchkeyError('LK_STORE_IO', `${what}: a lock file must be a regular file. Nothing else may live at that path: remove it and try again`, {
-        fix: `ls -la ${path}   (then remove it)`,
+        fix: (err as Error).message.includes('a directory') ? `rmdir ${path}` : `rm ${path}`,
         cause: err,
       });
     }
