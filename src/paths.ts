@@ -17,6 +17,14 @@ export function latchkeyHome(env: NodeJS.ProcessEnv = process.env): string {
   return join(xdg && xdg.trim() !== '' ? xdg : join(homedir(), '.config'), 'latchkey');
 }
 
+/**
+ * How messages name a profile directory: `LATCHKEY_HOME=/x` when the variable chose it (what the
+ * operator typed), otherwise `the latchkey home /x`.
+ */
+export function homeLabel(home: string, env: NodeJS.ProcessEnv = process.env): string {
+  return env.LATCHKEY_HOME?.trim() && latchkeyHome(env) === home ? `LATCHKEY_HOME=${home}` : `the latchkey home ${home}`;
+}
+
 export interface HomePaths {
   home: string;
   config: string;

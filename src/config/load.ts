@@ -1,5 +1,7 @@
 import { writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { LatchkeyError } from '../errors.js';
+import { homeProblem } from './home-problem.js';
 import { readRegularFile } from '../store/read-file.js';
 import { readFailure } from '../store/regular-file.js';
 import { emptyConfigFile, resolveConfig, type Config } from './resolve.js';
@@ -14,6 +16,11 @@ export async function loadConfig(file: string, options: { allowMissing?: boolean
     text = await readConfigText(file);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR' || code === 'ENOENT') {
+      // The config's directory is the profile (LATCHKEY_HOME): name it, not a path below a file.
+      const problem = await homeProblem(dirname(file));
+      if (problem) throw problem;
+    }
     if (code === 'ENOENT') {
       if (options.allowMissing) return resolveConfig(emptyConfigFile(), file);
       throw new LatchkeyError('LK_CONFIG_MISSING', `no config at ${file}. Run \`latchkey init\` (or set LATCHKEY_HOME to the profile you meant)`);

@@ -200,6 +200,13 @@ export async function startKeeperHttp(backend: KeeperHttpBackend, options: Keepe
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = pathOf(req.url);
+    // RFC 9112 §3.2: a request with more than one Host field line is answered 400; Node keeps
+    // only the first in `req.headers`, so a proxy and this keeper could disagree on the host.
+    // (Missing Host, conflicting Content-Length and Content-Length with Transfer-Encoding are
+    // refused with 400 by Node's parser before they get here, RFC 9112 §6.3.)
+    if ((req.headersDistinct.host?.length ?? 0) > 1) {
+      return send(req, res, problem(400, 'bad_request', 'more than one Host header (RFC 9112 §3.2)', { Connection: 'close' }));
+    }
     if (allowedHosts && !allowedHosts.has((req.headers.host ?? '').toLowerCase())) {
       return send(req, res, problem(421, 'misdirected', 'this keeper answers only to a loopback Host (127.0.0.1, localhost or [::1])'));
     }

@@ -1,8 +1,7 @@
-import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { LatchkeyError } from '../errors.js';
 import { ensurePrivateDir } from '../store/atomic-file.js';
-import { acquireHeldLockFile, readLockHolder, type HeldLock, type LockHolder } from '../store/lock-file.js';
+import { acquireHeldLockFile, describeLockHolder, readLockHolder, type HeldLock, type LockHolder } from '../store/lock-file.js';
 
 /**
  * One keeper per `LATCHKEY_HOME`: two keepers probing the same sources would double every
@@ -36,9 +35,7 @@ export interface KeeperLock {
 
 /** Describes a holder for a message: "pid 4242 on this host, since 12:00:01". */
 export function describeHolder(h: LockHolder | undefined): string {
-  if (!h) return 'another process';
-  const where = h.host === hostname() ? 'on this host' : `on ${h.host}`;
-  return `pid ${h.pid} ${where}`;
+  return describeLockHolder(h);
 }
 
 /**
@@ -50,10 +47,12 @@ export async function acquireKeeperLock(path: string, options: KeeperLockOptions
   const staleMs = options.staleMs ?? STALE_MS;
   let announced = false;
   let held: HeldLock | undefined;
+  // Shared by every attempt: a lock stamped in the future goes stale staleMs after we first saw it.
+  const firstSeen = new Map<string, number>();
   for (;;) {
     if (options.signal?.aborted) throw new LatchkeyError('LK_KEEPER', 'stopped while standing by for the keeper lock', { exitCode: 0 });
     try {
-      held = await acquireHeldLockFile(path, { staleMs, timeoutMs: options.standby ? 1_000 : 250, label: path });
+      held = await acquireHeldLockFile(path, { staleMs, timeoutMs: options.standby ? 1_000 : 250, label: path, firstSeen });
       break;
     } catch (err) {
       if (!(err instanceof LatchkeyError) || err.code !== 'LK_LOCK_TIMEOUT') throw err;

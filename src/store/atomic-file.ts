@@ -1,7 +1,63 @@
-import { open, rename, unlink, mkdir, stat } from 'node:fs/promises';
+import { open, rename, unlink, mkdir, stat, readdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { LatchkeyError } from '../errors.js';
+import { nonDirectoryOnPath } from './path-blocker.js';
+import { pidAlive } from './pid-alive.js';
 import { privateDirProblem } from './private-mode.js';
+
+/**
+ * A fresh temp file name next to `path`: `.<name>.<pid>.<12 hex>.tmp`. The writer's pid is in
+ * the name so that a temp file left by a killed writer can be told from a live writer's
+ * ({@link removeAbandonedTempFiles}).
+ */
+export async function tempPathFor(path: string): Promise<string> {
+  // node:crypto is loaded here, not at start-up: readers (`latchkey token`) never need it.
+  const { randomBytes } = await import('node:crypto');
+  return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+}
+
+const TEMP_NAME = /^\.(.+)\.(\d+)\.[0-9a-f]{12}\.tmp$/;
+
+/**
+ * A temp file is abandoned when its writer is gone (pid dead on this host) and it is older than
+ * this: a live write (temp → fsync → rename) takes milliseconds to seconds, and the age also
+ * covers a home shared over a network filesystem, where the pid in the name may be another host's.
+ */
+export const ABANDONED_TEMP_AGE_MS = 60_000;
+
+/**
+ * Removes the temp files {@link writeFileAtomic} and the lock files left in `dir` when their
+ * writer was killed before its rename (`.store.json.<pid>.<hex>.tmp`…): only those older than
+ * `minAgeMs` whose writer pid no longer runs, never a live writer's. Best effort: returns how
+ * many were removed, never throws.
+ */
+export async function removeAbandonedTempFiles(dir: string, minAgeMs = ABANDONED_TEMP_AGE_MS): Promise<number> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return 0;
+  }
+  let removed = 0;
+  const now = Date.now();
+  for (const name of names) {
+    const m = TEMP_NAME.exec(name);
+    if (!m) continue;
+    const pid = Number(m[2]);
+    if (pid === process.pid || pidAlive(pid)) continue;
+    const file = join(dir, name);
+    try {
+      const st = await stat(file);
+      // mtime in the future (another clock): not judged by age; the pid alone is not enough.
+      if (!st.isFile() || now - st.mtimeMs < minAgeMs) continue;
+      await unlink(file);
+      removed++;
+    } catch {
+      // gone meanwhile, or not ours to remove: leave it
+    }
+  }
+  return removed;
+}
 
 /**
  * Writes `data` to `path` so that a reader sees either the old or the new bytes, never a mix,
@@ -10,9 +66,7 @@ import { privateDirProblem } from './private-mode.js';
  */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
   const dir = dirname(path);
-  // node:crypto is loaded here, not at start-up: readers (`latchkey token`) never need it.
-  const { randomBytes } = await import('node:crypto');
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const tmp = await tempPathFor(path);
   const fh = await open(tmp, 'wx', mode);
   try {
     await fh.writeFile(data);
@@ -54,7 +108,12 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     // EEXIST from a recursive mkdir: something that is not a directory is in the way.
-    const what = code === 'EEXIST' || code === 'ENOTDIR' ? 'a file is in the way (it must be a directory)' : (code ?? String(err));
+    if (code === 'EEXIST' || code === 'ENOTDIR') {
+      const blocker = await nonDirectoryOnPath(dir);
+      const what = blocker && blocker !== dir ? `${blocker} is a file, not a directory` : 'a file is in the way (it must be a directory)';
+      throw new LatchkeyError('LK_STORE_IO', `cannot create the directory ${dir}: ${what}`, { cause: err });
+    }
+    const what = code === 'EACCES' || code === 'EPERM' ? `permission denied (${code}): its parent ${dirname(dir)} is not writable by this user` : (code ?? String(err));
     throw new LatchkeyError('LK_STORE_IO', `cannot create the directory ${dir}: ${what}`, { cause: err });
   }
   if (process.platform === 'win32') return;

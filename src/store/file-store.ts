@@ -1,6 +1,6 @@
 import { dirname, join } from 'node:path';
 import { LatchkeyError } from '../errors.js';
-import { ensurePrivateDir, writeFileAtomic } from './atomic-file.js';
+import { ensurePrivateDir, removeAbandonedTempFiles, writeFileAtomic } from './atomic-file.js';
 import { acquireLockFile } from './lock-file.js';
 import { privateFileProblem, symlinkedStoreProblem } from './private-mode.js';
 import { readRegularFile } from './read-file.js';
@@ -32,6 +32,7 @@ export class FileStore implements Store {
   readonly #staleLockMs: number;
   readonly #lockTimeoutMs: number;
   #dirChecked = false;
+  #tempSwept = false;
 
   constructor(options: FileStoreOptions) {
     this.location = options.path;
@@ -119,6 +120,13 @@ export class FileStore implements Store {
       } catch (err) {
         // Disk full, read-only filesystem, quota: the old document is still in place, whole.
         throw new LatchkeyError('LK_STORE_IO', `cannot write the store ${this.location}: ${readFailure(err)}; it was left as it was`, { cause: err });
+      }
+      if (!this.#tempSwept) {
+        // Once per instance, after the rename (never inside the answer→rename window of a
+        // refresh): temp files of writers killed before their rename would pile up forever.
+        this.#tempSwept = true;
+        await removeAbandonedTempFiles(dirname(this.location));
+        await removeAbandonedTempFiles(this.#locksDir);
       }
       return result;
     } finally {

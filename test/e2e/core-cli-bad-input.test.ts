@@ -107,3 +107,23 @@ test('token fails open with the current token; stderr says so when that token ha
   assert.match(r.stderr, /warning: api: this access token expired \d+ s ago and the last refresh failed: refresh failed: bad port fetch failed/);
   assert.ok(!r.stderr.includes('at-expired-test') && !r.stderr.includes('rt-x'));
 });
+
+test('LATCHKEY_HOME pointing at a file (or below one): every command names the home, exit 1, the file untouched', async (t) => {
+  const h = await makeHome();
+  t.after(() => h.cleanup());
+  const file = join(h.home, 'config.json');
+  await writeFile(file, '{"version":1,"sources":{}}\n', { mode: 0o600 });
+  const before = await readFile(file, 'utf8');
+  for (const [home, expected] of [
+    [file, `LATCHKEY_HOME=${file} is a file, not a directory`],
+    [join(file, 'sub'), `LATCHKEY_HOME=${join(file, 'sub')} cannot be a directory: ${file} is a file`],
+  ] as const) {
+    for (const args of [['token', 'x'], ['status'], ['init'], ['preflight', 'x'], ['keeper', '--once']]) {
+      const r = await runCli(args, { env: { LATCHKEY_HOME: home } });
+      assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
+      assert.ok(r.stderr.includes(expected), `${args.join(' ')}: ${r.stderr}`);
+      assert.doesNotMatch(r.stderr, /ENOTDIR|config\.json\/config\.json/, args.join(' '));
+    }
+  }
+  assert.equal(await readFile(file, 'utf8'), before);
+});

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, readFile, stat, writeFile, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmod, mkdir, readFile, stat, utimes, writeFile, readdir } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { FileStore } from '../../src/store/file-store.js';
 import { Secret } from '../../src/secret.js';
 import { LatchkeyError } from '../../src/errors.js';
@@ -94,4 +95,36 @@ test('the stored document never holds a secret wrapper rendering', async (t) => 
   const text = await readFile(join(h.home, 'store.json'), 'utf8');
   assert.ok(text.includes('"at-real"') && text.includes('"rt-real"'));
   assert.ok(!text.includes('[redacted]'));
+});
+
+test('temp files left by a killed writer are removed on the next write; a live writer’s and a recent one are kept', async (t) => {
+  const h = await makeHome();
+  t.after(() => h.cleanup());
+  // A pid that no longer runs: a child that has exited.
+  const dead = spawnSync(process.execPath, ['-e', 'process.pid']).pid as number;
+  const live = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+  t.after(() => live.kill('SIGKILL'));
+  const old = new Date(Date.now() - 10 * 60_000);
+  const locks = join(h.home, 'locks');
+  await mkdir(locks, { mode: 0o700 });
+  const files = {
+    deadOld: join(h.home, `.store.json.${dead}.0123456789ab.tmp`),
+    deadOldLock: join(locks, `.idp.lock.${dead}.0123456789ab.tmp`),
+    deadRecent: join(h.home, `.store.json.${dead}.ba9876543210.tmp`),
+    liveOld: join(h.home, `.store.json.${live.pid}.0123456789ab.tmp`),
+    notOurs: join(h.home, `.store.json.${dead}.notatempfile`),
+  };
+  for (const [name, path] of Object.entries(files)) {
+    await writeFile(path, '{"sources":{');
+    if (name !== 'deadRecent') await utimes(path, old, old);
+  }
+  const store = new FileStore({ path: h.storePath });
+  await store.write('a', { grant: grant('at-1', 'rt-1') }, 0);
+  const left = new Set([...(await readdir(h.home)), ...(await readdir(locks))]);
+  assert.ok(!left.has(basename(files.deadOld)), 'abandoned store temp file removed');
+  assert.ok(!left.has(basename(files.deadOldLock)), 'abandoned lock temp file removed');
+  assert.ok(left.has(basename(files.deadRecent)), 'a recent one is kept (its writer may be on another host)');
+  assert.ok(left.has(basename(files.liveOld)), 'a live writer’s is kept');
+  assert.ok(left.has(basename(files.notOurs)), 'other names are not touched');
+  assert.equal((await store.read('a'))?.grant?.refreshToken?.reveal(), 'rt-1');
 });

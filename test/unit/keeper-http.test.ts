@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createServer, request } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { startKeeperHttp, probeBodySchema, type KeeperHttpBackend } from '../../src/keeper/http.js';
 import { dashboardHtml, renderedIconSizes } from '../../src/keeper/dashboard-page.js';
 import { LatchkeyError } from '../../src/errors.js';
@@ -204,4 +204,30 @@ test('a port already in use is a clear error naming the port', async (t) => {
     assert.match(err.message, new RegExp(`port ${port} on 127.0.0.1 is already in use.*--port`));
     return true;
   });
+});
+
+/** Sends `text` as is on a fresh TCP connection and returns the status line's code (0 when closed without one). */
+async function rawSocketStatus(port: number, text: string): Promise<number> {
+  const socket = connect(port, '127.0.0.1');
+  socket.end(text);
+  let answer = '';
+  socket.setEncoding('utf8');
+  for await (const chunk of socket) answer += chunk as string;
+  return Number(/^HTTP\/1\.[01] (\d{3})/.exec(answer)?.[1] ?? 0);
+}
+
+test('request framing: two Host headers, conflicting Content-Length or Transfer-Encoding are answered 400 (RFC 9112 §3.2, §6.3)', async (t) => {
+  const srv = await startKeeperHttp(stubBackend(), { host: '127.0.0.1', port: 0 });
+  t.after(() => srv.close());
+  const host = `127.0.0.1:${srv.port}`;
+  assert.equal(await rawSocketStatus(srv.port, `GET /livez HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`), 200, 'the well-formed request');
+  // Before: 200 (only the first Host was looked at).
+  assert.equal(await rawSocketStatus(srv.port, `GET /livez HTTP/1.1\r\nHost: ${host}\r\nHost: evil.example\r\nConnection: close\r\n\r\n`), 400);
+  assert.equal(await rawSocketStatus(srv.port, `GET /livez HTTP/1.1\r\nHost: ${host}\r\nHost: ${host}\r\nConnection: close\r\n\r\n`), 400);
+  assert.equal(await rawSocketStatus(srv.port, `GET /livez HTTP/1.1\r\nConnection: close\r\n\r\n`), 400, 'no Host at all');
+  const post = (headers: string, body: string) =>
+    `POST /api/probe HTTP/1.1\r\nHost: ${host}\r\nX-Latchkey-Action: 1\r\nContent-Type: application/json\r\n${headers}Connection: close\r\n\r\n${body}`;
+  assert.equal(await rawSocketStatus(srv.port, post('Content-Length: 2\r\nContent-Length: 5\r\n', '{}')), 400, 'conflicting Content-Length');
+  assert.equal(await rawSocketStatus(srv.port, post('Content-Length: 2\r\nTransfer-Encoding: chunked\r\n', '2\r\n{}\r\n0\r\n\r\n')), 400, 'Content-Length with Transfer-Encoding');
+  assert.equal(await rawSocketStatus(srv.port, post('Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n', '2\r\n{}\r\n0\r\n\r\n')), 400, 'chunked not last');
 });

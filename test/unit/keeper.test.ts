@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, readdir, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, unlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Secret } from '../../src/secret.js';
@@ -381,6 +381,28 @@ test('single instance: a lock broken by someone else is reported lost by the hea
   await lock.release();
   // Not ours: release leaves the other owner's lock alone.
   assert.match(await readFile(path, 'utf8'), /someone-else/);
+});
+
+test('single instance: a standby keeper takes over a keeper lock stamped in the future once it has not changed for staleMs; an empty one after the create grace', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'locks', 'keeper.lock');
+  await mkdir(join(dir, 'locks'), { recursive: true, mode: 0o700 });
+  const future = Date.now() + 3_600_000;
+  await writeFile(path, JSON.stringify({ owner: 'clock-ahead', pid: 4242, host: 'elsewhere', at: future }));
+  await utimes(path, new Date(future), new Date(future));
+  const ctrl = new AbortController();
+  const giveUp = setTimeout(() => ctrl.abort(), 8_000);
+  t.after(() => clearTimeout(giveUp));
+  // Before: each standby attempt started counting afresh, so it stood by for ever.
+  const lock = await acquireKeeperLock(path, { standby: true, staleMs: 1_500, signal: ctrl.signal });
+  await lock.release();
+  // An empty keeper.lock (a keeper killed between create and write, an older version): taken
+  // over after the create grace, without --standby too.
+  await writeFile(path, '');
+  const old = new Date(Date.now() - 5_000);
+  await utimes(path, old, old);
+  const again = await acquireKeeperLock(path);
+  await again.release();
 });
 
 test('metrics: per-keeper registry; the expiry countdown is computed at scrape time; removed sources disappear', async () => {

@@ -1,5 +1,8 @@
 import { access } from 'node:fs/promises';
-import { homePaths, latchkeyHome } from '../../paths.js';
+import { homeProblem } from '../../config/home-problem.js';
+import { LatchkeyError } from '../../errors.js';
+import { homeLabel, homePaths, latchkeyHome } from '../../paths.js';
+import { readFailure } from '../../store/regular-file.js';
 import { ensurePrivateDir, writeFileAtomic } from '../../store/atomic-file.js';
 import type { Command } from '../io.js';
 
@@ -8,6 +11,8 @@ export const command: Command = {
   usage: 'latchkey init',
   async run(_args, io) {
     const paths = homePaths(latchkeyHome(io.env));
+    const problem = await homeProblem(paths.home);
+    if (problem) throw problem;
     await ensurePrivateDir(paths.home);
     try {
       await access(paths.config);
@@ -16,7 +21,12 @@ export const command: Command = {
     } catch {
       // create it below
     }
-    await writeFileAtomic(paths.config, `${JSON.stringify({ version: 1, sources: {} }, null, 2)}\n`, 0o600);
+    try {
+      await writeFileAtomic(paths.config, `${JSON.stringify({ version: 1, sources: {} }, null, 2)}\n`, 0o600);
+    } catch (err) {
+      // A home this user cannot write (EACCES), a read-only or full disk: name the home.
+      throw new LatchkeyError('LK_STORE_IO', `cannot write ${paths.config}: ${readFailure(err)} (${homeLabel(paths.home)} must be writable by this user)`, { cause: err });
+    }
     io.stdout.write(`created ${paths.config}\nnext: latchkey add <source> --preset <name>  (or --token-endpoint/--issuer, or --token env:NAME)\n`);
     return 0;
   },
