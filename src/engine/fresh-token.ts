@@ -278,6 +278,13 @@ export class TokenEngine {
           const cooling = this.#coolingUntil(source, rec, now);
           if (cooling !== undefined) return this.#remember(source, grant, settings, cooling);
         }
+        // After a failure that may have consumed the refresh token, sending it again risks the
+        // IdP's reuse detection revoking the grant, and with it the access token still in use:
+        // a refresh-ahead (forced, not due) waits until the access token is due anyway.
+        const f = rec?.lastFailure;
+        if (opts.force && f?.maybeConsumed && f.at > (rec?.lastRefreshAt ?? 0) && now < refreshDueAt(grant, settings.skewMs)) {
+          return this.#remember(source, grant, settings);
+        }
         if (!grant.refreshToken) {
           if (opts.rejected !== undefined || (grant.expiresAt !== undefined && now >= grant.expiresAt)) {
             throw new LatchkeyError('LK_GRANT_INVALID', `the grant for "${source}" has no refresh token and its access token is no longer accepted`, {
