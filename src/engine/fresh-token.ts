@@ -334,6 +334,7 @@ export class TokenEngine {
           fetch: this.#fetch,
           timeoutMs: this.#tokenTimeoutMs,
           now: this.#clock.now,
+          knownSecrets: [grant.accessToken],
         },
         refreshToken,
       );

@@ -2,7 +2,7 @@ import * as oauth from 'oauth4webapi';
 import { readExpiresIn } from '../lifetime.js';
 import { LatchkeyError } from '../errors.js';
 import { redactSecrets, Secret } from '../secret.js';
-import { clientAuthentication, clientAuthMethodOf, type ClientAuthMethod, type ClientParams } from './client-auth.js';
+import { clientAuthentication, clientAuthMethodOf, type ClientParams } from './client-auth.js';
 import { checkEndpoint, RECOGNIZED_TOKEN_TYPES, requestOptions, ResponseTooLargeError, type FetchLike } from './endpoint.js';
 import { accessTokenTimes, type AccessTokenTimes } from './jwt-claims.js';
 import { DEFAULT_TOKEN_TIMEOUT_MS, RefreshError } from './refresh-error.js';
@@ -19,6 +19,8 @@ export interface TokenEndpointParams extends ClientParams {
   timeoutMs?: number;
   /** The caller's clock (ms since the epoch), for Retry-After dates. */
   now?: () => number;
+  /** Other secrets an IdP might echo in an error (the grant's access token), kept out of messages. */
+  knownSecrets?: readonly Secret[];
 }
 
 /** A validated token response. */
@@ -58,7 +60,7 @@ export async function refreshTokenGrant(params: TokenEndpointParams, refreshToke
   } catch (err) {
     const classified = classifyTokenEndpointError(err, 'refresh');
     // The IdP's error_description is quoted in the message: it must not echo our own secrets.
-    const message = redactSecrets(classified.message, [refreshToken, params.clientSecret]);
+    const message = redactSecrets(classified.message, [refreshToken, params.clientSecret, ...(params.knownSecrets ?? [])]);
     throw message === classified.message ? classified : classified.withMessage(message);
   }
 }

@@ -401,6 +401,8 @@ export function classifyTransportError(err: unknown): 'not_sent' | 'timeout_afte
     if (typeof code === 'string') codes.push(code);
   }
   if (codes.some((c) => NOT_SENT_CODES.has(c) || c.startsWith('ERR_TLS') || c.startsWith('CERT_') || c.includes('CERT'))) return 'not_sent';
+  // fetch refuses some ports outright (the Fetch standard's "bad port" list): nothing was sent.
+  if ((e?.cause as { message?: unknown } | undefined)?.message === 'bad port') return 'not_sent';
   if (e?.name === 'TimeoutError' || e?.name === 'AbortError' || codes.some((c) => c === 'UND_ERR_HEADERS_TIMEOUT' || c === 'UND_ERR_BODY_TIMEOUT' || c === 'ETIMEDOUT')) {
     return 'timeout_after_send';
   }
