@@ -35,7 +35,7 @@ async function readGrantFile(path: string): Promise<string> {
 
 export const command: Command = {
   summary: 'install a grant obtained elsewhere (token endpoint JSON)',
-  usage: 'latchkey import <source> --grant <file|->   (JSON: access_token, refresh_token, expires_in, optional scope, token_type)',
+  usage: 'latchkey import <source> --grant <file|->   (JSON: access_token, refresh_token, expires_in, optional scope, token_type, expires_at, iat)',
   async run(args, io: CliIO) {
     const { values, positionals } = parseArgs({ args, options: { grant: { type: 'string' } }, allowPositionals: true });
     const [source] = positionals;
