@@ -333,7 +333,7 @@ export class TokenEngine {
           clientAuth: settings.clientAuth,
           fetch: this.#fetch,
           timeoutMs: this.#tokenTimeoutMs,
-          now: this.#clock.now,
+          now: () => this.#clock.now(),
           knownSecrets: [grant.accessToken],
         },
         refreshToken,

@@ -324,8 +324,9 @@ export function classifyTokenAnswer(status: number, headers: Headers, text: stri
   if (retryAfterMs !== undefined) base.retryAfterMs = retryAfterMs;
   if (status >= 200 && status < 300) {
     const refreshToken = usableRefreshToken(body?.refresh_token);
-    // GitHub and Slack answer errors with HTTP 200 and {"error": …} (no access_token).
-    if (error !== undefined && body && !('access_token' in body)) return { ...base, class: errorClass(error) };
+    // GitHub and Slack answer errors with HTTP 200 and {"error": …} (no access_token). One that
+    // carries a new refresh token all the same is a rotation: its refresh token must be kept.
+    if (error !== undefined && body && !('access_token' in body) && refreshToken === undefined) return { ...base, class: errorClass(error) };
     if (!body) return base;
     if (refreshToken !== undefined) return { ...base, class: 'token', refreshToken };
     return { ...base, class: 'token_without_refresh_token' };

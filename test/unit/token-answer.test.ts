@@ -47,6 +47,7 @@ test('HTTP answers are classified by status and RFC 6749 error', () => {
   assert.equal(classify(429, ''), 'retry_later');
   assert.equal(classify(502, ''), 'server_error');
   assert.equal(classify(200, '<html>'), 'unusable_2xx');
+  assert.equal(classify(200, '{"error":"server_error","refresh_token":"r2"}'), 'token', 'a rotation, even with an error: validation then makes it rotation_unusable');
   assert.equal(classify(200, '{"access_token":"a","token_type":"bearer"}'), 'token_without_refresh_token');
   assert.equal(classify(200, '{"access_token":"a","refresh_token":"r2","token_type":"bearer"}'), 'token');
   const a = classifyTokenAnswer(503, new Headers(json), '{"error":"temporarily_unavailable","error_description":"maintenance"}', NOW);
