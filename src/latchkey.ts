@@ -2,7 +2,9 @@ import { systemClock, type Clock } from './clock.js';
 import { bearerMethod, getSource, loadConfig, type Config, type ResolvedSource } from './config/load.js';
 import { resolveSecretRef } from './config/secret-ref.js';
 import { configuredSkewMs } from './engine/expiry.js';
-import { TokenEngine, expiresAtFrom, refreshDueAt, type EngineEvent, type OAuthClientSettings } from './engine/fresh-token.js';
+import { TokenEngine, refreshDueAt, type EngineEvent, type OAuthClientSettings } from './engine/fresh-token.js';
+import { expiresAtOf } from './engine/expiry.js';
+import { clampExpiresAt, clampTime, readExpiresIn } from './lifetime.js';
 import { fixFor, LatchkeyError, type OperatorAction } from './errors.js';
 import type { FetchLike } from './oauth/endpoint.js';
 import { homePaths, latchkeyHome, type HomePaths } from './paths.js';
@@ -32,6 +34,8 @@ export interface OpenLatchkeyOptions {
   cooldownMs?: number;
   /** Token endpoint timeout (default 15 s). */
   tokenTimeoutMs?: number;
+  /** Pause before confirming a refused refresh token (default 1 s; see TokenEngineOptions). */
+  confirmRefusalDelayMs?: number;
 }
 
 export type SourceState = 'ok' | 'expiring' | 'expired' | 'revoked' | 'no_grant' | 'failing' | 'error';
@@ -55,6 +59,10 @@ export interface GrantInput {
   access_token: string;
   refresh_token?: string;
   expires_in?: number;
+  /** When the access token expires: seconds since the epoch, or an ISO 8601 date. */
+  expires_at?: number | string;
+  /** When the grant was issued (seconds since the epoch): expires_in counts from then. */
+  iat?: number;
   scope?: string;
   token_type?: string;
 }
@@ -102,6 +110,7 @@ export class Latchkey {
       onEvent: options.onRefresh,
       cooldownMs: options.cooldownMs,
       tokenTimeoutMs: options.tokenTimeoutMs,
+      confirmRefusalDelayMs: options.confirmRefusalDelayMs,
     });
     for (const [name, src] of config.sources) {
       const kind = bearerMethod(src);
@@ -261,9 +270,10 @@ export class Latchkey {
    * source's lock so it never races a refresh. Validates it first: nothing is written unless
    * it has an access token.
    */
-  async installGrant(source: string, input: GrantInput, extra: { tokenEndpoint?: string; issuer?: string; clientId?: string } = {}): Promise<StoredGrant> {
+  async installGrant(source: string, input: GrantInput, extra: { tokenEndpoint?: string; issuer?: string; clientId?: string; warnings?: string[] } = {}): Promise<StoredGrant> {
     const src = getSource(this.config, source);
-    const grant = grantFromInput(input, this.clock.now(), source);
+    const { accessTokenTimes } = await import('./oauth/jwt-claims.js');
+    const grant = grantFromInput(input, this.clock.now(), source, accessTokenTimes, extra.warnings);
     grant.tokenEndpoint = extra.tokenEndpoint ?? src.oauth?.tokenEndpoint;
     grant.issuer = extra.issuer ?? src.oauth?.issuer;
     grant.clientId = extra.clientId ?? src.oauth?.clientId;
@@ -390,8 +400,27 @@ function withoutVersion(rec: SourceRecord): Omit<SourceRecord, 'version'> {
   return rest;
 }
 
-/** Validates a token response / grant file; messages name the field, never the value. */
-export function grantFromInput(input: unknown, now: number, source: string): StoredGrant {
+/**
+ * `expires_at` of a grant file: seconds since the epoch (as requests-oauthlib and Authlib store
+ * it), milliseconds when the number is too large to be seconds (beyond the year 5138), or an
+ * ISO 8601 date.
+ */
+function expiresAtField(v: unknown, source: string): number {
+  let ms = Number.NaN;
+  if (typeof v === 'number' && Number.isFinite(v)) ms = v < 1e11 ? v * 1000 : v;
+  else if (typeof v === 'string' && v.trim() !== '') ms = /^\d+(\.\d+)?$/.test(v.trim()) ? expiresAtField(Number(v), source) : Date.parse(v);
+  if (!Number.isFinite(ms) || ms <= 0) {
+    throw new LatchkeyError('LK_GRANT_INVALID', `grant for "${source}": "expires_at" must be a time (seconds since the epoch or an ISO 8601 date)`, { source });
+  }
+  return clampTime(ms);
+}
+
+/**
+ * Validates a token response / grant file; messages name the field, never the value.
+ * `readJwt` reads `exp`/`iat` from an access token that is a JWT (src/oauth/jwt-claims.ts,
+ * loaded only when a grant is installed); `warnings` collects what was bounded.
+ */
+export function grantFromInput(input: unknown, now: number, source: string, readJwt?: (accessToken: string) => { exp?: number; iat?: number }, warnings?: string[]): StoredGrant {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     throw new LatchkeyError('LK_GRANT_INVALID', `grant for "${source}": expected a JSON object`, { source });
   }
@@ -416,14 +445,33 @@ export function grantFromInput(input: unknown, now: number, source: string): Sto
     if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0) {
       throw new LatchkeyError('LK_GRANT_INVALID', `grant for "${source}": "expires_in" must be a positive number of seconds`, { source });
     }
-    expiresIn = n;
+    // Beyond a year: clamped (src/lifetime.ts), said on stderr by `import`.
+    const reading = readExpiresIn(n);
+    if (reading.warning) warnings?.push(`grant for "${source}": ${reading.warning}`);
+    expiresIn = reading.seconds;
   }
+  // `iat` (seconds, as in a JWT) is when the grant was issued: its expires_in counts from then,
+  // not from the import (which may come hours later). Never later than now.
+  let obtainedAt = now;
+  if (g.iat !== undefined) {
+    if (typeof g.iat !== 'number' || !Number.isFinite(g.iat) || g.iat <= 0) {
+      throw new LatchkeyError('LK_GRANT_INVALID', `grant for "${source}": "iat" must be a time in seconds since the epoch`, { source });
+    }
+    obtainedAt = Math.min(clampTime(g.iat * 1000), now);
+  }
+  const expiresAtGiven = g.expires_at === undefined ? undefined : expiresAtField(g.expires_at, source);
   for (const k of ['scope', 'token_type'] as const) {
     if (g[k] !== undefined && typeof g[k] !== 'string') throw new LatchkeyError('LK_GRANT_INVALID', `grant for "${source}": "${k}" must be a string`, { source });
   }
-  const grant: StoredGrant = { accessToken: new Secret(g.access_token), obtainedAt: now };
+  const grant: StoredGrant = { accessToken: new Secret(g.access_token), obtainedAt };
   if (typeof g.refresh_token === 'string' && g.refresh_token !== '') grant.refreshToken = new Secret(g.refresh_token);
-  if (expiresIn !== undefined) grant.expiresAt = expiresAtFrom(now, expiresIn);
+  // The earliest of expires_in, expires_at and the access token's own `exp` (when it is a JWT).
+  let expiresAt = expiresAtOf(obtainedAt, expiresIn, readJwt?.(g.access_token));
+  if (expiresAtGiven !== undefined) expiresAt = clampExpiresAt(obtainedAt, Math.min(expiresAt ?? Number.POSITIVE_INFINITY, expiresAtGiven));
+  if (expiresAt !== undefined) {
+    grant.expiresAt = expiresAt;
+    if (expiresAt <= now) warnings?.push(`grant for "${source}": the access token has already expired; it is refreshed on first use`);
+  }
   if (typeof g.scope === 'string') grant.scope = g.scope;
   if (typeof g.token_type === 'string') grant.tokenType = g.token_type;
   return grant;

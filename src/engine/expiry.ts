@@ -1,5 +1,8 @@
 import { LatchkeyError } from '../errors.js';
 import type { SourceRecord, StoredGrant } from '../store/store.js';
+import { clampExpiresAt } from '../lifetime.js';
+
+export { clampExpiresAt, clampTime, MAX_ACCESS_TOKEN_LIFETIME_S, readExpiresIn, type ExpiresInReading } from '../lifetime.js';
 
 /**
  * Whether a stored grant may be used as is: the pure rules (no I/O) shared by the token
@@ -17,6 +20,31 @@ export const DEFAULT_SKEW_MS = 120_000;
 export function expiresAtFrom(issuedNoLaterThan: number, expiresInSeconds: number): number {
   const ms = expiresInSeconds * 1000;
   return issuedNoLaterThan + ms - Math.min(1000, ms / 2);
+}
+
+/** How far the IdP's clock (a JWT's `iat`) may be from ours before `exp` is not read as our time. */
+const CLOCK_AGREEMENT_MS = 30_000;
+
+/**
+ * When an access token obtained at `requestedAt` stops working: the earlier of the
+ * `expires_in` time and the JWT's `exp` (issue 7 item 6: a whole-second IdP can stamp `exp`
+ * up to a second before `requestedAt + expires_in`). When the JWT's `iat` shows the IdP's clock
+ * disagrees with ours, its lifetime (`exp - iat`) is counted from `requestedAt` instead; an
+ * `exp` already past by our clock without an `iat` says the clocks disagree and is ignored.
+ * Bounded like every expiry (at most a year, inside the Date range). Undefined: unknown expiry.
+ */
+export function expiresAtOf(requestedAt: number, expiresInSeconds: number | undefined, jwt: { exp?: number; iat?: number } = {}): number | undefined {
+  let at = expiresInSeconds !== undefined ? expiresAtFrom(requestedAt, expiresInSeconds) : undefined;
+  if (jwt.exp !== undefined) {
+    let fromJwt: number | undefined = jwt.exp * 1000;
+    if (jwt.iat !== undefined && Math.abs(jwt.iat * 1000 - requestedAt) > CLOCK_AGREEMENT_MS) {
+      fromJwt = jwt.exp > jwt.iat ? expiresAtFrom(requestedAt, jwt.exp - jwt.iat) : undefined;
+    } else if (jwt.iat === undefined && fromJwt <= requestedAt) {
+      fromJwt = undefined;
+    }
+    if (fromJwt !== undefined) at = at === undefined ? fromJwt : Math.min(at, fromJwt);
+  }
+  return at === undefined ? undefined : clampExpiresAt(requestedAt, at);
 }
 
 /** Effective skew for a grant: the configured skew, but never more than a third of its lifetime. */

@@ -1,11 +1,13 @@
 import type { Clock } from '../clock.js';
 import { ExitCode, LatchkeyError } from '../errors.js';
 import { DEFAULT_TOKEN_TIMEOUT_MS, RefreshError } from '../oauth/refresh-error.js';
-import type { ClientAuthMethod, TokenSet } from '../oauth/refresh.js';
+import type { ClientAuthMethod } from '../oauth/client-auth.js';
+import type { RefreshAnswer } from '../oauth/refresh.js';
 import type { FetchLike } from '../oauth/endpoint.js';
+import { MAX_RETRY_AFTER_MS } from '../oauth/token-answer.js';
 import type { Secret } from '../secret.js';
-import type { SourceRecord, Store, StoredGrant } from '../store/store.js';
-import { expiresAtFrom, refreshDueAt, usableGrant } from './expiry.js';
+import type { FailureRecord, SourceRecord, Store, StoredGrant } from '../store/store.js';
+import { expiresAtOf, refreshDueAt, usableGrant } from './expiry.js';
 
 export { DEFAULT_SKEW_MS, effectiveSkewMs, expiresAtFrom, refreshDueAt, usableGrant } from './expiry.js';
 
@@ -37,6 +39,13 @@ export interface EngineEvent {
   outcome: RefreshOutcome;
   durationMs: number;
   message?: string;
+  /**
+   * For a rotation the IdP answered (`refreshed`, `unsaved`): `performance.now()` when its
+   * answer arrived and when the store write resolved (renamed and fsync'd / committed). A crash
+   * between the two loses the rotated refresh token: the window the bench measures.
+   */
+  answerAt?: number;
+  persistedAt?: number;
 }
 
 export interface TokenEngineOptions {
@@ -54,11 +63,24 @@ export interface TokenEngineOptions {
   persistRetryDelaysMs?: readonly number[];
   /** While a refreshed grant is held unsaved, try to save it again this often (default 5 s). */
   unsavedRetryMs?: number;
+  /**
+   * After a first refusal of the refresh token (invalid_grant, an empty 400), wait this long
+   * under the lock, re-read, and confirm once before marking the grant revoked (default 1 s).
+   */
+  confirmRefusalDelayMs?: number;
 }
 
 const DEFAULT_COOLDOWN_MS = 30_000;
 const DEFAULT_PERSIST_RETRY_DELAYS_MS = [100, 500, 1500] as const;
 const DEFAULT_UNSAVED_RETRY_MS = 5_000;
+const DEFAULT_CONFIRM_REFUSAL_DELAY_MS = 1_000;
+
+/**
+ * Which attempt of one locked refresh this is: the first; the confirmation of a refusal (same
+ * refresh token, sent again because the IdP said it did not accept it); or the refresh with
+ * the new refresh token of an unusable rotation (never sent before).
+ */
+type Attempt = 'first' | 'confirming' | 'after_unusable_rotation';
 
 /** A refreshed grant the store could not take (yet): the only copy of a rotated refresh token. */
 interface Unsaved {
@@ -104,6 +126,7 @@ export class TokenEngine {
   readonly #unknownExpiryMemoMs: number;
   readonly #persistRetryDelaysMs: readonly number[];
   readonly #unsavedRetryMs: number;
+  readonly #confirmRefusalDelayMs: number;
   readonly #memo = new Map<string, MemoEntry>();
   readonly #flights = new Map<string, Promise<string>>();
   readonly #cooldownUntil = new Map<string, number>();
@@ -120,6 +143,7 @@ export class TokenEngine {
     this.#unknownExpiryMemoMs = options.unknownExpiryMemoMs ?? 300_000;
     this.#persistRetryDelaysMs = options.persistRetryDelaysMs ?? DEFAULT_PERSIST_RETRY_DELAYS_MS;
     this.#unsavedRetryMs = options.unsavedRetryMs ?? DEFAULT_UNSAVED_RETRY_MS;
+    this.#confirmRefusalDelayMs = options.confirmRefusalDelayMs ?? DEFAULT_CONFIRM_REFUSAL_DELAY_MS;
   }
 
   /** A fresh access token. Hot path: one map lookup and one clock read. */
@@ -219,8 +243,9 @@ export class TokenEngine {
     let until = this.#cooldownUntil.get(source);
     const f = rec?.lastFailure;
     if (f && f.kind !== 'invalid_grant' && f.at > (rec?.lastRefreshAt ?? 0)) {
-      // A failure stamped in the future (another clock) cools down from now, not longer.
-      const persisted = Math.min(f.at, now) + this.#cooldownMs;
+      // A failure stamped in the future (another clock) cools down from now, not longer; a
+      // Retry-After (`until`) at most MAX_RETRY_AFTER_MS from now.
+      const persisted = Math.max(Math.min(f.at, now) + this.#cooldownMs, Math.min(f.until ?? 0, now + MAX_RETRY_AFTER_MS));
       if (until === undefined || persisted > until) until = persisted;
     }
     return until !== undefined && now < until ? until : undefined;
@@ -246,10 +271,19 @@ export class TokenEngine {
         }
         // A refresh failed moments ago (transiently, or the client was refused), here or in a
         // sibling we queued behind on the lock: calling the IdP again would only wait out the
-        // same failure. Fail open until the cool-down ends (the keeper's refreshNow still tries).
-        if (!opts.force) {
+        // same failure. Fail open until the cool-down ends (the keeper's refreshNow still tries,
+        // except after a failure that may have consumed the refresh token: that one is sent
+        // again only once the cool-down has passed, by anyone).
+        if (!opts.force || rec?.lastFailure?.maybeConsumed) {
           const cooling = this.#coolingUntil(source, rec, now);
           if (cooling !== undefined) return this.#remember(source, grant, settings, cooling);
+        }
+        // After a failure that may have consumed the refresh token, sending it again risks the
+        // IdP's reuse detection revoking the grant, and with it the access token still in use:
+        // a refresh-ahead (forced, not due) waits until the access token is due anyway.
+        const f = rec?.lastFailure;
+        if (opts.force && f?.maybeConsumed && f.at > (rec?.lastRefreshAt ?? 0) && now < refreshDueAt(grant, settings.skewMs)) {
+          return this.#remember(source, grant, settings);
         }
         if (!grant.refreshToken) {
           if (opts.rejected !== undefined || (grant.expiresAt !== undefined && now >= grant.expiresAt)) {
@@ -276,7 +310,7 @@ export class TokenEngine {
     }
   }
 
-  async #callTokenEndpoint(source: string, rec: SourceRecord, grant: StoredGrant, settings: OAuthClientSettings, started: number): Promise<string> {
+  async #callTokenEndpoint(source: string, rec: SourceRecord, grant: StoredGrant, settings: OAuthClientSettings, started: number, attempt: Attempt = 'first'): Promise<string> {
     const tokenEndpoint = settings.tokenEndpoint ?? grant.tokenEndpoint;
     const clientId = settings.clientId ?? grant.clientId;
     if (!tokenEndpoint || !clientId) {
@@ -286,11 +320,11 @@ export class TokenEngine {
     const clientSecret = settings.clientSecret ?? (settings.resolveClientSecret ? await settings.resolveClientSecret() : undefined);
     // The token's lifetime runs from when the IdP issued it: no later than this moment.
     const requestedAt = this.#clock.now();
-    let set: TokenSet;
+    let result: RefreshAnswer;
     try {
       // Loaded on first refresh: the hot path and `latchkey token` on a fresh grant never need it.
       const { refreshTokenGrant } = await import('../oauth/refresh.js');
-      set = await refreshTokenGrant(
+      result = await refreshTokenGrant(
         {
           tokenEndpoint,
           issuer: settings.issuer ?? grant.issuer,
@@ -299,14 +333,35 @@ export class TokenEngine {
           clientAuth: settings.clientAuth,
           fetch: this.#fetch,
           timeoutMs: this.#tokenTimeoutMs,
+          now: () => this.#clock.now(),
+          knownSecrets: [grant.accessToken],
         },
         refreshToken,
       );
     } catch (err) {
       if (!(err instanceof RefreshError)) throw err;
-      return this.#handleFailure(source, rec, grant, settings, err, started);
+      return this.#handleFailure(source, rec, grant, settings, err, started, attempt);
     }
+    // From here to the store's rename is the crash window (a crash loses the rotated token):
+    // nothing in it reads, sleeps or retries before the first write.
     const now = this.#clock.now();
+    const warnings = result.warnings.length ? result.warnings.join('; ') : undefined;
+    if (result.answer === 'rotation_unusable') {
+      // The IdP rotated (the new refresh token is in the answer) but the rest is unusable: the
+      // new refresh token is the only live one; persist it first, with the access token marked
+      // expired, then refresh once with it (it has never been sent: sending it is safe).
+      const next: StoredGrant = { ...grant, refreshToken: result.refreshToken, expiresAt: Math.min(grant.expiresAt ?? requestedAt, requestedAt), tokenEndpoint, clientId };
+      delete next.revoked;
+      const message = `the IdP rotated the refresh token but the rest of its answer is unusable (${result.problem}); the new refresh token was saved`;
+      const failure: FailureRecord | undefined = attempt === 'after_unusable_rotation' ? { at: now, kind: 'transient', message } : undefined;
+      const saved = await this.#persistRotation(source, rec, next, now, settings, started, { answerAt: result.receivedAt, message, failure });
+      if (saved.written === undefined || failure !== undefined) {
+        if (failure !== undefined) this.#cooldownUntil.set(source, now + this.#cooldownMs);
+        return failure !== undefined ? this.#remember(source, next, settings, now + this.#cooldownMs) : saved.token;
+      }
+      return this.#callTokenEndpoint(source, saved.written, next, settings, started, 'after_unusable_rotation');
+    }
+    const set = result.set;
     const next: StoredGrant = {
       ...grant,
       accessToken: set.accessToken,
@@ -314,38 +369,50 @@ export class TokenEngine {
       refreshToken: set.refreshToken ?? grant.refreshToken,
       tokenType: set.tokenType,
       scope: set.scope ?? grant.scope,
-      expiresAt: set.expiresIn !== undefined ? expiresAtFrom(requestedAt, set.expiresIn) : undefined,
+      expiresAt: expiresAtOf(requestedAt, set.expiresIn, set.jwt),
       obtainedAt: requestedAt,
       tokenEndpoint,
       clientId,
     };
     delete next.revoked;
-    return this.#persistRotation(source, rec, next, now, settings, started);
+    return (await this.#persistRotation(source, rec, next, now, settings, started, { answerAt: result.receivedAt, message: warnings })).token;
   }
 
   /**
    * Persists a refreshed grant before anyone sees it. The IdP has already rotated the refresh
    * token: from here the new grant is the only live copy, and it must never be dropped silently.
    *
-   * A failed write is retried under the lock (with the record re-read: a conflict means the
+   * The first write is attempted at once (the crash window ends with its rename). A failed write
+   * is retried under the lock (with the record re-read: a conflict means the
    * record changed, possible only if the lock was lost or the file was edited by hand; it is
    * merged when the store still holds the refresh token we rotated from, and otherwise the store
    * has moved on to another grant and wins). When the store still cannot be written (disk full),
    * this process holds the new grant in memory: it serves its access token, refreshes from its
    * refresh token (never replaying the consumed one in the store), retries the save every few
    * seconds, and reports `unsaved` (event, `status`, the CLI's stderr) until it is saved.
+   * `written` is the record written, when it was.
    */
-  async #persistRotation(source: string, rec: SourceRecord, next: StoredGrant, refreshedAt: number, settings: OAuthClientSettings, started: number): Promise<string> {
+  async #persistRotation(
+    source: string,
+    rec: SourceRecord,
+    next: StoredGrant,
+    refreshedAt: number,
+    settings: OAuthClientSettings,
+    started: number,
+    extra: { answerAt?: number; message?: string; failure?: FailureRecord } = {},
+  ): Promise<{ token: string; written?: SourceRecord }> {
     const storedRefreshToken = rec.grant?.refreshToken;
     let current = rec;
     let lastError: unknown;
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.#store.write(source, rotatedRecord(current, next, refreshedAt), current.version);
+        const written = await this.#store.write(source, rotatedRecord(current, next, refreshedAt, extra.failure), current.version);
+        const persistedAt = extra.answerAt !== undefined ? performance.now() : undefined;
         this.#unsaved.delete(source);
-        this.#cooldownUntil.delete(source);
-        this.#emit(source, 'refreshed', started, attempt > 0 ? `saved at attempt ${attempt + 1} (${describeError(lastError)})` : undefined);
-        return this.#remember(source, next, settings);
+        if (extra.failure === undefined) this.#cooldownUntil.delete(source);
+        const notes = [extra.message, attempt > 0 ? `saved at attempt ${attempt + 1} (${describeError(lastError)})` : undefined].filter((m) => m !== undefined).join('; ');
+        this.#emit(source, 'refreshed', started, notes || undefined, { answerAt: extra.answerAt, persistedAt });
+        return { token: this.#remember(source, next, settings), written };
       } catch (err) {
         lastError = err;
       }
@@ -362,14 +429,14 @@ export class TokenEngine {
         // A login, an import, a logout, or a holder that broke in: the store's grant wins.
         this.#unsaved.delete(source);
         this.#emit(source, 'adopted', started, `the stored grant changed during the refresh; using the stored one (${describeError(lastError)})`);
-        return this.#remember(source, usableGrant(source, latest), settings);
+        return { token: this.#remember(source, usableGrant(source, latest), settings) };
       }
       current = latest as SourceRecord;
     }
     const held: Unsaved = { storedRefreshToken, grant: next, refreshedAt, reason: describeError(lastError) };
     this.#unsaved.set(source, held);
-    this.#emit(source, 'unsaved', started, this.#unsavedMessage(held));
-    return this.#remember(source, next, settings);
+    this.#emit(source, 'unsaved', started, this.#unsavedMessage(held), { answerAt: extra.answerAt });
+    return { token: this.#remember(source, next, settings) };
   }
 
   #unsavedMessage(u: Unsaved): string {
@@ -399,46 +466,77 @@ export class TokenEngine {
     }
   }
 
-  async #handleFailure(source: string, rec: SourceRecord, grant: StoredGrant, settings: OAuthClientSettings, err: RefreshError, started: number): Promise<string> {
-    const now = this.#clock.now();
+  /**
+   * A refresh that did not produce a grant, per the table in src/oauth/token-answer.ts.
+   *
+   * A refusal of the refresh token (invalid_grant, an empty 400) is confirmed once before the
+   * grant is marked revoked (issue 7 item 4): still under the lock, after a short pause, the
+   * record is re-read; a newer refresh token there (a login or import that did not take the
+   * lock) is adopted; the same one is sent once more. That cannot replay a token a sibling
+   * rotated: every Latchkey refresh of this grant runs under this lock, so no sibling can have
+   * rotated it since the re-read, and the IdP's refusal proves it did not consume the token.
+   * A second refusal marks the grant revoked.
+   *
+   * Anything else fails open with the current token and cools down (longer when the IdP sent
+   * Retry-After); when the token may have been consumed the record says so, and it is sent
+   * again only after the cool-down, even by a forced refresh.
+   */
+  async #handleFailure(source: string, rec: SourceRecord, grant: StoredGrant, settings: OAuthClientSettings, err: RefreshError, started: number, attempt: Attempt): Promise<string> {
     if (err.kind === 'invalid_grant') {
-      // Re-read: if the stored refresh token changed, someone rotated it outside our lock
-      // (e.g. a login): adopt theirs. Otherwise the grant is dead: say so, stop calling the IdP.
-      // (Compared with what the store held under our lock: `grant` may be a held, unsaved one.)
-      const again = await this.#store.read(source);
-      const latest = again?.grant;
-      if (latest && latest.refreshToken && !latest.refreshToken.equals(rec.grant?.refreshToken)) {
-        this.#unsaved.delete(source);
-        this.#emit(source, 'adopted', started);
-        return this.#remember(source, usableGrant(source, again), settings);
+      if (attempt !== 'confirming') {
+        await sleep(this.#confirmRefusalDelayMs);
+        const again = await this.#store.read(source).catch(() => rec);
+        const latest = again?.grant;
+        if (latest && latest.refreshToken && !latest.refreshToken.equals(rec.grant?.refreshToken)) {
+          this.#unsaved.delete(source);
+          this.#emit(source, 'adopted', started);
+          return this.#remember(source, usableGrant(source, again), settings);
+        }
+        if (latest?.revoked) usableGrant(source, again); // someone marked it meanwhile: say so
+        return this.#callTokenEndpoint(source, again ?? rec, grant, settings, started, 'confirming');
       }
-      this.#unsaved.delete(source);
-      this.#memo.delete(source);
-      this.#emit(source, 'invalid_grant', started, err.message);
-      const revokedGrant: StoredGrant = { ...grant, revoked: { at: now, reason: 'invalid_grant' } };
-      let unrecorded = '';
-      try {
-        await this.#store.write(
-          source,
-          { ...stripVersion(rec), grant: revokedGrant, lastFailure: { at: now, kind: 'invalid_grant', message: err.message } },
-          rec.version,
-        );
-      } catch (writeErr) {
-        unrecorded = `; recording that in the store failed too (${describeError(writeErr)})`;
-      }
-      throw new LatchkeyError('LK_GRANT_REVOKED', `the grant for "${source}" was revoked or expired at the IdP (invalid_grant)${unrecorded}`, {
-        source,
-        operatorAction: 'reauthorize',
-      });
+      return this.#markRevoked(source, rec, grant, settings, err, started);
     }
-    // Transient or rejected: fail open with the current token and cool down.
-    const until = now + this.#cooldownMs;
+    const now = this.#clock.now();
+    // Transient or rejected: fail open with the current token and cool down (at least as long
+    // as a Retry-After asks, within MAX_RETRY_AFTER_MS).
+    const until = now + Math.max(this.#cooldownMs, Math.min(MAX_RETRY_AFTER_MS, err.retryAfterMs ?? 0));
     this.#cooldownUntil.set(source, until);
-    await this.#store
-      .write(source, { ...stripVersion(rec), lastFailure: { at: now, kind: err.kind === 'rejected' ? 'rejected' : 'transient', message: err.message } }, rec.version)
-      .catch(() => undefined);
+    const failure: FailureRecord = { at: now, kind: err.kind === 'rejected' ? 'rejected' : 'transient', message: err.message };
+    if (err.consumed === 'maybe') failure.maybeConsumed = true;
+    if (until > now + this.#cooldownMs) failure.until = until;
+    await this.#store.write(source, { ...stripVersion(rec), lastFailure: failure }, rec.version).catch(() => undefined);
     this.#emit(source, err.kind === 'rejected' ? 'rejected' : 'fail_open', started, err.message);
     return this.#remember(source, grant, settings, until);
+  }
+
+  /** A confirmed refusal: the grant is marked revoked (nothing blanked) and the IdP not called again for it. */
+  async #markRevoked(source: string, rec: SourceRecord, grant: StoredGrant, settings: OAuthClientSettings, err: RefreshError, started: number): Promise<string> {
+    const now = this.#clock.now();
+    // Re-read: if the stored refresh token changed, someone rotated it outside our lock
+    // (e.g. a login): adopt theirs. Otherwise the grant is dead: say so, stop calling the IdP.
+    // (Compared with what the store held under our lock: `grant` may be a held, unsaved one.)
+    const again = await this.#store.read(source);
+    const latest = again?.grant;
+    if (latest && latest.refreshToken && !latest.refreshToken.equals(rec.grant?.refreshToken)) {
+      this.#unsaved.delete(source);
+      this.#emit(source, 'adopted', started);
+      return this.#remember(source, usableGrant(source, again), settings);
+    }
+    this.#unsaved.delete(source);
+    this.#memo.delete(source);
+    this.#emit(source, 'invalid_grant', started, err.message);
+    const revokedGrant: StoredGrant = { ...grant, revoked: { at: now, reason: 'invalid_grant' } };
+    let unrecorded = '';
+    try {
+      await this.#store.write(source, { ...stripVersion(rec), grant: revokedGrant, lastFailure: { at: now, kind: 'invalid_grant', message: err.message } }, rec.version);
+    } catch (writeErr) {
+      unrecorded = `; recording that in the store failed too (${describeError(writeErr)})`;
+    }
+    throw new LatchkeyError('LK_GRANT_REVOKED', `the grant for "${source}" was revoked or expired at the IdP (${err.message})${unrecorded}`, {
+      source,
+      operatorAction: 'reauthorize',
+    });
   }
 
   #remember(source: string, grant: StoredGrant, settings: OAuthClientSettings, until?: number): string {
@@ -452,8 +550,12 @@ export class TokenEngine {
     return token;
   }
 
-  #emit(source: string, outcome: RefreshOutcome, started: number, message?: string): void {
-    this.#onEvent?.({ source, outcome, durationMs: this.#clock.now() - started, ...(message ? { message } : {}) });
+  #emit(source: string, outcome: RefreshOutcome, started: number, message?: string, timing?: { answerAt?: number; persistedAt?: number }): void {
+    if (this.#onEvent === undefined) return;
+    const event: EngineEvent = { source, outcome, durationMs: this.#clock.now() - started, ...(message ? { message } : {}) };
+    if (timing?.answerAt !== undefined) event.answerAt = timing.answerAt;
+    if (timing?.persistedAt !== undefined) event.persistedAt = timing.persistedAt;
+    this.#onEvent(event);
   }
 }
 
@@ -462,9 +564,10 @@ function stripVersion(rec: SourceRecord): Omit<SourceRecord, 'version'> {
   return rest;
 }
 
-/** `rec` with a refreshed grant in place, counted as a refresh, its failure cleared. */
-function rotatedRecord(rec: SourceRecord, grant: StoredGrant, refreshedAt: number): Omit<SourceRecord, 'version'> {
-  return { ...stripVersion(rec), grant, lastRefreshAt: refreshedAt, refreshCount: (rec.refreshCount ?? 0) + 1, lastFailure: undefined };
+/** `rec` with a refreshed grant in place, counted as a refresh, its failure cleared (or set to `failure`). */
+function rotatedRecord(rec: SourceRecord, grant: StoredGrant, refreshedAt: number, failure?: FailureRecord): Omit<SourceRecord, 'version'> {
+  // A failure recorded with the rotation is stamped after it, so that status reads it as current.
+  return { ...stripVersion(rec), grant, lastRefreshAt: refreshedAt, refreshCount: (rec.refreshCount ?? 0) + 1, lastFailure: failure && { ...failure, at: Math.max(failure.at, refreshedAt + 1) } };
 }
 
 function sameSecret(a: Secret | undefined, b: Secret | undefined): boolean {

@@ -41,6 +41,15 @@ export function requestOptions(url: URL, fetchImpl: FetchLike, timeoutMs: number
   };
 }
 
+/** An answer larger than the limit: not read (whatever it holds), its status kept for the classification. */
+export class ResponseTooLargeError extends LatchkeyError {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super('LK_TOKEN_ENDPOINT', message);
+    this.status = status;
+  }
+}
+
 /** Wraps fetch so an endpoint that streams megabytes of garbage cannot exhaust memory. */
 export function limitedFetch(fetchImpl: FetchLike, maxBytes = MAX_RESPONSE_BYTES): FetchLike {
   return async (input, init) => {
@@ -48,7 +57,7 @@ export function limitedFetch(fetchImpl: FetchLike, maxBytes = MAX_RESPONSE_BYTES
     const declared = Number(res.headers.get('content-length') ?? '0');
     if (declared > maxBytes) {
       await res.body?.cancel().catch(() => undefined);
-      throw new LatchkeyError('LK_TOKEN_ENDPOINT', `response of ${declared} bytes exceeds the ${maxBytes}-byte limit`);
+      throw new ResponseTooLargeError(res.status, `response of ${declared} bytes exceeds the ${maxBytes}-byte limit`);
     }
     const body = await readLimited(res, maxBytes);
     return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
@@ -66,7 +75,7 @@ async function readLimited(res: Response, maxBytes: number): Promise<Uint8Array<
     total += value.byteLength;
     if (total > maxBytes) {
       await reader.cancel().catch(() => undefined);
-      throw new LatchkeyError('LK_TOKEN_ENDPOINT', `response exceeds the ${maxBytes}-byte limit`);
+      throw new ResponseTooLargeError(res.status, `response exceeds the ${maxBytes}-byte limit`);
     }
     chunks.push(value);
   }

@@ -1,5 +1,6 @@
 import { jsonSyntaxWhere, LatchkeyError } from '../errors.js';
 import { Secret } from '../secret.js';
+import { clampExpiresAt, clampTime } from '../lifetime.js';
 import type { FailureRecord, SourceRecord, StoredGrant, StoredSession } from './store.js';
 
 /**
@@ -48,12 +49,14 @@ function parseRecord(value: unknown, at: string, file: string): SourceRecord {
   const rec: SourceRecord = { version: value.version };
   if (value.grant !== undefined) rec.grant = parseGrant(value.grant, `${at}.grant`, file);
   if (value.session !== undefined) rec.session = parseSession(value.session, `${at}.session`, file);
-  if (typeof value.lastRefreshAt === 'number') rec.lastRefreshAt = value.lastRefreshAt;
+  if (typeof value.lastRefreshAt === 'number') rec.lastRefreshAt = clampTime(value.lastRefreshAt);
   if (typeof value.refreshCount === 'number') rec.refreshCount = value.refreshCount;
   if (isObject(value.lastFailure)) {
     const f = value.lastFailure;
     if (typeof f.at === 'number' && typeof f.kind === 'string' && typeof f.message === 'string') {
-      rec.lastFailure = { at: f.at, kind: f.kind as FailureRecord['kind'], message: f.message };
+      rec.lastFailure = { at: clampTime(f.at), kind: f.kind as FailureRecord['kind'], message: f.message };
+      if (f.maybeConsumed === true) rec.lastFailure.maybeConsumed = true;
+      if (typeof f.until === 'number') rec.lastFailure.until = clampTime(f.until);
     }
   }
   return rec;
@@ -63,14 +66,16 @@ function parseGrant(value: unknown, at: string, file: string): StoredGrant {
   if (!isObject(value)) throw corrupt(file, `${at} must be an object`);
   if (typeof value.accessToken !== 'string' || value.accessToken === '') throw corrupt(file, `${at}.accessToken must be a non-empty string`);
   if (typeof value.obtainedAt !== 'number') throw corrupt(file, `${at}.obtainedAt must be a number`);
-  const g: StoredGrant = { accessToken: new Secret(value.accessToken), obtainedAt: value.obtainedAt };
+  // Times are bounded on read (see clampExpiresAt): a value past the Date range would make every
+  // reader that formats it throw.
+  const g: StoredGrant = { accessToken: new Secret(value.accessToken), obtainedAt: clampTime(value.obtainedAt) };
   if (value.refreshToken !== undefined) {
     if (typeof value.refreshToken !== 'string') throw corrupt(file, `${at}.refreshToken must be a string`);
     if (value.refreshToken !== '') g.refreshToken = new Secret(value.refreshToken);
   }
   if (value.expiresAt !== undefined) {
     if (typeof value.expiresAt !== 'number') throw corrupt(file, `${at}.expiresAt must be a number`);
-    g.expiresAt = value.expiresAt;
+    g.expiresAt = clampExpiresAt(g.obtainedAt, value.expiresAt);
   }
   for (const key of ['tokenType', 'scope', 'tokenEndpoint', 'issuer', 'clientId'] as const) {
     const v = value[key];
@@ -82,7 +87,7 @@ function parseGrant(value: unknown, at: string, file: string): StoredGrant {
   if (value.revoked !== undefined) {
     const r = value.revoked;
     if (!isObject(r) || typeof r.at !== 'number' || typeof r.reason !== 'string') throw corrupt(file, `${at}.revoked is malformed`);
-    g.revoked = { at: r.at, reason: r.reason };
+    g.revoked = { at: clampTime(r.at), reason: r.reason };
   }
   return g;
 }

@@ -27,6 +27,14 @@ export interface FailureRecord {
   at: number;
   kind: 'transient' | 'invalid_grant' | 'rejected';
   message: string;
+  /**
+   * The refresh token sent may have been consumed by the IdP (timeout or reset after sending,
+   * 5xx, an unusable 200): it is sent again only after the cool-down, never sooner, even by a
+   * forced refresh (see "Token-endpoint answers" in docs/DESIGN.md).
+   */
+  maybeConsumed?: boolean;
+  /** No refresh before this time (a Retry-After longer than the cool-down). */
+  until?: number;
 }
 
 /** Everything stored for one source, versioned for compare-and-set. */

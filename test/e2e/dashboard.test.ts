@@ -54,6 +54,9 @@ test('dashboard renders every state; a grant revoked at the IdP turns its row ac
     port: 0,
     intervalSeconds: 1,
     log: jsonLineLog({ write: (c: string) => (logText += c) }, systemClock),
+    // The probes here time out at 500 ms: shorter than the 1 s pause before a refused refresh
+    // token is confirmed, which would show the revoked grant as unreachable for one cycle first.
+    open: { confirmRefusalDelayMs: 100 },
   });
   t.after(() => daemon.stop());
   const url = `${daemon.http!.url}/`;

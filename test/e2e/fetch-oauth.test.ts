@@ -106,11 +106,11 @@ test('a revoked grant: the forced refresh gets invalid_grant -> reauthorize afte
     return true;
   });
   assert.equal(idp.stats.protectedUnauthorized, 1, 'not retried: the grant is dead');
-  assert.equal(idp.stats.refreshRequests, 1);
+  assert.equal(idp.stats.refreshRequests, 2, 'the refusal confirmed once, under the lock');
   assert.equal(await lk.authPath('idp'), null);
   await assert.rejects(lk.fetch('idp', idp.protectedUrl), (err: unknown) => err instanceof LatchkeyError && err.code === 'LK_GRANT_REVOKED' && err.operatorAction === 'reauthorize');
   assert.equal(idp.stats.protectedUnauthorized, 1, 'no request with a revoked grant');
-  assert.equal(idp.stats.refreshRequests, 1, 'and no IdP call');
+  assert.equal(idp.stats.refreshRequests, 2, 'and no IdP call');
 });
 
 test('the token endpoint is down during recovery -> check_network (exit 3), not a person\'s action', async (t) => {

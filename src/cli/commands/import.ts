@@ -35,7 +35,7 @@ async function readGrantFile(path: string): Promise<string> {
 
 export const command: Command = {
   summary: 'install a grant obtained elsewhere (token endpoint JSON)',
-  usage: 'latchkey import <source> --grant <file|->   (JSON: access_token, refresh_token, expires_in, optional scope, token_type)',
+  usage: 'latchkey import <source> --grant <file|->   (JSON: access_token, refresh_token, expires_in, optional scope, token_type, expires_at, iat)',
   async run(args, io: CliIO) {
     const { values, positionals } = parseArgs({ args, options: { grant: { type: 'string' } }, allowPositionals: true });
     const [source] = positionals;
@@ -62,13 +62,15 @@ export const command: Command = {
           `source "${source}" has no oauth method (it uses ${src.methods.join(', ') || 'nothing'}), so a grant would never be used; nothing was stored. Give it an "oauth" section in ${lk.config.file} first (tokenEndpoint or issuer, clientId)`,
         );
       }
-      const grant = await lk.installGrant(source, json as never).catch((err: unknown) => {
+      const warnings: string[] = [];
+      const grant = await lk.installGrant(source, json as never, { warnings }).catch((err: unknown) => {
         if (err instanceof LatchkeyError && err.code === 'LK_GRANT_INVALID') {
           throw new LatchkeyError(err.code, `${err.message} (in ${from}); nothing was stored`, { exitCode: 1 });
         }
         throw err;
       });
-      const exp = grant.expiresAt ? `expires ${new Date(grant.expiresAt).toISOString()}` : 'unknown expiry';
+      for (const w of warnings) io.stderr.write(`latchkey: warning: ${w}\n`);
+      const exp = grant.expiresAt !== undefined ? `expires ${new Date(grant.expiresAt).toISOString()}` : 'unknown expiry';
       io.stdout.write(`imported a grant for "${source}" (${grant.refreshToken ? 'with' : 'without'} refresh token, ${exp})\n`);
     } finally {
       await lk.close();
