@@ -12,6 +12,7 @@ import type { SourceRecord, Store, StoredGrant } from './store/store.js';
 import type { MethodName } from './config/constants.js';
 import type { SourceAuth } from './client/auth-path.js';
 import type { PreflightOptions, PreflightReport, ProbeOptions, ProbeResult } from './client/probe-types.js';
+import { fixForSource } from './config/source-fix.js';
 
 type FetchModule = typeof import('./client/fetch.js');
 
@@ -318,7 +319,7 @@ export class Latchkey {
       ...base,
       state,
       operatorAction: action,
-      fix: action ? fixFor(name, action) : null,
+      fix: action ? fixForSource(name, src, action, this.config.file) : null,
       message,
     });
     const now = this.clock.now();
