@@ -18,8 +18,8 @@ import { renderPreflight } from './preflight-format.js';
  * - `latchkey token <source>`: the config is unchanged since it was validated (its stamp), and
  *   the source's bearer method is `oauth` with a stored grant that is neither due for refresh
  *   nor revoked, or `token` with an `env:` / `file:` reference that has a value;
- * - `latchkey preflight <source...> [--json]`: the keeper's fresh report has every named
- *   source healthy.
+ * - `latchkey preflight <source...> [--json]`: the config is unchanged since it was validated
+ *   and names every source, and the keeper's fresh report has every named source healthy.
  *
  * It answers only when it can answer exactly as the full command would (same output, byte for
  * byte, same exit code), with the same rules: the pure modules it imports are the ones the
@@ -112,6 +112,10 @@ function preflightAnswer(args: readonly string[], env: NodeJS.ProcessEnv): FastP
   }
   if (sources.length === 0) return undefined;
   const paths = homePaths(latchkeyHome(env));
+  // Only for a config its stamp vouches for, naming only its sources: a config that changed (or
+  // never passed) is validated by the full command, which refuses an invalid one with exit 1.
+  const config = stampedConfig(readText(paths.config), readText(stampPathFor(paths.config)), paths.config);
+  if (config === undefined || sources.some((s) => !config.sources.has(s))) return undefined;
   const cached = cachedVerdicts(parseKeeperReport(readText(paths.health), Date.now()), sources);
   if (cached === undefined) return undefined;
   const report = reportOf(cached);

@@ -17,6 +17,7 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   preflight: () => import('./commands/preflight.js'),
   login: () => import('./commands/login.js'),
   logout: () => import('./commands/logout.js'),
+  remove: () => import('./commands/remove.js'),
   keeper: () => import('./commands/keeper.js'),
   health: () => import('./commands/health.js'),
   service: () => import('./commands/service.js'),

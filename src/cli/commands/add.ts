@@ -3,7 +3,7 @@ import { isRelativeFileRef, SECRET_REF, secretRefProblem, SOURCE_NAME } from '..
 import { applyPreset, getPreset, presets, type Preset } from '../../config/presets.js';
 import { importCommandFor, loginCommandFor, loginNeeds } from '../../config/source-fix.js';
 import type { SourceConfig } from '../../config/schema.js';
-import { updateConfigFile } from '../../config/write.js';
+import { COMMENTS_DROPPED, updateConfigFile } from '../../config/write.js';
 import { homePaths, latchkeyHome } from '../../paths.js';
 import { usageError, type CliIO, type Command } from '../io.js';
 
@@ -175,13 +175,14 @@ ${presetList()}`,
     }
     const paths = homePaths(latchkeyHome(io.env));
     let existed = false;
-    await updateConfigFile(paths.config, (raw) => {
+    const { droppedComments } = await updateConfigFile(paths.config, (raw) => {
       raw.sources ??= {};
       existed = Object.prototype.hasOwnProperty.call(raw.sources, source);
       if (existed && !values.force) throw usageError(`source "${source}" already exists in ${paths.config}; use --force to replace it`);
       raw.sources[source] = src;
     });
     io.stdout.write(`${existed ? 'replaced' : 'added'} source "${source}" in ${paths.config}\n`);
+    if (droppedComments) io.stdout.write(COMMENTS_DROPPED);
     if (src.token && !src.token.secret.startsWith('env:')) io.stdout.write(`next: latchkey secrets set ${src.token.secret}   (the value is read from stdin or a hidden prompt)\n`);
     if (src.oauth) io.stdout.write(`${oauthNext(source, preset ? applyPreset(preset, src) : src)}\n`);
     if (src.session) io.stdout.write(`next: sign in to the site in the browser${src.session.cdp ? ' started with --remote-debugging-port' : ''}, then: latchkey preflight ${source}\n`);
@@ -212,7 +213,7 @@ async function setEndpoints(source: string, values: AddValues, io: CliIO): Promi
   const update: Partial<NonNullable<SourceConfig['oauth']>> = {};
   await applyEndpointFlags(update as NonNullable<SourceConfig['oauth']>, values);
   let next: SourceConfig | undefined;
-  await updateConfigFile(paths.config, (raw) => {
+  const { droppedComments } = await updateConfigFile(paths.config, (raw) => {
     const existing = raw.sources?.[source];
     if (!existing) throw usageError(`source "${source}" is not in ${paths.config}; to add it, give --token-endpoint <url> (or --issuer <url>) and --client-id <id> too`);
     if (!existing.oauth) throw usageError(`source "${source}" has no OAuth path to set endpoints on; add one with --token-endpoint <url> --client-id <id> --force`);
@@ -222,6 +223,7 @@ async function setEndpoints(source: string, values: AddValues, io: CliIO): Promi
   });
   const set = ENDPOINT_FLAGS.filter(([flag]) => values[flag] !== undefined).map(([, key]) => `oauth.${key}`);
   io.stdout.write(`updated source "${source}" in ${paths.config}: ${set.join(', ')}\n`);
+  if (droppedComments) io.stdout.write(COMMENTS_DROPPED);
   io.stdout.write(`${oauthNext(source, next)}\n`);
   return 0;
 }
