@@ -1,5 +1,6 @@
 import { statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { isatty } from 'node:tty';
 import { cachedVerdicts, parseKeeperReport, reportOf } from '../client/keeper-report.js';
 import { bearerMethod, type ResolvedSource } from '../config/resolve.js';
 import { plainSecretValue } from '../config/secret-value.js';
@@ -11,6 +12,7 @@ import { readRegularFileSync } from '../store/read-file-sync.js';
 import { MAX_SECRET_FILE_BYTES } from '../store/regular-file.js';
 import { parseStoreDocument } from '../store/store-document.js';
 import { renderPreflight } from './preflight-format.js';
+import { colourWanted } from './terminal-table.js';
 
 /**
  * The CLI's synchronous fast path, for the two commands scripts run once per job:
@@ -119,7 +121,7 @@ function preflightAnswer(args: readonly string[], env: NodeJS.ProcessEnv): FastP
   const cached = cachedVerdicts(parseKeeperReport(readText(paths.health), Date.now()), sources);
   if (cached === undefined) return undefined;
   const report = reportOf(cached);
-  return { stdout: renderPreflight(report, json), exitCode: report.exitCode };
+  return { stdout: renderPreflight(report, json, Date.now(), colourWanted(env, isatty(1))), exitCode: report.exitCode };
 }
 
 /**

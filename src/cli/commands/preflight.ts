@@ -4,6 +4,7 @@ import type { PreflightReport } from '../../client/probe-types.js';
 import { homePaths, latchkeyHome } from '../../paths.js';
 import { usageError, type CliIO, type Command } from '../io.js';
 import { renderPreflight } from '../preflight-format.js';
+import { colourWanted } from '../terminal-table.js';
 
 const options = {
   json: { type: 'boolean' },
@@ -53,6 +54,6 @@ export const command: Command = {
 };
 
 function print(report: PreflightReport, json: boolean, io: CliIO): number {
-  io.stdout.write(renderPreflight(report, json));
+  io.stdout.write(renderPreflight(report, json, Date.now(), colourWanted(io.env, (io.stdout as { isTTY?: boolean }).isTTY === true)));
   return report.exitCode;
 }
