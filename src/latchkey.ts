@@ -3,7 +3,7 @@ import { bearerMethod, getSource, loadConfig, type Config, type ResolvedSource }
 import { resolveSecretRef } from './config/secret-ref.js';
 import { configuredSkewMs } from './engine/expiry.js';
 import { TokenEngine, expiresAtFrom, refreshDueAt, type EngineEvent, type OAuthClientSettings } from './engine/fresh-token.js';
-import { fixFor, LatchkeyError, type OperatorAction } from './errors.js';
+import { LatchkeyError, type OperatorAction } from './errors.js';
 import type { FetchLike } from './oauth/endpoint.js';
 import { homePaths, latchkeyHome, type HomePaths } from './paths.js';
 import { Secret } from './secret.js';

@@ -1,6 +1,5 @@
-import { statSync, writeSync } from 'node:fs';
+import { fstatSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { isatty } from 'node:tty';
 import { cachedVerdicts, parseKeeperReport, reportOf } from '../client/keeper-report.js';
 import { bearerMethod, type ResolvedSource } from '../config/resolve.js';
 import { plainSecretValue } from '../config/secret-value.js';
@@ -121,7 +120,10 @@ function preflightAnswer(args: readonly string[], env: NodeJS.ProcessEnv): FastP
   const cached = cachedVerdicts(parseKeeperReport(readText(paths.health), Date.now()), sources);
   if (cached === undefined) return undefined;
   const report = reportOf(cached);
-  return { stdout: renderPreflight(report, json, Date.now(), colourWanted(env, isatty(1))), exitCode: report.exitCode };
+  // A terminal may want colour; telling needs node:tty, which this entry does not load: stdout
+  // as a character device (a terminal, or /dev/null) goes the full route. Scripts pipe it.
+  if (!json && colourWanted(env, fstatSync(1).isCharacterDevice())) return undefined;
+  return { stdout: renderPreflight(report, json), exitCode: report.exitCode };
 }
 
 /**
