@@ -60,7 +60,8 @@ export function describeNetworkError(err: unknown, url?: string | URL): string {
   if (name === 'TimeoutError') return `no answer from ${fromUrl ?? where} before the timeout`;
   switch (code) {
     case undefined:
-      return `cannot reach ${where} (${typeof (err as { message?: unknown })?.message === 'string' ? (err as Error).message : 'fetch failed'})`;
+      // No system error: undici's own reason is the innermost message ("bad port": fetch refuses some ports).
+      return `cannot reach ${where} (${innermostMessage(err)})`;
     case 'ECONNREFUSED':
       return `connection refused by ${where} (ECONNREFUSED)`;
     case 'ENOTFOUND':
@@ -81,4 +82,16 @@ export function describeNetworkError(err: unknown, url?: string | URL): string {
       if (TLS_CODE.test(code)) return `the TLS certificate of ${where} was not accepted (${code})`;
       return `cannot reach ${where} (${code})`;
   }
+}
+
+/** The deepest message in the cause chain other than fetch's generic "fetch failed". */
+function innermostMessage(err: unknown): string {
+  let message = 'fetch failed';
+  let e: unknown = err;
+  for (let depth = 0; typeof e === 'object' && e !== null && depth < 5; depth++) {
+    const m = (e as { message?: unknown }).message;
+    if (typeof m === 'string' && m !== '' && m !== 'fetch failed') message = m.slice(0, 100);
+    e = (e as { cause?: unknown }).cause;
+  }
+  return message;
 }

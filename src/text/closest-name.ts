@@ -33,7 +33,7 @@ export function closestName(input: string, candidates: Iterable<string>): string
     }
   }
   // A third of the length, at least 1 and at most 3 edits: "tokn" → "token", not "fetch" → "health".
-  const reach = Math.min(3, Math.max(1, Math.floor(needle.length / 3)));
+  const reach = Math.min(3, Math.max(1, Math.ceil(needle.length / 3)));
   return best !== undefined && bestDistance <= reach ? best : undefined;
 }
 
