@@ -6,7 +6,16 @@
  * Trailing commas are not accepted (they are not JSONC's, and would hide a truncated file).
  */
 
-/** `text` as plain JSON: BOM dropped, comments blanked. Text inside strings is never touched. */
+/** A `/*` comment that is never closed (it would swallow the rest of the file). */
+export class UnclosedCommentError extends Error {
+  constructor(text: string, at: number) {
+    const before = text.slice(0, at);
+    super(`a /* comment opened at line ${before.split('\n').length}, column ${at - before.lastIndexOf('\n')} is never closed`);
+    this.name = 'UnclosedCommentError';
+  }
+}
+
+/** `text` as plain JSON: BOM dropped, comments blanked. Text inside strings is never touched. Throws UnclosedCommentError. */
 export function jsonWithoutComments(text: string): string {
   const src = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
   if (!src.includes('/')) return src; // the common case: no comment can be present
@@ -41,8 +50,8 @@ export function jsonWithoutComments(text: string): string {
     }
     if (c === '/' && src[i + 1] === '*') {
       const end = src.indexOf('*/', i + 2);
-      // An unterminated comment runs to the end: JSON.parse then says the text ends too early.
-      const stop = end === -1 ? src.length : end + 2;
+      if (end === -1) throw new UnclosedCommentError(src, i);
+      const stop = end + 2;
       out += src.slice(i, stop).replace(/[^\n]/g, ' ');
       i = stop;
       continue;
@@ -56,5 +65,9 @@ export function jsonWithoutComments(text: string): string {
 /** True when `text` has a comment outside strings (so rewriting it as JSON would drop them). */
 export function hasJsonComments(text: string): boolean {
   const src = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
-  return jsonWithoutComments(src) !== src;
+  try {
+    return jsonWithoutComments(src) !== src;
+  } catch {
+    return true;
+  }
 }
