@@ -85,20 +85,26 @@ export class LatchkeyError extends Error {
   }
 }
 
-/** The exact command that resolves an operator action for a source. */
+/**
+ * The command that resolves an operator action for a source when nothing else is known about
+ * it. Where the source's config is at hand, `fixForSource` (src/config/source-fix.ts) decides
+ * instead: it knows whether `latchkey login` can run for the source and which reference holds
+ * its token, so it never suggests a command that cannot work.
+ */
 export function fixFor(source: string, action: OperatorAction): string {
   switch (action) {
     case 'relogin':
     case 'reauthorize':
       return `latchkey login ${source}`;
     case 'renew_session':
-      return `sign in to ${source} in the browser, then run \`latchkey preflight ${source}\``;
+      return `sign in to ${source} in the browser, then: latchkey preflight ${source} --live`;
     case 'replace_token':
-      return `latchkey secrets set <the token's reference> (see \`latchkey status ${source}\`)`;
+      return `latchkey secrets set <the reference that \`latchkey status --json\` shows for ${source}>`;
     case 'check_network':
-      return `check the network path to ${source}, then run \`latchkey preflight ${source}\``;
+      // The message names the host and port that did not answer; this re-checks once it does.
+      return `latchkey preflight ${source} --live`;
     case 'fix_config':
-      return `edit the config (\`latchkey status\` names the file)`;
+      return `edit sources.${source} in the config (its path: latchkey status), then: latchkey preflight ${source} --live`;
   }
 }
 

@@ -1,3 +1,6 @@
+// The published types use Node's (NodeJS.ProcessEnv, Buffer): kept in index.d.ts so a consumer's
+// compiler loads @types/node (a dependency) even with `"types": []` in its tsconfig.
+/// <reference types="node" preserve="true" />
 /**
  * Latchkey: keeps API credentials alive for automations.
  *

@@ -5,7 +5,7 @@ import { configuredSkewMs } from './engine/expiry.js';
 import { TokenEngine, refreshDueAt, type EngineEvent, type OAuthClientSettings } from './engine/fresh-token.js';
 import { expiresAtOf } from './engine/expiry.js';
 import { clampExpiresAt, clampTime, readExpiresIn } from './lifetime.js';
-import { fixFor, LatchkeyError, type OperatorAction } from './errors.js';
+import { LatchkeyError, type OperatorAction } from './errors.js';
 import type { FetchLike } from './oauth/endpoint.js';
 import { homePaths, latchkeyHome, type HomePaths } from './paths.js';
 import { Secret } from './secret.js';
@@ -14,6 +14,7 @@ import type { SourceRecord, Store, StoredGrant } from './store/store.js';
 import type { MethodName } from './config/constants.js';
 import type { SourceAuth } from './client/auth-path.js';
 import type { PreflightOptions, PreflightReport, ProbeOptions, ProbeResult } from './client/probe-types.js';
+import { fixForSource } from './config/source-fix.js';
 
 type FetchModule = typeof import('./client/fetch.js');
 
@@ -328,7 +329,7 @@ export class Latchkey {
       ...base,
       state,
       operatorAction: action,
-      fix: action ? fixFor(name, action) : null,
+      fix: action ? fixForSource(name, src, action, this.config.file) : null,
       message,
     });
     const now = this.clock.now();

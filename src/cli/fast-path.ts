@@ -1,4 +1,4 @@
-import { statSync, writeSync } from 'node:fs';
+import { fstatSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { cachedVerdicts, parseKeeperReport, reportOf } from '../client/keeper-report.js';
 import { bearerMethod, type ResolvedSource } from '../config/resolve.js';
@@ -11,6 +11,7 @@ import { readRegularFileSync } from '../store/read-file-sync.js';
 import { MAX_SECRET_FILE_BYTES } from '../store/regular-file.js';
 import { parseStoreDocument } from '../store/store-document.js';
 import { renderPreflight } from './preflight-format.js';
+import { colourWanted } from './terminal-table.js';
 
 /**
  * The CLI's synchronous fast path, for the two commands scripts run once per job:
@@ -18,8 +19,8 @@ import { renderPreflight } from './preflight-format.js';
  * - `latchkey token <source>`: the config is unchanged since it was validated (its stamp), and
  *   the source's bearer method is `oauth` with a stored grant that is neither due for refresh
  *   nor revoked, or `token` with an `env:` / `file:` reference that has a value;
- * - `latchkey preflight <source...> [--json]`: the keeper's fresh report has every named
- *   source healthy.
+ * - `latchkey preflight <source...> [--json]`: the config is unchanged since it was validated
+ *   and names every source, and the keeper's fresh report has every named source healthy.
  *
  * It answers only when it can answer exactly as the full command would (same output, byte for
  * byte, same exit code), with the same rules: the pure modules it imports are the ones the
@@ -112,9 +113,16 @@ function preflightAnswer(args: readonly string[], env: NodeJS.ProcessEnv): FastP
   }
   if (sources.length === 0) return undefined;
   const paths = homePaths(latchkeyHome(env));
+  // Only for a config its stamp vouches for, naming only its sources: a config that changed (or
+  // never passed) is validated by the full command, which refuses an invalid one with exit 1.
+  const config = stampedConfig(readText(paths.config), readText(stampPathFor(paths.config)), paths.config);
+  if (config === undefined || sources.some((s) => !config.sources.has(s))) return undefined;
   const cached = cachedVerdicts(parseKeeperReport(readText(paths.health), Date.now()), sources);
   if (cached === undefined) return undefined;
   const report = reportOf(cached);
+  // A terminal may want colour; telling needs node:tty, which this entry does not load: stdout
+  // as a character device (a terminal, or /dev/null) goes the full route. Scripts pipe it.
+  if (!json && colourWanted(env, fstatSync(1).isCharacterDevice())) return undefined;
   return { stdout: renderPreflight(report, json), exitCode: report.exitCode };
 }
 

@@ -4,6 +4,7 @@ import { ExitCode, LatchkeyError, type OperatorAction } from '../errors.js';
 import { WrongDestinationError, type AuthMethod, type AuthRequest } from '../methods/method.js';
 import type { FetchLike } from '../oauth/endpoint.js';
 import { asMethodFailure, fixForMethod, type MethodFailure, type Prepared, type SourceAuth } from './auth-path.js';
+import { describeNetworkError } from '../net/describe-network-error.js';
 
 /**
  * `lk.fetch`: a request with the current auth path's credentials and one bounded 401
@@ -333,17 +334,9 @@ async function send(source: string, fetchImpl: FetchLike, req: Outgoing, prepare
   }
 }
 
-/** "network error: ECONNREFUSED" from undici's `TypeError: fetch failed` and its cause chain. */
-export function networkErrorText(err: unknown): string {
-  const parts: string[] = [];
-  let e: unknown = err;
-  for (let depth = 0; e instanceof Error && depth < 4; depth++) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code && !parts.includes(code)) parts.push(code);
-    else if (e.message && e.message !== 'fetch failed' && !parts.includes(e.message)) parts.push(e.message);
-    e = e.cause;
-  }
-  return `network error: ${parts.join(': ') || 'fetch failed'}`;
+/** "network error: connection refused by 127.0.0.1:9 (ECONNREFUSED)" from undici's `TypeError: fetch failed` and its cause chain. */
+export function networkErrorText(err: unknown, url?: string | URL): string {
+  return `network error: ${describeNetworkError(err, url)}`;
 }
 
 /** Releases a response we will not read (so its connection can be reused or closed). */

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { LatchkeyError, type OperatorAction } from '../errors.js';
+import { fixFor, LatchkeyError, type OperatorAction } from '../errors.js';
+import { sourceAwareFix } from '../config/source-fix.js';
 import type { Latchkey } from '../latchkey.js';
 import { isHealthy, parseKeeperReport, reportOf, type KeeperReport } from './keeper-report.js';
 import type { PreflightOptions, PreflightReport, ProbeResult } from './probe-types.js';
@@ -97,7 +98,7 @@ function outOfBudget(lk: Latchkey, name: string, budgetMs: number): ProbeResult 
     status: 'unreachable',
     authPath: lk.source(name).methods[0] ?? null,
     operatorAction: 'check_network',
-    fix: `check the network path to ${name}, then run \`latchkey preflight ${name}\``,
+    fix: fixFor(name, 'check_network'),
     message: `${name}: no answer within ${budgetMs} ms`,
     latencyMs: budgetMs,
     expiresAt: null,
@@ -114,7 +115,7 @@ function failedProbe(lk: Latchkey, name: string, err: unknown): ProbeResult {
     status: 'action_required',
     authPath: lk.source(name).methods[0] ?? null,
     operatorAction: e.operatorAction ?? 'fix_config',
-    fix: e.fix ?? null,
+    fix: sourceAwareFix(name, lk.source(name), e.operatorAction ?? 'fix_config', e.fix, lk.config.file),
     message: e.message ?? String(err),
     latencyMs: null,
     expiresAt: null,

@@ -7,6 +7,7 @@ import type { FetchLike } from '../oauth/endpoint.js';
 import { asMethodFailure, fixForMethod, type MethodFailure, type SourceAuth } from './auth-path.js';
 import { discard, networkErrorText, sendAuthorized } from './fetch.js';
 import type { HealthStatus, MethodFailureSummary, ProbeOptions, ProbeResult } from './probe-types.js';
+import { sourceAwareFix } from '../config/source-fix.js';
 
 /** A probe with neither its own `timeoutMs` nor a caller's bound gives up after this long. */
 export const DEFAULT_PROBE_TIMEOUT_MS = 10_000;
@@ -93,7 +94,8 @@ function finish(ctx: ProbeContext, v: Verdict, checkedAt: string, started: numbe
     status: v.status,
     authPath: method?.name ?? null,
     operatorAction: v.operatorAction,
-    fix: v.fix ?? (v.operatorAction ? fixForMethod(ctx.source.name, methodFor(ctx, v), v.operatorAction) : null),
+    // Whoever built the fix, the source's config has the last word on "latchkey login" (src/config/source-fix.ts).
+    fix: v.operatorAction ? sourceAwareFix(ctx.source.name, ctx.source, v.operatorAction, v.fix ?? fixForMethod(ctx.source.name, methodFor(ctx, v), v.operatorAction)) : (v.fix ?? null),
     message: v.message,
     latencyMs: Math.round(performance.now() - started),
     expiresAt: v.expiresAt !== undefined && v.expiresAt !== null && Number.isFinite(v.expiresAt) ? new Date(v.expiresAt).toISOString() : null,
@@ -368,7 +370,7 @@ function verdictForError(ctx: ProbeContext, err: unknown, signal: AbortSignal, t
     const action = err.operatorAction ?? 'fix_config';
     return { status: 'action_required', method: undefined, operatorAction: action, httpStatus: null, message: err.message, fix: err.fix ?? fixFor(name, action) };
   }
-  return { status: 'unreachable', method: undefined, operatorAction: 'check_network', httpStatus: null, message: `${name}: ${networkErrorText(err)}`, fix: fixFor(name, 'check_network') };
+  return { status: 'unreachable', method: undefined, operatorAction: 'check_network', httpStatus: null, message: `${name}: ${networkErrorText(err, ctx.source.probe?.url)}`, fix: fixFor(name, 'check_network') };
 }
 
 /** Resolves or rejects with `work`, or rejects as soon as `signal` aborts (work is not waited for). */

@@ -1,4 +1,5 @@
 import { LatchkeyError } from '../errors.js';
+import { didYouMean } from '../text/closest-name.js';
 import { applyPreset, getPreset } from './presets.js';
 import type { MethodName } from './constants.js';
 import type { ConfigFile, SourceConfig } from './schema.js';
@@ -77,7 +78,7 @@ export function getSource(config: Config, name: string): ResolvedSource {
     const known = [...config.sources.keys()];
     throw new LatchkeyError(
       'LK_UNKNOWN_SOURCE',
-      `unknown source "${name}" in ${config.file}${known.length ? ` (known: ${known.join(', ')})` : ' (no sources yet: `latchkey add`)'}`,
+      `unknown source "${name}" in ${config.file}${didYouMean(name, known)}${known.length ? ` (known: ${known.join(', ')})` : ' (no sources yet: `latchkey add`)'}`,
     );
   }
   return src;

@@ -1,5 +1,5 @@
 import * as v from 'valibot';
-import { clientAuthMethods, methodNames, SECRET_REF, SOURCE_NAME } from './constants.js';
+import { clientAuthMethods, methodNames, secretRefProblem, SOURCE_NAME } from './constants.js';
 export type { MethodName } from './constants.js';
 
 /**
@@ -10,7 +10,8 @@ export type { MethodName } from './constants.js';
 
 const secretRef = v.pipe(
   v.string(),
-  v.regex(SECRET_REF, 'expected a secret reference: env:NAME, file:/absolute/path or keyring:service/account (never the secret itself)'),
+  // The message says what is wrong (a relative file: path is not a leaked secret) without echoing the value.
+  v.check((s) => secretRefProblem(s) === undefined, (issue) => secretRefProblem(String(issue.input)) ?? 'expected a secret reference'),
 );
 const httpUrl = v.pipe(v.string(), v.url('expected an absolute URL'), v.regex(/^https?:\/\//i, 'expected an http(s) URL'));
 const positiveInt = v.pipe(v.number(), v.integer(), v.minValue(1));

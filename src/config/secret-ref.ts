@@ -1,4 +1,5 @@
 import { LatchkeyError } from '../errors.js';
+import { secretRefProblem } from './constants.js';
 import { readRegularFile } from '../store/read-file.js';
 import { MAX_SECRET_FILE_BYTES, readFailure } from '../store/regular-file.js';
 import { Secret } from '../secret.js';
@@ -10,7 +11,7 @@ import { envSecretValue, fileSecretValue } from './secret-value.js';
  */
 /** The exact step that puts a new value behind a reference. */
 export function fixForSecretRef(ref: string): string {
-  if (ref.startsWith('env:')) return `set ${ref.slice(4)} in the environment that runs latchkey (or switch to a keyring: reference)`;
+  if (ref.startsWith('env:')) return `export ${ref.slice(4)}=<the new value>   (in the environment that runs latchkey; or switch to a keyring: reference)`;
   return `latchkey secrets set ${ref}`;
 }
 
@@ -25,6 +26,9 @@ export async function resolveSecretRef(ref: string, env: NodeJS.ProcessEnv = pro
   }
   if (ref.startsWith('file:')) {
     const path = ref.slice(5);
+    // A relative path would resolve against whatever directory the caller runs in (a cron job's is not yours).
+    const problem = secretRefProblem(ref);
+    if (problem) throw new LatchkeyError('LK_SECRET_UNRESOLVED', `secret reference ${ref}: ${problem}`, { operatorAction: 'fix_config' });
     let text: string;
     try {
       // A regular file of bounded size: a FIFO must not hang the caller, /dev/zero must not eat memory.

@@ -1,4 +1,5 @@
 import { dirname, join } from 'node:path';
+import { jsonWithoutComments } from './jsonc.js';
 import { resolveConfig, type Config } from './resolve.js';
 import type { ConfigFile } from './schema.js';
 
@@ -26,7 +27,6 @@ export function stampFor(configText: string): string {
 /** The resolved config when `stampText` vouches for `configText`; undefined when it must be validated first. */
 export function stampedConfig(configText: string, stampText: string, file: string): Config | undefined {
   if (stampText !== stampFor(configText)) return undefined;
-  // Without the validator's module (the fast path must not load valibot): the same BOM rule.
-  const text = configText.charCodeAt(0) === 0xfeff ? configText.slice(1) : configText;
-  return resolveConfig(JSON.parse(text) as ConfigFile, file);
+  // Without the validator's module (the fast path must not load valibot): the same BOM and comment rules.
+  return resolveConfig(JSON.parse(jsonWithoutComments(configText)) as ConfigFile, file);
 }

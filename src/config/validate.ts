@@ -1,13 +1,15 @@
 import * as v from 'valibot';
 import { jsonSyntaxWhere, LatchkeyError } from '../errors.js';
+import { jsonWithoutComments, UnclosedCommentError } from './jsonc.js';
 import { ConfigSchema, type ConfigFile } from './schema.js';
 
 /** Parses and validates config text; errors name the file and each offending field path. */
 export function validateConfigText(text: string, file: string): ConfigFile {
   let json: unknown;
   try {
-    json = JSON.parse(withoutBom(text));
+    json = JSON.parse(jsonWithoutComments(text));
   } catch (err) {
+    if (err instanceof UnclosedCommentError) throw new LatchkeyError('LK_CONFIG_INVALID', `${file}: not valid JSON (${err.message})`);
     // Not the parser's message: it quotes the text around the error, and a raw secret pasted
     // into the config by mistake must not be echoed.
     throw new LatchkeyError('LK_CONFIG_INVALID', `${file}: not valid JSON (${jsonSyntaxWhere(err, text)})`);

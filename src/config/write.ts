@@ -2,15 +2,20 @@ import { LatchkeyError } from '../errors.js';
 import { ensurePrivateDir, writeFileAtomic } from '../store/atomic-file.js';
 import { readFailure } from '../store/regular-file.js';
 import { parseConfig, readConfigText, type Config } from './load.js';
+import { hasJsonComments } from './jsonc.js';
 import type { ConfigFile } from './schema.js';
 import { dirname } from 'node:path';
+
+/** Said when a rewrite of config.json could not keep its comments. */
+export const COMMENTS_DROPPED = 'note: config.json was rewritten as plain JSON; the comments it had were not kept\n';
 
 /**
  * Read-modify-write of config.json. The current file must parse (a broken file is reported
  * and left alone, never replaced by a fresh one), and the result is validated before it is
- * written atomically.
+ * written atomically. The file is rewritten as plain JSON: comments in it are not kept
+ * (`droppedComments` says so, for the caller to tell the operator).
  */
-export async function updateConfigFile(file: string, change: (raw: ConfigFile) => ConfigFile | void): Promise<Config> {
+export async function updateConfigFile(file: string, change: (raw: ConfigFile) => ConfigFile | void): Promise<{ config: Config; droppedComments: boolean }> {
   let text: string | undefined;
   try {
     text = await readConfigText(file);
@@ -27,5 +32,5 @@ export async function updateConfigFile(file: string, change: (raw: ConfigFile) =
   const validated = await parseConfig(serialized, file, { useStamp: false });
   await ensurePrivateDir(dirname(file));
   await writeFileAtomic(file, serialized, 0o600);
-  return validated;
+  return { config: validated, droppedComments: hasJsonComments(text) };
 }

@@ -456,7 +456,7 @@ export class Keeper {
     );
     if (this.stopping && warm.kind === 'failed') warm = { kind: 'none' }; // cut short by shutdown: not a failure
     const at = new Date(lk.clock.now()).toISOString();
-    const verdict = combineVerdict(name, result, refresh, at, warm);
+    const verdict = combineVerdict(name, result, refresh, at, warm, lk.config.sources.get(name));
     const { next, change } = applyVerdict(name, refreshed, verdict, backoffCapCycles(this.settings.intervalSeconds * 1000));
     if (lk.config.sources.get(name)?.methods.some((m) => m === 'oauth' || m === 'session')) {
       next.credentialStamp = credentialStamp(await lk.store.read(name).catch(() => undefined));

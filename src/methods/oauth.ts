@@ -4,6 +4,8 @@ import { usableGrant } from '../engine/fresh-token.js';
 import { LatchkeyError, type OperatorAction } from '../errors.js';
 import type { Store } from '../store/store.js';
 import type { Availability, AuthMethod, CredentialExpiry, MethodContext, PreparedAuth } from './method.js';
+import type { SourceConfig } from '../config/schema.js';
+import { fixForSource } from '../config/source-fix.js';
 
 /** A grant that cannot refresh itself and expires within this window is reported `expiring`. */
 export const OAUTH_EXPIRING_WITHIN_MS = 3_600_000;
@@ -28,12 +30,20 @@ export class OAuthMethod implements AuthMethod {
   readonly #store: Store;
   readonly #clock: Clock;
   #last: PreparedAuth | undefined;
+  readonly #config: SourceConfig | undefined;
 
-  constructor(source: string, engine: TokenEngine, store: Store, clock: Clock) {
+  constructor(source: string, engine: TokenEngine, store: Store, clock: Clock, config?: SourceConfig) {
     this.#source = source;
     this.#engine = engine;
     this.#store = store;
     this.#clock = clock;
+    this.#config = config;
+  }
+
+  /** A new grant comes from `latchkey login` only when login can run for this source; otherwise from `latchkey import`. */
+  fixFor(action: OperatorAction): string | undefined {
+    if (action !== 'relogin' && action !== 'reauthorize') return undefined;
+    return fixForSource(this.#source, this.#config, action);
   }
 
   async available(): Promise<Availability> {
@@ -91,5 +101,5 @@ export class OAuthMethod implements AuthMethod {
 
 export function createOAuthMethod({ lk, source }: MethodContext): AuthMethod {
   if (!source.oauth) throw new LatchkeyError('LK_CONFIG_INVALID', `sources.${source.name}.oauth is not configured`, { source: source.name, operatorAction: 'fix_config' });
-  return new OAuthMethod(source.name, lk.engine, lk.store, lk.clock);
+  return new OAuthMethod(source.name, lk.engine, lk.store, lk.clock, source);
 }

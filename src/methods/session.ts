@@ -9,6 +9,7 @@ import type { SourceRecord } from '../store/store.js';
 import { CdpError, describeEndpoint, readTabCookies, type BrowserCookie } from './cdp.js';
 import { applySetCookies, checkCookie, parseCookieHeader, serializeCookieHeader, MAX_COOKIES } from './cookies.js';
 import { WrongDestinationError, type Availability, type AuthMethod, type AuthRequest, type MethodContext, type PreparedAuth } from './method.js';
+import { describeNetworkError } from '../net/describe-network-error.js';
 
 /** Default bound on the renewal request and on every DevTools step. */
 export const DEFAULT_SESSION_TIMEOUT_MS = 10_000;
@@ -337,9 +338,9 @@ export class SessionMethod implements AuthMethod {
         ? 'cancelled (the caller gave up)'
         : e.name === 'TimeoutError' || e.name === 'AbortError'
           ? `no answer within ${this.#timeoutMs} ms`
-          : code && /^E[A-Z]+$/.test(code)
-            ? `unreachable (${code})`
-            : `no usable answer (${code ?? e.name})`;
+          : code
+            ? describeNetworkError(err, url)
+            : `no usable answer (${e.name})`;
       throw this.#error(`renewal URL ${url.origin}${url.pathname}: ${why}`, err);
     }
     const setCookies = res.headers.getSetCookie();

@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.js';
 import type { TokenConfig } from '../config/schema.js';
-import { resolveSecretRef } from '../config/secret-ref.js';
+import { fixForSecretRef, resolveSecretRef } from '../config/secret-ref.js';
 import { LatchkeyError, type OperatorAction } from '../errors.js';
 import type { Secret } from '../secret.js';
 import type { Availability, AuthMethod, CredentialExpiry, MethodContext, PreparedAuth } from './method.js';
@@ -111,10 +111,8 @@ export class TokenMethod implements AuthMethod {
   /** The exact fix for a rejected or missing token: where the operator puts the new one. */
   fixFor(action: OperatorAction): string | undefined {
     if (action !== 'replace_token') return undefined;
-    const ref = this.#config.secret;
-    if (ref.startsWith('keyring:')) return `create a new token, then: latchkey secrets set ${ref}`;
-    if (ref.startsWith('env:')) return `create a new token and put it in the environment variable ${ref.slice(4)}`;
-    return `create a new token and write it to ${ref.slice(5)}`;
+    // A command, not prose: `secrets set` reads the new token from stdin or a hidden prompt.
+    return fixForSecretRef(this.#config.secret);
   }
 
   async #resolve(remember: boolean): Promise<Resolved> {

@@ -3,6 +3,7 @@ import { LatchkeyError, ExitCode } from '../errors.js';
 import type { Latchkey } from '../latchkey.js';
 import type { AuthorizationServerContext } from './authorization-server.js';
 import { ORIGINAL_STATUS_HEADER } from './endpoint.js';
+import { describeNetworkError } from '../net/describe-network-error.js';
 
 /** How a login obtained its grant. */
 export type LoginFlow = 'authorization_code' | 'device_code';
@@ -114,8 +115,7 @@ export function classifyLoginTokenError(err: unknown, source: string, what: stri
   if (e?.name === 'TimeoutError' || e?.name === 'AbortError') {
     return loginFailed(source, `${what}: timed out waiting for the IdP; nothing was stored`, { operatorAction: 'check_network' });
   }
-  const code = e?.cause?.code ?? e?.name ?? 'error';
-  return loginFailed(source, `${what}: cannot reach the IdP (${sanitizeRemoteText(String(code), 64)}); nothing was stored`, { operatorAction: 'check_network' });
+  return loginFailed(source, `${what}: cannot reach the IdP: ${sanitizeRemoteText(describeNetworkError(err), 160)}; nothing was stored`, { operatorAction: 'check_network' });
 }
 
 function claimOf(err: oauth.OperationProcessingError): string | undefined {

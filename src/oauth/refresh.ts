@@ -6,6 +6,7 @@ import { clientAuthentication, clientAuthMethodOf, type ClientParams } from './c
 import { checkEndpoint, RECOGNIZED_TOKEN_TYPES, requestOptions, ResponseTooLargeError, type FetchLike } from './endpoint.js';
 import { accessTokenTimes, type AccessTokenTimes } from './jwt-claims.js';
 import { DEFAULT_TOKEN_TIMEOUT_MS, RefreshError } from './refresh-error.js';
+import { describeNetworkError, hostPortOf } from '../net/describe-network-error.js';
 import { classifyTokenAnswer, classifyTransportError, TOKEN_ANSWERS, unusable2xx, type TokenAnswer, type TokenAnswerClass } from './token-answer.js';
 
 export { RefreshError, type RefreshFailureKind } from './refresh-error.js';
@@ -81,7 +82,7 @@ async function refreshTokenGrantUnredacted(params: TokenEndpointParams, refreshT
   try {
     response = await oauth.refreshTokenGrantRequest(as, client, auth, refreshToken.reveal(), requestOptions(url, timed, timeoutMs));
   } catch (err) {
-    throw transportFailure(err);
+    throw transportFailure(err, url);
   }
   // Already read whole (and bounded) by limitedFetch: no wait here.
   const text = await response.text();
@@ -169,7 +170,7 @@ function clientAuthHint(p: ClientParams): string {
 }
 
 /** A fetch that threw (or an oversized answer): was the request sent, may the token be consumed? */
-function transportFailure(err: unknown): unknown {
+function transportFailure(err: unknown, url?: URL): unknown {
   if (err instanceof ResponseTooLargeError) {
     return new RefreshError('transient', `refresh failed: the token endpoint's answer (HTTP ${err.status}) ${err.message.replace(/^response /, '')}; it was not read (the refresh token may have been used; it is sent again only after the cool-down)`, undefined, {
       answer: 'oversized',
@@ -178,17 +179,16 @@ function transportFailure(err: unknown): unknown {
   }
   if (err instanceof LatchkeyError) return err;
   const cls = classifyTransportError(err);
-  const e = err as Error;
-  const cause = (e as { cause?: { code?: unknown; message?: unknown } })?.cause;
-  const detail = typeof cause?.code === 'string' ? cause.code : typeof cause?.message === 'string' ? truncate(cause.message, 100) : (e?.name ?? 'error');
-  if (cls === 'not_sent') return new RefreshError('transient', `refresh failed: ${detail} ${truncate(e?.message ?? String(err))} (the request was not sent)`, undefined, { answer: 'not_sent', consumed: 'no' });
+  // Names the token endpoint's host:port and what happened ("connection refused by 127.0.0.1:9 (ECONNREFUSED)").
+  const detail = describeNetworkError(err, url);
+  if (cls === 'not_sent') return new RefreshError('transient', `refresh failed: ${detail} (the request was not sent)`, undefined, { answer: 'not_sent', consumed: 'no' });
   if (cls === 'timeout_after_send') {
-    return new RefreshError('transient', 'refresh timed out waiting for the token endpoint (the refresh token may have been used; it is sent again only after the cool-down)', undefined, {
+    return new RefreshError('transient', `refresh timed out waiting for the token endpoint${url ? ` ${hostPortOf(url)}` : ''} (the refresh token may have been used; it is sent again only after the cool-down)`, undefined, {
       answer: 'timeout_after_send',
       consumed: 'maybe',
     });
   }
-  return new RefreshError('transient', `refresh failed: the connection ended before an answer (${detail}) (the refresh token may have been used; it is sent again only after the cool-down)`, undefined, {
+  return new RefreshError('transient', `refresh failed: the connection ended before an answer: ${detail} (the refresh token may have been used; it is sent again only after the cool-down)`, undefined, {
     answer: 'reset',
     consumed: 'maybe',
   });

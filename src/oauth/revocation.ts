@@ -6,6 +6,7 @@ import { resolveAuthorizationServer, type AuthorizationServerContext } from './a
 import { requestOptions, type FetchLike } from './endpoint.js';
 import { sanitizeRemoteText, withTimeout } from './login-grant.js';
 import { DEFAULT_TOKEN_TIMEOUT_MS } from './refresh-error.js';
+import { describeNetworkError } from '../net/describe-network-error.js';
 
 /** Why a revocation failed: `transient` (network, timeout, 5xx) or `rejected` (the IdP said no). */
 export type RevocationFailureKind = 'transient' | 'rejected';
@@ -73,7 +74,7 @@ function classifyRevocationError(err: unknown, source: string, hint: string): Re
   }
   const e = err as Error & { cause?: { code?: string } };
   if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return new RevocationError('transient', `${what} timed out waiting for the IdP`, source);
-  return new RevocationError('transient', `${what} failed: cannot reach the IdP (${sanitizeRemoteText(String(e?.cause?.code ?? e?.name ?? 'error'), 64)})`, source);
+  return new RevocationError('transient', `${what} failed: cannot reach the IdP: ${sanitizeRemoteText(describeNetworkError(err), 160)}`, source);
 }
 
 /** What {@link logout} did. */

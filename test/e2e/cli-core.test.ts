@@ -162,10 +162,21 @@ test('a revoked grant: token exits 4 with the exact command', async (t) => {
   const r = await runCli(['token', 'api'], { env });
   assert.equal(r.code, 4, r.stderr);
   assert.match(r.stderr, /revoked/);
-  assert.match(r.stderr, /fix: latchkey login api/);
+  // No authorization endpoint and no issuer: `latchkey login api` cannot run, so it is not the fix.
+  assert.match(r.stderr, /fix: latchkey import api --grant <file> {3}\(or, to sign in here: latchkey add api --authorization-endpoint <url>, then latchkey login api\)/);
+  assert.doesNotMatch(r.stderr, /fix: latchkey login api/);
   const st = await runCli(['status'], { env });
   assert.equal(st.code, 4);
-  assert.match(st.stdout, /revoked.*latchkey login api/);
+  assert.match(st.stdout, /revoked.*fix: latchkey import api --grant <file>/);
+  // The suggested command works as printed, and then login is the fix.
+  const upd = await runCli(['add', 'api', '--authorization-endpoint', idp.authorizationEndpoint], { env });
+  assert.equal(upd.code, 0, upd.stderr);
+  assert.match(upd.stdout, /updated source "api" in .*config\.json: oauth\.authorizationEndpoint\nnext: latchkey login api/);
+  const again = await runCli(['token', 'api'], { env });
+  assert.equal(again.code, 4, again.stderr);
+  assert.match(again.stderr, /fix: latchkey login api\n/);
+  const st2 = await runCli(['status'], { env });
+  assert.match(st2.stdout, /revoked.*fix: latchkey login api$/m);
 });
 
 test('discovery: add --issuer fills the endpoints from the IdP metadata', async (t) => {

@@ -32,7 +32,7 @@ test('dashboard renders every state; a grant revoked at the IdP turns its row ac
   const h = await makeHome({
     version: 1,
     sources: {
-      idp: { oauth: { tokenEndpoint: idp.tokenEndpoint, clientId: 'public-client' }, probe: { url: idp.protectedUrl } },
+      idp: { oauth: { tokenEndpoint: idp.tokenEndpoint, authorizationEndpoint: idp.authorizationEndpoint, clientId: 'public-client' }, probe: { url: idp.protectedUrl } },
       github: token('/ok'),
       hubspot: token('/ok', { expiresAt: new Date(Date.now() + 3 * 86_400_000).toISOString() }),
       slack: token('/busy'),

@@ -216,6 +216,7 @@ test('preflight: answered from a fresh healthy keeper report (table and --json),
     },
   });
   t.after(() => h.cleanup());
+  await loadConfig(h.configPath); // validates and writes .config-validated, as any command does
   const env = { LATCHKEY_HOME: h.home, GOOD: 'good' };
   api.requests.length = 0;
   const health = join(h.home, 'health.json');
@@ -286,7 +287,8 @@ function loadTrace(argv: string[], env: NodeJS.ProcessEnv, traceFile: string, ho
 
 test('the fast path loads no ES module, no node:fs/promises, no streams, no crypto (so no valibot, oauth4webapi, playwright)', async (t) => {
   const { h, env } = await profile(t);
-  const entry = { a: healthEntry('ok'), b: healthEntry('ok') };
+  // Sources of the config (the fast path answers only for a validated config that names them).
+  const entry = { api: healthEntry('ok'), pat: healthEntry('ok') };
   await writeFile(join(h.home, 'health.json'), JSON.stringify({ generatedAt: new Date().toISOString(), intervalSeconds: 300, sources: entry }));
   const hookFile = join(h.home, 'trace-hook.cjs');
   const traceFile = join(h.home, 'trace.json');
@@ -306,7 +308,7 @@ process.on('exit', () => writeFileSync(process.env.LK_TRACE, JSON.stringify({ bu
   for (const [args, printed] of [
     [['token', 'api'], /^fresh-access\n$/],
     [['token', 'pat'], /^static-pat\n$/],
-    [['preflight', 'a', 'b', '--json'], /"from": "keeper"/],
+    [['preflight', 'api', 'pat', '--json'], /"from": "keeper"/],
   ] as const) {
     const r = await loadTrace([cliPath, ...args], env, traceFile, hookFile);
     assert.equal(r.code, 0);

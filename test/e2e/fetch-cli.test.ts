@@ -67,7 +67,7 @@ test('always 401: exactly two requests, exit 4, the fix on stderr, no secret any
   assert.equal(r.code, 4);
   assert.equal(api.requestsTo('/me').length - before, 2);
   assert.match(r.stderr, /answered 401/);
-  assert.match(r.stderr, /fix: create a new token and put it in the environment variable DEAD_TOKEN/);
+  assert.match(r.stderr, /fix: export DEAD_TOKEN=<the new value>/);
   assert.ok(!r.stderr.includes('revoked-pat') && !r.stdout.includes('revoked-pat'));
   assert.ok(!r.stderr.includes('token=q'), 'no query string in messages');
 });

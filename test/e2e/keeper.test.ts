@@ -40,7 +40,8 @@ after(async () => {
 });
 
 function idpSource(): Record<string, unknown> {
-  return { oauth: { tokenEndpoint: idp.tokenEndpoint, clientId: 'public-client' }, probe: { url: idp.protectedUrl } };
+  // With an authorization endpoint, `latchkey login` can run: it is the fix a revoked grant gets.
+  return { oauth: { tokenEndpoint: idp.tokenEndpoint, authorizationEndpoint: idp.authorizationEndpoint, clientId: 'public-client' }, probe: { url: idp.protectedUrl } };
 }
 
 async function homeWith(sources: Record<string, unknown>, keeper: Record<string, unknown> = {}): Promise<TempHome> {

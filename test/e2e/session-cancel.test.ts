@@ -153,5 +153,5 @@ test('a stalled API request after a session that failed: the generic network fix
   assert.equal(r.status, 'unreachable');
   assert.equal(r.authPath, 'token');
   assert.equal(r.message, 's: no answer within 300 ms');
-  assert.equal(r.fix, 'check the network path to s, then run `latchkey preflight s`');
+  assert.equal(r.fix, 'latchkey preflight s --live');
 });

@@ -16,9 +16,12 @@ export interface IdpHome extends TempHome {
   open(options?: OpenLatchkeyOptions): Promise<Latchkey>;
 }
 
-/** A profile with one oauth source `idp` pointing at the fixture IdP's token endpoint. */
+/**
+ * A profile with one oauth source `idp` pointing at the fixture IdP's token and authorization
+ * endpoints (so `latchkey login idp` can run, and is the fix a revoked grant gets).
+ */
 export async function idpHome(idp: Idp, opts: { clientId?: string; clientSecretEnv?: string; clientAuth?: string; source?: string } = {}): Promise<IdpHome> {
-  const oauth: Record<string, unknown> = { tokenEndpoint: idp.tokenEndpoint, clientId: opts.clientId ?? 'public-client' };
+  const oauth: Record<string, unknown> = { tokenEndpoint: idp.tokenEndpoint, authorizationEndpoint: idp.authorizationEndpoint, clientId: opts.clientId ?? 'public-client' };
   if (opts.clientSecretEnv) oauth.clientSecret = `env:${opts.clientSecretEnv}`;
   if (opts.clientAuth) oauth.clientAuth = opts.clientAuth;
   const h = await makeHome({ version: 1, sources: { [opts.source ?? 'idp']: { oauth, probe: { url: idp.protectedUrl } } } });

@@ -62,7 +62,7 @@ test('a server that always answers 401 sees exactly two requests per fetch, then
       assert.equal(err.exitCode, 4);
       assert.equal(err.status, 401);
       assert.equal(err.authPath, 'token');
-      assert.match(err.fix ?? '', /environment variable GH_TOKEN/);
+      assert.match(err.fix ?? '', /^export GH_TOKEN=<the new value>/);
       assert.ok(!err.message.includes('dead-token'), 'no secret in the message');
       assert.ok(!err.message.includes('leak'), 'no query string in the message');
       return true;

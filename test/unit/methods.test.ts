@@ -138,9 +138,9 @@ test('token: expiry from token.expiresAt (expiring within 7 days; past = expired
 
 test('token: fixFor names where the new token goes', async (t) => {
   const { lk } = await profile(t, { e: { token: { secret: 'env:GH_TOKEN' } }, k: { token: { secret: 'keyring:latchkey/gh' } }, f: { token: { secret: 'file:/run/secrets/gh' } } });
-  assert.match((await methodOf(lk, 'e', 'token')).fixFor!('replace_token')!, /environment variable GH_TOKEN/);
+  assert.match((await methodOf(lk, 'e', 'token')).fixFor!('replace_token')!, /^export GH_TOKEN=<the new value>/);
   assert.match((await methodOf(lk, 'k', 'token')).fixFor!('replace_token')!, /latchkey secrets set keyring:latchkey\/gh/);
-  assert.match((await methodOf(lk, 'f', 'token')).fixFor!('replace_token')!, /\/run\/secrets\/gh/);
+  assert.equal((await methodOf(lk, 'f', 'token')).fixFor!('replace_token')!, 'latchkey secrets set file:/run/secrets/gh', 'a command, not prose');
 });
 
 const oauthSource = { oauth: { tokenEndpoint: TOKEN_ENDPOINT, clientId: 'c' } };

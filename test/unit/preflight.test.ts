@@ -115,7 +115,7 @@ test('probe: 401 after the one recovery -> action_required with the method\'s ac
   const r = await lk.probe('a');
   assert.equal(r.status, 'action_required');
   assert.equal(r.operatorAction, 'replace_token');
-  assert.match(r.fix ?? '', /environment variable BAD/);
+  assert.match(r.fix ?? '', /^export BAD=<the new value>/);
   assert.equal(r.httpStatus, 401);
   assert.equal(api.requests.length, 2, 'one recovery, one retry');
   assert.ok(!r.message.includes('bad '), 'no secret in the message');
@@ -242,7 +242,7 @@ test('no probe configured: a no-network credential check', async (t) => {
   assert.deepEqual(await verdict('nogrant'), ['action_required', 'relogin']);
   assert.deepEqual(await verdict('revoked'), ['action_required', 'reauthorize']);
   assert.deepEqual(await verdict('fine'), ['ok', null]);
-  assert.equal((await lk.probe('revoked')).fix, 'latchkey login revoked');
+  assert.equal((await lk.probe('revoked')).fix, 'latchkey import revoked --grant <file>   (or, to sign in here: latchkey add revoked --authorization-endpoint <url>, then latchkey login revoked)', 'no authorization endpoint, no issuer: login cannot run');
   assert.equal(api.requests.length, 0, 'no network');
 });
 

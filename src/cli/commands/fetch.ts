@@ -56,7 +56,7 @@ export const command: Command = {
       } catch (err) {
         if (err instanceof LatchkeyError) throw err;
         const { networkErrorText } = await import('../../client/fetch.js');
-        const what = signal?.aborted ? `no answer within ${values.timeout} ms` : networkErrorText(err);
+        const what = signal?.aborted ? `no answer within ${values.timeout} ms` : networkErrorText(err, url);
         io.stderr.write(`latchkey: ${source}: ${method} ${safeUrl(url)}: ${what}\n`);
         return ExitCode.unreachable;
       }

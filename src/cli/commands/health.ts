@@ -1,25 +1,16 @@
 import { parseArgs } from 'node:util';
-import type { HealthStatus, PreflightReport } from '../../client/probe-types.js';
+import type { PreflightReport } from '../../client/probe-types.js';
 import { fixFor } from '../../errors.js';
 import { homePaths, latchkeyHome } from '../../paths.js';
 import { exitCodeFor, isReportStale, readHealthReport, type HealthReport } from '../../keeper/health-report.js';
 import { usageError, type CliIO, type Command } from '../io.js';
+import { colourWanted, dim, healthSeverity, renderTable, terminalSafe } from '../terminal-table.js';
 
 /** `latchkey health`: the keeper's report as a table (or JSON); a live pre-flight when there is none. */
 
 const WATCH_MS = 2_000;
 /** Without a keeper report, --watch probes live at most this often (probing is not free). */
 const LIVE_REFRESH_MS = 30_000;
-
-const COLOURS: Record<HealthStatus, string> = {
-  ok: '\x1b[32m',
-  expiring: '\x1b[33m',
-  degraded: '\x1b[35m',
-  unreachable: '\x1b[34m',
-  action_required: '\x1b[1;31m',
-};
-const RESET = '\x1b[0m';
-const DIM = '\x1b[2m';
 
 export interface HealthView {
   /** Where the verdicts came from. */
@@ -32,10 +23,10 @@ export interface HealthView {
 
 /** Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org). */
 export function useColour(io: CliIO): boolean {
-  const nc = io.env.NO_COLOR;
-  if (nc !== undefined && nc !== '') return false;
-  return (io.stdout as { isTTY?: boolean }).isTTY === true && io.env.TERM !== 'dumb';
+  return colourWanted(io.env, (io.stdout as { isTTY?: boolean }).isTTY === true);
 }
+
+export { terminalSafe };
 
 function relative(ms: number): string {
   const abs = Math.abs(ms);
@@ -44,27 +35,16 @@ function relative(ms: number): string {
   return ms >= 0 ? `in ${text}` : `${text} ago`;
 }
 
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g;
-
-/**
- * One table cell or note as plain text. Messages carry text from upstreams (an IdP's
- * `error_description`, an API's answer) and health.json can be edited by hand: an escape
- * sequence in them must not reach the terminal, where it could rewrite the screen or the title.
- */
-export function terminalSafe(text: string): string {
-  return text.replace(CONTROL, ' ');
-}
-
-/** The table, padded before colouring so the columns line up either way. */
+/** The table (src/cli/terminal-table.ts: worst first, then by name; the status coloured). */
 export function formatHealthTable(view: HealthView, now: number, colour: boolean): string {
-  const c = (code: string, text: string): string => (colour ? `${code}${text}${RESET}` : text);
-  const entries = Object.entries(view.report.sources).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  const lines: string[] = [c(DIM, terminalSafe(view.note))];
+  const entries = Object.entries(view.report.sources);
+  const lines: string[] = [dim(terminalSafe(view.note), colour)];
   if (entries.length === 0) return `${lines.join('\n')}\nno sources configured (latchkey add <source> ...)\n`;
   const header = ['SOURCE', 'STATUS', 'AUTH', 'EXPIRES', 'LAST OK', 'FAILS', 'LATENCY', 'WHAT TO DO'];
-  const rows = entries.map(([name, s]) =>
-    [
+  const rows = entries.map(([name, s]) => ({
+    name,
+    severity: healthSeverity(s.status),
+    cells: [
       name,
       s.status,
       s.authPath ?? '-',
@@ -73,17 +53,9 @@ export function formatHealthTable(view: HealthView, now: number, colour: boolean
       String(s.consecutiveFailures ?? 0),
       typeof s.latencyMs === 'number' ? `${Math.round(s.latencyMs)}ms` : '-',
       s.status === 'ok' ? '' : s.fix ? `${s.fix}  (${s.message})` : s.message,
-    ].map((cell) => terminalSafe(String(cell))),
-  );
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
-  const pad = (cells: string[]): string[] => cells.map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] as number)));
-  lines.push(pad(header).join('  '));
-  for (const [i, r] of rows.entries()) {
-    const cells = pad(r);
-    const status = entries[i]![1].status;
-    cells[1] = c(COLOURS[status] ?? '', cells[1] as string);
-    lines.push(cells.join('  ').trimEnd());
-  }
+    ],
+  }));
+  lines.push(...renderTable(header, rows, { statusColumn: 1, colour }));
   return `${lines.join('\n')}\n`;
 }
 
@@ -183,7 +155,7 @@ export const command: Command = {
           view = found;
         }
         const text = render(view);
-        io.stdout.write(tty && !values.json ? `\x1b[H\x1b[2J${text}${DIM}refreshing every ${WATCH_MS / 1000}s — Ctrl-C to stop${RESET}\n` : text);
+        io.stdout.write(tty && !values.json ? `\x1b[H\x1b[2J${text}${dim(`refreshing every ${WATCH_MS / 1000}s — Ctrl-C to stop`, useColour(io))}\n` : text);
         await sleepUnless(WATCH_MS, () => stopped);
       }
     } finally {

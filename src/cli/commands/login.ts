@@ -1,8 +1,14 @@
 import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
+import { loginFlowOf, loginNeeds, importCommandFor } from '../../config/source-fix.js';
+import type { ResolvedSource } from '../../config/resolve.js';
+import { LatchkeyError } from '../../errors.js';
 import { openLatchkey } from '../../latchkey.js';
 import { sanitizeRemoteText, type LoginResult } from '../../oauth/login-grant.js';
 import { usageError, type CliIO, type Command } from '../io.js';
+
+/** 128 + SIGINT (2): what a shell reports for a command ended by Ctrl-C. */
+const EXIT_SIGINT = 130;
 
 const options = {
   device: { type: 'boolean' },
@@ -16,7 +22,7 @@ export const command: Command = {
        latchkey login <source> --device                               (device code: approve on another device)
   --no-browser     print the URL instead of opening a browser (also: LATCHKEY_NO_BROWSER=1, or stdout not a terminal)
   --timeout <s>    how long to wait for the browser to come back (default 300)
-  Exit codes: 0 logged in, 1 usage or config error, 3 IdP unreachable, 4 login denied, failed or timed out.`,
+  Exit codes: 0 logged in, 1 usage or config error, 3 IdP unreachable, 4 login denied, failed or timed out, 130 cancelled (Ctrl-C).`,
   async run(args, io) {
     const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true });
     const [source, ...extra] = positionals;
@@ -35,6 +41,7 @@ export const command: Command = {
     process.once('SIGINT', onSigint);
     const spinner = new Spinner(io);
     try {
+      cannotLogIn(source, lk.source(source), values.device === true);
       let result: LoginResult;
       if (values.device) {
         const { loginWithDeviceCode } = await import('../../oauth/device-authorization.js');
@@ -73,6 +80,14 @@ export const command: Command = {
       spinner.stop();
       io.stdout.write(`${describeLogin(result)}\n`);
       return 0;
+    } catch (err) {
+      // Ctrl-C is the person's choice, not a failure to fix: the shell's convention, 128 + SIGINT.
+      if (abort.signal.aborted) {
+        spinner.stop();
+        io.stderr.write(`latchkey: login to "${source}" cancelled; nothing was stored\n`);
+        return EXIT_SIGINT;
+      }
+      throw err;
     } finally {
       spinner.stop();
       process.off('SIGINT', onSigint);
@@ -80,6 +95,30 @@ export const command: Command = {
     }
   },
 };
+
+/**
+ * Refuses, before any network call, a login that cannot run for this source's config, with the
+ * commands that make it possible (src/config/source-fix.ts decides, as for every suggested fix).
+ */
+function cannotLogIn(source: string, src: ResolvedSource, device: boolean): void {
+  if (!src.oauth) return; // the login module says "no oauth method" with its own fix
+  const o = src.oauth;
+  const fail = (what: string, fix: string): never => {
+    throw new LatchkeyError('LK_CONFIG_INVALID', `cannot log in to "${source}": ${what}`, { source, operatorAction: 'fix_config', fix });
+  };
+  if (device) {
+    if (!o.deviceAuthorizationEndpoint && !o.issuer) {
+      fail(
+        'no device authorization endpoint (sources.' + source + '.oauth.deviceAuthorizationEndpoint is not set, and no issuer to discover it)',
+        `latchkey add ${source} --device-authorization-endpoint <url>${loginFlowOf(src) === 'browser' ? `, or without --device: latchkey login ${source}` : `; or: ${importCommandFor(source)}`}`,
+      );
+    }
+    return;
+  }
+  if (loginFlowOf(src) === 'browser') return;
+  if (loginFlowOf(src) === 'device') fail('no authorization endpoint for a browser login; this source has a device authorization endpoint', `latchkey login ${source} --device`);
+  fail(`no authorization endpoint (sources.${source}.oauth.authorizationEndpoint is not set, and no issuer to discover it)`, loginNeeds(source).replace(/^login needs --authorization-endpoint or --issuer: /, ''));
+}
 
 function describeLogin(r: LoginResult): string {
   const how = r.flow === 'device_code' ? 'device code' : 'browser, authorization code + PKCE';

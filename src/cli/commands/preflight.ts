@@ -4,6 +4,7 @@ import type { PreflightReport } from '../../client/probe-types.js';
 import { homePaths, latchkeyHome } from '../../paths.js';
 import { usageError, type CliIO, type Command } from '../io.js';
 import { renderPreflight } from '../preflight-format.js';
+import { colourWanted } from '../terminal-table.js';
 
 const options = {
   json: { type: 'boolean' },
@@ -27,11 +28,17 @@ export const command: Command = {
       budgetMs = Number(values.budget);
       if (!Number.isInteger(budgetMs) || budgetMs <= 0 || budgetMs > MAX_BUDGET_MS) throw usageError(`--budget takes a whole number of milliseconds between 1 and ${MAX_BUDGET_MS}`);
     }
-    // The keeper's fresh report already says every named source is healthy: nothing else is
-    // loaded (no config validator, no OAuth library, no browser driver). The CLI entry's
+    // The keeper's fresh report already says every named source is healthy: no OAuth library and
+    // no browser driver is loaded. The CLI entry's
     // synchronous fast path (src/cli/fast-path.ts) answers the same way before this module loads.
     if (!values.live && positionals.length > 0) {
       const paths = homePaths(latchkeyHome(io.env));
+      // Never vouch for a broken config: it is validated first, exactly as \`latchkey token\`
+      // does (the validator loads only when the config changed since it last passed), and
+      // every name must be one of its sources.
+      const { getSource, loadConfig } = await import('../../config/load.js');
+      const config = await loadConfig(paths.config);
+      for (const name of positionals) getSource(config, name);
       const cached = cachedVerdicts(await readKeeperReport(paths.health, Date.now()), positionals);
       if (cached) return print(reportOf(cached), values.json === true, io);
     }
@@ -47,6 +54,6 @@ export const command: Command = {
 };
 
 function print(report: PreflightReport, json: boolean, io: CliIO): number {
-  io.stdout.write(renderPreflight(report, json));
+  io.stdout.write(renderPreflight(report, json, Date.now(), colourWanted(io.env, (io.stdout as { isTTY?: boolean }).isTTY === true)));
   return report.exitCode;
 }

@@ -1,6 +1,6 @@
 import { mkdir, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { SECRET_REF } from '../../config/constants.js';
+import { isRelativeFileRef, SECRET_REF, secretRefProblem } from '../../config/constants.js';
 import { resolveSecretRef } from '../../config/secret-ref.js';
 import { ExitCode, LatchkeyError } from '../../errors.js';
 import { Secret } from '../../secret.js';
@@ -71,6 +71,7 @@ function parse(args: string[]): Parsed {
           : 'Nothing was changed.'),
     );
   }
+  if (isRelativeFileRef(ref)) throw usageError(`secrets ${sub}: ${secretRefProblem(ref)}; nothing was changed`);
   if (!SECRET_REF.test(ref)) {
     throw usageError(`secrets ${sub}: ${describeNonRef(ref)} is not a secret reference (keyring:service/account or file:/absolute/path); if it was the secret itself, it was not stored or printed`);
   }

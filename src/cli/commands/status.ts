@@ -1,21 +1,35 @@
 import { parseArgs } from 'node:util';
 import { openLatchkey, type SourceStatus } from '../../latchkey.js';
 import type { Command } from '../io.js';
+import { colourWanted, dim, renderTable, type Severity } from '../terminal-table.js';
 
-export function formatStatusTable(rows: SourceStatus[], now = Date.now()): string {
-  if (rows.length === 0) return 'no sources configured (latchkey add <source> ...)\n';
+/** How bad a status row is, on the scale `health` and `preflight` use (worst first). */
+function statusSeverity(r: SourceStatus): Severity {
+  if (r.operatorAction) return 0;
+  if (r.state === 'failing') return 1;
+  if (r.state === 'error' || r.state === 'expired') return 2;
+  if (r.state === 'expiring') return 3;
+  return 4;
+}
+
+/** The table under a line naming the config (every config fix points at it) and the store. */
+export function formatStatusTable(rows: SourceStatus[], now = Date.now(), where?: { config: string; store: string }, colour = false): string {
+  const top = where ? `${dim(`config: ${where.config}   store: ${where.store}`, colour)}\n` : '';
+  if (rows.length === 0) return `${top}no sources configured (latchkey add <source> ...)\n`;
   const header = ['SOURCE', 'PATH', 'STATE', 'EXPIRES', 'LAST REFRESH', 'NOTE'];
-  const body = rows.map((r) => [
-    r.source,
-    r.authPath ?? '-',
-    r.state,
-    r.expiresAt ? relative(Date.parse(r.expiresAt) - now) : '-',
-    r.lastRefreshAt ? `${relative(Date.parse(r.lastRefreshAt) - now)}` : '-',
-    r.fix ? `${r.message}; fix: ${r.fix}` : r.message,
-  ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
-  return `${[line(header), ...body.map(line)].join('\n')}\n`;
+  const body = rows.map((r) => ({
+    name: r.source,
+    severity: statusSeverity(r),
+    cells: [
+      r.source,
+      r.authPath ?? '-',
+      r.state,
+      r.expiresAt ? relative(Date.parse(r.expiresAt) - now) : '-',
+      r.lastRefreshAt ? `${relative(Date.parse(r.lastRefreshAt) - now)}` : '-',
+      r.fix ? `${r.message}; fix: ${r.fix}` : r.message,
+    ],
+  }));
+  return `${top}${renderTable(header, body, { statusColumn: 2, colour }).join('\n')}\n`;
 }
 
 function relative(ms: number): string {
@@ -27,13 +41,18 @@ function relative(ms: number): string {
 
 export const command: Command = {
   summary: 'show each source: auth path, state, expiry, last refresh',
-  usage: 'latchkey status [--json]',
+  usage: 'latchkey status [--json]\n  Prints the config and store paths, then one row per source, the worst first.',
   async run(args, io) {
     const { values } = parseArgs({ args, options: { json: { type: 'boolean' } } });
     const lk = await openLatchkey({ env: io.env });
     try {
       const rows = await lk.status();
-      io.stdout.write(values.json ? `${JSON.stringify({ config: lk.config.file, store: lk.store.location, sources: rows }, null, 2)}\n` : formatStatusTable(rows));
+      const colour = colourWanted(io.env, (io.stdout as { isTTY?: boolean }).isTTY === true);
+      io.stdout.write(
+        values.json
+          ? `${JSON.stringify({ config: lk.config.file, store: lk.store.location, sources: rows }, null, 2)}\n`
+          : formatStatusTable(rows, Date.now(), { config: lk.config.file, store: lk.store.location }, colour),
+      );
       const worst = rows.some((r) => r.operatorAction) ? 4 : 0;
       return worst;
     } finally {
