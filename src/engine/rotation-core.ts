@@ -189,8 +189,16 @@ export async function rotateGrant(deps: RotationDeps, slot: GrantSlot, request: 
     try {
       result = await deps.store.withLock(slot.key, (tx) => run.unit(tx, next.attempt, next.refused, next.grant));
     } catch (err) {
+      if (err instanceof LatchkeyError && err.code === 'LK_LOCK_TIMEOUT') {
+        run.publish();
+        return run.lockTimedOut(err);
+      }
+      // The unit wrote a rotation but its work did not become durable (a commit that failed):
+      // the IdP has rotated, so the new grant is the only live copy. It is held like a save that
+      // failed ("A rotation the store cannot save" in the README), never dropped.
+      const held = run.uncommitted(err);
       run.publish();
-      if (err instanceof LatchkeyError && err.code === 'LK_LOCK_TIMEOUT') return run.lockTimedOut(err);
+      if (held !== undefined) return held;
       throw err;
     }
     // Durable now: what the unit wrote may be handed out.
@@ -219,6 +227,8 @@ class Rotation {
   readonly #req: RotationRequest;
   readonly #started: number;
   #pending: EngineEvent[] = [];
+  /** A rotation this unit wrote, until the unit is durable. */
+  #written: Unsaved | undefined;
 
   constructor(deps: RotationDeps, slot: GrantSlot, request: RotationRequest, started: number) {
     this.#d = deps;
@@ -235,11 +245,26 @@ class Rotation {
   publish(): void {
     const events = this.#pending;
     this.#pending = [];
+    this.#written = undefined;
     const durableAt = performance.now();
     for (const e of events) {
       if (e.answerAt !== undefined && e.outcome === 'refreshed') e.persistedAt = durableAt;
       this.#d.emit(e);
     }
+  }
+
+  /**
+   * After a unit failed as a whole (its `withLock` rejected): if it had written a rotation, that
+   * rotation is held in memory (reported `unsaved`) and served; otherwise nothing to serve.
+   */
+  uncommitted(err: unknown): Served | undefined {
+    const written = this.#written;
+    if (written === undefined) return undefined;
+    const held: Unsaved = { ...written, reason: describeError(err) };
+    this.#d.memory.held.set(this.#key, held);
+    this.#pending = this.#pending.filter((e) => e.outcome !== 'refreshed');
+    this.#event('unsaved', unsavedMessage(this.#d.store, held));
+    return { grant: held.grant };
   }
 
   /** Someone holds the lock far too long: fail open rather than replay their refresh token. */
@@ -440,6 +465,7 @@ class Rotation {
     for (let attempt = 0; ; attempt++) {
       try {
         const written = await this.#slot.write(tx, rotatedRecord(current, next, refreshedAt, extra.failure), current.version);
+        this.#written = { storedRefreshToken, grant: next, refreshedAt, reason: '' };
         d.memory.held.delete(key);
         if (extra.failure === undefined) d.memory.cooldownUntil.delete(key);
         const notes = [extra.message, attempt > 0 ? `saved at attempt ${attempt + 1} (${describeError(lastError)})` : undefined].filter((m) => m !== undefined).join('; ');

@@ -8,7 +8,7 @@ import type { Secret } from '../secret.js';
 import type { FileKeyspaces } from './keyspace-files.js';
 import { readRegularFileIfChanged } from './read-file.js';
 import { readFailure } from './regular-file.js';
-import { metaOfSources, parseStoreDocument, parseStoreEnvelope, recordOf, serialize, type RawSources } from './store-document.js';
+import { metaOfSources, parseStoreDocument, parseStoreEnvelope, recordOf, serialize, type RawSources, type SecretOpener } from './store-document.js';
 import type { Keyspace, LeaderLock, LeaderLockOptions, SourceMeta, SourceRecord, SourceRecordInput, Store, StoreTx, WithLockOptions } from './store.js';
 
 export { parseStoreDocument, serialize } from './store-document.js';
@@ -27,6 +27,8 @@ export interface FileStoreOptions {
   leaderLockPath?: string;
   /** The clock keyspace expiry is judged by (default Date.now). */
   now?: () => number;
+  /** How a stored secret's text becomes a Secret (default: wrapped as is). */
+  openSecret?: SecretOpener;
 }
 
 /** The parsed document's envelope, kept while the file is the same one (inode, size, times). */
@@ -63,6 +65,7 @@ export class FileStore implements Store {
   readonly #keyspacesDir: string;
   readonly #leaderLockPath: string;
   readonly #now: () => number;
+  readonly #openSecret: SecretOpener | undefined;
   #dirChecked = false;
   #tempSwept = false;
   #parsed: ParsedDoc | undefined;
@@ -76,11 +79,12 @@ export class FileStore implements Store {
     this.#keyspacesDir = options.keyspacesDir ?? join(dirname(options.path), 'keyspaces');
     this.#leaderLockPath = options.leaderLockPath ?? join(this.#locksDir, 'keeper.lock');
     this.#now = options.now ?? Date.now;
+    this.#openSecret = options.openSecret;
   }
 
   async read(source: string): Promise<SourceRecord | undefined> {
     const sources = await this.#readSources();
-    return sources && recordOf(sources, source, this.location);
+    return sources && recordOf(sources, source, this.location, this.#openSecret);
   }
 
   async list(): Promise<Map<string, SourceRecord>> {
@@ -188,7 +192,7 @@ export class FileStore implements Store {
 
   /** Loaded on first use: `latchkey token` never needs the keyspaces (nor node:crypto). */
   #ks(): Promise<FileKeyspaces> {
-    this.#keyspaces ??= import('./keyspace-files.js').then(({ FileKeyspaces }) => new FileKeyspaces(this.#keyspacesDir, this.#now));
+    this.#keyspaces ??= import('./keyspace-files.js').then(({ FileKeyspaces }) => new FileKeyspaces(this.#keyspacesDir, this.#now, this.#openSecret));
     return this.#keyspaces;
   }
 
@@ -236,7 +240,7 @@ export class FileStore implements Store {
   /** Every record, each checked (what a write starts from). */
   async #readDoc(): Promise<Map<string, SourceRecord>> {
     const text = await this.#readText();
-    return text === undefined ? new Map() : parseStoreDocument(text, this.location);
+    return text === undefined ? new Map() : parseStoreDocument(text, this.location, this.#openSecret);
   }
 
   /**

@@ -38,12 +38,14 @@ interface Entry {
 export class FileKeyspaces {
   readonly #dir: string;
   readonly #now: () => number;
+  readonly #openSecret: (value: string) => Secret;
   readonly #checked = new Set<Keyspace>();
   #tempSwept = false;
 
-  constructor(dir: string, now: () => number) {
+  constructor(dir: string, now: () => number, openSecret: (value: string) => Secret = (value) => new Secret(value)) {
     this.#dir = dir;
     this.#now = now;
+    this.#openSecret = openSecret;
   }
 
   /** The file of `id` (its hash: the id itself is never written anywhere). */
@@ -71,7 +73,7 @@ export class FileKeyspaces {
 
   async get(keyspace: Keyspace, id: string): Promise<Secret | undefined> {
     const entry = await this.#read(this.fileOf(keyspace, id));
-    return entry && this.#now() < entry.expiresAt ? new Secret(entry.value) : undefined;
+    return entry && this.#now() < entry.expiresAt ? this.#openSecret(entry.value) : undefined;
   }
 
   async delete(keyspace: Keyspace, id: string): Promise<boolean> {
@@ -99,7 +101,7 @@ export class FileKeyspaces {
       throw err;
     }
     await unlink(claimed).catch(() => undefined);
-    return entry && this.#now() < entry.expiresAt ? new Secret(entry.value) : undefined;
+    return entry && this.#now() < entry.expiresAt ? this.#openSecret(entry.value) : undefined;
   }
 
   /**

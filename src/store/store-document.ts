@@ -44,11 +44,11 @@ export function parseStoreEnvelope(text: string, file: string): RawSources {
 }
 
 /** Every record, each checked: what a write starts from (a corrupt record anywhere is never rewritten). */
-export function parseStoreDocument(text: string, file: string): Map<string, SourceRecord> {
+export function parseStoreDocument(text: string, file: string, openSecret: SecretOpener = newSecret): Map<string, SourceRecord> {
   const sources = parseStoreEnvelope(text, file);
   const out = new Map<string, SourceRecord>();
   for (const [name, value] of Object.entries(sources)) {
-    out.set(name, parseRecord(value, `sources.${name}`, file));
+    out.set(name, parseRecord(value, `sources.${name}`, file, openSecret));
   }
   return out;
 }
@@ -57,10 +57,18 @@ export function parseStoreDocument(text: string, file: string): Map<string, Sour
  * One source's record, built (and its secrets wrapped) without building any other: the store's
  * per-source read and the CLI's fast path, so both apply the same rules to the same bytes.
  */
-export function recordOf(sources: RawSources, name: string, file: string): SourceRecord | undefined {
+export function recordOf(sources: RawSources, name: string, file: string, openSecret: SecretOpener = newSecret): SourceRecord | undefined {
   if (!Object.hasOwn(sources, name)) return undefined;
-  return parseRecord(sources[name], `sources.${name}`, file);
+  return parseRecord(sources[name], `sources.${name}`, file, openSecret);
 }
+
+/**
+ * Turns a stored secret's text into a {@link Secret}: the one place a backend opens a secret
+ * (an encrypting backend decrypts here). The contract suite passes one that counts, to prove
+ * that {@link metaOfSources} and a single-source read open no other secret.
+ */
+export type SecretOpener = (value: string) => Secret;
+const newSecret: SecretOpener = (value) => new Secret(value);
 
 /** `recordOf` straight from the document's text. */
 export function parseStoreRecord(text: string, file: string, name: string): SourceRecord | undefined {
@@ -95,16 +103,16 @@ export function metaOfSources(sources: RawSources, file: string): Map<string, So
 type CheckedGrant = Omit<StoredGrant, 'accessToken' | 'refreshToken'> & { accessToken: string; refreshToken?: string };
 type CheckedSession = { cookies: Record<string, string>; updatedAt: number };
 
-function parseRecord(value: unknown, at: string, file: string): SourceRecord {
+function parseRecord(value: unknown, at: string, file: string, openSecret: SecretOpener): SourceRecord {
   const { rec, grant, session } = checkRecord(value, at, file);
   if (grant) {
     // Spread first: the fields keep their order, so a rewrite keeps the document's layout.
-    const built: StoredGrant = { ...grant, accessToken: new Secret(grant.accessToken), refreshToken: undefined };
-    if (grant.refreshToken !== undefined) built.refreshToken = new Secret(grant.refreshToken);
+    const built: StoredGrant = { ...grant, accessToken: openSecret(grant.accessToken), refreshToken: undefined };
+    if (grant.refreshToken !== undefined) built.refreshToken = openSecret(grant.refreshToken);
     else delete built.refreshToken;
     rec.grant = built;
   }
-  if (session) rec.session = { cookies: Object.fromEntries(Object.entries(session.cookies).map(([k, v]) => [k, new Secret(v)])), updatedAt: session.updatedAt } satisfies StoredSession;
+  if (session) rec.session = { cookies: Object.fromEntries(Object.entries(session.cookies).map(([k, v]) => [k, openSecret(v)])), updatedAt: session.updatedAt } satisfies StoredSession;
   return rec;
 }
 
