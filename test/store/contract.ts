@@ -200,14 +200,14 @@ export function runStoreContract(name: string, backend: ContractBackend): void {
     await writeRecord(store, 's', { grant: { accessToken: new Secret(minted.access_token), refreshToken: new Secret(minted.refresh_token!), obtainedAt: now - 60_000, expiresAt: now - 1 } }, 0);
     const events: EngineEvent[] = [];
     const probes: { settled: boolean; events: number }[] = [];
-    let engine: TokenEngine | undefined;
+    const late: { engine?: TokenEngine } = {};
     // A backend's commit happens when withLock's work is over: probe just before that moment.
     const probing = new (class extends DelegatingStore {
       override withLock<T>(key: string, fn: (tx: StoreTx) => Promise<T>): Promise<T> {
         return this.inner.withLock(key, async (tx) => {
           const result = await fn(tx);
           let settled = false;
-          void engine!.token('s').then(() => {
+          void late.engine!.token('s').then(() => {
             settled = true;
           });
           for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
@@ -216,7 +216,8 @@ export function runStoreContract(name: string, backend: ContractBackend): void {
         });
       }
     })(store);
-    engine = new TokenEngine({ store: probing, clock, fetch: (i, init) => fetch(i, init), settings: async () => ({ tokenEndpoint: idp.tokenEndpoint, clientId: 'public-client' }), onEvent: (e) => events.push(e) });
+    const engine = new TokenEngine({ store: probing, clock, fetch: (i, init) => fetch(i, init), settings: async () => ({ tokenEndpoint: idp.tokenEndpoint, clientId: 'public-client' }), onEvent: (e) => events.push(e) });
+    late.engine = engine;
     const token = await engine.token('s');
     assert.notEqual(token, minted.access_token, 'it refreshed');
     assert.deepEqual(probes, [{ settled: false, events: 0 }], 'inside the lock, nobody got the new token and no event was out');
