@@ -58,6 +58,8 @@ interface MemoEntry {
   refreshAt: number;
   promise: Promise<string>;
   token: string;
+  /** The access token's expiry (undefined: unknown), for {@link TokenEngine.knownUnexpired}. */
+  expiresAt: number | undefined;
 }
 
 /**
@@ -148,6 +150,15 @@ export class TokenEngine {
     }
   }
 
+  /**
+   * Whether `token` is the one this engine last handed out for `source` and is known not to have
+   * expired (no I/O): callers that warn about an expired token need not read the store then.
+   */
+  knownUnexpired(source: string, token: string): boolean {
+    const m = this.#memo.get(source);
+    return m !== undefined && m.token === token && (m.expiresAt === undefined || this.#clock.now() < m.expiresAt);
+  }
+
   /** A refreshed grant this process holds because the store could not be written, if any. */
   unsaved(source: string): UnsavedInfo | undefined {
     const u = this.#memory.held.get(source);
@@ -231,7 +242,7 @@ export class TokenEngine {
     let refreshAt = until ?? (Number.isFinite(due) ? due : now + this.#unknownExpiryMemoMs);
     // A held, unsaved grant: come back soon to save it.
     if (this.#memory.held.has(source)) refreshAt = Math.min(refreshAt, now + this.#unsavedRetryMs);
-    this.#memo.set(source, { refreshAt, token, promise: Promise.resolve(token) });
+    this.#memo.set(source, { refreshAt, token, promise: Promise.resolve(token), expiresAt: grant.expiresAt });
     return token;
   }
 }

@@ -31,6 +31,13 @@ export interface FileStoreOptions {
   openSecret?: SecretOpener;
 }
 
+/**
+ * What every FileStore in this process has done, for the bench's "store reads per need" figures
+ * (bench/store-reads.bench.ts): calls of `read` (unlocked and `tx.read`), of the listings, and
+ * how many times the document's text was actually parsed. Counting costs an increment.
+ */
+export const fileStoreCounters = { reads: 0, listings: 0, metaListings: 0, parses: 0 };
+
 /** The parsed document's envelope, kept while the file is the same one (inode, size, times). */
 interface ParsedDoc {
   dev: number;
@@ -83,15 +90,18 @@ export class FileStore implements Store {
   }
 
   async read(source: string): Promise<SourceRecord | undefined> {
+    fileStoreCounters.reads++;
     const sources = await this.#readSources();
     return sources && recordOf(sources, source, this.location, this.#openSecret);
   }
 
   async list(): Promise<Map<string, SourceRecord>> {
+    fileStoreCounters.listings++;
     return this.#readDoc();
   }
 
   async listMeta(): Promise<Map<string, SourceMeta>> {
+    fileStoreCounters.metaListings++;
     const sources = await this.#readSources();
     return sources ? metaOfSources(sources, this.location) : new Map();
   }
@@ -240,6 +250,7 @@ export class FileStore implements Store {
   /** Every record, each checked (what a write starts from). */
   async #readDoc(): Promise<Map<string, SourceRecord>> {
     const text = await this.#readText();
+    if (text !== undefined) fileStoreCounters.parses++;
     return text === undefined ? new Map() : parseStoreDocument(text, this.location, this.#openSecret);
   }
 
@@ -253,6 +264,7 @@ export class FileStore implements Store {
     const read = await this.#open((st) => cached !== undefined && sameFile(cached, st));
     if (read === undefined) return undefined;
     if (read.text === undefined) return (cached as ParsedDoc).sources;
+    fileStoreCounters.parses++;
     const sources = parseStoreEnvelope(read.text, this.location);
     const st = read.stat;
     this.#parsed = { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, sources };
