@@ -375,6 +375,20 @@ test('reset before the IdP saw the request: fail open, then the same token works
   assert.equal(idp.stats.revokedGrants, 0);
 });
 
+test('the pause before confirming a refusal is outside the lock: a sibling takes the lock meanwhile, and the confirmation succeeds', async (t) => {
+  const { h, lk, grant } = await setup(t, { open: { confirmRefusalDelayMs: 1_500 } });
+  proxy.setFault({ kind: 'answer', status: 400, times: 1, body: '{"error":"invalid_grant"}', headers: { 'content-type': 'application/json' } });
+  const pending = lk.token('idp');
+  while (proxy.counters.tokenRequests === 0) await new Promise((r) => setTimeout(r, 5));
+  // Store contract v2: no locked unit waits. Before, the pause held the lock (1.5 s here).
+  const sibling = new FileStore({ path: h.storePath });
+  assert.equal(await sibling.withLock('idp', async () => 'free', { timeoutMs: 700 }), 'free');
+  const token = await pending;
+  assert.notEqual(token, grant.access_token);
+  assert.equal(proxy.counters.tokenRequests, 2, 'the refused token was sent once more, then accepted');
+  assert.equal(idp.stats.revokedGrants, 0);
+});
+
 test('a refusal, and meanwhile a newer grant written to the store (a login that skipped the lock): the newer one is adopted, the refused token is not sent again', async (t) => {
   const { h, lk } = await setup(t, { open: { confirmRefusalDelayMs: 1_000 } });
   const newer = await idp.mintGrant();
