@@ -1,3 +1,4 @@
+import { lstat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { LatchkeyError } from '../errors.js';
 import { ensurePrivateDir, removeAbandonedTempFiles, writeFileAtomic } from './atomic-file.js';
@@ -8,7 +9,7 @@ import type { Secret } from '../secret.js';
 import type { FileKeyspaces } from './keyspace-files.js';
 import { readRegularFileIfChanged } from './read-file.js';
 import { readFailure } from './regular-file.js';
-import { metaOfSources, parseStoreDocument, parseStoreEnvelope, recordOf, serialize, type RawSources, type SecretOpener } from './store-document.js';
+import { metaOfSources, parseStoreDocument, parseStoreEnvelope, recordOf, serializeDocument, type RawSources, type SecretOpener } from './store-document.js';
 import type { Keyspace, LeaderLock, LeaderLockOptions, SourceMeta, SourceRecord, SourceRecordInput, Store, StoreTx, WithLockOptions } from './store.js';
 
 export { parseStoreDocument, serialize } from './store-document.js';
@@ -38,14 +39,22 @@ export interface FileStoreOptions {
  */
 export const fileStoreCounters = { reads: 0, listings: 0, metaListings: 0, parses: 0 };
 
-/** The parsed document's envelope, kept while the file is the same one (inode, size, times). */
-interface ParsedDoc {
+/** Which file a parse was of: inode, size and times (every write renames a new inode in). */
+interface FileIdentity {
   dev: number;
   ino: number;
   size: number;
   mtimeMs: number;
   ctimeMs: number;
+}
+
+/** The parsed document's envelope, kept while the file is the same one. */
+interface ParsedDoc extends FileIdentity {
   sources: RawSources;
+}
+
+function identity(st: FileIdentity): FileIdentity {
+  return { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs };
 }
 
 /**
@@ -76,6 +85,8 @@ export class FileStore implements Store {
   #dirChecked = false;
   #tempSwept = false;
   #parsed: ParsedDoc | undefined;
+  /** A parse under way (its file's identity), for readers of the same file meanwhile. */
+  #parsing: { id: FileIdentity; promise: Promise<RawSources> } | undefined;
   #keyspaces: Promise<FileKeyspaces> | undefined;
 
   constructor(options: FileStoreOptions) {
@@ -228,12 +239,15 @@ export class FileStore implements Store {
       // Read inside the document lock; a read that fails throws here and nothing is written.
       const doc = await this.#readDoc();
       const result = change(doc);
+      const next = serializeDocument(doc);
+      let written: { dev: number; ino: number };
       try {
-        await writeFileAtomic(this.location, serialize(doc));
+        written = await writeFileAtomic(this.location, next.text);
       } catch (err) {
         // Disk full, read-only filesystem, quota: the old document is still in place, whole.
         throw new LatchkeyError('LK_STORE_IO', `cannot write the store ${this.location}: ${readFailure(err)}; it was left as it was`, { cause: err });
       }
+      await this.#keepParsed(written, next.sources);
       if (!this.#tempSwept) {
         // Once per instance, after the rename (never inside the answer→rename window of a
         // refresh): temp files of writers killed before their rename would pile up forever.
@@ -244,6 +258,22 @@ export class FileStore implements Store {
       return result;
     } finally {
       await release();
+    }
+  }
+
+  /**
+   * Keeps what was just written as the parsed copy, when the file now at the path is the one
+   * written (same inode: no writer came after), so the next read costs an fstat, not a parse of
+   * the whole document. Best effort: any doubt leaves the next read to parse.
+   */
+  async #keepParsed(written: { dev: number; ino: number }, sources: RawSources): Promise<void> {
+    this.#parsed = undefined;
+    try {
+      const st = await lstat(this.location);
+      if (st.dev !== written.dev || st.ino !== written.ino) return;
+      this.#parsed = { ...identity(st), sources };
+    } catch {
+      // the next read parses
     }
   }
 
@@ -260,15 +290,42 @@ export class FileStore implements Store {
    * changes the size or the times). Undefined when there is no store yet.
    */
   async #readSources(): Promise<RawSources | undefined> {
-    const cached = this.#parsed;
-    const read = await this.#open((st) => cached !== undefined && sameFile(cached, st));
+    let hit: RawSources | Promise<RawSources> | undefined;
+    let mine: { resolve(s: RawSources): void; reject(e: unknown): void } | undefined;
+    // Called right after fstat on the opened file, synchronously: the parsed copy of this very
+    // file, or the parse another reader of it has started, is used instead of reading it again.
+    const settleOnError = (err: unknown): never => {
+      // Never leave readers waiting on a parse that will not happen (a refused file, an I/O error).
+      mine?.reject(err);
+      if (mine !== undefined) this.#parsing = undefined;
+      throw err;
+    };
+    const read = await this.#open((st) => {
+      const cached = this.#parsed;
+      if (cached !== undefined && sameFile(cached, st)) hit = cached.sources;
+      else if (this.#parsing !== undefined && sameFile(this.#parsing.id, st)) hit = this.#parsing.promise;
+      else {
+        const promise = new Promise<RawSources>((resolve, reject) => (mine = { resolve, reject }));
+        promise.catch(() => undefined); // its error goes to the reader that parses; waiters get it too
+        this.#parsing = { id: identity(st), promise };
+      }
+      return hit !== undefined;
+    }).catch(settleOnError);
     if (read === undefined) return undefined;
-    if (read.text === undefined) return (cached as ParsedDoc).sources;
-    fileStoreCounters.parses++;
-    const sources = parseStoreEnvelope(read.text, this.location);
-    const st = read.stat;
-    this.#parsed = { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, sources };
-    return sources;
+    if (read.text === undefined) return hit;
+    const id = identity(read.stat);
+    try {
+      fileStoreCounters.parses++;
+      const sources = parseStoreEnvelope(read.text, this.location);
+      this.#parsed = { ...id, sources };
+      mine?.resolve(sources);
+      return sources;
+    } catch (err) {
+      mine?.reject(err);
+      throw err;
+    } finally {
+      if (this.#parsing !== undefined && sameFile(this.#parsing.id, read.stat)) this.#parsing = undefined;
+    }
   }
 
   async #readText(): Promise<string | undefined> {
@@ -294,7 +351,7 @@ export class FileStore implements Store {
   }
 }
 
-function sameFile(a: ParsedDoc, st: Stats): boolean {
+function sameFile(a: FileIdentity, st: FileIdentity): boolean {
   return a.dev === st.dev && a.ino === st.ino && a.size === st.size && a.mtimeMs === st.mtimeMs && a.ctimeMs === st.ctimeMs;
 }
 

@@ -181,6 +181,15 @@ function checkSession(value: unknown, at: string, file: string): CheckedSession 
 }
 
 export function serialize(doc: Map<string, SourceRecord>): string {
+  return serializeDocument(doc).text;
+}
+
+/**
+ * The document's text, and its `sources` as the plain object that text is the JSON of (what a
+ * reader's {@link parseStoreEnvelope} of that text yields, so a writer can keep it as its parsed
+ * copy instead of parsing what it just wrote).
+ */
+export function serializeDocument(doc: Map<string, SourceRecord>): { text: string; sources: RawSources } {
   const sources: Record<string, unknown> = {};
   for (const [name, rec] of [...doc.entries()].sort(([a], [b]) => a.localeCompare(b))) {
     sources[name] = {
@@ -199,7 +208,8 @@ export function serialize(doc: Map<string, SourceRecord>): string {
       lastFailure: rec.lastFailure,
     };
   }
-  return `${JSON.stringify({ format: FORMAT, formatVersion: FORMAT_VERSION, sources }, null, 2)}\n`;
+  const text = `${JSON.stringify({ format: FORMAT, formatVersion: FORMAT_VERSION, sources }, null, 2)}\n`;
+  return { text, sources };
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmod, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FileStore } from '../../src/store/file-store.js';
+import { FileStore, fileStoreCounters } from '../../src/store/file-store.js';
 import { Secret } from '../../src/secret.js';
 import type { LatchkeyError } from '../../src/errors.js';
 import { BoundedMap } from '../../src/engine/bounded-map.js';
@@ -135,4 +135,21 @@ test('BoundedMap keeps at most its bound, dropping the oldest; setting a key aga
   assert.equal(m.get('a'), 10);
   assert.equal(m.size, 3);
   assert.throws(() => new BoundedMap(0), RangeError);
+});
+
+test('a writer keeps what it wrote as its parsed copy: the next read parses nothing; concurrent readers parse once', async (t) => {
+  const h = await makeHome();
+  t.after(() => h.cleanup());
+  const store = new FileStore({ path: h.storePath });
+  await writeRecord(store, 'a', { grant: { accessToken: new Secret('at-1'), obtainedAt: 1 } }, 0);
+  const before = { ...fileStoreCounters };
+  await writeRecord(store, 'a', { grant: { accessToken: new Secret('at-2'), obtainedAt: 2 } }, 1);
+  assert.equal(fileStoreCounters.parses - before.parses, 1, 'the write checks the whole document once');
+  assert.equal((await store.read('a'))?.grant?.accessToken.reveal(), 'at-2');
+  assert.equal(fileStoreCounters.parses - before.parses, 1, 'and the read after it parses nothing');
+  const other = new FileStore({ path: h.storePath });
+  const mid = fileStoreCounters.parses;
+  const all = await Promise.all(Array.from({ length: 8 }, () => other.read('a')));
+  assert.ok(all.every((r) => r?.grant?.accessToken.reveal() === 'at-2'));
+  assert.equal(fileStoreCounters.parses - mid, 1, 'eight concurrent first reads, one parse');
 });
