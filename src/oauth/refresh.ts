@@ -2,7 +2,8 @@ import * as oauth from 'oauth4webapi';
 import { LatchkeyError } from '../errors.js';
 import { DEFAULT_TOKEN_TIMEOUT_MS, RefreshError } from './refresh-error.js';
 export { RefreshError, type RefreshFailureKind } from './refresh-error.js';
-import { redactSecrets, Secret } from '../secret.js';
+import { Secret } from '../secret.js';
+import { sanitizeRemoteText } from '../sanitize.js';
 import { checkEndpoint, errorIn200AsError, RECOGNIZED_TOKEN_TYPES, requestOptions, withoutIdToken, type FetchLike } from './endpoint.js';
 
 export type ClientAuthMethod = 'none' | 'client_secret_basic' | 'client_secret_post';
@@ -62,10 +63,9 @@ export async function refreshTokenGrant(params: TokenEndpointParams, refreshToke
     const usable = params.issuer ? response : await withoutIdToken(response);
     return tokenSetFrom(await oauth.processRefreshTokenResponse(as, client, usable, { recognizedTokenTypes: RECOGNIZED_TOKEN_TYPES }));
   } catch (err) {
-    const classified = classifyTokenEndpointError(err, 'refresh');
-    // The IdP's error_description is quoted in the message: it must not echo our own secrets.
-    const message = redactSecrets(classified.message, [refreshToken, params.clientSecret]);
-    throw message === classified.message ? classified : new RefreshError(classified.kind, message);
+    // The IdP's text is quoted in the message: sanitizeRemoteText redacts every secret this
+    // process holds (the refresh token, the client secret, any other) before it cuts.
+    throw classifyTokenEndpointError(err, 'refresh');
   }
 }
 
@@ -82,7 +82,7 @@ export function tokenSetFrom(r: oauth.TokenEndpointResponse): TokenSet {
 export function classifyTokenEndpointError(err: unknown, op: string): RefreshError {
   if (err instanceof RefreshError) return err;
   if (err instanceof oauth.ResponseBodyError) {
-    const desc = err.error_description ? `: ${truncate(err.error_description)}` : '';
+    const desc = err.error_description ? `: ${sanitizeRemoteText(err.error_description)}` : '';
     // GitHub says bad_refresh_token for a dead refresh token; it means what invalid_grant means.
     if (err.error === 'invalid_grant' || err.error === 'bad_refresh_token' || err.error === 'invalid_refresh_token') {
       return new RefreshError('invalid_grant', `${op} rejected by the IdP: ${err.error}${desc}`);
@@ -92,7 +92,7 @@ export function classifyTokenEndpointError(err: unknown, op: string): RefreshErr
   }
   if (err instanceof oauth.OperationProcessingError) {
     const status = statusOf(err);
-    return new RefreshError('transient', `${op} failed: the token endpoint's response is not a valid token response${status ? ` (HTTP ${status})` : ''}: ${truncate(err.message)}`);
+    return new RefreshError('transient', `${op} failed: the token endpoint's response is not a valid token response${status ? ` (HTTP ${status})` : ''}: ${sanitizeRemoteText(err.message)}`);
   }
   if (err instanceof LatchkeyError) {
     if (err.code === 'LK_CONFIG_INVALID' || err.code === 'LK_INSECURE_ENDPOINT') throw err;
@@ -102,16 +102,12 @@ export function classifyTokenEndpointError(err: unknown, op: string): RefreshErr
   if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return new RefreshError('transient', `${op} timed out waiting for the token endpoint`);
   // fetch's own message is "fetch failed"; what went wrong is in its cause (ECONNREFUSED, "bad port"…).
   const cause = (e as { cause?: { code?: unknown; message?: unknown } })?.cause;
-  const detail = typeof cause?.code === 'string' ? cause.code : typeof cause?.message === 'string' ? truncate(cause.message, 100) : (e?.name ?? 'error');
-  return new RefreshError('transient', `${op} failed: ${detail} ${truncate(e?.message ?? String(err))}`);
+  const detail = typeof cause?.code === 'string' ? cause.code : typeof cause?.message === 'string' ? sanitizeRemoteText(cause.message, 100) : (e?.name ?? 'error');
+  return new RefreshError('transient', `${op} failed: ${detail} ${sanitizeRemoteText(e?.message ?? String(err))}`);
 }
 
 function statusOf(err: oauth.OperationProcessingError): number | undefined {
   const cause = err.cause as { status?: number } | Response | undefined;
   if (cause instanceof Response) return cause.status;
   return typeof cause?.status === 'number' ? cause.status : undefined;
-}
-
-function truncate(s: string, n = 200): string {
-  return s.length > n ? `${s.slice(0, n)}…` : s;
 }

@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { openLatchkey } from '../../latchkey.js';
-import { sanitizeRemoteText, type LoginResult } from '../../oauth/login-grant.js';
+import type { LoginResult } from '../../oauth/login-grant.js';
+import { sanitizeRemoteText } from '../../sanitize.js';
 import { usageError, type CliIO, type Command } from '../io.js';
 
 const options = {
