@@ -1,6 +1,7 @@
 import { systemClock, type Clock } from './clock.js';
 import { bearerMethod, getSource, loadConfig, type Config, type ResolvedSource } from './config/load.js';
 import { resolveSecretRef } from './config/secret-ref.js';
+import { holdProfileSecrets } from './config/profile-secrets.js';
 import { configuredSkewMs } from './engine/expiry.js';
 import { TokenEngine, expiresAtFrom, refreshDueAt, type EngineEvent, type OAuthClientSettings } from './engine/fresh-token.js';
 import { fixFor, LatchkeyError, type OperatorAction } from './errors.js';
@@ -86,6 +87,8 @@ export class Latchkey {
   readonly #auth = new Map<string, SourceAuth>();
   readonly #authBuilding = new Map<string, Promise<SourceAuth>>();
   #fetchModule: FetchModule | undefined;
+  /** Held so that upstream text is redacted of them (src/config/profile-secrets.ts). */
+  readonly #profileSecrets: readonly Secret[];
 
   constructor(config: Config, options: OpenLatchkeyOptions & { paths: HomePaths }) {
     this.config = config;
@@ -103,6 +106,7 @@ export class Latchkey {
       cooldownMs: options.cooldownMs,
       tokenTimeoutMs: options.tokenTimeoutMs,
     });
+    this.#profileSecrets = holdProfileSecrets(config.raw, this.env);
     for (const [name, src] of config.sources) {
       const kind = bearerMethod(src);
       if (kind) this.#bearer.set(name, kind);
