@@ -87,7 +87,8 @@ export class Latchkey {
   readonly #auth = new Map<string, SourceAuth>();
   readonly #authBuilding = new Map<string, Promise<SourceAuth>>();
   #fetchModule: FetchModule | undefined;
-  /** Held so that upstream text is redacted of them (src/config/profile-secrets.ts). */
+  /** Held, never read: while they live, upstream text is redacted of them (src/config/profile-secrets.ts). */
+  // eslint-disable-next-line no-unused-private-class-members
   readonly #profileSecrets: readonly Secret[];
 
   constructor(config: Config, options: OpenLatchkeyOptions & { paths: HomePaths }) {

@@ -109,6 +109,7 @@ function assertClean(where: string, text: string, secrets: string[], allowed?: s
       assert.ok(!scrubbed.includes(piece), `${where}: a piece of a secret (${piece}) leaked:\n${text.slice(0, 3000)}`);
     }
   }
+  // eslint-disable-next-line no-control-regex
   assert.ok(!/[\x1b\x07\u009b\u009d]/.test(text), `${where}: a terminal escape leaked: ${JSON.stringify(text.slice(0, 3000))}`);
 }
 
