@@ -2,6 +2,7 @@ import { systemClock, type Clock } from './clock.js';
 import { bearerMethod, getSource, loadConfig, type Config, type ResolvedSource } from './config/load.js';
 import { resolveSecretRef } from './config/secret-ref.js';
 import { holdProfileSecrets } from './config/profile-secrets.js';
+import { sanitizeRemoteText } from './sanitize.js';
 import { configuredSkewMs } from './engine/expiry.js';
 import { TokenEngine, expiresAtFrom, refreshDueAt, type EngineEvent, type OAuthClientSettings } from './engine/fresh-token.js';
 import { fixFor, LatchkeyError, type OperatorAction } from './errors.js';
@@ -347,7 +348,7 @@ export class Latchkey {
       }
       const skew = configuredSkewMs(src.oauth);
       const failing = rec?.lastFailure && rec.lastFailure.at > (rec.lastRefreshAt ?? 0) ? rec.lastFailure : undefined;
-      if (failing) return act('failing', failing.kind === 'rejected' ? 'fix_config' : null, `last refresh failed: ${failing.message}`);
+      if (failing) return act('failing', failing.kind === 'rejected' ? 'fix_config' : null, `last refresh failed: ${sanitizeRemoteText(failing.message, 500)}`);
       if (g.expiresAt === undefined) return act('ok', null, 'unknown expiry (refreshed on 401 and by the keeper)');
       if (now >= g.expiresAt) return act(g.refreshToken ? 'expired' : 'expired', g.refreshToken ? null : 'relogin', g.refreshToken ? 'access token expired; refreshed on next use' : 'expired and no refresh token');
       if (now >= refreshDueAt(g, skew)) return act('expiring', null, 'due for refresh');

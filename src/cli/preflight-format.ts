@@ -1,4 +1,5 @@
 import type { PreflightReport } from '../client/probe-types.js';
+import { sanitizeRemoteText } from '../sanitize.js';
 
 /**
  * How `latchkey preflight` prints a report (a table, or JSON with --json): pure, shared by the
@@ -32,7 +33,7 @@ export function formatPreflightTable(report: PreflightReport, now = Date.now()):
 }
 
 /** Messages come from upstreams and configs: keep each row on one line. */
+/** One table cell: a message may quote upstream text (escape sequences, a secret echoed back). */
 function oneLine(s: string): string {
-  // eslint-disable-next-line no-control-regex
-  return s.replace(/[\u0000-\u001f\u007f]+/g, ' ');
+  return sanitizeRemoteText(s, Infinity);
 }

@@ -7,6 +7,7 @@ import type { FetchLike } from '../oauth/endpoint.js';
 import { asMethodFailure, fixForMethod, type MethodFailure, type SourceAuth } from './auth-path.js';
 import { discard, networkErrorText, sendAuthorized } from './fetch.js';
 import type { HealthStatus, MethodFailureSummary, ProbeOptions, ProbeResult } from './probe-types.js';
+import { sanitizeMessage } from '../sanitize.js';
 
 /** A probe with neither its own `timeoutMs` nor a caller's bound gives up after this long. */
 export const DEFAULT_PROBE_TIMEOUT_MS = 10_000;
@@ -88,13 +89,15 @@ interface Verdict {
 
 function finish(ctx: ProbeContext, v: Verdict, checkedAt: string, started: number): ProbeResult {
   const method = v.method ?? ctx.auth.methods[0];
+  const fix = v.fix ?? (v.operatorAction ? fixForMethod(ctx.source.name, methodFor(ctx, v), v.operatorAction) : null);
+  // The one place a probe's verdict is made: its text may quote an error's (upstream) message.
   const result: ProbeResult = {
     source: ctx.source.name,
     status: v.status,
     authPath: method?.name ?? null,
     operatorAction: v.operatorAction,
-    fix: v.fix ?? (v.operatorAction ? fixForMethod(ctx.source.name, methodFor(ctx, v), v.operatorAction) : null),
-    message: v.message,
+    fix: fix === null ? null : sanitizeMessage(fix),
+    message: sanitizeMessage(v.message),
     latencyMs: Math.round(performance.now() - started),
     expiresAt: v.expiresAt !== undefined && v.expiresAt !== null && Number.isFinite(v.expiresAt) ? new Date(v.expiresAt).toISOString() : null,
     checkedAt,
@@ -112,7 +115,7 @@ function methodFor(ctx: ProbeContext, v: Verdict): AuthMethod | undefined {
 }
 
 function summary(f: MethodFailure): MethodFailureSummary {
-  return { method: f.method, operatorAction: f.operatorAction, reason: f.reason };
+  return { method: f.method, operatorAction: f.operatorAction, reason: sanitizeMessage(f.reason) };
 }
 
 function isExpected(config: ProbeConfig, status: number): boolean {

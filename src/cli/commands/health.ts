@@ -4,6 +4,7 @@ import { fixFor } from '../../errors.js';
 import { homePaths, latchkeyHome } from '../../paths.js';
 import { exitCodeFor, isReportStale, readHealthReport, type HealthReport } from '../../keeper/health-report.js';
 import { usageError, type CliIO, type Command } from '../io.js';
+import { sanitizeRemoteText } from '../../sanitize.js';
 
 /** `latchkey health`: the keeper's report as a table (or JSON); a live pre-flight when there is none. */
 
@@ -44,16 +45,13 @@ function relative(ms: number): string {
   return ms >= 0 ? `in ${text}` : `${text} ago`;
 }
 
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g;
-
 /**
  * One table cell or note as plain text. Messages carry text from upstreams (an IdP's
  * `error_description`, an API's answer) and health.json can be edited by hand: an escape
  * sequence in them must not reach the terminal, where it could rewrite the screen or the title.
  */
 export function terminalSafe(text: string): string {
-  return text.replace(CONTROL, ' ');
+  return sanitizeRemoteText(text, Infinity);
 }
 
 /** The table, padded before colouring so the columns line up either way. */

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { openLatchkey, type SourceStatus } from '../../latchkey.js';
 import type { Command } from '../io.js';
+import { sanitizeRemoteText } from '../../sanitize.js';
 
 export function formatStatusTable(rows: SourceStatus[], now = Date.now()): string {
   if (rows.length === 0) return 'no sources configured (latchkey add <source> ...)\n';
@@ -11,7 +12,8 @@ export function formatStatusTable(rows: SourceStatus[], now = Date.now()): strin
     r.state,
     r.expiresAt ? relative(Date.parse(r.expiresAt) - now) : '-',
     r.lastRefreshAt ? `${relative(Date.parse(r.lastRefreshAt) - now)}` : '-',
-    r.fix ? `${r.message}; fix: ${r.fix}` : r.message,
+    // The note may quote what an IdP said (stored in the store, which can be old or hand-edited).
+    sanitizeRemoteText(r.fix ? `${r.message}; fix: ${r.fix}` : r.message, Infinity),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
