@@ -111,6 +111,8 @@ function assertClean(where: string, text: string, secrets: string[], allowed?: s
   }
   // eslint-disable-next-line no-control-regex
   assert.ok(!/[\x1b\x07\u009b\u009d]/.test(text), `${where}: a terminal escape leaked: ${JSON.stringify(text.slice(0, 3000))}`);
+  // JSON output escapes them: a consumer printing the field would still send them to a terminal.
+  assert.ok(!/\\u00(1b|07|9b|9d)/i.test(text), `${where}: a terminal escape leaked (JSON-escaped): ${text.slice(0, 3000)}`);
 }
 
 async function filesUnder(dir: string): Promise<string[]> {

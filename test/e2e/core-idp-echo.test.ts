@@ -43,3 +43,60 @@ for (const [status, error] of [
     assert.ok(!JSON.stringify(await lk.status()).includes(grant.refresh_token));
   });
 }
+
+/** Every `n`-character piece of `secret` that occurs in `text`. */
+function piecesIn(text: string, secret: string, n = 8): string[] {
+  const found: string[] = [];
+  for (let i = 0; i + n <= secret.length; i++) if (text.includes(secret.slice(i, i + n))) found.push(secret.slice(i, i + n));
+  return found;
+}
+
+// The description used to be cut to 200 characters before the refresh token was redacted: a
+// token straddling the cut left its prefix (up to 42 characters) in every message.
+test('a refresh token straddling the 200-character cut of error_description leaves no piece of itself anywhere', async (t) => {
+  for (const offset of [170, 185, 193, 199, 200]) {
+    const h = await idpHome(idp);
+    t.after(() => h.cleanup());
+    const grant = await idp.mintGrant();
+    const events: EngineEvent[] = [];
+    const lk = await h.open({ onRefresh: (e) => events.push(e) });
+    t.after(() => lk.close());
+    await lk.installGrant('idp', grant);
+    h.clock.advance(29_000);
+    idp.setFault({ kind: 'json', status: 400, body: { error: 'invalid_request', error_description: `${'d'.repeat(offset - 8)}refused:${grant.refresh_token} (and more text after it)` } });
+    t.after(() => idp.setFault(null));
+    let message = '';
+    try {
+      await lk.token('idp');
+    } catch (err) {
+      message = (err as LatchkeyError).message;
+    }
+    idp.setFault(null);
+    const texts = [message, ...events.map((e) => String(e.message)), JSON.parse(await readFile(h.storePath, 'utf8')).sources.idp.lastFailure?.message ?? '', JSON.stringify(await lk.status())];
+    for (const text of texts) assert.deepEqual(piecesIn(text, grant.refresh_token), [], `offset ${offset}: ${text}`);
+    assert.ok(events.some((e) => String(e.message).includes('refused:')), `offset ${offset}: the description is still quoted`);
+  }
+});
+
+// Only the request's refresh token and client secret used to be redacted.
+test('an access token and terminal escapes in error_description never reach a message, the store or status', async (t) => {
+  const h = await idpHome(idp);
+  t.after(() => h.cleanup());
+  const grant = await idp.mintGrant();
+  const events: EngineEvent[] = [];
+  const lk = await h.open({ onRefresh: (e) => events.push(e) });
+  t.after(() => lk.close());
+  await lk.installGrant('idp', grant);
+  h.clock.advance(29_000);
+  idp.setFault({ kind: 'json', status: 400, body: { error: 'invalid_request', error_description: `\x1b]8;;https://x/\x07token ${grant.access_token}\x1b]8;;\x07 is \x1b[31mbad\x1b[0m\x1b]0;pwned\x07` } });
+  t.after(() => idp.setFault(null));
+  await lk.token('idp').catch(() => undefined);
+  idp.setFault(null);
+  const status = JSON.stringify(await lk.status());
+  const stored = JSON.parse(await readFile(h.storePath, 'utf8')).sources.idp.lastFailure.message as string;
+  for (const text of [...events.map((e) => String(e.message)), stored, status]) {
+    assert.deepEqual(piecesIn(text, grant.access_token), [], text);
+    assert.doesNotMatch(text, /\x1b|\x07|\\u001b|\\u0007|pwned/, text); // eslint-disable-line no-control-regex
+  }
+  assert.match(stored, /token \[redacted\] is bad/);
+});
