@@ -3,6 +3,10 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { startIdp, type Idp } from '../fixtures/idp.js';
 import { idpHome } from '../helpers/lk.js';
+import { makeHome } from '../helpers/home.js';
+import { send, startLoopbackApi } from '../helpers/loopback-api.js';
+import { openLatchkey } from '../../src/latchkey.js';
+import { logout } from '../../src/oauth/revocation.js';
 import type { EngineEvent } from '../../src/engine/fresh-token.js';
 import type { LatchkeyError } from '../../src/errors.js';
 
@@ -99,4 +103,29 @@ test('an access token and terminal escapes in error_description never reach a me
     assert.doesNotMatch(text, /\x1b|\x07|\\u001b|\\u0007|pwned/, text); // eslint-disable-line no-control-regex
   }
   assert.match(stored, /token \[redacted\] is bad/);
+});
+
+// Revocation errors were not redacted at all: `latchkey logout` printed the whole refresh token.
+test('a revocation endpoint that echoes the tokens (and escapes) never gets them into logout\'s error or warnings', async (t) => {
+  let echo = '';
+  const revocation = await startLoopbackApi((_req, res) => send(res, 400, JSON.stringify({ error: 'invalid_request', error_description: echo })));
+  t.after(() => revocation.close());
+  const h = await makeHome({ version: 1, sources: { idp: { oauth: { tokenEndpoint: idp.tokenEndpoint, revocationEndpoint: revocation.url('/revoke'), clientId: 'public-client' } } } });
+  t.after(() => h.cleanup());
+  const lk = await openLatchkey({ home: h.home, env: {} });
+  t.after(() => lk.close());
+  const grant = await idp.mintGrant();
+  await lk.installGrant('idp', grant);
+  echo = `\x1b[31m${'r'.repeat(180)} ${grant.refresh_token} and ${grant.access_token}\x1b]0;pwned\x07`;
+  const err = await logout(lk, 'idp').then(
+    () => assert.fail('the revocation failed: logout must fail'),
+    (e: LatchkeyError) => e,
+  );
+  const forced = await logout(lk, 'idp', { force: true });
+  for (const text of [err.message, String(err.fix), ...forced.warnings]) {
+    for (const secret of [grant.refresh_token, grant.access_token]) assert.deepEqual(piecesIn(text, secret), [], text);
+    assert.doesNotMatch(text, /\x1b|\x07|pwned/, text); // eslint-disable-line no-control-regex
+  }
+  assert.match(err.message, /invalid_request: r{20}/, 'the endpoint\'s text is still quoted');
+  assert.equal(forced.removed, true);
 });
