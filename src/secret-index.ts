@@ -4,11 +4,11 @@
  * config, a keyring, a token response, a cookie jar); nothing is threaded through call sites,
  * and `lk.token()`'s memo path creates no `Secret`, so it does no work here.
  *
- * The index holds one 64-bit fingerprint per {@link WINDOW}-character window of each distinct
- * value (two 32-bit hashes in a flat open-addressing table, ~13 bytes per secret character),
- * built lazily on the first search after values were added: a process that never meets
- * upstream text never builds it. A real piece always matches (same characters, same
- * fingerprint); a 64-bit collision could only over-redact eight ordinary characters.
+ * The index holds one 53-bit fingerprint per distinct {@link WINDOW}-character window of the
+ * values (8 bytes each, in sorted typed arrays), brought up to date lazily by the first search
+ * after values were added: a process that never meets upstream text never builds it. A real
+ * piece always matches (same characters, same fingerprint); a collision (with a million
+ * windows indexed, about one lookup in 10^10) could only over-redact eight ordinary characters.
  *
  * Values are held strongly while a `Secret` still holds them or while they keep being
  * re-registered (the keeper re-reads the store every cycle); a value neither held nor seen
@@ -78,14 +78,20 @@ export function registeredSecretCount(): number {
   return values.size;
 }
 
-// --- the window table ---------------------------------------------------------------------
+// --- the window index -----------------------------------------------------------------------
+//
+// Two sorted arrays of 53-bit window fingerprints (a double holds them exactly): `main`, and
+// `recent` for windows added since `main` was last merged. 8 bytes per distinct window, no
+// load-factor slack; identical windows (every JWT of an IdP starts with the same header)
+// are stored once. New values are merged into `recent`, and `recent` into `main` only when it
+// has grown to a quarter of it, so a keeper that refreshes between two searches does not
+// rewrite the whole index each time. A lookup is two binary searches.
 
-let table = new Uint32Array(2 * 1024);
-let mask = 1023;
-let used = 0;
+let main: Float64Array = new Float64Array(0);
+let recent: Float64Array = new Float64Array(0);
 
-/** Two independent 32-bit hashes of the WINDOW code units at `at` (murmur3-style mixing). */
-function fingerprint(text: string, at: number, out: Uint32Array): void {
+/** A 53-bit fingerprint of the WINDOW code units at `at`: two murmur3-style 32-bit hashes, 21 + 32 bits. */
+function fingerprint(text: string, at: number): number {
   let a = 0x9747b28c;
   let b = 0x5bd1e995;
   for (let i = at; i < at + WINDOW; i++) {
@@ -101,72 +107,69 @@ function fingerprint(text: string, at: number, out: Uint32Array): void {
   b ^= b >>> 15;
   b = Math.imul(b, 0xc2b2ae35);
   b ^= b >>> 16;
-  // 0 in the first word marks an empty slot.
-  out[0] = (a | 1) >>> 0;
-  out[1] = b >>> 0;
+  return (a >>> 11) * 0x1_0000_0000 + (b >>> 0);
 }
 
-const fp = new Uint32Array(2);
-
-function insert(a: number, b: number): void {
-  let slot = b & mask;
-  for (;;) {
-    const at = slot * 2;
-    if (table[at] === 0) {
-      table[at] = a;
-      table[at + 1] = b;
-      used += 1;
-      return;
-    }
-    if (table[at] === a && table[at + 1] === b) return;
-    slot = (slot + 1) & mask;
+function has(sorted: Float64Array, x: number): boolean {
+  let lo = 0;
+  let hi = sorted.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const v = sorted[mid]!;
+    if (v === x) return true;
+    if (v < x) lo = mid + 1;
+    else hi = mid - 1;
   }
+  return false;
 }
 
-function contains(a: number, b: number): boolean {
-  let slot = b & mask;
-  for (;;) {
-    const at = slot * 2;
-    const x = table[at];
-    if (x === 0) return false;
-    if (x === a && table[at + 1] === b) return true;
-    slot = (slot + 1) & mask;
+/** The sorted, de-duplicated windows of `list`. */
+function windowsOf(list: Iterable<string>): Float64Array {
+  let count = 0;
+  for (const v of list) if (v.length >= WINDOW) count += v.length - WINDOW + 1;
+  const out = new Float64Array(count);
+  let n = 0;
+  for (const v of list) for (let i = 0; i + WINDOW <= v.length; i++) out[n++] = fingerprint(v, i);
+  out.sort();
+  return unique(out);
+}
+
+function unique(sorted: Float64Array): Float64Array {
+  let n = 0;
+  for (let i = 0; i < sorted.length; i++) if (i === 0 || sorted[i] !== sorted[n - 1]) sorted[n++] = sorted[i]!;
+  return n === sorted.length ? sorted : sorted.slice(0, n);
+}
+
+/** Two sorted arrays as one, without duplicates. */
+function merge(x: Float64Array, y: Float64Array): Float64Array {
+  if (x.length === 0) return y;
+  if (y.length === 0) return x;
+  const out = new Float64Array(x.length + y.length);
+  let i = 0;
+  let j = 0;
+  let n = 0;
+  while (i < x.length || j < y.length) {
+    const v = j >= y.length || (i < x.length && x[i]! <= y[j]!) ? x[i++]! : y[j++]!;
+    if (n === 0 || out[n - 1] !== v) out[n++] = v;
   }
-}
-
-function resize(slots: number): void {
-  const old = table;
-  table = new Uint32Array(2 * slots);
-  mask = slots - 1;
-  used = 0;
-  for (let at = 0; at < old.length; at += 2) if (old[at] !== 0) insert(old[at]!, old[at + 1]!);
-}
-
-function addWindows(value: string): void {
-  for (let i = 0; i + WINDOW <= value.length; i++) {
-    // Load factor at most 0.6 keeps linear probing short.
-    if ((used + 1) * 5 > (mask + 1) * 3) resize((mask + 1) * 2);
-    fingerprint(value, i, fp);
-    insert(fp[0]!, fp[1]!);
-  }
+  return n === out.length ? out : out.slice(0, n);
 }
 
 function bringUpToDate(): void {
   if (stale) {
     stale = false;
     unindexed = [];
-    let chars = 0;
-    for (const v of values.keys()) if (v.length >= WINDOW) chars += v.length;
-    let slots = 1024;
-    while (slots * 3 < chars * 5) slots *= 2;
-    table = new Uint32Array(2 * slots);
-    mask = slots - 1;
-    used = 0;
-    for (const v of values.keys()) if (v.length >= WINDOW) addWindows(v);
+    recent = new Float64Array(0);
+    main = windowsOf(values.keys());
     return;
   }
-  for (const v of unindexed) addWindows(v);
+  if (unindexed.length === 0) return;
+  recent = merge(recent, windowsOf(unindexed));
   unindexed = [];
+  if (recent.length * 4 > main.length) {
+    main = merge(main, recent);
+    recent = new Float64Array(0);
+  }
 }
 
 /**
@@ -182,13 +185,13 @@ export function scanSecretPieces(text: string, visit: (index: number, covered: b
     for (let at = text.indexOf(s); at !== -1; at = text.indexOf(s, at + 1)) shortHits.push([at, at + s.length]);
   }
   shortHits.sort((x, y) => x[0] - y[0]);
-  const windows = used > 0;
+  const windows = main.length + recent.length > 0;
   let coveredUntil = 0;
   let h = 0;
   for (let i = 0; i < text.length; i++) {
     if (windows && i + WINDOW <= text.length) {
-      fingerprint(text, i, fp);
-      if (contains(fp[0]!, fp[1]!)) coveredUntil = Math.max(coveredUntil, i + WINDOW);
+      const f = fingerprint(text, i);
+      if (has(main, f) || has(recent, f)) coveredUntil = Math.max(coveredUntil, i + WINDOW);
     }
     while (h < shortHits.length && shortHits[h]![0] <= i) {
       coveredUntil = Math.max(coveredUntil, shortHits[h]![1]);
