@@ -46,7 +46,7 @@ let stale = false;
 
 /** Called by the `Secret` constructor. Cheap: one map lookup, an allocation only for a value not seen before. */
 export function registerSecret(holder: Holder, value: string): void {
-  if (value.length < MIN_WHOLE) return;
+  if (typeof value !== 'string' || value.length < MIN_WHOLE) return;
   const entry = values.get(value);
   if (entry) {
     entry.gen = generation;
