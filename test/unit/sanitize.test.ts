@@ -156,3 +156,35 @@ test('a LatchkeyError built with a secret in its message or fix never carries it
   assert.equal(e.message, `refused ${REDACTED}`);
   assert.equal(e.fix, `run ${REDACTED}`);
 });
+
+test('what the keeper keeps and what health reads from disk is sanitized: a verdict, an older keeper-state.json, a hand-edited health.json', async (t) => {
+  const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { applyVerdict, emptySourceState, loadKeeperState } = await import('../../src/keeper/state.js');
+  const { readHealthReport } = await import('../../src/keeper/health-report.js');
+  const dir = await mkdtemp(join(tmpdir(), 'lk-sanitize-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const { value } = held(43);
+  const hostile = `refused ${value} \x1b]0;pwned\x07\x1b[2Jnow`;
+  const clean = `refused ${REDACTED} now`;
+
+  const at = '2030-01-01T00:00:00.000Z';
+  const applied = applyVerdict('s', emptySourceState(), { status: 'action_required', authPath: 'token', operatorAction: 'replace_token', fix: hostile, message: hostile, expiresAt: null, latencyMs: 1, at }, 16);
+  assert.equal(applied.next.message, clean);
+  assert.equal(applied.next.fix, clean);
+  assert.equal(applied.change?.message, clean, 'the alert carries the sanitized text too');
+
+  const statePath = join(dir, 'keeper-state.json');
+  await writeFile(statePath, JSON.stringify({ version: 1, savedAt: at, cycles: 1, sources: { s: { ...emptySourceState(), status: 'action_required', message: hostile, fix: hostile } } }));
+  const loaded = await loadKeeperState(statePath, Date.parse(at));
+  assert.equal(loaded.kind, 'loaded');
+  assert.equal(loaded.state.sources.s?.message, clean);
+  assert.equal(loaded.state.sources.s?.fix, clean);
+
+  const healthPath = join(dir, 'health.json');
+  await writeFile(healthPath, JSON.stringify({ generatedAt: at, intervalSeconds: 60, sources: { s: { status: 'action_required', message: hostile, fix: hostile, history: [] } } }));
+  const report = await readHealthReport(healthPath);
+  assert.equal(report?.sources.s?.message, clean);
+  assert.equal(report?.sources.s?.fix, clean);
+});
