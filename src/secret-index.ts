@@ -35,13 +35,13 @@ interface Entry {
 const MIN_SWEEP_AT = 1024;
 
 const values = new Map<string, Entry>();
-/** Long values registered since the table was last brought up to date. */
+/** Long values registered since the index was last brought up to date. */
 let unindexed: string[] = [];
 /** Values shorter than WINDOW, matched whole. */
 const shortValues = new Set<string>();
 let generation = 0;
 let sweepAt = MIN_SWEEP_AT;
-/** A sweep removed values: the table must be rebuilt before the next search. */
+/** A sweep removed values: the index is rebuilt before the next search. */
 let stale = false;
 
 /** Called by the `Secret` constructor. Cheap: one map lookup, an allocation only for a value not seen before. */
@@ -124,7 +124,7 @@ function has(sorted: Float64Array, x: number): boolean {
 }
 
 /** The sorted, de-duplicated windows of `list`. */
-function windowsOf(list: Iterable<string>): Float64Array {
+function windowsOf(list: readonly string[]): Float64Array {
   let count = 0;
   for (const v of list) if (v.length >= WINDOW) count += v.length - WINDOW + 1;
   const out = new Float64Array(count);
@@ -160,7 +160,7 @@ function bringUpToDate(): void {
     stale = false;
     unindexed = [];
     recent = new Float64Array(0);
-    main = windowsOf(values.keys());
+    main = windowsOf([...values.keys()]);
     return;
   }
   if (unindexed.length === 0) return;

@@ -188,3 +188,24 @@ test('what the keeper keeps and what health reads from disk is sanitized: a verd
   assert.equal(report?.sources.s?.message, clean);
   assert.equal(report?.sources.s?.fix, clean);
 });
+
+test('the registry forgets values no Secret holds any more (rotated-away tokens): it stays bounded, and what is held stays known', async () => {
+  const v8 = await import('node:v8');
+  const vm = await import('node:vm');
+  const { registeredSecretCount } = await import('../../src/secret-index.js');
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as () => void;
+  const kept = held(43);
+  const before = registeredSecretCount();
+  for (let round = 0; round < 12; round++) {
+    for (let i = 0; i < 3000; i++) void new Secret(`rotated-${round}-${i}-${randomBytes(12).toString('base64url')}`);
+    sanitizeRemoteText('a search between rotations brings the index up to date');
+    // WeakRef targets live until the current job ends: let it end, then collect.
+    await new Promise((r) => setImmediate(r));
+    gc();
+  }
+  const grown = registeredSecretCount() - before;
+  assert.ok(grown < 15_000, `36,000 values came and went; ${grown} are still registered`);
+  assert.equal(sanitizeRemoteText(`x ${kept.value} y`), `x ${REDACTED} y`);
+  assert.ok(kept.secret.length > 0);
+});
