@@ -90,8 +90,15 @@ export function registeredSecretCount(): number {
 let main: Float64Array = new Float64Array(0);
 let recent: Float64Array = new Float64Array(0);
 
-/** A 53-bit fingerprint of the WINDOW code units at `at`: two murmur3-style 32-bit hashes, 21 + 32 bits. */
-function fingerprint(text: string, at: number): number {
+/**
+ * Where {@link fingerprint} leaves its result and {@link hasFingerprint} reads it: a double
+ * returned or passed across a call that is not inlined is boxed, one heap object per window
+ * scanned; a typed array slot is not.
+ */
+const scratch = new Float64Array(1);
+
+/** The 53-bit fingerprint of the WINDOW code units at `at` (two murmur3-style 32-bit hashes, 21 + 32 bits) into `scratch[0]`. */
+function fingerprint(text: string, at: number): void {
   let a = 0x9747b28c;
   let b = 0x5bd1e995;
   for (let i = at; i < at + WINDOW; i++) {
@@ -107,10 +114,12 @@ function fingerprint(text: string, at: number): number {
   b ^= b >>> 15;
   b = Math.imul(b, 0xc2b2ae35);
   b ^= b >>> 16;
-  return (a >>> 11) * 0x1_0000_0000 + (b >>> 0);
+  scratch[0] = (a >>> 11) * 0x1_0000_0000 + (b >>> 0);
 }
 
-function has(sorted: Float64Array, x: number): boolean {
+/** Whether `sorted` holds the fingerprint in `scratch[0]`. */
+function hasFingerprint(sorted: Float64Array): boolean {
+  const x = scratch[0]!;
   let lo = 0;
   let hi = sorted.length - 1;
   while (lo <= hi) {
@@ -129,7 +138,12 @@ function windowsOf(list: readonly string[]): Float64Array {
   for (const v of list) if (v.length >= WINDOW) count += v.length - WINDOW + 1;
   const out = new Float64Array(count);
   let n = 0;
-  for (const v of list) for (let i = 0; i + WINDOW <= v.length; i++) out[n++] = fingerprint(v, i);
+  for (const v of list) {
+    for (let i = 0; i + WINDOW <= v.length; i++) {
+      fingerprint(v, i);
+      out[n++] = scratch[0]!;
+    }
+  }
   out.sort();
   return unique(out);
 }
@@ -172,6 +186,17 @@ function bringUpToDate(): void {
   }
 }
 
+const NO_HITS: ReadonlyArray<readonly [number, number]> = [];
+
+/** Where the short values occur in `text`, in order of their start. */
+function wholeMatches(text: string): Array<[number, number]> {
+  const hits: Array<[number, number]> = [];
+  for (const s of shortValues) {
+    for (let at = text.indexOf(s); at !== -1; at = text.indexOf(s, at + 1)) hits.push([at, at + s.length]);
+  }
+  return hits.sort((x, y) => x[0] - y[0]);
+}
+
 /**
  * Streams over `text` and tells, for each position in order, whether it lies inside a piece
  * (WINDOW or more characters) of a registered value or a whole short value. `visit` returns
@@ -180,18 +205,14 @@ function bringUpToDate(): void {
  */
 export function scanSecretPieces(text: string, visit: (index: number, covered: boolean) => boolean): void {
   bringUpToDate();
-  const shortHits: Array<[number, number]> = [];
-  for (const s of shortValues) {
-    for (let at = text.indexOf(s); at !== -1; at = text.indexOf(s, at + 1)) shortHits.push([at, at + s.length]);
-  }
-  shortHits.sort((x, y) => x[0] - y[0]);
+  const shortHits = shortValues.size === 0 ? NO_HITS : wholeMatches(text);
   const windows = main.length + recent.length > 0;
   let coveredUntil = 0;
   let h = 0;
   for (let i = 0; i < text.length; i++) {
     if (windows && i + WINDOW <= text.length) {
-      const f = fingerprint(text, i);
-      if (has(main, f) || has(recent, f)) coveredUntil = Math.max(coveredUntil, i + WINDOW);
+      fingerprint(text, i);
+      if (hasFingerprint(main) || hasFingerprint(recent)) coveredUntil = Math.max(coveredUntil, i + WINDOW);
     }
     while (h < shortHits.length && shortHits[h]![0] <= i) {
       coveredUntil = Math.max(coveredUntil, shortHits[h]![1]);
