@@ -9,7 +9,7 @@
  * process holds (src/secret-index.ts) is replaced by `[redacted]`, and only then is the text
  * cut to length: cutting first would leave the prefix of a secret that straddles the cut.
  */
-import { scanSecretPieces, WINDOW } from './secret-index.js';
+import { findSecretRuns, WINDOW } from './secret-index.js';
 
 export { WINDOW };
 export const REDACTED = '[redacted]';
@@ -65,37 +65,35 @@ export function stripControls(text: string, oneLine: boolean): string {
 }
 
 function redactThenCut(clean: string, max: number): string {
+  // One more than max is scanned, so that a cut is known to be one.
+  const runs = findSecretRuns(clean, max + 1, REDACTED.length);
+  if (runs.count === 0 && runs.scannedUntil === clean.length && clean.length <= max) return withoutHalfCharacters(clean);
   let out = '';
-  let plainFrom = 0;
-  let inRun = false;
+  let from = 0;
   let cut = false;
-  scanSecretPieces(clean, (i, covered) => {
-    if (covered) {
-      if (!inRun) {
-        out += clean.slice(plainFrom, i);
-        inRun = true;
-        // The marker whole or not at all: the text stays within max (plus the ellipsis).
-        if (out.length + REDACTED.length > max) {
-          cut = true;
-          return false;
-        }
-        out += REDACTED;
-      }
-      return true;
-    }
-    if (inRun) {
-      inRun = false;
-      plainFrom = i;
-    }
-    if (out.length + (i - plainFrom) >= max) {
-      out += clean.slice(plainFrom, i);
+  for (let k = 0; k <= runs.count && !cut; k++) {
+    const plainEnd = k < runs.count ? runs.starts[k]! : runs.scannedUntil;
+    if (out.length + (plainEnd - from) > max) {
+      out += clean.slice(from, from + (max - out.length));
       cut = true;
-      return false;
+      break;
     }
-    return true;
-  });
-  if (!cut && !inRun) out += clean.slice(plainFrom);
-  // A cut between the two halves of a surrogate pair, or a redaction inside one, leaves half a character.
-  out = out.replace(LONE_SURROGATES, '\ufffd');
+    out += clean.slice(from, plainEnd);
+    if (k === runs.count) break;
+    // The marker whole or not at all: the text stays within max (plus the ellipsis).
+    if (out.length + REDACTED.length > max) {
+      cut = true;
+      break;
+    }
+    out += REDACTED;
+    from = runs.ends[k]!;
+  }
+  if (!cut && runs.scannedUntil < clean.length) cut = true;
+  out = withoutHalfCharacters(out);
   return cut ? `${out}…` : out;
+}
+
+/** A cut between the two halves of a surrogate pair, or a redaction inside one, leaves half a character. */
+function withoutHalfCharacters(text: string): string {
+  return text.replace(LONE_SURROGATES, '\ufffd');
 }

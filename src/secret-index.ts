@@ -198,18 +198,50 @@ function wholeMatches(text: string): Array<[number, number]> {
 }
 
 /**
- * Streams over `text` and tells, for each position in order, whether it lies inside a piece
- * (WINDOW or more characters) of a registered value or a whole short value. `visit` returns
- * false to stop early (the caller has all the text it will print): the work is proportional to
- * what is read, not to the length of the text.
+ * The runs of `text` covered by secret pieces, as found by {@link findSecretRuns}: run `k` is
+ * `[starts[k], ends[k])`. One buffer, reused by every search (a search allocates nothing per
+ * character, nor per call when no short value is registered); read it before the next search.
  */
-export function scanSecretPieces(text: string, visit: (index: number, covered: boolean) => boolean): void {
+export interface SecretRuns {
+  starts: Int32Array;
+  ends: Int32Array;
+  count: number;
+  /** Text from here on was not scanned (the output limit was reached first). */
+  scannedUntil: number;
+}
+
+const found: SecretRuns = { starts: new Int32Array(16), ends: new Int32Array(16), count: 0, scannedUntil: 0 };
+
+function openRun(at: number): void {
+  if (found.count === found.starts.length) {
+    const starts = new Int32Array(found.count * 2);
+    const ends = new Int32Array(found.count * 2);
+    starts.set(found.starts);
+    ends.set(found.ends);
+    found.starts = starts;
+    found.ends = ends;
+  }
+  found.starts[found.count] = at;
+  found.count += 1;
+}
+
+/**
+ * Scans `text` for pieces (WINDOW or more characters) of registered values and for whole short
+ * values, in order, and returns the covered runs. The scan stops once the text that would be
+ * printed (a plain character counts 1, a run `marker` characters) exceeds `outputLimit`: the work
+ * is proportional to what is printed, not to the length of the text.
+ */
+export function findSecretRuns(text: string, outputLimit = Infinity, marker = 10): SecretRuns {
   bringUpToDate();
   const shortHits = shortValues.size === 0 ? NO_HITS : wholeMatches(text);
   const windows = main.length + recent.length > 0;
+  found.count = 0;
   let coveredUntil = 0;
+  let open = false;
+  let printed = 0;
   let h = 0;
-  for (let i = 0; i < text.length; i++) {
+  let i = 0;
+  for (; i < text.length; i++) {
     if (windows && i + WINDOW <= text.length) {
       fingerprint(text, i);
       if (hasFingerprint(main) || hasFingerprint(recent)) coveredUntil = Math.max(coveredUntil, i + WINDOW);
@@ -218,6 +250,19 @@ export function scanSecretPieces(text: string, visit: (index: number, covered: b
       coveredUntil = Math.max(coveredUntil, shortHits[h]![1]);
       h += 1;
     }
-    if (!visit(i, i < coveredUntil)) return;
+    if (i < coveredUntil) {
+      if (!open) {
+        openRun(i);
+        open = true;
+        printed += marker;
+      }
+      found.ends[found.count - 1] = i + 1;
+    } else {
+      open = false;
+      printed += 1;
+      if (printed > outputLimit) break;
+    }
   }
+  found.scannedUntil = i;
+  return found;
 }

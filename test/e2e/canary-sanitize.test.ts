@@ -89,7 +89,7 @@ function run(args: string[], env: NodeJS.ProcessEnv, input = ''): Promise<CliRes
       stderr += d.toString();
       title();
     });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
