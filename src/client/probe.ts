@@ -7,7 +7,7 @@ import type { FetchLike } from '../oauth/endpoint.js';
 import { asMethodFailure, fixForMethod, type MethodFailure, type SourceAuth } from './auth-path.js';
 import { discard, networkErrorText, sendAuthorized } from './fetch.js';
 import type { HealthStatus, MethodFailureSummary, ProbeOptions, ProbeResult } from './probe-types.js';
-import { sanitizeMessage } from '../sanitize.js';
+import { sanitizeMessage, sanitizeRemoteText } from '../sanitize.js';
 
 /** A probe with neither its own `timeoutMs` nor a caller's bound gives up after this long. */
 export const DEFAULT_PROBE_TIMEOUT_MS = 10_000;
@@ -251,7 +251,7 @@ async function unmetJson(response: Response, expected: true | Record<string, unk
     body = JSON.parse(text);
   } catch {
     const html = type === 'text/html' || /^\s*</.test(text);
-    return html ? 'with an HTML page instead of JSON (a sign-in page?)' : `with something that is not JSON${type ? ` (${type.slice(0, 64)})` : ''}`;
+    return html ? 'with an HTML page instead of JSON (a sign-in page?)' : `with something that is not JSON${type ? ` (${sanitizeRemoteText(type, 64)})` : ''}`;
   }
   if (expected === true || jsonContains(body, expected)) return undefined;
   const code = isRecord(body) && typeof body.error === 'string' && /^[\w.:-]{1,64}$/.test(body.error) ? ` (error: ${body.error})` : '';
