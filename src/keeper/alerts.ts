@@ -253,7 +253,8 @@ export class AlertDispatcher {
   }
 
   #lastError(message: string): void {
-    this.state.lastError = message;
+    // Served on /readyz: a receiver's error may quote what it was sent or what it answered.
+    this.state.lastError = sanitizeRemoteText(message, 500);
     this.state.lastErrorAt = new Date(this.#clock.now()).toISOString();
   }
 
