@@ -220,7 +220,7 @@ test('canary: secrets echoed by the IdP, the revocation endpoint, an API (body a
     }
     // The store legitimately holds secrets; nothing else under LATCHKEY_HOME does.
     for (const file of await filesUnder(p.h.home)) {
-      if (file === p.h.storePath || file === p.h.configPath) continue;
+      if (file === p.h.storePath) continue;
       assertClean(`${file} (offset ${offset})`, await readFile(file, 'utf8'), seen);
     }
     // The store holds the secrets, but not in the failure it recorded.
