@@ -334,7 +334,6 @@ export class TokenEngine {
           fetch: this.#fetch,
           timeoutMs: this.#tokenTimeoutMs,
           now: () => this.#clock.now(),
-          knownSecrets: [grant.accessToken],
         },
         refreshToken,
       );

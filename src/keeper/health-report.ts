@@ -3,6 +3,7 @@ import type { HealthStatus } from '../client/probe-types.js';
 import type { MethodName } from '../config/constants.js';
 import { LatchkeyError, type OperatorAction } from '../errors.js';
 import { writeFileAtomic } from '../store/atomic-file.js';
+import { sanitizeMessage } from '../sanitize.js';
 import { jsonLineBytes } from './json-bytes.js';
 import type { ProbeSample, SourceKeeperState } from './state.js';
 
@@ -159,7 +160,14 @@ export async function readHealthReport(path: string): Promise<HealthReport | und
   } catch {
     throw new LatchkeyError('LK_KEEPER', `${path} is not valid JSON (the keeper rewrites it on its next cycle)`);
   }
-  return parseHealthReport(parsed, path);
+  const report = parseHealthReport(parsed, path);
+  // Written by the keeper (sanitized then) but a file anyone may have edited: its text is read
+  // as text from elsewhere before `latchkey health` prints it.
+  for (const s of Object.values(report.sources)) {
+    if (typeof s.message === 'string') s.message = sanitizeMessage(s.message);
+    if (typeof s.fix === 'string') s.fix = sanitizeMessage(s.fix);
+  }
+  return report;
 }
 
 /** A report is stale when no cycle finished for 2.5 intervals (and at least a minute). */

@@ -3,6 +3,7 @@ import type { HealthStatus } from '../client/probe-types.js';
 import type { MethodName } from '../config/constants.js';
 import type { OperatorAction } from '../errors.js';
 import { writeFileAtomic } from '../store/atomic-file.js';
+import { sanitizeMessage } from '../sanitize.js';
 import { jsonLineBytes } from './json-bytes.js';
 import { backoffCycles } from './scheduler.js';
 
@@ -132,6 +133,10 @@ export function applyVerdict(
   capCycles: number,
 ): { next: SourceKeeperState; change: StateChange | undefined } {
   const healthy = isHealthy(v.status);
+  // What the keeper keeps goes to health.json, keeper-state.json, /api/health and alerts: a
+  // message quoting upstream text loses every piece of a held secret and every escape here.
+  const message = sanitizeMessage(v.message);
+  const fix = v.fix === null || v.fix === undefined ? v.fix : sanitizeMessage(v.fix);
   const consecutiveFailures = healthy ? 0 : prev.consecutiveFailures + 1;
   const history = [...prev.history, { at: v.at, status: v.status, latencyMs: v.latencyMs }];
   if (history.length > HISTORY_LIMIT) history.splice(0, history.length - HISTORY_LIMIT);
@@ -140,8 +145,8 @@ export function applyVerdict(
     status: v.status,
     authPath: v.authPath,
     operatorAction: v.operatorAction,
-    fix: v.fix,
-    message: v.message,
+    fix,
+    message,
     expiresAt: v.expiresAt,
     latencyMs: v.latencyMs,
     lastCheckedAt: v.at,
@@ -154,7 +159,7 @@ export function applyVerdict(
   };
   const changed = prev.status !== v.status && !(prev.status === null && healthy);
   const change = changed
-    ? { source, from: prev.status, to: v.status, operatorAction: v.operatorAction, fix: v.fix, message: v.message, authPath: v.authPath, at: v.at }
+    ? { source, from: prev.status, to: v.status, operatorAction: v.operatorAction, fix, message, authPath: v.authPath, at: v.at }
     : undefined;
   return { next, change };
 }
@@ -236,8 +241,9 @@ function sanitizeSource(raw: Record<string, unknown>): SourceKeeperState {
     status: status && STATUSES.has(status) ? (status as HealthStatus) : null,
     authPath: (str('authPath') as MethodName | null) ?? null,
     operatorAction: (str('operatorAction') as OperatorAction | null) ?? null,
-    fix: str('fix'),
-    message: str('message') ?? d.message,
+    // Written by an older keeper, or edited by hand: read as text from elsewhere.
+    fix: str('fix') === null ? null : sanitizeMessage(str('fix')!),
+    message: str('message') === null ? d.message : sanitizeMessage(str('message')!),
     expiresAt: str('expiresAt'),
     lastOkAt: str('lastOkAt'),
     lastCheckedAt: str('lastCheckedAt'),

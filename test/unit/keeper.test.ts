@@ -336,7 +336,9 @@ test('health table: text from upstreams or a hand-edited report cannot put escap
   assert.doesNotMatch(out.replace(/\n/g, ''), /[\u0000-\u001f\u007f-\u009f]/, 'no control character but the line breaks of the table');
   assert.equal(out.trimEnd().split('\n').length, 3, 'note, header, one row: the message did not add a line');
   assert.match(out, /latchkey login x/);
-  assert.match(out, /invalid_grant \]0;pwned \[2J line two 31m/);
+  // Escape sequences go whole (an OSC's payload, a CSI's parameters), not just their ESC byte.
+  assert.match(out, /invalid_grant line two/);
+  assert.doesNotMatch(out, /pwned|\[2J|31m/);
 });
 
 // --- single instance --------------------------------------------------------------------------
