@@ -22,7 +22,11 @@ export type RefreshStageResult =
   /** A failure a person must fix (invalid_client, missing client secret, no grant). */
   | { kind: 'action'; operatorAction: OperatorAction; message: string };
 
-export async function refreshAhead(lk: Latchkey, source: string, force = false): Promise<RefreshStageResult> {
+/**
+ * `dueAt`: the keeper's refresh timer woke for this grant at its due time; judge "due" as of
+ * then, so a timer that fires a millisecond early (wall and monotonic clocks differ) still refreshes.
+ */
+export async function refreshAhead(lk: Latchkey, source: string, force = false, dueAt?: number): Promise<RefreshStageResult> {
   const src = lk.config.sources.get(source);
   if (!src?.methods.includes('oauth')) return { kind: 'none' };
   const rec = await lk.store.read(source);
@@ -32,7 +36,7 @@ export async function refreshAhead(lk: Latchkey, source: string, force = false):
     return { kind: 'revoked', message: `the grant was revoked (${g.revoked.reason}) on ${new Date(g.revoked.at).toISOString()}` };
   }
   const started = lk.clock.now();
-  const reason = force && g.refreshToken ? ('daily' as const) : refreshAheadReason(rec, started);
+  const reason = force && g.refreshToken ? ('daily' as const) : refreshAheadReason(rec, Math.max(started, dueAt ?? started));
   if (!reason) return { kind: 'not_due' };
   try {
     await lk.engine.refreshNow(source);

@@ -88,11 +88,11 @@ test('a cycle probes every source, writes health.json once, persists state; a re
   // Restart: counters, history and lastOkAt carry over.
   const k2 = await w.open();
   assert.equal(k2.report.sources.dead?.consecutiveFailures, 2, 'report before the first cycle is the saved one');
-  assert.equal(k2.sourceStates.dead?.history.length, 2, 'a first failure is re-checked at the next cycle');
+  assert.equal(k2.sourceStates.dead?.timeline.s.length, 2, 'a first failure is re-checked at the next cycle');
   await k2.runCycle();
-  assert.equal(k2.sourceStates.dead?.history.length, 2, 'after the second failure it sits one cycle out, across the restart');
+  assert.equal(k2.sourceStates.dead?.timeline.s.length, 2, 'after the second failure it sits one cycle out, across the restart');
   assert.equal(k2.sourceStates.dead?.consecutiveFailures, 2);
-  assert.equal(k2.sourceStates.ok?.history.length, 3);
+  assert.equal(k2.sourceStates.ok?.timeline.s.length, 3);
   assert.equal(k2.sourceStates.ok?.lastOkAt !== null, true);
   const state = await readJson(join(w.h.home, 'keeper-state.json'));
   assert.equal(state.cycles, 3);
@@ -107,9 +107,9 @@ test('a failing source backs off without starving the others; a manual probe ign
   for (let i = 0; i < 12; i++) await k.runCycle();
   assert.equal(w.api.requestsTo('/ok').length, 12, 'healthy source probed every cycle');
   // action_required backs off 0, 1, 3, 3… cycles: probed at cycles 1, 2, 4, 8, 12.
-  assert.equal(k.sourceStates.dead?.history.length, 5);
+  assert.equal(k.sourceStates.dead?.timeline.s.length, 5);
   await k.probeNow('dead');
-  assert.equal(k.sourceStates.dead?.history.length, 6, 'probed at once despite the backoff');
+  assert.equal(k.sourceStates.dead?.timeline.s.length, 6, 'probed at once despite the backoff');
   await assert.rejects(k.probeNow('nope'), /unknown source/);
   await k.stop();
 });
@@ -154,10 +154,15 @@ test('a clock jump is reported and changes nothing else: the cycle runs, backoff
   await k.runCycle();
   assert.equal(w.events('clock_jump').length, 2);
   const ok = k.sourceStates.ok!;
-  assert.equal(ok.history.length, 3);
+  // The 3-day jump put the first probe outside the 24 h window; the probe after the jump back is
+  // recorded at the latest time seen, so the timeline never runs backwards.
+  assert.equal(ok.timeline.s.length, 2);
+  assert.deepEqual(ok.timeline.dt, [0, 0]);
   assert.equal(ok.consecutiveFailures, 0);
-  // Backoff counted in cycles: the dead source was skipped exactly once (cycle 2) and probed in cycle 3.
-  assert.equal(k.sourceStates.dead?.history.length, 2);
+  // Backoff counted in cycles: the dead source was skipped exactly once (cycle 2) and probed in
+  // cycle 3 (the probe of cycle 1 is outside the window after the jump).
+  assert.equal(k.sourceStates.dead?.timeline.s.length, 1);
+  assert.equal(k.sourceStates.dead?.consecutiveFailures, 2);
   await k.stop();
 });
 
