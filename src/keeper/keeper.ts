@@ -868,6 +868,8 @@ export class Keeper {
       this.#syncSources();
       await this.#planRefreshes();
       this.stages.config = { state: 'ok', file: next.config.file, loadedAt: now, lastError: null };
+      this.#readiness = this.#computeReadiness();
+      this.#readinessBytes = Buffer.from(JSON.stringify(this.#readiness));
       const added = [...after].filter((n) => !before.has(n));
       const removed = [...before].filter((n) => !after.has(n));
       noteActivity(this.#state.activity, { at: now, kind: 'config', text: `config reloaded: ${after.size} source(s)${added.length ? `, added ${added.join(', ')}` : ''}${removed.length ? `, removed ${removed.join(', ')}` : ''}`, ok: true });
@@ -877,6 +879,9 @@ export class Keeper {
       const message = (err as Error).message;
       const repeated = this.stages.config.lastError === message;
       this.stages.config = { ...this.stages.config, state: 'failing', lastError: message };
+      // `/readyz` says so at once (the report follows with the write that comes next).
+      this.#readiness = this.#computeReadiness();
+      this.#readinessBytes = Buffer.from(JSON.stringify(this.#readiness));
       if (!repeated || force) {
         noteActivity(this.#state.activity, { at: now, kind: 'config', text: `config reload refused: ${message}`, ok: false });
         this.log('error', 'config_reload_failed', { file, message: `${message}; still running with the previous config` });

@@ -224,7 +224,7 @@ test('SIGTERM mid-cycle: the keeper finishes its write, releases the lock, close
   await assert.rejects(fetch(`${String(started.url)}/livez`), 'server closed');
 });
 
-test('a port already in use: the keeper says so, keeps checking without its dashboard, and stops cleanly on SIGHUP (a closed terminal; lock released)', async (t) => {
+test('a port already in use: the keeper says so, keeps checking without its dashboard, and stops cleanly on SIGTERM (lock released)', async (t) => {
   const h = await homeWith({ ok: { token: { secret: 'env:TOK' }, probe: { url: api.url('/ok') } } });
   t.after(() => h.cleanup());
   const blocker = createServer();
@@ -237,7 +237,7 @@ test('a port already in use: the keeper says so, keeps checking without its dash
   assert.match(String(down.message), new RegExp(`port ${port} on 127.0.0.1 is already in use.*--port`));
   await k.waitFor((e) => e.event === 'cycle' && Number(e.cycle) >= 2, 10_000);
   assert.ok(existsSync(join(h.home, 'health.json')), 'the report is written without the server');
-  k.child.kill('SIGHUP');
+  k.child.kill('SIGTERM');
   assert.equal((await k.exited).code, 0);
   assert.equal(k.count('stopped'), 1);
   assert.ok(!existsSync(join(h.home, 'locks', 'keeper.lock')));
