@@ -322,3 +322,62 @@ test('/readyz data: a keeper whose cycles stopped finishing is not ready, whatev
   w.clock.advance(-3_600_000); // a clock set back is not "stuck"
   assert.equal(k.readiness.ready, true);
 });
+
+test('/readyz: two unreachable sources make it 503 naming both (never "every source is usable"); the rules hold for every verdict', async (t) => {
+  const w = await world(t, ['ok', 'stall', 'stall2']);
+  const { startKeeperDaemon } = await import('../../src/keeper/daemon.js');
+  const d = await startKeeperDaemon({ home: w.h.home, env: { TOK: TOKEN }, log: () => undefined, port: 0, intervalSeconds: 60, open: { clock: w.clock } });
+  t.after(() => d.stop());
+  const url = `${d.http!.url}/readyz`;
+  while (/first cycle has not finished/.test(d.keeper.readiness.reason)) await new Promise((r) => setTimeout(r, 20));
+  const res = await fetch(url);
+  const body = (await res.json()) as { ready: boolean; reason: string; unreachable: string[] };
+  assert.equal(res.status, 503);
+  assert.equal(body.ready, false);
+  assert.deepEqual(body.unreachable.sort(), ["stall", "stall2"]);
+  assert.match(body.reason, /2 source\(s\) unreachable: stall, stall2/);
+  assert.doesNotMatch(body.reason, /every source is usable/);
+  // The rule against each verdict: only unreachable and action_required make it unready.
+  const { exitCodeFor } = await import('../../src/keeper/health-report.js');
+  for (const [name, s] of Object.entries(d.keeper.report.sources)) {
+    const blocking = s.status === 'unreachable' || s.status === 'action_required';
+    assert.equal(body.reason.includes(name), blocking, `${name} (${s.status}) named in the reason exactly when it blocks readiness`);
+  }
+  assert.equal(exitCodeFor(Object.values(d.keeper.report.sources).map((s) => s.status)), 3);
+});
+
+test('nextCycleAt names the next cycle (interval ± 10 % after this one started), in /readyz and in the report written by the cycle', async (t) => {
+  const w = await world(t, ['ok']);
+  const { startKeeperDaemon } = await import('../../src/keeper/daemon.js');
+  const d = await startKeeperDaemon({ home: w.h.home, env: { TOK: TOKEN }, log: () => undefined, port: 0, intervalSeconds: 600, open: { clock: w.clock } });
+  t.after(() => d.stop());
+  while (/first cycle has not finished/.test(d.keeper.readiness.reason)) await new Promise((r) => setTimeout(r, 20));
+  const ready = (await (await fetch(`${d.http!.url}/readyz`)).json()) as { stages: { schedule: { nextCycleAt: string; lastCycleStartedAt: string } } };
+  const gap = Date.parse(ready.stages.schedule.nextCycleAt) - Date.parse(ready.stages.schedule.lastCycleStartedAt);
+  assert.ok(gap >= 540_000 && gap <= 660_000, `next cycle ${gap} ms after the last one started`);
+  const report = (await readJson(join(w.h.home, 'health.json'))) as { keeper?: { nextCycleAt: string } };
+  assert.equal(report.keeper?.nextCycleAt, ready.stages.schedule.nextCycleAt, 'health.json says the same');
+});
+
+test('a source added to config.json is seen by "probe all" before the next cycle; one removed disappears cleanly (state, report, metrics, no alert)', async (t) => {
+  const w = await world(t, ['ok', 'dead']);
+  const k = await w.open(); // not started: no watch, no timer — only the checks probeNow and the cycle make
+  t.after(() => k.stop());
+  await k.runCycle();
+  assert.equal(k.report.sources.dead?.status, 'action_required');
+  const cfg = JSON.parse(await readFile(w.h.configPath, 'utf8')) as { sources: Record<string, unknown> };
+  cfg.sources.html = cfg.sources.ok;
+  await writeFile(w.h.configPath, JSON.stringify(cfg));
+  const probed = await k.probeNow();
+  assert.equal(probed.sources.html?.status, 'ok', 'probe all probed the source added since the last cycle (a copy of ok)');
+  assert.equal(w.api.requestsTo('/ok').length, 3, 'ok twice (cycle + probe all) and the new source once');
+  delete cfg.sources.dead;
+  await writeFile(w.h.configPath, JSON.stringify(cfg));
+  const s = await k.runCycle();
+  assert.deepEqual(Object.keys(k.report.sources).sort(), ['html', 'ok']);
+  assert.equal(k.sourceStates.dead, undefined);
+  assert.deepEqual(s.changes.filter((c) => c.source === 'dead'), []);
+  assert.doesNotMatch(await k.metrics.render(), /latchkey_source_(up|status)\{source="dead"/, 'its gauges are gone (its counters stay, as Prometheus counters do)');
+  await assert.rejects(k.probeNow('dead'), /unknown source "dead"/);
+  assert.match(w.logText(), /"event":"config_reloaded".*"removed":\["dead"\]/);
+});
