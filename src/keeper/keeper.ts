@@ -2,6 +2,7 @@ import { setMaxListeners } from 'node:events';
 import { watch, type FSWatcher } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import type { Clock } from '../clock.js';
 import type { HealthStatus } from '../client/probe-types.js';
 import { LatchkeyError } from '../errors.js';
@@ -34,7 +35,9 @@ import {
   type KeeperStateFile,
   type SourceKeeperState,
   type StateChange,
+  type Timeline,
 } from './state.js';
+import { jsonLineBytes } from './json-bytes.js';
 import { combineVerdict } from './verdict.js';
 import { keepWarm, type WarmResult } from './warm-stage.js';
 
@@ -191,6 +194,7 @@ export class Keeper {
   #configWatcher: FSWatcher | undefined;
   #configSettle: NodeJS.Timeout | undefined;
   #nextCycleDelayMs = 0;
+  #historyCache: { bytes: Buffer; gzip: Buffer } | undefined;
   readonly #onRefreshWake: ((wake: RefreshWake) => void) | undefined;
   readonly stages: KeeperStages;
 
@@ -278,6 +282,20 @@ export class Keeper {
   /** The current report (what `health.json` holds after the last cycle). */
   get report(): HealthReport {
     return this.#report;
+  }
+
+  /**
+   * Every source's 24 h timeline for `GET /api/history` (the dashboard asks after each change of
+   * the report): serialized and gzipped on the first request after a change, then served as is.
+   */
+  get history(): { bytes: Buffer; gzip: Buffer } {
+    if (!this.#historyCache) {
+      const sources: Record<string, Timeline> = {};
+      for (const [name, s] of this.#sourceEntries()) sources[name] = s.timeline;
+      const bytes = jsonLineBytes({ generatedAt: this.#report.generatedAt, sources });
+      this.#historyCache = { bytes, gzip: gzipSync(bytes) };
+    }
+    return this.#historyCache;
   }
 
   /** The report serialized once per change: `/api/health` sends these bytes as they are. */
@@ -760,6 +778,7 @@ export class Keeper {
   }
 
   #buildReport(at: number): HealthReport {
+    this.#historyCache = undefined;
     return buildHealthReport(this.#sourceEntries(), at, this.settings.intervalSeconds, {
       schedule: (name) => this.#refreshSchedule.get(name),
       keeper: this.#keeperInfo(),
