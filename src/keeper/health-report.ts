@@ -55,6 +55,7 @@ export interface HealthReport {
 export interface RefreshSchedule {
   issuedAt: number | undefined;
   refreshAt: number | undefined;
+  expiresAt?: number | undefined;
 }
 
 const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());

@@ -61,6 +61,10 @@ const STALLED_INTERVALS = 2.5;
 const STALLED_FLOOR_MS = 60_000;
 /** The refresh timer wakes at least this often, whatever is due (a wall clock that jumped is caught up). */
 const MAX_REFRESH_SLEEP_MS = 15 * 60 * 1000;
+/** Timer refreshes in flight at once (bounded by `concurrency` too). */
+const REFRESH_SLOTS = 8;
+/** A grant with no known expiry (daily refresh) is queued as if it expired this long after its due time. */
+const DAILY_DEADLINE_SLACK_MS = 60 * 60 * 1000;
 /** Refreshes the timer found due wait this long for one `health.json` rewrite (a burst costs one write). */
 const REPORT_FLUSH_MS = 1000;
 /** Changes to the config directory settle for this long before the config is read again (editors write in steps). */
@@ -188,6 +192,8 @@ export class Keeper {
   readonly #dueBasis = new Map<string, string>();
   readonly #refreshSchedule = new Map<string, RefreshSchedule>();
   readonly #refreshing = new Set<string>();
+  readonly #refreshQueue: Array<{ name: string; at: number; deadline: number }> = [];
+  #refreshWorkers = 0;
   #refreshTimer: NodeJS.Timeout | undefined;
   #refreshTimerAt: number | undefined;
   #flushTimer: NodeJS.Timeout | undefined;
@@ -423,6 +429,9 @@ export class Keeper {
     this.stages.schedule.state = 'running';
     this.#watchConfig();
     this.#schedule(0);
+    // Due times from the store now, not after the first cycle: a cycle of 1,000 sources can take
+    // longer than a short-lived token has left.
+    void this.#planRefreshes().catch((err: unknown) => this.log('error', 'refresh_plan_failed', { message: (err as Error)?.message ?? String(err) }));
   }
 
   #schedule(delayMs: number): void {
@@ -494,7 +503,7 @@ export class Keeper {
     else at = refreshDueAt(rec, this.#random());
     this.#due.set(name, at);
     this.#dueBasis.set(name, basis);
-    this.#refreshSchedule.set(name, { issuedAt: g && !g.revoked ? g.obtainedAt : undefined, refreshAt: at });
+    this.#refreshSchedule.set(name, { issuedAt: g && !g.revoked ? g.obtainedAt : undefined, refreshAt: at, expiresAt: g?.expiresAt });
   }
 
   #armRefreshTimer(): void {
@@ -520,10 +529,33 @@ export class Keeper {
     this.#refreshTimerAt = undefined;
     if (this.stopping) return;
     const batch = this.#due.takeDue(this.clock.now());
-    for (const { name } of batch) this.#refreshing.add(name);
+    for (const item of batch) {
+      this.#refreshing.add(item.name);
+      const exp = this.#refreshSchedule.get(item.name)?.expiresAt;
+      this.#refreshQueue.push({ name: item.name, at: item.at, deadline: exp ?? item.at + DAILY_DEADLINE_SLACK_MS });
+    }
+    // Earliest deadline first: when refreshes queue up (a burst, a slow store), the token with
+    // the least time left goes next, not the one that happened to be due first.
+    if (batch.length) this.#refreshQueue.sort((a, b) => a.deadline - b.deadline);
     this.#armRefreshTimer();
-    if (batch.length === 0) return;
-    void runBounded(batch, this.settings.concurrency, ({ name, at }) => this.#refreshDue(name, at)).finally(() => this.#armRefreshTimer());
+    this.#pumpRefreshes();
+  }
+
+  /**
+   * Runs queued refreshes, at most {@link REFRESH_SLOTS} at once (one queue for every wake-up:
+   * a burst never adds up to more). The store serializes its writes, so more in flight only
+   * makes them wait on its lock.
+   */
+  #pumpRefreshes(): void {
+    const slots = Math.min(REFRESH_SLOTS, this.settings.concurrency);
+    while (this.#refreshWorkers < slots && this.#refreshQueue.length > 0 && !this.stopping) {
+      const next = this.#refreshQueue.shift() as { name: string; at: number };
+      this.#refreshWorkers += 1;
+      void this.#refreshDue(next.name, next.at).finally(() => {
+        this.#refreshWorkers -= 1;
+        this.#pumpRefreshes();
+      });
+    }
   }
 
   async #refreshDue(name: string, dueAt: number): Promise<void> {
@@ -531,7 +563,8 @@ export class Keeper {
     const startedAt = this.clock.now();
     let result: RefreshStageResult;
     try {
-      result = this.stopping ? { kind: 'none' } : await refreshAhead(lk, name, false, dueAt);
+      // Removed from the config while it waited in the queue: nothing to do.
+      result = this.stopping || lk !== this.#lk || !lk.config.sources.has(name) ? { kind: 'none' } : await refreshAhead(lk, name, false, dueAt);
     } catch (err) {
       result = { kind: 'transient', reason: 'two_thirds_lifetime', message: (err as Error)?.message ?? String(err) };
     }
@@ -634,11 +667,14 @@ export class Keeper {
     }
     await this.#maybeReloadConfig(false);
     const names = [...this.#lk.config.sources.keys()];
-    const due = await this.#dueSources(names);
+    // The store is read once for the cycle (DESIGN.md): refresh-ahead decides from this listing
+    // and reads a record again only for a grant it refreshes.
+    const records = await this.#lk.store.list().catch(() => undefined);
+    const due = await this.#dueSources(names, records);
     this.stages.refresh.counts = zeroRefreshCounts();
     const changes: StateChange[] = [];
     await runBounded(due, this.settings.concurrency, async (name) => {
-      const c = await this.#check(name);
+      const c = await this.#check(name, records);
       if (c) changes.push(c);
     });
     const now = this.clock.now();
@@ -686,10 +722,10 @@ export class Keeper {
   }
 
   /** Which sources take their turn this cycle (backoff), noticing new logins. */
-  async #dueSources(names: string[]): Promise<string[]> {
+  async #dueSources(names: string[], listed: Map<string, SourceRecord> | undefined): Promise<string[]> {
     const waiting = names.filter((n) => (this.#state.sources[n]?.skipCycles ?? 0) > 0);
     let records: Map<string, SourceRecord> | undefined;
-    if (waiting.length > 0) records = await this.#lk.store.list().catch(() => undefined);
+    if (waiting.length > 0) records = listed ?? (await this.#lk.store.list().catch(() => undefined));
     const due: string[] = [];
     for (const name of names) {
       const s = this.#state.sources[name] ?? emptySourceState();
@@ -709,12 +745,12 @@ export class Keeper {
   }
 
   /** Refresh-ahead, probe, verdict, state for one source. Never throws. */
-  async #check(name: string): Promise<StateChange | undefined> {
+  async #check(name: string, records?: Map<string, SourceRecord>): Promise<StateChange | undefined> {
     const lk = this.#lk;
     if (this.stopping) return undefined;
     let refresh: RefreshStageResult;
     try {
-      refresh = await refreshAhead(lk, name);
+      refresh = await refreshAhead(lk, name, false, undefined, records ? { record: records.get(name) } : undefined);
     } catch (err) {
       refresh = { kind: 'transient', reason: 'two_thirds_lifetime', message: (err as Error)?.message ?? String(err) };
     }
@@ -735,7 +771,9 @@ export class Keeper {
     const verdict = combineVerdict(name, result, refresh, at, warm);
     const { next, change } = applyVerdict(name, refreshed, verdict, backoffCapCycles(this.settings.intervalSeconds * 1000));
     if (lk.config.sources.get(name)?.methods.some((m) => m === 'oauth' || m === 'session')) {
-      next.credentialStamp = credentialStamp(await lk.store.read(name).catch(() => undefined));
+      // The listing still describes the credential unless this check refreshed it.
+      const unchanged = records && (refresh.kind === 'none' || refresh.kind === 'not_due' || refresh.kind === 'revoked');
+      next.credentialStamp = credentialStamp(unchanged ? records.get(name) : await lk.store.read(name).catch(() => undefined));
     }
     // Removed from the config while this check ran (a reload between two awaits): not recorded.
     if (lk !== this.#lk || !this.#lk.config.sources.has(name)) return undefined;
