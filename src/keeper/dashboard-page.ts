@@ -369,20 +369,20 @@ function dashboardClient(): void {
     return Math.max(1000, delay);
   }
 
+  /** Fetches the 24 h timelines: at start (alongside the first report), then after each new report. */
   async function loadHistory(): Promise<void> {
-    if (!report || historyLoading || historyFor === report.generatedAt) return;
+    if (historyLoading || (report && historyFor === report.generatedAt)) return;
     historyLoading = true;
-    const wanted = report.generatedAt;
     try {
       historyDoc = (await call('GET', '/api/history', undefined, FETCH_TIMEOUT_MS)) as unknown as HistoryDoc;
-      historyFor = wanted;
+      historyFor = historyDoc.generatedAt;
       for (const [name, row] of rows) drawTimeline(row, historyDoc.sources[name]);
-      app.dataset.history = 'ready';
+      if (report) app.dataset.history = 'ready';
     } catch {
       // The rows stand without their timelines; the next report tries again.
     } finally {
       historyLoading = false;
-      if (report && report.generatedAt !== historyFor) void loadHistory();
+      if (report && historyFor !== '' && report.generatedAt !== historyFor) void loadHistory();
     }
   }
 
@@ -851,8 +851,8 @@ function dashboardClient(): void {
     app.dataset.state = 'ready';
     app.dataset.generatedAt = r.generatedAt;
     tick();
-    if (names.length) void loadHistory();
-    else app.dataset.history = 'ready';
+    if (names.length === 0 || (historyDoc && historyFor === r.generatedAt)) app.dataset.history = 'ready';
+    else void loadHistory();
   }
 
   function tick(): void {
@@ -899,7 +899,9 @@ function dashboardClient(): void {
     if (document.visibilityState === 'visible') void poll();
   });
   setInterval(tick, 1000);
+  // Both requests at once: the timelines do not wait a round trip for the report.
   void poll();
+  void loadHistory();
 }
 
 // ---------------------------------------------------------------------------------------------

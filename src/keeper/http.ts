@@ -23,6 +23,8 @@ import { DASHBOARD_CSP, dashboardAsset, DASHBOARD_ASSET_PATHS } from './dashboar
 /** What the server needs from the keeper (a narrow view, so tests can pass a stub). */
 export interface KeeperHttpBackend {
   readonly reportBytes: Buffer;
+  /** The same bytes gzipped (a dashboard polls them every few seconds, a phone on a slow link). */
+  readonly reportGzip?: Buffer;
   /** `GET /api/history`: every source's 24 h probe timeline (built on demand, cached until the next change). */
   readonly history?: { bytes: Buffer; gzip: Buffer };
   readonly readinessBytes: Buffer;
@@ -126,7 +128,15 @@ function buildRoutes(backend: KeeperHttpBackend): Route[] {
   });
   return [
     ...assets,
-    { method: 'GET', path: '/api/health', auth: 'bearer', handle: () => ({ status: 200, headers: JSON_HEADERS, body: backend.reportBytes }) },
+    {
+      method: 'GET',
+      path: '/api/health',
+      auth: 'bearer',
+      handle: () => {
+        const gzip = backend.reportGzip;
+        return gzip ? { status: 200, headers: GZIP_JSON_HEADERS, body: backend.reportBytes, gzip } : { status: 200, headers: JSON_HEADERS, body: backend.reportBytes };
+      },
+    },
     {
       method: 'GET',
       path: '/api/history',

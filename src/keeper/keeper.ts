@@ -201,6 +201,7 @@ export class Keeper {
   #configSettle: NodeJS.Timeout | undefined;
   #nextCycleDelayMs = 0;
   #historyCache: { bytes: Buffer; gzip: Buffer } | undefined;
+  #reportGzip: { of: Buffer; gzip: Buffer } | undefined;
   readonly #onRefreshWake: ((wake: RefreshWake) => void) | undefined;
   readonly stages: KeeperStages;
 
@@ -288,6 +289,12 @@ export class Keeper {
   /** The current report (what `health.json` holds after the last cycle). */
   get report(): HealthReport {
     return this.#report;
+  }
+
+  /** {@link reportBytes} gzipped, built on the first request after each change. */
+  get reportGzip(): Buffer {
+    if (this.#reportGzip?.of !== this.#reportBytes) this.#reportGzip = { of: this.#reportBytes, gzip: gzipSync(this.#reportBytes) };
+    return this.#reportGzip.gzip;
   }
 
   /**
