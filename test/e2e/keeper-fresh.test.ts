@@ -4,6 +4,7 @@ import { writeFile } from 'node:fs/promises';
 import { startIdp, type Idp } from '../fixtures/idp.js';
 import { makeHome, runCli, type TempHome } from '../helpers/home.js';
 import { send, startLoopbackApi, type LoopbackApi } from '../helpers/loopback-api.js';
+import { browserAvailable, launchBrowser } from '../fixtures/browser.js';
 import { openLatchkey } from '../../src/latchkey.js';
 import type { HealthReport } from '../../src/keeper/health-report.js';
 import type { Readiness } from '../../src/keeper/keeper.js';
@@ -67,6 +68,14 @@ test('a 6 s token with the default 300 s interval is never expired over a minute
   const base = String(started.url);
   await k.waitFor((e) => e.event === 'cycle');
 
+  // The dashboard, open the whole minute, as an operator would leave it (when Chromium is here).
+  const browser = browserAvailable().ok ? await launchBrowser() : undefined;
+  t.after(() => browser?.close());
+  const page = await browser?.newPage();
+  await page?.goto(`${base}/`);
+  await page?.waitForSelector('li[data-source="idp"][data-status="ok"]', { timeout: 15_000 });
+  const shown = new Set<string>();
+
   const t0 = Date.now();
   let checks = 0;
   let healthRuns = 0;
@@ -84,6 +93,11 @@ test('a 6 s token with the default 300 s interval is never expired over a minute
     assert.equal(src.status, 'ok', `at +${now - t0} ms: ${src.message}`);
     assert.ok(src.expiresAt && Date.parse(src.expiresAt) > Date.now(), `/api/health shows the token expired (${src.expiresAt}) at +${Date.now() - t0} ms`);
     assert.ok(src.refreshAt && Date.parse(src.refreshAt) < Date.parse(src.expiresAt), 'the next refresh is before the expiry');
+    if (page) {
+      const life = (await page.textContent('li[data-source="idp"] .life-text')) ?? '';
+      assert.doesNotMatch(life, /expired/, `the dashboard showed "${life}" at +${Date.now() - t0} ms`);
+      shown.add(life.replace(/\d+/g, 'N'));
+    }
     checks++;
     if (checks % 20 === 5) {
       // `latchkey health` answers from health.json: never "expired … ago" for this source.
@@ -98,6 +112,7 @@ test('a 6 s token with the default 300 s interval is never expired over a minute
     await new Promise((r) => setTimeout(r, 400));
   }
   assert.ok(checks >= 60, `${checks} checks`);
+  if (page) assert.ok([...shown].some((x) => /^refresh in Ns · expires in Ns$/.test(x)), `the countdown was shown: ${[...shown].join(' | ')}`);
   assert.ok(healthRuns >= 3);
   assert.equal(k.count('cycle'), 1, 'no second cycle ran: the refreshes were the timer’s');
   // 60 s of 6 s tokens refreshed at ~⅔ (4–4.3 s): about 14 refreshes, every one of them accepted.

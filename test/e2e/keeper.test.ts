@@ -184,9 +184,9 @@ test('restart mid-cycle loses no state: SIGKILL in the middle of a cycle, a new 
   await new Promise((r) => setTimeout(r, 700));
   a.child.kill('SIGKILL');
   await a.exited;
-  const saved = JSON.parse(await readFile(join(h.home, 'keeper-state.json'), 'utf8')) as { cycles: number; sources: Record<string, { history: unknown[]; lastOkAt: string | null }> };
+  const saved = JSON.parse(await readFile(join(h.home, 'keeper-state.json'), 'utf8')) as { cycles: number; sources: Record<string, { timeline: { s: string }; lastOkAt: string | null }> };
   assert.equal(saved.cycles, 2, 'the state of the last complete cycle is on disk, whole');
-  assert.equal(saved.sources.idp?.history.length, 2);
+  assert.equal(saved.sources.idp?.timeline.s.length, 2);
   const before = (await report(h)).generatedAt;
   assert.ok(existsSync(join(h.home, 'locks', 'keeper.lock')), 'the killed keeper left its lock behind');
 
@@ -196,8 +196,8 @@ test('restart mid-cycle loses no state: SIGKILL in the middle of a cycle, a new 
   assert.equal(b.count('standby'), 0, 'a dead holder does not make the next keeper wait');
   const after = JSON.parse(await readFile(join(h.home, 'keeper-state.json'), 'utf8')) as typeof saved;
   assert.equal(after.cycles, 3);
-  assert.equal(after.sources.idp?.history.length, 3, 'history continued');
-  assert.equal(after.sources.slow?.history.length, 3);
+  assert.equal(after.sources.idp?.timeline.s.length, 3, 'history continued');
+  assert.equal(after.sources.slow?.timeline.s.length, 3);
   assert.notEqual((await report(h)).generatedAt, before);
   assert.equal((await report(h)).sources.idp?.status, 'ok', 'the grant survived');
   assert.equal(idp.stats.revokedGrants, 0);
