@@ -4,7 +4,7 @@ import type { MethodName } from '../config/constants.js';
 import { LatchkeyError, type OperatorAction } from '../errors.js';
 import { writeFileAtomic } from '../store/atomic-file.js';
 import { jsonLineBytes } from './json-bytes.js';
-import { recentSamples, type KeeperActivity, type ProbeSample, type SourceKeeperState } from './state.js';
+import { recentHistory, type KeeperActivity, type ProbeSample, type SourceKeeperState } from './state.js';
 
 /**
  * The keeper's "report" stage: `health.json`, written atomically once per cycle and served as
@@ -83,7 +83,7 @@ export function buildHealthReport(
       lastOkAt: s.lastOkAt,
       consecutiveFailures: s.consecutiveFailures,
       latencyMs: s.latencyMs,
-      history: recentSamples(s.timeline),
+      history: recentHistory(s.timeline),
       ...(sched ? { issuedAt: iso(sched.issuedAt), refreshAt: iso(sched.refreshAt), lastRefreshAt: s.lastRefreshAt, lastRefreshOutcome: s.lastRefreshOutcome } : {}),
     };
   }

@@ -239,7 +239,41 @@ export function timelineEnd(tl: Timeline): number {
   return t;
 }
 
-/** The last `n` probes as samples (the `history` of `health.json`). */
+interface RecentCache {
+  n: number;
+  /** Epoch seconds and letter of the newest sample in `samples`. */
+  lastAt: number;
+  lastLetter: string;
+  samples: ProbeSample[];
+}
+const recentCache = new WeakMap<Timeline, RecentCache>();
+
+/**
+ * The last {@link HISTORY_LIMIT} probes as samples (the `history` of `health.json`), rebuilt
+ * incrementally: after one new probe, the previous list less its oldest plus one sample, so a
+ * report of 1,000 sources allocates 1,000 samples per cycle, not 30,000 (keeper-scale RSS).
+ */
+export function recentHistory(tl: Timeline): ProbeSample[] {
+  const count = tl.s.length;
+  if (count === 0) return [];
+  const end = timelineEnd(tl);
+  const letter = tl.s[count - 1] as string;
+  const cached = recentCache.get(tl);
+  if (cached && cached.n === count && cached.lastAt === end && cached.lastLetter === letter) return cached.samples;
+  let samples: ProbeSample[];
+  const prevAt = end - (count > 1 ? (tl.dt[count - 1] as number) : 0);
+  if (cached && count > 1 && cached.lastAt === prevAt && cached.lastLetter === tl.s[count - 2] && (cached.n + 1 === count || cached.n === count) && (tl.dt[count - 1] as number) > 0) {
+    const l = tl.l[count - 1] as number;
+    samples = cached.samples.slice(-(HISTORY_LIMIT - 1));
+    samples.push({ at: new Date(end * 1000).toISOString(), status: LETTER_STATUS[letter] ?? 'unreachable', latencyMs: l < 0 ? null : l });
+  } else {
+    samples = recentSamples(tl, HISTORY_LIMIT);
+  }
+  recentCache.set(tl, { n: count, lastAt: end, lastLetter: letter, samples });
+  return samples;
+}
+
+/** The last `n` probes as samples. */
 export function recentSamples(tl: Timeline, n: number = HISTORY_LIMIT): ProbeSample[] {
   const out: ProbeSample[] = [];
   const count = tl.s.length;

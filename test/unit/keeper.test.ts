@@ -27,6 +27,8 @@ import {
   emptyTimeline,
   loadKeeperState,
   noteActivity,
+  HISTORY_LIMIT,
+  recentHistory,
   recentSamples,
   saveKeeperState,
   takeTurn,
@@ -539,4 +541,18 @@ test('activity: probes and refreshes counted per hour for 24 h; the last 20 even
   for (let i = 0; i < 25; i++) noteActivity(a, { at: String(i), kind: 'cycle', text: `cycle ${i}`, ok: true });
   assert.equal(a.recent.length, 20);
   assert.equal(a.recent[0]?.text, 'cycle 5');
+});
+
+test('recent history (health.json): incremental after each probe, equal to a full rebuild, also across the window edge', () => {
+  const tl = emptyTimeline();
+  const t0 = Date.parse('2030-01-01T00:00:00Z');
+  for (let i = 0; i < TIMELINE_MAX_SAMPLES + 40; i++) {
+    appendTimeline(tl, t0 + i * 60_000, i % 7 === 0 ? 'degraded' : 'ok', i % 5 === 0 ? null : i);
+    const got = recentHistory(tl);
+    assert.deepEqual(got, recentSamples(tl, HISTORY_LIMIT), `after probe ${i}`);
+    assert.equal(recentHistory(tl), got, 'unchanged timeline: the same array');
+  }
+  // A probe recorded at the same second as the last one (a clock stepped back): still right.
+  appendTimeline(tl, t0, 'unreachable', 1);
+  assert.deepEqual(recentHistory(tl), recentSamples(tl, HISTORY_LIMIT));
 });
