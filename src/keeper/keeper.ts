@@ -594,9 +594,17 @@ export class Keeper {
     this.#state.sources[name] = next;
     this.#countRefresh(result, finishedAt, name, Math.max(0, startedAt - dueAt));
     if (result.kind === 'transient') this.#planOne(name, rec, finishedAt + refreshRetryDelayMs(exp, finishedAt));
+    // A person must act (invalid_client, a missing client secret): the grant is unchanged and
+    // still "due"; asking again at once would hammer the IdP. Once per interval is plenty.
+    else if (result.kind === 'action') this.#planOne(name, rec, finishedAt + Math.max(60_000, this.settings.intervalSeconds * 1000));
     else this.#planOne(name, rec);
+    // Never the same grant twice within a second, whatever the store says.
+    const planned = this.#due.get(name);
+    if (planned !== undefined && planned < finishedAt + 1000) this.#planOne(name, rec, finishedAt + 1000);
     this.#armRefreshTimer();
     this.#scheduleFlush();
+    // The verdict and the alert should not wait for the next cycle (up to an interval away).
+    if (result.kind === 'revoked' || result.kind === 'action') void this.probeNow(name).catch(() => undefined);
   }
 
   #countRefresh(r: RefreshStageResult, at: number, name: string, latenessMs?: number): void {

@@ -381,3 +381,31 @@ test('a source added to config.json is seen by "probe all" before the next cycle
   await assert.rejects(k.probeNow('dead'), /unknown source "dead"/);
   assert.match(w.logText(), /"event":"config_reloaded".*"removed":\["dead"\]/);
 });
+
+test('the refresh timer never hammers an IdP that refuses the client: one attempt, the verdict at once, the next try an interval later', async (t) => {
+  const idp = await startLoopbackApi((req, res) => {
+    if (req.path === '/token') return send(res, 401, '{"error":"invalid_client","error_description":"unknown client"}', { 'content-type': 'application/json' });
+    send(res, 200, '{"ok":true}');
+  });
+  const h = await makeHome({ version: 1, sources: { hub: { oauth: { tokenEndpoint: idp.url('/token'), clientId: 'c' }, probe: { url: idp.url('/api') } } } });
+  t.after(async () => {
+    await idp.close();
+    await h.cleanup();
+  });
+  const { openLatchkey } = await import('../../src/latchkey.js');
+  const lk = await openLatchkey({ home: h.home, env: {} });
+  await lk.installGrant('hub', { access_token: 'at', refresh_token: 'rt', expires_in: 3, token_type: 'Bearer' });
+  await lk.close();
+  let text = '';
+  const k = await Keeper.open({ open: { home: h.home, env: {} }, log: jsonLineLog({ write: (c: string) => (text += c) }, { now: () => Date.now() }), intervalSeconds: 3600, random: () => 0 });
+  t.after(() => k.stop());
+  k.start();
+  // Due at 2 s (⅔ of 3 s); watch well past the expiry.
+  await new Promise((r) => setTimeout(r, 4500));
+  const calls = idp.requestsTo('/token').length;
+  assert.ok(calls >= 1 && calls <= 3, `${calls} token requests in 4.5 s`);
+  assert.equal(k.report.sources.hub?.status, 'action_required', 'the refusal is a verdict now, not at the next cycle in an hour');
+  assert.equal(k.report.sources.hub?.operatorAction, 'fix_config');
+  const due = Date.parse(k.stages.refresh.nextDueAt ?? '');
+  assert.ok(due - Date.now() > 3_000_000, 'the next attempt is an interval away');
+});
