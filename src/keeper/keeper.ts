@@ -194,6 +194,7 @@ export class Keeper {
   readonly #refreshing = new Set<string>();
   readonly #refreshQueue: Array<{ name: string; at: number; deadline: number }> = [];
   #refreshWorkers = 0;
+  readonly #refreshesInFlight = new Set<Promise<void>>();
   #refreshTimer: NodeJS.Timeout | undefined;
   #refreshTimerAt: number | undefined;
   #flushTimer: NodeJS.Timeout | undefined;
@@ -474,6 +475,9 @@ export class Keeper {
     this.#configWatcher?.close();
     this.#configWatcher = undefined;
     this.#stop.abort(new Error('keeper stopping'));
+    this.#refreshQueue.length = 0;
+    // A refresh under way holds the source's lock and persists a rotated token: let it finish.
+    await Promise.allSettled([...this.#refreshesInFlight]);
     await this.#serial;
     this.stages.schedule.state = 'stopped';
     this.stages.schedule.nextCycleAt = null;
@@ -558,10 +562,12 @@ export class Keeper {
     while (this.#refreshWorkers < slots && this.#refreshQueue.length > 0 && !this.stopping) {
       const next = this.#refreshQueue.shift() as { name: string; at: number };
       this.#refreshWorkers += 1;
-      void this.#refreshDue(next.name, next.at).finally(() => {
+      const run: Promise<void> = this.#refreshDue(next.name, next.at).finally(() => {
         this.#refreshWorkers -= 1;
+        this.#refreshesInFlight.delete(run);
         this.#pumpRefreshes();
       });
+      this.#refreshesInFlight.add(run);
     }
   }
 
