@@ -77,7 +77,6 @@ test('dashboard at phone and desktop widths, light and dark: 24 h timelines matc
     keeper: { probeTimeoutMs: 2000 },
   };
   const h = await makeHome(config);
-  t.after(() => h.cleanup());
   const lk = await openLatchkey({ home: h.home, env: {} });
   await lk.installGrant('idp', await idp.mintGrant());
   await lk.close();
@@ -97,6 +96,8 @@ test('dashboard at phone and desktop widths, light and dark: 24 h timelines matc
 
   const daemon = await startKeeperDaemon({ home: h.home, env: { TOK: TOKEN }, port: 0, log: () => undefined }); // default 300 s interval
   t.after(() => daemon.stop());
+  // After hooks run in the order registered: the home goes once the keeper writing to it stopped.
+  t.after(() => h.cleanup());
   const url = `${daemon.http!.url}/`;
   while (daemon.keeper.stages.schedule.cycles === 0 || /first cycle/.test(daemon.keeper.readiness.reason)) await new Promise((r) => setTimeout(r, 50));
   const stored = JSON.parse(await readFile(join(h.home, 'keeper-state.json'), 'utf8')) as KeeperStateFile;
@@ -190,9 +191,9 @@ test('dashboard at phone and desktop widths, light and dark: 24 h timelines matc
 test('dashboard empty state: the `latchkey add` hint, at phone width', async (t) => {
   if (!skipUnlessBrowser(t)) return;
   const h = await makeHome({ version: 1, sources: {} });
-  t.after(() => h.cleanup());
   const daemon = await startKeeperDaemon({ home: h.home, env: {}, port: 0, log: () => undefined });
   t.after(() => daemon.stop());
+  t.after(() => h.cleanup());
   const browser = await launchBrowser();
   t.after(() => browser.close());
   const page = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true });

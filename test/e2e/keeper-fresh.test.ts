@@ -54,7 +54,6 @@ async function probeAll(base: string): Promise<HealthReport> {
 
 test('a 6 s token with the default 300 s interval is never expired over a minute: refreshed at its own due time, not at the next cycle', async (t) => {
   const h: TempHome = await makeHome({ version: 1, sources: { idp: idpSource() }, keeper: { probeTimeoutMs: 5000 } });
-  t.after(() => h.cleanup());
   const grant = await idp.mintGrant();
   const lk = await openLatchkey({ home: h.home, env: {} });
   t.after(() => lk.close());
@@ -62,7 +61,12 @@ test('a 6 s token with the default 300 s interval is never expired over a minute
   idp.stats.reset();
 
   const k = KeeperProcess.start(['--port', '0'], { LATCHKEY_HOME: h.home }); // no --interval: 300 s
-  t.after(() => k.kill());
+  // After hooks run in the order registered: the home goes once the keeper writing to it is gone.
+  t.after(async () => {
+    k.kill();
+    await k.exited;
+    await h.cleanup();
+  });
   const started = await k.waitFor((e) => e.event === 'started');
   assert.equal(started.intervalSeconds, 300);
   const base = String(started.url);
@@ -130,9 +134,12 @@ test('a 6 s token with the default 300 s interval is never expired over a minute
 
 test('config changes while running: SIGHUP with a broken config keeps the last good one and says why; a saved config adds and removes sources; probe all sees the new one', async (t) => {
   const h = await makeHome({ version: 1, sources: { alpha: tokenSource(), gone: tokenSource() } });
-  t.after(() => h.cleanup());
   const k = KeeperProcess.start(['--port', '0'], { LATCHKEY_HOME: h.home, TOK: 'tok-0123456789' });
-  t.after(() => k.kill());
+  t.after(async () => {
+    k.kill();
+    await k.exited;
+    await h.cleanup();
+  });
   const base = String((await k.waitFor((e) => e.event === 'started')).url);
   await k.waitFor((e) => e.event === 'cycle');
 
