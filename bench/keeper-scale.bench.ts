@@ -28,7 +28,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SERVICE } from '../src/keeper/service.js';
-import { emptySourceState, HISTORY_LIMIT, type KeeperStateFile } from '../src/keeper/state.js';
+import { appendTimeline, emptyActivity, emptySourceState, emptyTimeline, TIMELINE_MAX_SAMPLES, type KeeperStateFile } from '../src/keeper/state.js';
 import { figureLine, note, reporter } from './lib/report.js';
 
 const BENCH = 'keeper-scale';
@@ -68,16 +68,13 @@ interface RunResult {
   requests: number;
 }
 
-/** A keeper-state.json as a keeper leaves it after HISTORY_LIMIT healthy cycles. */
+/** A keeper-state.json as a keeper leaves it after TIMELINE_MAX_SAMPLES healthy cycles (a full timeline). */
 function steadyState(names: string[], now: number): KeeperStateFile {
   const sources: KeeperStateFile['sources'] = {};
   for (const [n, name] of names.entries()) {
-    const history = Array.from({ length: HISTORY_LIMIT }, (_, i) => ({
-      at: new Date(now - (HISTORY_LIMIT - i) * INTERVAL_S * 1000).toISOString(),
-      status: 'ok' as const,
-      latencyMs: 50 + (n % 7),
-    }));
-    const last = history[history.length - 1]!.at;
+    const timeline = emptyTimeline();
+    for (let i = 0; i < TIMELINE_MAX_SAMPLES; i++) appendTimeline(timeline, now - (TIMELINE_MAX_SAMPLES - i) * INTERVAL_S * 1000, 'ok', 50 + (n % 7));
+    const last = new Date(now - INTERVAL_S * 1000).toISOString();
     sources[name] = {
       ...emptySourceState(),
       status: 'ok',
@@ -86,10 +83,10 @@ function steadyState(names: string[], now: number): KeeperStateFile {
       lastOkAt: last,
       lastCheckedAt: last,
       latencyMs: 50,
-      history,
+      timeline,
     };
   }
-  return { version: 1, savedAt: new Date(now - INTERVAL_S * 1000).toISOString(), cycles: HISTORY_LIMIT, sources };
+  return { version: 1, savedAt: new Date(now - INTERVAL_S * 1000).toISOString(), cycles: TIMELINE_MAX_SAMPLES, sources, activity: emptyActivity() };
 }
 
 async function runKeeper(nodeOptions: readonly string[]): Promise<RunResult> {

@@ -2,6 +2,7 @@
  * Errors carry a stable `code`, the CLI exit code, and (where a person must act) the operator
  * action. Messages name the offending thing (file, field, source) and never a secret value.
  */
+import { sanitizeMessage } from './sanitize.js';
 
 /** What a person must do to fix a source. */
 export type OperatorAction =
@@ -75,12 +76,14 @@ export class LatchkeyError extends Error {
   readonly fix: string | undefined;
 
   constructor(code: ErrorCode, message: string, options: LatchkeyErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    // Every message reaches stderr, the store, health.json or an HTTP answer, and may quote
+    // upstream text: no piece of a held secret and no escape sequence survives, whoever built it.
+    super(sanitizeMessage(message), options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'LatchkeyError';
     this.code = code;
     this.source = options.source;
     this.operatorAction = options.operatorAction;
-    this.fix = options.fix ?? (options.source && options.operatorAction ? fixFor(options.source, options.operatorAction) : undefined);
+    this.fix = options.fix !== undefined ? sanitizeMessage(options.fix) : options.source && options.operatorAction ? fixFor(options.source, options.operatorAction) : undefined;
     this.exitCode = options.exitCode ?? DEFAULT_EXIT[code] ?? ExitCode.usage;
   }
 }

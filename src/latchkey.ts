@@ -1,6 +1,8 @@
 import { systemClock, type Clock } from './clock.js';
 import { bearerMethod, getSource, loadConfig, type Config, type ResolvedSource } from './config/load.js';
 import { resolveSecretRef } from './config/secret-ref.js';
+import { holdProfileSecrets } from './config/profile-secrets.js';
+import { sanitizeRemoteText } from './sanitize.js';
 import { configuredSkewMs } from './engine/expiry.js';
 import { TokenEngine, refreshDueAt, type EngineEvent, type OAuthClientSettings } from './engine/fresh-token.js';
 import { expiresAtOf } from './engine/expiry.js';
@@ -95,6 +97,9 @@ export class Latchkey {
   readonly #auth = new Map<string, SourceAuth>();
   readonly #authBuilding = new Map<string, Promise<SourceAuth>>();
   #fetchModule: FetchModule | undefined;
+  /** Held, never read: while they live, upstream text is redacted of them (src/config/profile-secrets.ts). */
+  // eslint-disable-next-line no-unused-private-class-members
+  readonly #profileSecrets: readonly Secret[];
 
   constructor(config: Config, options: OpenLatchkeyOptions & { paths: HomePaths }) {
     this.config = config;
@@ -113,6 +118,7 @@ export class Latchkey {
       tokenTimeoutMs: options.tokenTimeoutMs,
       confirmRefusalDelayMs: options.confirmRefusalDelayMs,
     });
+    this.#profileSecrets = holdProfileSecrets(config.raw, this.env);
     for (const [name, src] of config.sources) {
       const kind = bearerMethod(src);
       if (kind) this.#bearer.set(name, kind);
@@ -353,7 +359,7 @@ export class Latchkey {
       }
       const skew = configuredSkewMs(src.oauth);
       const failing = rec?.lastFailure && rec.lastFailure.at > (rec.lastRefreshAt ?? 0) ? rec.lastFailure : undefined;
-      if (failing) return act('failing', failing.kind === 'rejected' ? 'fix_config' : null, `last refresh failed: ${failing.message}`);
+      if (failing) return act('failing', failing.kind === 'rejected' ? 'fix_config' : null, `last refresh failed: ${sanitizeRemoteText(failing.message, 500)}`);
       if (g.expiresAt === undefined) return act('ok', null, 'unknown expiry (refreshed on 401 and by the keeper)');
       if (now >= g.expiresAt) return act(g.refreshToken ? 'expired' : 'expired', g.refreshToken ? null : 'relogin', g.refreshToken ? 'access token expired; refreshed on next use' : 'expired and no refresh token');
       if (now >= refreshDueAt(g, skew)) return act('expiring', null, 'due for refresh');

@@ -1,3 +1,4 @@
+import { registerSecret } from './secret-index.js';
 
 const REDACTED = '[redacted]';
 
@@ -13,6 +14,8 @@ export class Secret {
 
   constructor(value: string) {
     this.#value = value;
+    // Text from elsewhere is searched for every secret this process holds (src/sanitize.ts).
+    registerSecret(this, value);
   }
 
   /** The raw value. Call it only where the value is sent to the party that issued it. */
@@ -55,18 +58,4 @@ export class Secret {
 
 export function secret(value: string): Secret {
   return new Secret(value);
-}
-
-/**
- * `text` with every occurrence of the given secrets' values replaced by `[redacted]`: for text
- * that comes from elsewhere (an IdP's `error_description` may quote the refresh token it refused).
- */
-export function redactSecrets(text: string, secrets: ReadonlyArray<Secret | undefined>): string {
-  let out = text;
-  for (const s of secrets) {
-    const value = s?.reveal();
-    // Very short values would redact ordinary words; no real token or client secret is that short.
-    if (value !== undefined && value.length >= 6) out = out.split(value).join(REDACTED);
-  }
-  return out;
 }

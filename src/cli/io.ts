@@ -1,5 +1,6 @@
 import { LatchkeyError, ExitCode } from '../errors.js';
 import type { Latchkey } from '../latchkey.js';
+import { sanitizeMessage } from '../sanitize.js';
 
 /** What a command may touch: injected so tests can run commands in-process. */
 export interface CliIO {
@@ -28,11 +29,12 @@ export function reportError(err: unknown, io: CliIO): number {
   }
   const e = err as Error & { code?: string };
   if (e?.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || e?.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || e?.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
-    io.stderr.write(`latchkey: ${e.message}\n`);
+    io.stderr.write(`latchkey: ${sanitizeMessage(e.message)}\n`);
     return ExitCode.usage;
   }
-  io.stderr.write(`latchkey: unexpected error: ${e?.message ?? String(err)}\n`);
-  if (io.env.LATCHKEY_DEBUG && e?.stack) io.stderr.write(`${e.stack}\n`);
+  // Not one of ours: its message (or stack) may quote anything, upstream text included.
+  io.stderr.write(`latchkey: unexpected error: ${sanitizeMessage(e?.message ?? String(err))}\n`);
+  if (io.env.LATCHKEY_DEBUG && e?.stack) io.stderr.write(`${sanitizeMessage(e.stack)}\n`);
   return ExitCode.usage;
 }
 

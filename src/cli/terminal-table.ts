@@ -1,3 +1,4 @@
+import { sanitizeRemoteText } from '../sanitize.js';
 import type { HealthStatus } from '../client/probe-types.js';
 
 /**
@@ -44,16 +45,15 @@ export function colourWanted(env: NodeJS.ProcessEnv, stdoutIsTTY: boolean): bool
   return stdoutIsTTY && env.TERM !== 'dumb';
 }
 
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g;
-
 /**
  * One table cell as plain text. Messages carry text from upstreams (an IdP's
  * `error_description`, an API's answer) and health.json can be edited by hand: an escape
  * sequence in them must not reach the terminal, where it could rewrite the screen or the title.
  */
 export function terminalSafe(text: string): string {
-  return text.replace(CONTROL, ' ');
+  // The one sanitizer (src/sanitize.ts): escape sequences removed whole, controls dropped, any
+  // piece of a secret this process holds redacted; never cut (a table cell is shown whole).
+  return sanitizeRemoteText(text, Infinity);
 }
 
 export interface TableRow {

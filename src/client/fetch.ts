@@ -5,6 +5,7 @@ import { WrongDestinationError, type AuthMethod, type AuthRequest } from '../met
 import type { FetchLike } from '../oauth/endpoint.js';
 import { asMethodFailure, fixForMethod, type MethodFailure, type Prepared, type SourceAuth } from './auth-path.js';
 import { describeNetworkError } from '../net/describe-network-error.js';
+import { sanitizeRemoteText } from '../sanitize.js';
 
 /**
  * `lk.fetch`: a request with the current auth path's credentials and one bounded 401
@@ -218,7 +219,7 @@ async function toOutgoing(source: string, input: string | URL | Request, init: R
     try {
       url = new URL(input);
     } catch {
-      throw new LatchkeyError('LK_USAGE', `${source}: "${String(input).slice(0, 200)}" is not an absolute URL`, { source });
+      throw new LatchkeyError('LK_USAGE', `${source}: "${sanitizeRemoteText(String(input))}" is not an absolute URL`, { source });
     }
   }
   const { headers: initHeaders, body: initBody, method: initMethod, redirect: initRedirect, ...initRest } = init;

@@ -8,6 +8,7 @@ import { asMethodFailure, fixForMethod, type MethodFailure, type SourceAuth } fr
 import { discard, networkErrorText, sendAuthorized } from './fetch.js';
 import type { HealthStatus, MethodFailureSummary, ProbeOptions, ProbeResult } from './probe-types.js';
 import { sourceAwareFix } from '../config/source-fix.js';
+import { sanitizeMessage, sanitizeRemoteText } from '../sanitize.js';
 
 /** A probe with neither its own `timeoutMs` nor a caller's bound gives up after this long. */
 export const DEFAULT_PROBE_TIMEOUT_MS = 10_000;
@@ -89,14 +90,16 @@ interface Verdict {
 
 function finish(ctx: ProbeContext, v: Verdict, checkedAt: string, started: number): ProbeResult {
   const method = v.method ?? ctx.auth.methods[0];
+  const fix = v.fix ?? (v.operatorAction ? fixForMethod(ctx.source.name, methodFor(ctx, v), v.operatorAction) : null);
+  // The one place a probe's verdict is made: its text may quote an error's (upstream) message.
   const result: ProbeResult = {
     source: ctx.source.name,
     status: v.status,
     authPath: method?.name ?? null,
     operatorAction: v.operatorAction,
     // Whoever built the fix, the source's config has the last word on "latchkey login" (src/config/source-fix.ts).
-    fix: v.operatorAction ? sourceAwareFix(ctx.source.name, ctx.source, v.operatorAction, v.fix ?? fixForMethod(ctx.source.name, methodFor(ctx, v), v.operatorAction)) : (v.fix ?? null),
-    message: v.message,
+    fix: fix === null ? null : sanitizeMessage(v.operatorAction ? sourceAwareFix(ctx.source.name, ctx.source, v.operatorAction, fix) : fix),
+    message: sanitizeMessage(v.message),
     latencyMs: Math.round(performance.now() - started),
     expiresAt: v.expiresAt !== undefined && v.expiresAt !== null && Number.isFinite(v.expiresAt) ? new Date(v.expiresAt).toISOString() : null,
     checkedAt,
@@ -114,7 +117,7 @@ function methodFor(ctx: ProbeContext, v: Verdict): AuthMethod | undefined {
 }
 
 function summary(f: MethodFailure): MethodFailureSummary {
-  return { method: f.method, operatorAction: f.operatorAction, reason: f.reason };
+  return { method: f.method, operatorAction: f.operatorAction, reason: sanitizeMessage(f.reason) };
 }
 
 function isExpected(config: ProbeConfig, status: number): boolean {
@@ -250,7 +253,7 @@ async function unmetJson(response: Response, expected: true | Record<string, unk
     body = JSON.parse(text);
   } catch {
     const html = type === 'text/html' || /^\s*</.test(text);
-    return html ? 'with an HTML page instead of JSON (a sign-in page?)' : `with something that is not JSON${type ? ` (${type.slice(0, 64)})` : ''}`;
+    return html ? 'with an HTML page instead of JSON (a sign-in page?)' : `with something that is not JSON${type ? ` (${sanitizeRemoteText(type, 64)})` : ''}`;
   }
   if (expected === true || jsonContains(body, expected)) return undefined;
   const code = isRecord(body) && typeof body.error === 'string' && /^[\w.:-]{1,64}$/.test(body.error) ? ` (error: ${body.error})` : '';

@@ -15,6 +15,7 @@ import type { AsyncEntry, EntryOptions } from '@napi-rs/keyring';
 import { LatchkeyError } from '../errors.js';
 import { Secret } from '../secret.js';
 import { parseKeyringRef } from './secret-ref.js';
+import { sanitizeRemoteText } from '../sanitize.js';
 
 /** How long one keyring call may take (default 15 s; `LATCHKEY_KEYRING_TIMEOUT_MS`). */
 export const DEFAULT_KEYRING_TIMEOUT_MS = 15_000;
@@ -108,7 +109,7 @@ function keyringTimeout(env: NodeJS.ProcessEnv): number {
 
 /** Turns the library's platform error into one line that says what is wrong and the fix. */
 export function keyringError(ref: string, verb: 'read' | 'write' | 'delete', err: unknown): LatchkeyError {
-  const detail = ((err as Error)?.message ?? String(err)).replace(/\s+/g, ' ').slice(0, 300);
+  const detail = sanitizeRemoteText((err as Error)?.message ?? String(err), 300);
   let what: string;
   if (/prompt was dismissed|locked/i.test(detail)) {
     what = 'the keyring is locked (unlock it: log in to the desktop session, or `gnome-keyring-daemon --unlock`)';

@@ -391,7 +391,6 @@ class Rotation {
           fetch: d.fetch,
           timeoutMs: d.tokenTimeoutMs,
           now: () => d.clock.now(),
-          knownSecrets: [grant.accessToken],
         },
         refreshToken,
       );

@@ -2,6 +2,7 @@ import { createHmac, randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { FetchLike } from '../oauth/endpoint.js';
 import type { Secret } from '../secret.js';
+import { sanitizeRemoteText } from '../sanitize.js';
 import { callDeadline } from './deadline.js';
 import type { KeeperLog } from './log.js';
 import type { KeeperMetrics } from './metrics.js';
@@ -159,7 +160,7 @@ export class AlertDispatcher {
       return;
     }
     u.searchParams.set('status', status);
-    u.searchParams.set('msg', msg.slice(0, 250));
+    u.searchParams.set('msg', sanitizeRemoteText(msg, 250));
     u.searchParams.set('ping', '');
     for (let attempt = 1; attempt <= 2; attempt++) {
       try {
@@ -252,7 +253,8 @@ export class AlertDispatcher {
   }
 
   #lastError(message: string): void {
-    this.state.lastError = message;
+    // Served on /readyz: a receiver's error may quote what it was sent or what it answered.
+    this.state.lastError = sanitizeRemoteText(message, 500);
     this.state.lastErrorAt = new Date(this.#clock.now()).toISOString();
   }
 

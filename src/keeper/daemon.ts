@@ -61,6 +61,12 @@ export interface KeeperDaemon {
   /** The summary of the single cycle (`once`). */
   readonly once: CycleSummary | undefined;
   stop(code?: number): Promise<number>;
+  /**
+   * Reads the config again (SIGHUP): sources and their settings take effect at once; a config
+   * that does not load leaves the keeper on the last good one and says why. The `keeper` section
+   * (port, host, interval, alerts) is read at start only. Resolves true when the new config is in use.
+   */
+  reload(): Promise<boolean>;
 }
 
 /** Resolves `--token`: a reference, never the token itself. */
@@ -234,7 +240,7 @@ export async function startKeeperDaemon(o: KeeperDaemonOptions): Promise<KeeperD
       await stop(once?.exitCode ?? 1);
     }
     const code = once.exitCode;
-    return { keeper, http, done: Promise.resolve(code), once, stop: async () => code };
+    return { keeper, http, done: Promise.resolve(code), once, stop: async () => code, reload: async () => false };
   }
   keeper.start();
   return {
@@ -245,5 +251,6 @@ export async function startKeeperDaemon(o: KeeperDaemonOptions): Promise<KeeperD
     done,
     once: undefined,
     stop,
+    reload: () => keeper.reloadConfig(),
   };
 }

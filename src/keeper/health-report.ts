@@ -3,8 +3,9 @@ import type { HealthStatus } from '../client/probe-types.js';
 import type { MethodName } from '../config/constants.js';
 import { LatchkeyError, type OperatorAction } from '../errors.js';
 import { writeFileAtomic } from '../store/atomic-file.js';
+import { sanitizeMessage } from '../sanitize.js';
 import { jsonLineBytes } from './json-bytes.js';
-import type { ProbeSample, SourceKeeperState } from './state.js';
+import { recentHistory, type KeeperActivity, type ProbeSample, type SourceKeeperState } from './state.js';
 
 /**
  * The keeper's "report" stage: `health.json`, written atomically once per cycle and served as
@@ -24,7 +25,23 @@ export interface HealthReportSource {
   lastOkAt: string | null;
   consecutiveFailures: number;
   latencyMs: number | null;
+  /** The most recent probes (the full 24 h are at `GET /api/history`). */
   history: ProbeSample[];
+  /** When the current access token was obtained (OAuth; the start of the dashboard's countdown bar). */
+  issuedAt?: string | null;
+  /** When the keeper refreshes it next (OAuth: ⅔ of its lifetime, or the daily refresh). */
+  refreshAt?: string | null;
+  lastRefreshAt?: string | null;
+  lastRefreshOutcome?: string | null;
+}
+
+/** What the keeper says about itself in the report (absent from a `latchkey health --live` one). */
+export interface KeeperReportInfo {
+  /** When the next probe cycle starts. */
+  nextCycleAt: string | null;
+  /** The config the keeper runs on; `error` says why the last reload was refused (it kept the previous one). */
+  config: { file: string; loadedAt: string | null; error: string | null };
+  activity: KeeperActivity;
 }
 
 /** `health.json` and `GET /api/health`. */
@@ -32,15 +49,31 @@ export interface HealthReport {
   generatedAt: string;
   intervalSeconds: number;
   sources: Record<string, HealthReportSource>;
+  keeper?: KeeperReportInfo;
 }
+
+/** What the keeper knows per source beyond its state (from the store and its refresh timer). */
+export interface RefreshSchedule {
+  issuedAt: number | undefined;
+  refreshAt: number | undefined;
+  expiresAt?: number | undefined;
+}
+
+const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
 
 /**
  * The report for the sources the keeper knows. A source not checked yet is reported as
  * `unreachable` with a message saying so (never as healthy: nobody has seen it work).
  */
-export function buildHealthReport(sources: Iterable<[string, SourceKeeperState]>, generatedAt: number, intervalSeconds: number): HealthReport {
+export function buildHealthReport(
+  sources: Iterable<[string, SourceKeeperState]>,
+  generatedAt: number,
+  intervalSeconds: number,
+  extra: { schedule?: (name: string) => RefreshSchedule | undefined; keeper?: KeeperReportInfo } = {},
+): HealthReport {
   const out: Record<string, HealthReportSource> = {};
   for (const [name, s] of sources) {
+    const sched = extra.schedule?.(name);
     out[name] = {
       status: s.status ?? 'unreachable',
       authPath: s.authPath,
@@ -51,10 +84,13 @@ export function buildHealthReport(sources: Iterable<[string, SourceKeeperState]>
       lastOkAt: s.lastOkAt,
       consecutiveFailures: s.consecutiveFailures,
       latencyMs: s.latencyMs,
-      history: s.history,
+      history: recentHistory(s.timeline),
+      ...(sched ? { issuedAt: iso(sched.issuedAt), refreshAt: iso(sched.refreshAt), lastRefreshAt: s.lastRefreshAt, lastRefreshOutcome: s.lastRefreshOutcome } : {}),
     };
   }
-  return { generatedAt: new Date(generatedAt).toISOString(), intervalSeconds, sources: out };
+  const report: HealthReport = { generatedAt: new Date(generatedAt).toISOString(), intervalSeconds, sources: out };
+  if (extra.keeper) report.keeper = extra.keeper;
+  return report;
 }
 
 /** What happened to the file since the keeper last wrote it (checked before each write). */
@@ -159,7 +195,14 @@ export async function readHealthReport(path: string): Promise<HealthReport | und
   } catch {
     throw new LatchkeyError('LK_KEEPER', `${path} is not valid JSON (the keeper rewrites it on its next cycle)`);
   }
-  return parseHealthReport(parsed, path);
+  const report = parseHealthReport(parsed, path);
+  // Written by the keeper (sanitized then) but a file anyone may have edited: its text is read
+  // as text from elsewhere before `latchkey health` prints it.
+  for (const s of Object.values(report.sources)) {
+    if (typeof s.message === 'string') s.message = sanitizeMessage(s.message);
+    if (typeof s.fix === 'string') s.fix = sanitizeMessage(s.fix);
+  }
+  return report;
 }
 
 /** A report is stale when no cycle finished for 2.5 intervals (and at least a minute). */

@@ -23,6 +23,10 @@ import { DASHBOARD_CSP, dashboardAsset, DASHBOARD_ASSET_PATHS } from './dashboar
 /** What the server needs from the keeper (a narrow view, so tests can pass a stub). */
 export interface KeeperHttpBackend {
   readonly reportBytes: Buffer;
+  /** The same bytes gzipped (a dashboard polls them every few seconds, a phone on a slow link). */
+  readonly reportGzip?: Buffer;
+  /** `GET /api/history`: every source's 24 h probe timeline (built on demand, cached until the next change). */
+  readonly history?: { bytes: Buffer; gzip: Buffer };
   readonly readinessBytes: Buffer;
   readonly readiness: { ready: boolean };
   probeNow(source?: string): Promise<unknown>;
@@ -51,6 +55,8 @@ interface Reply {
   status: number;
   headers: Readonly<Record<string, string>>;
   body: Buffer | string;
+  /** The same body gzipped: sent instead when the request accepts gzip. */
+  gzip?: Buffer;
 }
 
 interface RequestContext {
@@ -95,6 +101,7 @@ const SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
 });
 
 const JSON_HEADERS = Object.freeze({ ...SECURITY_HEADERS, 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
+const GZIP_JSON_HEADERS = Object.freeze({ ...JSON_HEADERS, Vary: 'Accept-Encoding' });
 
 function json(status: number, value: unknown, extra: Record<string, string> = {}): Reply {
   return { status, headers: Object.keys(extra).length ? { ...JSON_HEADERS, ...extra } : JSON_HEADERS, body: JSON.stringify(value) };
@@ -115,13 +122,31 @@ function buildRoutes(backend: KeeperHttpBackend): Route[] {
       const a = dashboardAsset(path);
       if (!a) throw new Error(`missing dashboard asset ${path}`);
       const headers = Object.freeze({ ...SECURITY_HEADERS, ...a.headers, 'Content-Security-Policy': path === '/' ? DASHBOARD_CSP : SECURITY_HEADERS['Content-Security-Policy']! });
-      return { status: 200, headers, body: a.body };
+      return { status: 200, headers: a.gzip ? { ...headers, Vary: 'Accept-Encoding' } : headers, body: a.body, ...(a.gzip ? { gzip: a.gzip } : {}) };
     };
     return { method: 'GET', path, auth: 'public', handle: () => (reply ??= build()) } satisfies Route;
   });
   return [
     ...assets,
-    { method: 'GET', path: '/api/health', auth: 'bearer', handle: () => ({ status: 200, headers: JSON_HEADERS, body: backend.reportBytes }) },
+    {
+      method: 'GET',
+      path: '/api/health',
+      auth: 'bearer',
+      handle: () => {
+        const gzip = backend.reportGzip;
+        return gzip ? { status: 200, headers: GZIP_JSON_HEADERS, body: backend.reportBytes, gzip } : { status: 200, headers: JSON_HEADERS, body: backend.reportBytes };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/api/history',
+      auth: 'bearer',
+      handle: () => {
+        const h = backend.history;
+        if (!h) return problem(404, 'not_found', 'this keeper keeps no history');
+        return { status: 200, headers: GZIP_JSON_HEADERS, body: h.bytes, gzip: h.gzip };
+      },
+    },
     {
       method: 'POST',
       path: '/api/probe',
@@ -319,9 +344,23 @@ async function readJsonBody(req: IncomingMessage): Promise<{ ok: true; value: un
   }
 }
 
+/** Whether the request accepts gzip (RFC 9110 §12.5.3; `gzip;q=0` refuses it). */
+function acceptsGzip(req: IncomingMessage): boolean {
+  const v = req.headers['accept-encoding'];
+  if (typeof v !== 'string') return false;
+  return v.split(',').some((part) => {
+    const [coding, ...params] = part.trim().toLowerCase().split(';');
+    if (coding?.trim() !== 'gzip' && coding?.trim() !== '*') return false;
+    const q = params.map((p) => /^\s*q=([\d.]+)/.exec(p)?.[1]).find((x) => x !== undefined);
+    return q === undefined || Number(q) > 0;
+  });
+}
+
 function send(req: IncomingMessage, res: ServerResponse, reply: Reply): void {
-  const body = typeof reply.body === 'string' ? Buffer.from(reply.body, 'utf8') : reply.body;
-  res.writeHead(reply.status, { ...reply.headers, ...(reply.status === 304 ? {} : { 'Content-Length': String(body.length) }) });
+  const zipped = reply.gzip !== undefined && reply.status === 200 && acceptsGzip(req);
+  const body = zipped ? (reply.gzip as Buffer) : typeof reply.body === 'string' ? Buffer.from(reply.body, 'utf8') : reply.body;
+  const encoding = zipped ? { 'Content-Encoding': 'gzip' } : {};
+  res.writeHead(reply.status, { ...reply.headers, ...encoding, ...(reply.status === 304 ? {} : { 'Content-Length': String(body.length) }) });
   res.end(req.method === 'HEAD' || reply.status === 304 ? undefined : body);
 }
 

@@ -1,5 +1,8 @@
 import { setMaxListeners } from 'node:events';
+import { watch, type FSWatcher } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import type { Clock } from '../clock.js';
 import type { HealthStatus } from '../client/probe-types.js';
 import { LatchkeyError } from '../errors.js';
@@ -7,14 +10,24 @@ import { openLatchkey, type Latchkey, type OpenLatchkeyOptions } from '../latchk
 import type { FetchLike } from '../oauth/endpoint.js';
 import type { SourceRecord } from '../store/store.js';
 import { AlertDispatcher, kumaStatus, type AlertSettings, type AlertStageState } from './alerts.js';
-import { buildHealthReport, exitCodeFor, HealthReportWriter, serializeHealthReport, type HealthReport } from './health-report.js';
+import {
+  buildHealthReport,
+  exitCodeFor,
+  HealthReportWriter,
+  serializeHealthReport,
+  type HealthReport,
+  type KeeperReportInfo,
+  type RefreshSchedule,
+} from './health-report.js';
 import { silentLog, type KeeperLog } from './log.js';
 import { KeeperMetrics } from './metrics.js';
 import { CANCELLED, probeWithDeadline, runBounded, type ProbeFn } from './probe-stage.js';
 import { refreshAhead, type RefreshStageResult } from './refresh-stage.js';
-import { backoffCapCycles, ClockJumpDetector, nextCycleDelayMs } from './scheduler.js';
+import { backoffCapCycles, ClockJumpDetector, DueTimes, jitteredDelayMs, refreshDueAt, refreshRetryDelayMs } from './scheduler.js';
 import {
   applyVerdict,
+  countActivity,
+  noteActivity,
   emptySourceState,
   loadKeeperState,
   saveKeeperState,
@@ -22,7 +35,9 @@ import {
   type KeeperStateFile,
   type SourceKeeperState,
   type StateChange,
+  type Timeline,
 } from './state.js';
+import { jsonLineBytes } from './json-bytes.js';
 import { combineVerdict } from './verdict.js';
 import { keepWarm, type WarmResult } from './warm-stage.js';
 
@@ -44,6 +59,25 @@ export const DEFAULT_PROBE_TIMEOUT_MS = 10_000;
 const STALLED_INTERVALS = 2.5;
 /** …and never sooner than this. */
 const STALLED_FLOOR_MS = 60_000;
+/** The refresh timer wakes at least this often, whatever is due (a wall clock that jumped is caught up). */
+const MAX_REFRESH_SLEEP_MS = 15 * 60 * 1000;
+/** Timer refreshes in flight at once (bounded by `concurrency` too). */
+const REFRESH_SLOTS = 8;
+/** A grant with no known expiry (daily refresh) is queued as if it expired this long after its due time. */
+const DAILY_DEADLINE_SLACK_MS = 60 * 60 * 1000;
+/** Refreshes the timer found due wait this long for one `health.json` rewrite (a burst costs one write). */
+const REPORT_FLUSH_MS = 1000;
+/** Changes to the config directory settle for this long before the config is read again (editors write in steps). */
+const CONFIG_SETTLE_MS = 250;
+
+/** One refresh the keeper's timer woke for: how late it started past its due time, and how it went. */
+export interface RefreshWake {
+  source: string;
+  dueAt: number;
+  startedAt: number;
+  finishedAt: number;
+  outcome: RefreshStageResult['kind'];
+}
 
 export interface KeeperSettings {
   intervalSeconds: number;
@@ -64,6 +98,8 @@ export interface KeeperOptions extends Partial<KeeperSettings> {
   log?: KeeperLog;
   /** Uniform [0, 1) draws for the jitter (tests pin it). */
   random?: () => number;
+  /** Called after each refresh the refresh timer woke for (lateness measurements: bench/keeper-refresh). */
+  onRefreshWake?: (wake: RefreshWake) => void;
 }
 
 /** What one stage last did (the `/readyz` body carries all of them). */
@@ -77,11 +113,21 @@ export interface KeeperStages {
     lastCycleMs: number | null;
     nextCycleAt: string | null;
   };
-  refresh: { lastRunAt: string | null; counts: Record<RefreshStageResult['kind'], number> };
+  refresh: {
+    lastRunAt: string | null;
+    counts: Record<RefreshStageResult['kind'], number>;
+    /** Grants with a refresh due time, and the earliest of them (the refresh timer's next wake-up). */
+    scheduled: number;
+    nextDueAt: string | null;
+    /** Refreshes the timer woke for since start, and the latest one's lateness past its due time. */
+    wakeups: number;
+    lastLatenessMs: number | null;
+  };
   probe: { lastRunAt: string | null; checked: number; skipped: number; concurrency: number; timeoutMs: number };
   report: { state: 'ok' | 'failing' | 'pending'; path: string; writes: number; lastWriteAt: string | null; lastError: string | null };
   state: { state: 'ok' | 'failing'; path: string; lastSaveAt: string | null; lastError: string | null };
   notify: AlertStageState;
+  config: { state: 'ok' | 'failing'; file: string; loadedAt: string | null; lastError: string | null };
 }
 
 export interface Readiness {
@@ -139,6 +185,25 @@ export class Keeper {
   #readinessBytes: Buffer;
   #cyclesThisRun = 0;
   #stopped = false;
+  #started = false;
+  /** Refresh due times of the OAuth grants (one timer for the earliest, see {@link DueTimes}). */
+  readonly #due = new DueTimes();
+  /** What each due time was computed from, so a cycle keeps a jittered due time instead of redrawing it. */
+  readonly #dueBasis = new Map<string, string>();
+  readonly #refreshSchedule = new Map<string, RefreshSchedule>();
+  readonly #refreshing = new Set<string>();
+  readonly #refreshQueue: Array<{ name: string; at: number; deadline: number }> = [];
+  #refreshWorkers = 0;
+  readonly #refreshesInFlight = new Set<Promise<void>>();
+  #refreshTimer: NodeJS.Timeout | undefined;
+  #refreshTimerAt: number | undefined;
+  #flushTimer: NodeJS.Timeout | undefined;
+  #configWatcher: FSWatcher | undefined;
+  #configSettle: NodeJS.Timeout | undefined;
+  #nextCycleDelayMs = 0;
+  #historyCache: { bytes: Buffer; gzip: Buffer } | undefined;
+  #reportGzip: { of: Buffer; gzip: Buffer } | undefined;
+  readonly #onRefreshWake: ((wake: RefreshWake) => void) | undefined;
   readonly stages: KeeperStages;
 
   private constructor(lk: Latchkey, owns: boolean, state: KeeperStateFile, metrics: KeeperMetrics, options: KeeperOptions) {
@@ -155,6 +220,7 @@ export class Keeper {
     };
     this.log = options.log ?? silentLog;
     this.#random = options.random ?? Math.random;
+    this.#onRefreshWake = options.onRefreshWake;
     this.#probe = options.probe ?? ((source, o) => this.#lk.probe(source, o));
     this.#writer = new HealthReportWriter(lk.paths.health);
     // Every probe in flight listens for shutdown on this one signal (concurrency can be 100s).
@@ -176,15 +242,16 @@ export class Keeper {
         lastCycleMs: null,
         nextCycleAt: null,
       },
-      refresh: { lastRunAt: null, counts: zeroRefreshCounts() },
+      refresh: { lastRunAt: null, counts: zeroRefreshCounts(), scheduled: 0, nextDueAt: null, wakeups: 0, lastLatenessMs: null },
       probe: { lastRunAt: null, checked: 0, skipped: 0, concurrency: this.settings.concurrency, timeoutMs: this.settings.probeTimeoutMs },
       report: { state: 'pending', path: lk.paths.health, writes: 0, lastWriteAt: null, lastError: null },
       state: { state: 'ok', path: lk.paths.keeperState, lastSaveAt: null, lastError: null },
       notify: this.alerts.state,
+      config: { state: 'ok', file: lk.config.file, loadedAt: new Date(lk.clock.now()).toISOString(), lastError: null },
     };
     this.#syncSources();
     // Until the first cycle: what the last run knew, dated when it was saved.
-    this.#report = buildHealthReport(this.#sourceEntries(), Date.parse(state.savedAt), this.settings.intervalSeconds);
+    this.#report = this.#buildReport(Date.parse(state.savedAt));
     this.#reportBytes = serializeHealthReport(this.#report);
     this.#readiness = this.#computeReadiness();
     this.#readinessBytes = Buffer.from(JSON.stringify(this.#readiness));
@@ -223,6 +290,26 @@ export class Keeper {
   /** The current report (what `health.json` holds after the last cycle). */
   get report(): HealthReport {
     return this.#report;
+  }
+
+  /** {@link reportBytes} gzipped, built on the first request after each change. */
+  get reportGzip(): Buffer {
+    if (this.#reportGzip?.of !== this.#reportBytes) this.#reportGzip = { of: this.#reportBytes, gzip: gzipSync(this.#reportBytes) };
+    return this.#reportGzip.gzip;
+  }
+
+  /**
+   * Every source's 24 h timeline for `GET /api/history` (the dashboard asks after each change of
+   * the report): serialized and gzipped on the first request after a change, then served as is.
+   */
+  get history(): { bytes: Buffer; gzip: Buffer } {
+    if (!this.#historyCache) {
+      const sources: Record<string, Timeline> = {};
+      for (const [name, s] of this.#sourceEntries()) sources[name] = s.timeline;
+      const bytes = jsonLineBytes({ generatedAt: this.#report.generatedAt, sources });
+      this.#historyCache = { bytes, gzip: gzipSync(bytes) };
+    }
+    return this.#historyCache;
   }
 
   /** The report serialized once per change: `/api/health` sends these bytes as they are. */
@@ -283,9 +370,6 @@ export class Keeper {
    * dashboard's "Probe now"). Resolves with the fresh report.
    */
   probeNow(source?: string): Promise<HealthReport> {
-    if (source !== undefined && !this.#lk.config.sources.has(source)) {
-      return Promise.reject(new LatchkeyError('LK_UNKNOWN_SOURCE', `unknown source "${source}"`));
-    }
     // Requests that arrive while the same probe is still waiting its turn share it: a dashboard
     // left open on several phones, or a "probe all" button pressed ten times, must not turn into
     // ten rounds of calls to every upstream API (their rate limits are the operator's).
@@ -296,25 +380,66 @@ export class Keeper {
       // From here on, a new request may want a fresher answer than this one: it queues its own.
       this.#waitingProbes.delete(key);
       if (this.stopping) return this.#report;
+      // `latchkey add` a minute ago: "probe all" (or a probe of the new source) sees it now,
+      // not at the next cycle. A stat when nothing changed.
+      await this.#maybeReloadConfig(false);
+      if (source !== undefined && !this.#lk.config.sources.has(source)) {
+        throw new LatchkeyError('LK_UNKNOWN_SOURCE', `unknown source "${source}"`);
+      }
       const names = source === undefined ? [...this.#lk.config.sources.keys()] : [source];
       const changes: StateChange[] = [];
       await runBounded(names, this.settings.concurrency, async (name) => {
         const c = await this.#check(name);
         if (c) changes.push(c);
       });
+      await this.#planRefreshes();
+      const now = this.clock.now();
+      noteActivity(this.#state.activity, {
+        at: new Date(now).toISOString(),
+        kind: 'probe',
+        text: source === undefined ? `probe all (on request): ${names.length} probed, ${changes.length} changed` : `probe ${source} (on request)`,
+        ok: true,
+      });
       await this.#persistAndReport(changes, 'probe');
       this.log('info', 'probe_now', { sources: source === undefined ? ['*'] : [source], changes: changes.length });
       return this.#report;
     });
     this.#waitingProbes.set(key, run);
+    // A rejected shared probe must not stay in the map (it is deleted when it starts; this covers a
+    // queue that failed before it began).
+    run.catch(() => {
+      if (this.#waitingProbes.get(key) === run) this.#waitingProbes.delete(key);
+    });
     return run;
   }
 
-  /** Starts the loop: a cycle now, then every interval ± 10 %. */
+  /**
+   * Reads the config again now (SIGHUP). A config that does not load leaves the keeper running on
+   * the last good one; the reason is logged, in `/readyz` (`stages.config`) and on the dashboard.
+   * Resolves true when the new config is in use.
+   */
+  reloadConfig(): Promise<boolean> {
+    return this.#enqueue(async () => {
+      if (this.stopping) return false;
+      const ok = await this.#maybeReloadConfig(true);
+      if (!ok) await this.#persistAndReport([], 'reload');
+      return ok;
+    });
+  }
+
+  /**
+   * Starts the loop: a cycle now, then every interval ± 10 %; the refresh timer, which wakes for
+   * each grant's own refresh due time whatever the interval; and the watch on the config file.
+   */
   start(): void {
-    if (this.#timer || this.#stopped) return;
+    if (this.#timer || this.#stopped || this.#started) return;
+    this.#started = true;
     this.stages.schedule.state = 'running';
+    this.#watchConfig();
     this.#schedule(0);
+    // Due times from the store now, not after the first cycle: a cycle of 1,000 sources can take
+    // longer than a short-lived token has left.
+    void this.#planRefreshes().catch((err: unknown) => this.log('error', 'refresh_plan_failed', { message: (err as Error)?.message ?? String(err) }));
   }
 
   #schedule(delayMs: number): void {
@@ -323,11 +448,16 @@ export class Keeper {
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       const startedMono = performance.now();
+      // The next cycle's start is known now (interval ± 10 % after this one starts), so the
+      // report this cycle writes — and `/readyz` during it — name the next cycle, not this one.
+      this.#nextCycleDelayMs = jitteredDelayMs(this.settings.intervalSeconds * 1000, this.#random());
+      this.stages.schedule.nextCycleAt = new Date(this.clock.now() + this.#nextCycleDelayMs).toISOString();
       this.runCycle()
         .catch((err: unknown) => this.log('error', 'cycle_failed', { message: (err as Error)?.message ?? String(err) }))
         .finally(() => {
           this.stages.schedule.state = this.stopping ? 'stopped' : 'idle';
-          this.#schedule(nextCycleDelayMs(startedMono, performance.now(), this.settings.intervalSeconds * 1000, this.#random()));
+          // A cycle that overran its interval is followed at once (never a negative wait).
+          this.#schedule(Math.max(0, this.#nextCycleDelayMs - (performance.now() - startedMono)));
         });
     }, delayMs);
   }
@@ -340,14 +470,206 @@ export class Keeper {
   async stop(alertGraceMs = 3000): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = undefined;
+    for (const t of [this.#timer, this.#refreshTimer, this.#flushTimer, this.#configSettle]) if (t) clearTimeout(t);
+    this.#timer = this.#refreshTimer = this.#flushTimer = this.#configSettle = undefined;
+    this.#configWatcher?.close();
+    this.#configWatcher = undefined;
     this.#stop.abort(new Error('keeper stopping'));
+    this.#refreshQueue.length = 0;
+    // A refresh under way holds the source's lock and persists a rotated token: let it finish.
+    await Promise.allSettled([...this.#refreshesInFlight]);
     await this.#serial;
     this.stages.schedule.state = 'stopped';
     this.stages.schedule.nextCycleAt = null;
     await this.alerts.close(alertGraceMs);
     if (this.#ownsLk) await this.#lk.close();
+  }
+
+  // --- refresh timer ---------------------------------------------------------------------------
+
+  /**
+   * Recomputes the refresh due time of every OAuth grant from the store (one listing): a grant
+   * whose basis did not change keeps its jittered due time, a new or rotated one gets a new one.
+   */
+  async #planRefreshes(): Promise<void> {
+    const lk = this.#lk;
+    const oauth = [...lk.config.sources].filter(([, src]) => src.methods.includes('oauth')).map(([n]) => n);
+    const keep = new Set(oauth);
+    this.#due.retain(keep);
+    for (const n of [...this.#dueBasis.keys()]) if (!keep.has(n)) this.#dueBasis.delete(n);
+    for (const n of [...this.#refreshSchedule.keys()]) if (!keep.has(n)) this.#refreshSchedule.delete(n);
+    if (oauth.length > 0) {
+      const records = await lk.store.list().catch(() => undefined);
+      if (records && lk === this.#lk) for (const name of oauth) if (!this.#refreshing.has(name)) this.#planOne(name, records.get(name));
+    }
+    this.#armRefreshTimer();
+  }
+
+  #planOne(name: string, rec: SourceRecord | undefined, retryAt?: number): void {
+    const g = rec?.grant;
+    const basis = g ? `${g.obtainedAt}:${g.expiresAt ?? '-'}:${rec?.lastRefreshAt ?? '-'}:${g.revoked ? 'r' : 'l'}:${g.refreshToken ? 'rt' : '-'}` : '';
+    let at: number | undefined;
+    if (retryAt !== undefined) at = retryAt;
+    else if (basis !== '' && basis === this.#dueBasis.get(name) && this.#due.get(name) !== undefined) at = this.#due.get(name);
+    else at = refreshDueAt(rec, this.#random());
+    this.#due.set(name, at);
+    this.#dueBasis.set(name, basis);
+    this.#refreshSchedule.set(name, { issuedAt: g && !g.revoked ? g.obtainedAt : undefined, refreshAt: at, expiresAt: g?.expiresAt });
+  }
+
+  #armRefreshTimer(): void {
+    this.stages.refresh.scheduled = this.#due.size;
+    const earliest = this.#due.earliest();
+    this.stages.refresh.nextDueAt = earliest === undefined ? null : new Date(earliest).toISOString();
+    if (!this.#started || this.stopping) return;
+    const now = this.clock.now();
+    const wakeAt = earliest === undefined ? now + MAX_REFRESH_SLEEP_MS : Math.min(earliest, now + MAX_REFRESH_SLEEP_MS);
+    if (this.#refreshTimer && this.#refreshTimerAt === wakeAt) return;
+    if (this.#refreshTimer) clearTimeout(this.#refreshTimer);
+    this.#refreshTimerAt = wakeAt;
+    this.#refreshTimer = setTimeout(() => this.#onRefreshTimer(), Math.max(0, wakeAt - now));
+  }
+
+  /**
+   * The refresh timer fired: every grant due now is refreshed through the engine (`refreshNow`:
+   * the store's lock, the double-check, persisted before use), at most `concurrency` at once, and
+   * outside the cycle queue — a 15 s cycle of slow probes must not make a 6 s token wait.
+   */
+  #onRefreshTimer(): void {
+    this.#refreshTimer = undefined;
+    this.#refreshTimerAt = undefined;
+    if (this.stopping) return;
+    const batch = this.#due.takeDue(this.clock.now());
+    for (const item of batch) {
+      this.#refreshing.add(item.name);
+      const exp = this.#refreshSchedule.get(item.name)?.expiresAt;
+      this.#refreshQueue.push({ name: item.name, at: item.at, deadline: exp ?? item.at + DAILY_DEADLINE_SLACK_MS });
+    }
+    // Earliest deadline first: when refreshes queue up (a burst, a slow store), the token with
+    // the least time left goes next, not the one that happened to be due first.
+    if (batch.length) this.#refreshQueue.sort((a, b) => a.deadline - b.deadline);
+    this.#armRefreshTimer();
+    this.#pumpRefreshes();
+  }
+
+  /**
+   * Runs queued refreshes, at most {@link REFRESH_SLOTS} at once (one queue for every wake-up:
+   * a burst never adds up to more). The store serializes its writes, so more in flight only
+   * makes them wait on its lock.
+   */
+  #pumpRefreshes(): void {
+    const slots = Math.min(REFRESH_SLOTS, this.settings.concurrency);
+    while (this.#refreshWorkers < slots && this.#refreshQueue.length > 0 && !this.stopping) {
+      const next = this.#refreshQueue.shift() as { name: string; at: number };
+      this.#refreshWorkers += 1;
+      const run: Promise<void> = this.#refreshDue(next.name, next.at).finally(() => {
+        this.#refreshWorkers -= 1;
+        this.#refreshesInFlight.delete(run);
+        this.#pumpRefreshes();
+      });
+      this.#refreshesInFlight.add(run);
+    }
+  }
+
+  async #refreshDue(name: string, dueAt: number): Promise<void> {
+    const lk = this.#lk;
+    const startedAt = this.clock.now();
+    let result: RefreshStageResult;
+    try {
+      // Removed from the config while it waited in the queue: nothing to do.
+      result = this.stopping || lk !== this.#lk || !lk.config.sources.has(name) ? { kind: 'none' } : await refreshAhead(lk, name, false, dueAt);
+    } catch (err) {
+      result = { kind: 'transient', reason: 'two_thirds_lifetime', message: (err as Error)?.message ?? String(err) };
+    }
+    const finishedAt = this.clock.now();
+    this.#refreshing.delete(name);
+    this.stages.refresh.wakeups += 1;
+    this.stages.refresh.lastLatenessMs = Math.max(0, startedAt - dueAt);
+    this.#onRefreshWake?.({ source: name, dueAt, startedAt, finishedAt, outcome: result.kind });
+    // The source left the config (or the config was reloaded) meanwhile: nothing to record.
+    if (lk !== this.#lk || !lk.config.sources.has(name) || this.stopping) return;
+    this.stages.refresh.counts[result.kind] += 1;
+    const prev = this.#state.sources[name] ?? emptySourceState();
+    const next = refreshStateUpdate(prev, result, finishedAt);
+    const rec = await lk.store.read(name).catch(() => undefined);
+    if (lk !== this.#lk || !this.#state.sources[name]) return;
+    // The report's expiry follows the token the keeper just obtained: a 6 s token refreshed every
+    // 4 s never shows as expired between two probes 300 s apart.
+    const exp = rec?.grant?.expiresAt;
+    if (exp !== undefined && (result.kind === 'refreshed' || result.kind === 'adopted')) next.expiresAt = new Date(exp).toISOString();
+    this.#state.sources[name] = next;
+    this.#countRefresh(result, finishedAt, name, Math.max(0, startedAt - dueAt));
+    if (result.kind === 'transient') this.#planOne(name, rec, finishedAt + refreshRetryDelayMs(exp, finishedAt));
+    // A person must act (invalid_client, a missing client secret): the grant is unchanged and
+    // still "due"; asking again at once would hammer the IdP. Once per interval is plenty.
+    else if (result.kind === 'action') this.#planOne(name, rec, finishedAt + Math.max(60_000, this.settings.intervalSeconds * 1000));
+    else this.#planOne(name, rec);
+    // Never the same grant twice within a second, whatever the store says.
+    const planned = this.#due.get(name);
+    if (planned !== undefined && planned < finishedAt + 1000) this.#planOne(name, rec, finishedAt + 1000);
+    this.#armRefreshTimer();
+    this.#scheduleFlush();
+    // The verdict and the alert should not wait for the next cycle (up to an interval away).
+    if (result.kind === 'revoked' || result.kind === 'action') void this.probeNow(name).catch(() => undefined);
+  }
+
+  #countRefresh(r: RefreshStageResult, at: number, name: string, latenessMs?: number): void {
+    if (r.kind === 'none' || r.kind === 'not_due') return;
+    const ok = r.kind === 'refreshed' || r.kind === 'adopted';
+    countActivity(this.#state.activity, at, { refreshes: 1, refreshFailures: ok ? 0 : 1 });
+    const late = latenessMs === undefined ? '' : `, ${latenessMs} ms after due`;
+    noteActivity(this.#state.activity, { at: new Date(at).toISOString(), kind: 'refresh', text: `${name}: ${r.kind}${late}`, ok });
+  }
+
+  /** Rewrites the report (and `health.json`) soon, once for a burst of timer refreshes. */
+  #scheduleFlush(): void {
+    if (this.#flushTimer || this.stopping) return;
+    this.#flushTimer = setTimeout(() => {
+      this.#flushTimer = undefined;
+      void this.#enqueue(async () => {
+        if (this.stopping) return;
+        this.#report = this.#buildReport(this.clock.now());
+        this.#reportBytes = serializeHealthReport(this.#report);
+        await this.#writeReport('refresh');
+        this.#readiness = this.#computeReadiness();
+        this.#readinessBytes = Buffer.from(JSON.stringify(this.#readiness));
+      });
+    }, REPORT_FLUSH_MS);
+  }
+
+  // --- config ------------------------------------------------------------------------------------
+
+  /**
+   * Watches the config's directory (an editor or `latchkey add` replaces the file by rename, which
+   * a watch on the file itself would lose). Where watching is not possible the stat check at each
+   * cycle and each "probe all" still picks the change up.
+   */
+  #watchConfig(): void {
+    if (!this.#ownsLk) return;
+    const file = this.#lk.config.file;
+    const name = basename(file);
+    try {
+      this.#configWatcher = watch(dirname(file), { persistent: false }, (_event, changed) => {
+        if (changed !== null && changed !== name) return;
+        if (this.#configSettle) clearTimeout(this.#configSettle);
+        this.#configSettle = setTimeout(() => {
+          this.#configSettle = undefined;
+          void this.#enqueue(async () => {
+            if (this.stopping) return;
+            const before = this.stages.config.lastError;
+            const ok = await this.#maybeReloadConfig(false);
+            if (ok || this.stages.config.lastError !== before) await this.#persistAndReport([], 'reload');
+          });
+        }, CONFIG_SETTLE_MS);
+      });
+      this.#configWatcher.on('error', (err) => {
+        this.log('warn', 'config_watch_failed', { file, message: `${err.message}; config changes are picked up at the next cycle or on SIGHUP` });
+        this.#configWatcher?.close();
+        this.#configWatcher = undefined;
+      });
+    } catch (err) {
+      this.log('warn', 'config_watch_failed', { file, message: `${(err as Error).message}; config changes are picked up at the next cycle or on SIGHUP` });
+    }
   }
 
   // -------------------------------------------------------------------------------------------
@@ -364,14 +686,16 @@ export class Keeper {
         message: `the wall clock moved ${jump > 0 ? 'forward' : 'back'} by ${formatDuration(Math.abs(jump))} since the last cycle (NTP, suspend, VM restore); refresh-ahead follows the new time, backoff counts cycles and is unaffected`,
       });
     }
-    await this.#maybeReloadConfig();
-    this.#syncSources();
+    await this.#maybeReloadConfig(false);
     const names = [...this.#lk.config.sources.keys()];
-    const due = await this.#dueSources(names);
+    // The store is read once for the cycle (DESIGN.md): refresh-ahead decides from this listing
+    // and reads a record again only for a grant it refreshes.
+    const records = await this.#lk.store.list().catch(() => undefined);
+    const due = await this.#dueSources(names, records);
     this.stages.refresh.counts = zeroRefreshCounts();
     const changes: StateChange[] = [];
     await runBounded(due, this.settings.concurrency, async (name) => {
-      const c = await this.#check(name);
+      const c = await this.#check(name, records);
       if (c) changes.push(c);
     });
     const now = this.clock.now();
@@ -385,6 +709,14 @@ export class Keeper {
     this.stages.schedule.cycles = this.#state.cycles;
     this.stages.schedule.lastCycleFinishedAt = new Date(now).toISOString();
     this.stages.schedule.lastCycleMs = Math.round(performance.now() - startedMono);
+    // Refreshes and logins of this cycle move due times; the report carries the new ones.
+    await this.#planRefreshes();
+    noteActivity(this.#state.activity, {
+      at: new Date(now).toISOString(),
+      kind: 'cycle',
+      text: `cycle ${this.#state.cycles}: ${due.length} probed, ${names.length - due.length} backing off, ${changes.length} changed`,
+      ok: true,
+    });
     await this.#persistAndReport(changes, 'cycle');
     const durationMs = Math.round(performance.now() - startedMono);
     this.metrics.recordCycle(durationMs, this.clock.now());
@@ -411,10 +743,10 @@ export class Keeper {
   }
 
   /** Which sources take their turn this cycle (backoff), noticing new logins. */
-  async #dueSources(names: string[]): Promise<string[]> {
+  async #dueSources(names: string[], listed: Map<string, SourceRecord> | undefined): Promise<string[]> {
     const waiting = names.filter((n) => (this.#state.sources[n]?.skipCycles ?? 0) > 0);
     let records: Map<string, SourceRecord> | undefined;
-    if (waiting.length > 0) records = await this.#lk.store.list().catch(() => undefined);
+    if (waiting.length > 0) records = listed ?? (await this.#lk.store.list().catch(() => undefined));
     const due: string[] = [];
     for (const name of names) {
       const s = this.#state.sources[name] ?? emptySourceState();
@@ -434,16 +766,17 @@ export class Keeper {
   }
 
   /** Refresh-ahead, probe, verdict, state for one source. Never throws. */
-  async #check(name: string): Promise<StateChange | undefined> {
+  async #check(name: string, records?: Map<string, SourceRecord>): Promise<StateChange | undefined> {
     const lk = this.#lk;
     if (this.stopping) return undefined;
     let refresh: RefreshStageResult;
     try {
-      refresh = await refreshAhead(lk, name);
+      refresh = await refreshAhead(lk, name, false, undefined, records ? { record: records.get(name) } : undefined);
     } catch (err) {
       refresh = { kind: 'transient', reason: 'two_thirds_lifetime', message: (err as Error)?.message ?? String(err) };
     }
     this.stages.refresh.counts[refresh.kind] += 1;
+    this.#countRefresh(refresh, lk.clock.now(), name);
     const result = await probeWithDeadline(this.#probe, name, this.settings.probeTimeoutMs, this.#stop.signal, lk.clock);
     const prev = this.#state.sources[name] ?? emptySourceState();
     const refreshed = refreshStateUpdate(prev, refresh, lk.clock.now());
@@ -459,8 +792,16 @@ export class Keeper {
     const verdict = combineVerdict(name, result, refresh, at, warm, lk.config.sources.get(name));
     const { next, change } = applyVerdict(name, refreshed, verdict, backoffCapCycles(this.settings.intervalSeconds * 1000));
     if (lk.config.sources.get(name)?.methods.some((m) => m === 'oauth' || m === 'session')) {
-      next.credentialStamp = credentialStamp(await lk.store.read(name).catch(() => undefined));
+      // The listing still describes the credential unless this check refreshed it.
+      const unchanged = records && (refresh.kind === 'none' || refresh.kind === 'not_due' || refresh.kind === 'revoked');
+      next.credentialStamp = credentialStamp(unchanged ? records.get(name) : await lk.store.read(name).catch(() => undefined));
     }
+    // Removed from the config while this check ran (a reload between two awaits): not recorded.
+    if (lk !== this.#lk || !this.#lk.config.sources.has(name)) return undefined;
+    // A timer refresh that landed while this probe ran set a later expiry: keep the later one.
+    const timerExp = this.#state.sources[name]?.expiresAt;
+    if (timerExp && next.expiresAt && Date.parse(timerExp) > Date.parse(next.expiresAt) && verdict.authPath === 'oauth') next.expiresAt = timerExp;
+    countActivity(this.#state.activity, lk.clock.now(), { probes: 1 });
     this.#state.sources[name] = next;
     this.metrics.recordProbe(name, verdict.status, verdict.authPath, verdict.latencyMs);
     this.metrics.setSource(name, verdict.status, verdict.expiresAt, next.consecutiveFailures);
@@ -468,7 +809,7 @@ export class Keeper {
   }
 
   /** Saves state, writes health.json (saying so if someone touched it), alerts. */
-  async #persistAndReport(changes: StateChange[], why: 'cycle' | 'probe'): Promise<void> {
+  async #persistAndReport(changes: StateChange[], why: 'cycle' | 'probe' | 'reload'): Promise<void> {
     const now = this.clock.now();
     this.#state.savedAt = new Date(now).toISOString();
     try {
@@ -479,7 +820,7 @@ export class Keeper {
       this.stages.state = { ...this.stages.state, state: 'failing', lastError: message };
       this.log('error', 'state_save_failed', { message });
     }
-    this.#report = buildHealthReport(this.#sourceEntries(), now, this.settings.intervalSeconds);
+    this.#report = this.#buildReport(now);
     this.#reportBytes = serializeHealthReport(this.#report);
     await this.#writeReport(why);
     this.#readiness = this.#computeReadiness();
@@ -495,7 +836,24 @@ export class Keeper {
     this.alerts.pushUptimeKuma(kumaStatus(statuses), msg);
   }
 
-  async #writeReport(why: 'cycle' | 'probe'): Promise<void> {
+  #buildReport(at: number): HealthReport {
+    this.#historyCache = undefined;
+    return buildHealthReport(this.#sourceEntries(), at, this.settings.intervalSeconds, {
+      schedule: (name) => this.#refreshSchedule.get(name),
+      keeper: this.#keeperInfo(),
+    });
+  }
+
+  #keeperInfo(): KeeperReportInfo {
+    const c = this.stages.config;
+    return {
+      nextCycleAt: this.stages.schedule.nextCycleAt,
+      config: { file: c.file, loadedAt: c.loadedAt, error: c.lastError },
+      activity: this.#state.activity,
+    };
+  }
+
+  async #writeReport(why: 'cycle' | 'probe' | 'reload' | 'refresh'): Promise<void> {
     const path = this.#writer.path;
     try {
       const found = await this.#writer.check().catch(() => 'unchanged' as const);
@@ -513,6 +871,14 @@ export class Keeper {
     }
   }
 
+  /**
+   * The `/readyz` rules (README "Keeper"): ready (200) when the first cycle has finished,
+   * health.json can be written, and every source is usable — `ok`, `expiring` or `degraded` (the
+   * credential works; a refresh or an upstream is having trouble). A source `unreachable` or
+   * `action_required` makes it 503 and is named in `reason`; so does a keeper whose cycles stopped
+   * finishing (see {@link readiness}). A config reload that failed is reported (the keeper runs on
+   * the last good config) but does not by itself make it unready.
+   */
   #computeReadiness(): Readiness {
     const needsAction = Object.entries(this.#report.sources)
       .filter(([, s]) => s.status === 'action_required')
@@ -520,11 +886,20 @@ export class Keeper {
     const unreachable = Object.entries(this.#report.sources)
       .filter(([, s]) => s.status === 'unreachable')
       .map(([n]) => n);
-    let reason = 'every source is usable';
+    const problems: string[] = [];
+    if (needsAction.length) problems.push(`${needsAction.length} source(s) need a person: ${needsAction.map((n) => n.source).join(', ')}`);
+    if (unreachable.length) problems.push(`${unreachable.length} source(s) unreachable: ${unreachable.join(', ')}`);
+    let reason: string;
     if (this.#cyclesThisRun === 0) reason = 'the first cycle has not finished yet';
     else if (this.stages.report.state === 'failing') reason = this.stages.report.lastError ?? 'health.json cannot be written';
-    else if (needsAction.length) reason = `${needsAction.length} source(s) need a person: ${needsAction.map((n) => n.source).join(', ')}`;
-    const ready = this.#cyclesThisRun > 0 && this.stages.report.state !== 'failing' && needsAction.length === 0;
+    else if (problems.length) reason = problems.join('; ');
+    else {
+      const n = Object.keys(this.#report.sources).length;
+      const shaky = Object.entries(this.#report.sources).filter(([, s]) => s.status === 'degraded' || s.status === 'expiring');
+      reason = n === 0 ? 'no sources configured' : shaky.length ? `every source is usable (${shaky.map(([k, s]) => `${k}: ${s.status}`).join(', ')})` : 'every source is usable';
+    }
+    if (this.stages.config.state === 'failing') reason += `; config reload refused, running on the last good config: ${this.stages.config.lastError ?? ''}`;
+    const ready = this.#cyclesThisRun > 0 && this.stages.report.state !== 'failing' && problems.length === 0;
     return { ready, reason, needsAction, unreachable, stages: this.stages };
   }
 
@@ -534,31 +909,62 @@ export class Keeper {
     for (const n of names) if (!this.#state.sources[n]) this.#state.sources[n] = emptySourceState();
     for (const n of Object.keys(this.#state.sources)) if (!names.has(n)) delete this.#state.sources[n];
     this.metrics.retainSources(names);
+    this.#due.retain(names);
+    for (const n of [...this.#refreshSchedule.keys()]) if (!names.has(n)) this.#refreshSchedule.delete(n);
   }
 
   #sourceEntries(): Array<[string, SourceKeeperState]> {
     return [...this.#lk.config.sources.keys()].map((n) => [n, this.#state.sources[n] ?? emptySourceState()]);
   }
 
-  /** `latchkey add` while the keeper runs: pick the new config up at the next cycle. */
-  async #maybeReloadConfig(): Promise<void> {
-    if (!this.#ownsLk) return;
-    const stamp = await fileStamp(this.#lk.config.file);
-    if (stamp === this.#configStamp) return;
+  /**
+   * Reads the config again when the file changed (`force`: whatever its stamp; SIGHUP). A config
+   * that does not load keeps the keeper on the last good one and says why (log, `/readyz`,
+   * dashboard); the next change of the file is tried again. Returns true when a new config is in use.
+   */
+  async #maybeReloadConfig(force: boolean): Promise<boolean> {
+    if (!this.#ownsLk) {
+      if (force) this.log('warn', 'config_reload_unsupported', { message: 'this keeper was given an open Latchkey; it cannot reload its config' });
+      return false;
+    }
+    const file = this.#lk.config.file;
+    const stamp = await fileStamp(file);
+    if (stamp === this.#configStamp && !force) return false;
     this.#configStamp = stamp;
+    const now = new Date(this.clock.now()).toISOString();
     try {
       // Without the `config` the first open may have been given: read the file afresh.
       const next = await openLatchkey(withRefreshHook({ ...this.#openOptions, config: undefined }, this.metrics));
       const old = this.#lk;
+      const before = new Set(old.config.sources.keys());
+      const after = new Set(next.config.sources.keys());
       this.#lk = next;
       await old.close().catch(() => undefined);
       for (const s of Object.values(this.#state.sources)) s.skipCycles = 0;
-      this.log('info', 'config_reloaded', { file: next.config.file, sources: next.config.sources.size });
+      // Due times were computed from the old config's sources: recompute them all.
+      this.#dueBasis.clear();
+      this.#syncSources();
+      await this.#planRefreshes();
+      this.stages.config = { state: 'ok', file: next.config.file, loadedAt: now, lastError: null };
+      this.#readiness = this.#computeReadiness();
+      this.#readinessBytes = Buffer.from(JSON.stringify(this.#readiness));
+      const added = [...after].filter((n) => !before.has(n));
+      const removed = [...before].filter((n) => !after.has(n));
+      noteActivity(this.#state.activity, { at: now, kind: 'config', text: `config reloaded: ${after.size} source(s)${added.length ? `, added ${added.join(', ')}` : ''}${removed.length ? `, removed ${removed.join(', ')}` : ''}`, ok: true });
+      this.log('info', 'config_reloaded', { file: next.config.file, sources: next.config.sources.size, added, removed, trigger: force ? 'signal' : 'change' });
+      return true;
     } catch (err) {
-      this.log('error', 'config_reload_failed', {
-        file: this.#lk.config.file,
-        message: `${(err as Error).message}; still running with the previous config`,
-      });
+      const message = (err as Error).message;
+      const repeated = this.stages.config.lastError === message;
+      this.stages.config = { ...this.stages.config, state: 'failing', lastError: message };
+      // `/readyz` says so at once (the report follows with the write that comes next).
+      this.#readiness = this.#computeReadiness();
+      this.#readinessBytes = Buffer.from(JSON.stringify(this.#readiness));
+      if (!repeated || force) {
+        noteActivity(this.#state.activity, { at: now, kind: 'config', text: `config reload refused: ${message}`, ok: false });
+        this.log('error', 'config_reload_failed', { file, message: `${message}; still running with the previous config` });
+      }
+      return false;
     }
   }
 }

@@ -1,9 +1,11 @@
 import type { Clock } from '../clock.js';
+import { sanitizeMessage } from '../sanitize.js';
 
 /**
  * The keeper's log: one JSON object per line on stderr (journald, launchd's log file and `jq`
  * all take it as is). Every line has `time` and `event`; values are plain data — callers pass
- * messages and names, never a credential (Secret values print as `[redacted]` anyway).
+ * messages and names, never a credential (Secret values print as `[redacted]` anyway); a
+ * message that quotes upstream text (an error's) is sanitized here, the last stop before stderr.
  */
 export type LogLevel = 'info' | 'warn' | 'error';
 
@@ -16,7 +18,7 @@ export interface KeeperLog {
 export function jsonLineLog(out: { write(chunk: string): unknown }, clock: Clock): KeeperLog {
   return (level, event, fields = {}) => {
     const line: Record<string, unknown> = { time: new Date(clock.now()).toISOString(), level, event };
-    for (const [k, v] of Object.entries(fields)) if (v !== undefined) line[k] = v;
+    for (const [k, v] of Object.entries(fields)) if (v !== undefined) line[k] = typeof v === 'string' && (k === 'message' || k === 'fix') ? sanitizeMessage(v) : v;
     try {
       out.write(`${JSON.stringify(line)}\n`);
     } catch {

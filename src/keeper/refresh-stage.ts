@@ -1,5 +1,6 @@
 import { LatchkeyError, type OperatorAction } from '../errors.js';
 import type { Latchkey } from '../latchkey.js';
+import type { SourceRecord } from '../store/store.js';
 import { refreshAheadReason, type RefreshReason } from './scheduler.js';
 
 /**
@@ -22,17 +23,28 @@ export type RefreshStageResult =
   /** A failure a person must fix (invalid_client, missing client secret, no grant). */
   | { kind: 'action'; operatorAction: OperatorAction; message: string };
 
-export async function refreshAhead(lk: Latchkey, source: string, force = false): Promise<RefreshStageResult> {
+/**
+ * `dueAt`: the keeper's refresh timer woke for this grant at its due time; judge "due" as of
+ * then, so a timer that fires a millisecond early (wall and monotonic clocks differ) still refreshes.
+ */
+export async function refreshAhead(
+  lk: Latchkey,
+  source: string,
+  force = false,
+  dueAt?: number,
+  /** The record as the cycle's one store listing saw it (saves a read of the whole store per source). */
+  listed?: { record: SourceRecord | undefined },
+): Promise<RefreshStageResult> {
   const src = lk.config.sources.get(source);
   if (!src?.methods.includes('oauth')) return { kind: 'none' };
-  const rec = await lk.store.read(source);
+  const rec = listed ? listed.record : await lk.store.read(source);
   const g = rec?.grant;
   if (!g) return { kind: 'none' };
   if (g.revoked) {
     return { kind: 'revoked', message: `the grant was revoked (${g.revoked.reason}) on ${new Date(g.revoked.at).toISOString()}` };
   }
   const started = lk.clock.now();
-  const reason = force && g.refreshToken ? ('daily' as const) : refreshAheadReason(rec, started);
+  const reason = force && g.refreshToken ? ('daily' as const) : refreshAheadReason(rec, Math.max(started, dueAt ?? started));
   if (!reason) return { kind: 'not_due' };
   try {
     await lk.engine.refreshNow(source);

@@ -62,6 +62,84 @@ export function refreshAheadAt(rec: Pick<SourceRecord, 'grant' | 'lastRefreshAt'
   return Math.min(daily, g.obtainedAt + (g.expiresAt - g.obtainedAt) * REFRESH_AHEAD_FRACTION);
 }
 
+/** The refresh-ahead jitter: up to this fraction of the lifetime *after* the ⅔ point (never before it). */
+export const REFRESH_JITTER_FRACTION = 0.05;
+/** The daily refresh's jitter: up to this long after the day is up. */
+export const DAILY_JITTER_MS = 10 * 60 * 1000;
+
+/**
+ * When the keeper wakes to refresh this grant (ms epoch), or undefined when there is nothing to
+ * refresh. The ⅔ point plus up to 5 % of the lifetime, so 1,000 grants issued in the same second
+ * do not hit their IdPs in the same millisecond; the jitter only ever delays (to at most ~72 % of
+ * the lifetime), so {@link refreshAheadReason} agrees the grant is due when the keeper wakes.
+ */
+export function refreshDueAt(rec: Pick<SourceRecord, 'grant' | 'lastRefreshAt'> | undefined, random: number): number | undefined {
+  const base = refreshAheadAt(rec);
+  const g = rec?.grant;
+  if (base === undefined || !g) return undefined;
+  const r = Math.min(1, Math.max(0, random));
+  if (g.expiresAt !== undefined && base < g.expiresAt) {
+    const lifetime = g.expiresAt - g.obtainedAt;
+    const twoThirds = g.obtainedAt + lifetime * REFRESH_AHEAD_FRACTION;
+    if (base === twoThirds) return Math.round(base + r * REFRESH_JITTER_FRACTION * lifetime);
+  }
+  return Math.round(base + r * DAILY_JITTER_MS);
+}
+
+/**
+ * After a refresh that failed for a passing reason (network, 5xx): try again in 30 s, sooner
+ * when the token has less than that left (a third of what remains, at least 1 s).
+ */
+export function refreshRetryDelayMs(expiresAt: number | undefined, now: number): number {
+  if (expiresAt === undefined || expiresAt <= now) return 30_000;
+  return Math.max(1000, Math.min(30_000, Math.floor((expiresAt - now) / 3)));
+}
+
+/**
+ * The earliest of many due times, kept for one re-armed timer (not one timer per source). A
+ * linear scan on change: 10,000 sources take well under a millisecond, and a wake-up changes a
+ * handful of entries.
+ */
+export class DueTimes {
+  readonly #due = new Map<string, number>();
+
+  get size(): number {
+    return this.#due.size;
+  }
+
+  get(name: string): number | undefined {
+    return this.#due.get(name);
+  }
+
+  set(name: string, at: number | undefined): void {
+    if (at === undefined || !Number.isFinite(at)) this.#due.delete(name);
+    else this.#due.set(name, at);
+  }
+
+  delete(name: string): void {
+    this.#due.delete(name);
+  }
+
+  /** Keeps only these names. */
+  retain(names: ReadonlySet<string>): void {
+    for (const n of this.#due.keys()) if (!names.has(n)) this.#due.delete(n);
+  }
+
+  earliest(): number | undefined {
+    let min: number | undefined;
+    for (const at of this.#due.values()) if (min === undefined || at < min) min = at;
+    return min;
+  }
+
+  /** Removes and returns every entry due at `now` (earliest first). */
+  takeDue(now: number): Array<{ name: string; at: number }> {
+    const out: Array<{ name: string; at: number }> = [];
+    for (const [name, at] of this.#due) if (at <= now) out.push({ name, at });
+    for (const { name } of out) this.#due.delete(name);
+    return out.sort((a, b) => a.at - b.at);
+  }
+}
+
 /** The most cycles a failing source may sit out for a given interval. */
 export function backoffCapCycles(intervalMs: number): number {
   return Math.max(1, Math.min(MAX_BACKOFF_CYCLES, Math.floor(MAX_BACKOFF_MS / Math.max(1, intervalMs))));

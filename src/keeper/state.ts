@@ -3,6 +3,7 @@ import type { HealthStatus } from '../client/probe-types.js';
 import type { MethodName } from '../config/constants.js';
 import type { OperatorAction } from '../errors.js';
 import { writeFileAtomic } from '../store/atomic-file.js';
+import { sanitizeMessage } from '../sanitize.js';
 import { jsonLineBytes } from './json-bytes.js';
 import { backoffCycles } from './scheduler.js';
 
@@ -13,8 +14,36 @@ import { backoffCycles } from './scheduler.js';
  * state change" are tested without a clock, a network or a disk.
  */
 
-/** Probes kept per source (the dashboard's history strip; ~2.5 h at the default interval). */
+/** Recent probes carried in `health.json` per source (the last ones of the {@link Timeline}). */
 export const HISTORY_LIMIT = 30;
+/** The timeline keeps this much probe history per source (the dashboard's 24 h strip)… */
+export const TIMELINE_WINDOW_MS = 24 * 60 * 60 * 1000;
+/**
+ * …and at most this many probes: 24 h at the default 300 s interval (288) with room for manual
+ * probes. A keeper probing more often keeps the most recent 300 (a 20 s interval shows ~1.7 h):
+ * 1,000 sources then hold ~5 MB of timeline in memory and ~2 MB in keeper-state.json, whatever
+ * the interval.
+ */
+export const TIMELINE_MAX_SAMPLES = 300;
+
+/** One letter per status in {@link Timeline.s} (a 24 h timeline is ~300 letters, not ~300 objects). */
+export const STATUS_LETTER: Readonly<Record<HealthStatus, string>> = { ok: 'o', expiring: 'e', degraded: 'd', unreachable: 'u', action_required: 'a' };
+const LETTER_STATUS: Readonly<Record<string, HealthStatus>> = { o: 'ok', e: 'expiring', d: 'degraded', u: 'unreachable', a: 'action_required' };
+
+/**
+ * Every probe of the last 24 h, compact (what `keeper-state.json` and `GET /api/history` carry):
+ * the time of the first probe in epoch seconds, the gaps to each next one in seconds, one status
+ * letter per probe ({@link STATUS_LETTER}) and the latency in ms (-1 = none). Parallel arrays of
+ * small integers: 288 probes (24 h at 300 s) take ~2 KB of JSON instead of ~18 KB of objects.
+ */
+export interface Timeline {
+  /** Epoch seconds of the first probe (0 when empty). */
+  t0: number;
+  /** Seconds from the previous probe (the first entry is 0). */
+  dt: number[];
+  s: string;
+  l: number[];
+}
 
 /** One probe as remembered. */
 export interface ProbeSample {
@@ -51,7 +80,8 @@ export interface SourceKeeperState {
    * changes — a new login — a backed-off source is checked at once.
    */
   credentialStamp: string | null;
-  history: ProbeSample[];
+  /** Every probe of the last 24 h. */
+  timeline: Timeline;
 }
 
 /** The verdict of one check (refresh + probe combined), ready to be applied to the state. */
@@ -85,6 +115,61 @@ export interface KeeperStateFile {
   /** Completed cycles, all time. */
   cycles: number;
   sources: Record<string, SourceKeeperState>;
+  /** What the keeper itself did over the last 24 h (the dashboard's activity strip). */
+  activity: KeeperActivity;
+}
+
+/** Probes and refreshes the keeper made in one clock hour. */
+export interface ActivityHour {
+  /** Epoch seconds of the start of the hour. */
+  hour: number;
+  probes: number;
+  refreshes: number;
+  refreshFailures: number;
+}
+
+/** One thing the keeper did, as the dashboard lists it. */
+export interface ActivityEvent {
+  at: string;
+  kind: 'cycle' | 'probe' | 'refresh' | 'config';
+  /** One line: what was done and how it went (`idp: refreshed`, `12 probed, 0 changed`). */
+  text: string;
+  ok: boolean;
+}
+
+export interface KeeperActivity {
+  /** At most {@link ACTIVITY_HOURS}, oldest first. */
+  hours: ActivityHour[];
+  /** The last {@link ACTIVITY_EVENTS} events, oldest first. */
+  recent: ActivityEvent[];
+}
+
+export const ACTIVITY_HOURS = 24;
+export const ACTIVITY_EVENTS = 20;
+
+export function emptyActivity(): KeeperActivity {
+  return { hours: [], recent: [] };
+}
+
+/** Counts probes/refreshes into the hour of `atMs` and drops hours older than a day. Mutates `a`. */
+export function countActivity(a: KeeperActivity, atMs: number, add: { probes?: number; refreshes?: number; refreshFailures?: number }): void {
+  const hour = Math.floor(atMs / 3_600_000) * 3600;
+  let h = a.hours[a.hours.length - 1];
+  if (!h || h.hour !== hour) {
+    if (h && h.hour > hour) return; // a clock stepped back into an hour already closed: not worth a bucket
+    h = { hour, probes: 0, refreshes: 0, refreshFailures: 0 };
+    a.hours.push(h);
+  }
+  h.probes += add.probes ?? 0;
+  h.refreshes += add.refreshes ?? 0;
+  h.refreshFailures += add.refreshFailures ?? 0;
+  while (a.hours.length > 0 && (a.hours[0] as ActivityHour).hour <= hour - ACTIVITY_HOURS * 3600) a.hours.shift();
+}
+
+/** Remembers one event (the last {@link ACTIVITY_EVENTS}). Mutates `a`. */
+export function noteActivity(a: KeeperActivity, e: ActivityEvent): void {
+  a.recent.push(e);
+  if (a.recent.length > ACTIVITY_EVENTS) a.recent.splice(0, a.recent.length - ACTIVITY_EVENTS);
 }
 
 export function emptySourceState(): SourceKeeperState {
@@ -106,8 +191,101 @@ export function emptySourceState(): SourceKeeperState {
     lastRefreshOutcome: null,
     skipCycles: 0,
     credentialStamp: null,
-    history: [],
+    timeline: emptyTimeline(),
   };
+}
+
+export function emptyTimeline(): Timeline {
+  return { t0: 0, dt: [], s: '', l: [] };
+}
+
+/**
+ * Appends a probe and drops what fell out of the window (older than 24 h before it, or beyond
+ * {@link TIMELINE_MAX_SAMPLES}). Mutates and returns `tl`. A sample older than the last one
+ * (a clock stepped back) is recorded at the last one's time: the timeline stays ordered.
+ */
+export function appendTimeline(tl: Timeline, atMs: number, status: HealthStatus, latencyMs: number | null): Timeline {
+  const at = Math.floor(atMs / 1000);
+  const last = timelineEnd(tl);
+  if (tl.s.length === 0) {
+    tl.t0 = at;
+    tl.dt.push(0);
+  } else {
+    tl.dt.push(Math.max(0, at - last));
+  }
+  tl.s += STATUS_LETTER[status];
+  tl.l.push(latencyMs === null || !Number.isFinite(latencyMs) ? -1 : Math.max(0, Math.round(latencyMs)));
+  const end = Math.max(at, last);
+  let drop = Math.max(0, tl.s.length - TIMELINE_MAX_SAMPLES);
+  let t = tl.t0;
+  for (let i = 0; i < drop; i++) t += tl.dt[i + 1] ?? 0;
+  while (drop < tl.s.length - 1 && end - t > TIMELINE_WINDOW_MS / 1000) {
+    drop += 1;
+    t += tl.dt[drop] ?? 0;
+  }
+  if (drop > 0) {
+    tl.t0 = t;
+    tl.dt.splice(0, drop);
+    tl.dt[0] = 0;
+    tl.s = tl.s.slice(drop);
+    tl.l.splice(0, drop);
+  }
+  return tl;
+}
+
+/** Epoch seconds of the last probe (0 when empty). */
+export function timelineEnd(tl: Timeline): number {
+  let t = tl.t0;
+  for (let i = 1; i < tl.dt.length; i++) t += tl.dt[i] as number;
+  return t;
+}
+
+interface RecentCache {
+  n: number;
+  /** Epoch seconds and letter of the newest sample in `samples`. */
+  lastAt: number;
+  lastLetter: string;
+  samples: ProbeSample[];
+}
+const recentCache = new WeakMap<Timeline, RecentCache>();
+
+/**
+ * The last {@link HISTORY_LIMIT} probes as samples (the `history` of `health.json`), rebuilt
+ * incrementally: after one new probe, the previous list less its oldest plus one sample, so a
+ * report of 1,000 sources allocates 1,000 samples per cycle, not 30,000 (keeper-scale RSS).
+ */
+export function recentHistory(tl: Timeline): ProbeSample[] {
+  const count = tl.s.length;
+  if (count === 0) return [];
+  const end = timelineEnd(tl);
+  const letter = tl.s[count - 1] as string;
+  const cached = recentCache.get(tl);
+  if (cached && cached.n === count && cached.lastAt === end && cached.lastLetter === letter) return cached.samples;
+  let samples: ProbeSample[];
+  const prevAt = end - (count > 1 ? (tl.dt[count - 1] as number) : 0);
+  if (cached && count > 1 && cached.lastAt === prevAt && cached.lastLetter === tl.s[count - 2] && (cached.n + 1 === count || cached.n === count) && (tl.dt[count - 1] as number) > 0) {
+    const l = tl.l[count - 1] as number;
+    samples = cached.samples.slice(-(HISTORY_LIMIT - 1));
+    samples.push({ at: new Date(end * 1000).toISOString(), status: LETTER_STATUS[letter] ?? 'unreachable', latencyMs: l < 0 ? null : l });
+  } else {
+    samples = recentSamples(tl, HISTORY_LIMIT);
+  }
+  recentCache.set(tl, { n: count, lastAt: end, lastLetter: letter, samples });
+  return samples;
+}
+
+/** The last `n` probes as samples. */
+export function recentSamples(tl: Timeline, n: number = HISTORY_LIMIT): ProbeSample[] {
+  const out: ProbeSample[] = [];
+  const count = tl.s.length;
+  let t = tl.t0;
+  for (let i = 0; i < count; i++) {
+    t += i === 0 ? 0 : (tl.dt[i] as number);
+    if (i < count - n) continue;
+    const l = tl.l[i] as number;
+    out.push({ at: new Date(t * 1000).toISOString(), status: LETTER_STATUS[tl.s[i] as string] ?? 'unreachable', latencyMs: l < 0 ? null : l });
+  }
+  return out;
 }
 
 /** Most cycles a source in `action_required` sits out (a new login is also noticed at once). */
@@ -132,16 +310,20 @@ export function applyVerdict(
   capCycles: number,
 ): { next: SourceKeeperState; change: StateChange | undefined } {
   const healthy = isHealthy(v.status);
+  // What the keeper keeps goes to health.json, keeper-state.json, /api/health and alerts: a
+  // message quoting upstream text loses every piece of a held secret and every escape here.
+  const message = sanitizeMessage(v.message);
+  const fix = v.fix === null || v.fix === undefined ? v.fix : sanitizeMessage(v.fix);
   const consecutiveFailures = healthy ? 0 : prev.consecutiveFailures + 1;
-  const history = [...prev.history, { at: v.at, status: v.status, latencyMs: v.latencyMs }];
-  if (history.length > HISTORY_LIMIT) history.splice(0, history.length - HISTORY_LIMIT);
+  const atMs = Date.parse(v.at);
+  const timeline = Number.isNaN(atMs) ? prev.timeline : appendTimeline(prev.timeline, atMs, v.status, v.latencyMs);
   const next: SourceKeeperState = {
     ...prev,
     status: v.status,
     authPath: v.authPath,
     operatorAction: v.operatorAction,
-    fix: v.fix,
-    message: v.message,
+    fix,
+    message,
     expiresAt: v.expiresAt,
     latencyMs: v.latencyMs,
     lastCheckedAt: v.at,
@@ -150,11 +332,11 @@ export function applyVerdict(
     failingSince: healthy ? null : (prev.failingSince ?? v.at),
     // A source waiting for a person backs off less far: the fix may come at any moment.
     skipCycles: healthy ? 0 : backoffCycles(consecutiveFailures, v.status === 'action_required' ? Math.min(capCycles, ACTION_BACKOFF_CAP) : capCycles),
-    history,
+    timeline,
   };
   const changed = prev.status !== v.status && !(prev.status === null && healthy);
   const change = changed
-    ? { source, from: prev.status, to: v.status, operatorAction: v.operatorAction, fix: v.fix, message: v.message, authPath: v.authPath, at: v.at }
+    ? { source, from: prev.status, to: v.status, operatorAction: v.operatorAction, fix, message, authPath: v.authPath, at: v.at }
     : undefined;
   return { next, change };
 }
@@ -175,7 +357,7 @@ export type StateLoad =
   | { kind: 'corrupt'; state: KeeperStateFile; movedTo: string; reason: string };
 
 export function emptyStateFile(): KeeperStateFile {
-  return { version: 1, savedAt: new Date(0).toISOString(), cycles: 0, sources: {} };
+  return { version: 1, savedAt: new Date(0).toISOString(), cycles: 0, sources: {}, activity: emptyActivity() };
 }
 
 /**
@@ -220,6 +402,7 @@ function parseStateFile(v: unknown): KeeperStateFile | string {
     savedAt: typeof v.savedAt === 'string' ? v.savedAt : new Date(0).toISOString(),
     cycles: typeof v.cycles === 'number' && v.cycles >= 0 ? v.cycles : 0,
     sources,
+    activity: isObject(v.activity) ? sanitizeActivity(v.activity) : emptyActivity(),
   };
 }
 
@@ -231,13 +414,14 @@ function sanitizeSource(raw: Record<string, unknown>): SourceKeeperState {
   const str = (k: string): string | null => (typeof raw[k] === 'string' ? (raw[k] as string) : null);
   const num = (k: string, dflt: number): number => (typeof raw[k] === 'number' && Number.isFinite(raw[k]) ? (raw[k] as number) : dflt);
   const status = str('status');
-  const history = Array.isArray(raw.history) ? sanitizeHistory(raw.history as unknown[]) : [];
+  const timeline = isObject(raw.timeline) ? sanitizeTimeline(raw.timeline) : Array.isArray(raw.history) ? timelineFromHistory(raw.history as unknown[]) : emptyTimeline();
   return {
     status: status && STATUSES.has(status) ? (status as HealthStatus) : null,
     authPath: (str('authPath') as MethodName | null) ?? null,
     operatorAction: (str('operatorAction') as OperatorAction | null) ?? null,
-    fix: str('fix'),
-    message: str('message') ?? d.message,
+    // Written by an older keeper, or edited by hand: read as text from elsewhere.
+    fix: str('fix') === null ? null : sanitizeMessage(str('fix')!),
+    message: str('message') === null ? d.message : sanitizeMessage(str('message')!),
     expiresAt: str('expiresAt'),
     lastOkAt: str('lastOkAt'),
     lastCheckedAt: str('lastCheckedAt'),
@@ -250,26 +434,56 @@ function sanitizeSource(raw: Record<string, unknown>): SourceKeeperState {
     lastRefreshOutcome: str('lastRefreshOutcome'),
     skipCycles: Math.max(0, Math.floor(num('skipCycles', 0))),
     credentialStamp: str('credentialStamp'),
-    history,
+    timeline,
   };
 }
 
+const isCount = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 0;
+
 /**
- * The last {@link HISTORY_LIMIT} valid samples. A sample that already has exactly the right
- * shape (every one the keeper wrote) is kept as parsed rather than copied: at 1,000 sources that
- * is 30,000 objects a start-up would otherwise allocate twice.
+ * A timeline as saved, checked: arrays of the same length, whole non-negative numbers, known
+ * letters. One that fails is dropped (history only; nothing a credential depends on). A saved one
+ * is kept as parsed, not copied: at 1,000 sources start-up would otherwise allocate it twice.
  */
-function sanitizeHistory(raw: unknown[]): ProbeSample[] {
-  const out: ProbeSample[] = [];
-  for (let i = raw.length - 1; i >= 0 && out.length < HISTORY_LIMIT; i--) {
-    const h = raw[i];
-    if (!isObject(h) || typeof h.at !== 'string' || typeof h.status !== 'string' || !STATUSES.has(h.status)) continue;
-    const latencyOk = typeof h.latencyMs === 'number' || h.latencyMs === null;
-    let keys = 0;
-    for (const k in h) if (Object.hasOwn(h, k)) keys++;
-    out.push(latencyOk && keys === 3 ? (h as unknown as ProbeSample) : { at: h.at, status: h.status as HealthStatus, latencyMs: typeof h.latencyMs === 'number' ? h.latencyMs : null });
+function sanitizeTimeline(raw: Record<string, unknown>): Timeline {
+  const { t0, dt, s, l } = raw;
+  if (!isCount(t0) || !Array.isArray(dt) || typeof s !== 'string' || !Array.isArray(l)) return emptyTimeline();
+  if (dt.length !== s.length || l.length !== s.length || !/^[oedua]*$/.test(s)) return emptyTimeline();
+  if (!dt.every(isCount) || !l.every((x) => x === -1 || isCount(x))) return emptyTimeline();
+  const tl: Timeline = { t0, dt: dt as number[], s, l: l as number[] };
+  if (s.length > TIMELINE_MAX_SAMPLES) {
+    // Cut by re-appending the tail (keeps the window rules in one place).
+    const cut = emptyTimeline();
+    const all = recentSamples(tl, TIMELINE_MAX_SAMPLES);
+    for (const p of all) appendTimeline(cut, Date.parse(p.at), p.status, p.latencyMs);
+    return cut;
   }
-  return out.reverse();
+  return tl;
+}
+
+/** A state file written before the timeline (an array of `{ at, status, latencyMs }`) carries over. */
+function timelineFromHistory(raw: unknown[]): Timeline {
+  const tl = emptyTimeline();
+  for (const h of raw) {
+    if (!isObject(h) || typeof h.at !== 'string' || typeof h.status !== 'string' || !STATUSES.has(h.status)) continue;
+    const at = Date.parse(h.at);
+    if (Number.isNaN(at)) continue;
+    appendTimeline(tl, at, h.status as HealthStatus, typeof h.latencyMs === 'number' ? h.latencyMs : null);
+  }
+  return tl;
+}
+
+function sanitizeActivity(raw: Record<string, unknown>): KeeperActivity {
+  const hours = (Array.isArray(raw.hours) ? raw.hours : [])
+    .filter((h): h is Record<string, unknown> => isObject(h) && isCount(h.hour) && isCount(h.probes) && isCount(h.refreshes) && isCount(h.refreshFailures))
+    .map((h) => ({ hour: h.hour as number, probes: h.probes as number, refreshes: h.refreshes as number, refreshFailures: h.refreshFailures as number }))
+    .slice(-ACTIVITY_HOURS);
+  const kinds = new Set(['cycle', 'probe', 'refresh', 'config']);
+  const recent = (Array.isArray(raw.recent) ? raw.recent : [])
+    .filter((e): e is Record<string, unknown> => isObject(e) && typeof e.at === 'string' && typeof e.kind === 'string' && kinds.has(e.kind) && typeof e.text === 'string' && typeof e.ok === 'boolean')
+    .map((e) => ({ at: e.at as string, kind: e.kind as ActivityEvent['kind'], text: e.text as string, ok: e.ok as boolean }))
+    .slice(-ACTIVITY_EVENTS);
+  return { hours, recent };
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

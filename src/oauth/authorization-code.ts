@@ -9,13 +9,13 @@ import {
   installLoginGrant,
   loginFailed,
   RECOGNIZED_TOKEN_TYPES,
-  sanitizeRemoteText,
   withoutIdToken,
   withTimeout,
   type LoginResult,
 } from './login-grant.js';
 import { startLoopbackRedirect, type ReceivedCallback } from './loopback-redirect.js';
 import { DEFAULT_TOKEN_TIMEOUT_MS } from './refresh-error.js';
+import { sanitizeRemoteText } from '../sanitize.js';
 
 /** How long a login waits for the browser by default (5 minutes). */
 export const DEFAULT_LOGIN_TIMEOUT_MS = 300_000;

@@ -4,6 +4,7 @@ import type { Latchkey } from '../latchkey.js';
 import type { AuthorizationServerContext } from './authorization-server.js';
 import { ORIGINAL_STATUS_HEADER } from './endpoint.js';
 import { describeNetworkError } from '../net/describe-network-error.js';
+import { sanitizeRemoteText } from '../sanitize.js';
 
 /** How a login obtained its grant. */
 export type LoginFlow = 'authorization_code' | 'device_code';
@@ -52,16 +53,6 @@ export function loginFailed(source: string, message: string, options: { exitCode
     operatorAction,
     exitCode: options.exitCode ?? (operatorAction === 'check_network' ? ExitCode.unreachable : operatorAction === 'fix_config' ? ExitCode.usage : ExitCode.actionRequired),
   });
-}
-
-/**
- * Text that came from the IdP or the browser (an `error_description`, a server message) made
- * safe for one terminal line: control characters (escape sequences) replaced, length capped.
- */
-export function sanitizeRemoteText(text: string, max = 200): string {
-  // eslint-disable-next-line no-control-regex
-  const clean = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
-  return clean.length > max ? `${clean.slice(0, max)}…` : clean;
 }
 
 /**

@@ -1,7 +1,8 @@
 import * as oauth from 'oauth4webapi';
 import { readExpiresIn } from '../lifetime.js';
 import { LatchkeyError } from '../errors.js';
-import { redactSecrets, Secret } from '../secret.js';
+import { Secret } from '../secret.js';
+import { sanitizeRemoteText } from '../sanitize.js';
 import { clientAuthentication, clientAuthMethodOf, type ClientParams } from './client-auth.js';
 import { checkEndpoint, RECOGNIZED_TOKEN_TYPES, requestOptions, ResponseTooLargeError, type FetchLike } from './endpoint.js';
 import { accessTokenTimes, type AccessTokenTimes } from './jwt-claims.js';
@@ -20,8 +21,6 @@ export interface TokenEndpointParams extends ClientParams {
   timeoutMs?: number;
   /** The caller's clock (ms since the epoch), for Retry-After dates. */
   now?: () => number;
-  /** Other secrets an IdP might echo in an error (the grant's access token), kept out of messages. */
-  knownSecrets?: readonly Secret[];
 }
 
 /** A validated token response. */
@@ -59,10 +58,9 @@ export async function refreshTokenGrant(params: TokenEndpointParams, refreshToke
   try {
     return await refreshTokenGrantUnredacted(params, refreshToken);
   } catch (err) {
-    const classified = classifyTokenEndpointError(err, 'refresh');
-    // The IdP's error_description is quoted in the message: it must not echo our own secrets.
-    const message = redactSecrets(classified.message, [refreshToken, params.clientSecret, ...(params.knownSecrets ?? [])]);
-    throw message === classified.message ? classified : classified.withMessage(message);
+    // The IdP's text quoted in the message went through sanitizeRemoteText, which redacts every
+    // secret this process holds (the refresh token, the client secret, the access token…) before it cuts.
+    throw classifyTokenEndpointError(err, 'refresh');
   }
 }
 
@@ -105,7 +103,7 @@ async function refreshTokenGrantUnredacted(params: TokenEndpointParams, refreshT
     r = await oauth.processRefreshTokenResponse(as, client, normalized, { recognizedTokenTypes: RECOGNIZED_TOKEN_TYPES });
   } catch (err) {
     const unusable = unusable2xx(answer);
-    const problem = `the token endpoint's answer (HTTP ${answer.status}) is not a valid token response: ${truncate((err as Error)?.message ?? String(err))}`;
+    const problem = `the token endpoint's answer (HTTP ${answer.status}) is not a valid token response: ${sanitizeRemoteText((err as Error)?.message ?? String(err))}`;
     if (unusable.class === 'rotation_unusable' && unusable.refreshToken !== undefined) {
       return { answer: 'rotation_unusable', refreshToken: new Secret(unusable.refreshToken), problem, warnings, receivedAt };
     }
@@ -131,7 +129,7 @@ function answerFailure(answer: TokenAnswer, params: ClientParams): RefreshError 
   const details = { answer: answer.class, consumed: row.consumed, ...(answer.retryAfterMs !== undefined ? { retryAfterMs: answer.retryAfterMs } : {}) };
   const kind = row.failure ?? 'transient';
   const http = `HTTP ${answer.status}`;
-  const idpSaid = answer.error !== undefined ? `${answer.error}${answer.errorDescription ? `: ${truncate(answer.errorDescription)}` : ''}` : undefined;
+  const idpSaid = answer.error !== undefined ? `${answer.error}${answer.errorDescription ? `: ${sanitizeRemoteText(answer.errorDescription)}` : ''}` : undefined;
   return new RefreshError(kind, failureMessage(answer.class, http, idpSaid, answer, params), undefined, details);
 }
 
@@ -198,7 +196,7 @@ function transportFailure(err: unknown, url?: URL): unknown {
 export function classifyTokenEndpointError(err: unknown, op: string): RefreshError {
   if (err instanceof RefreshError) return err;
   if (err instanceof oauth.ResponseBodyError) {
-    const desc = err.error_description ? `: ${truncate(err.error_description)}` : '';
+    const desc = err.error_description ? `: ${sanitizeRemoteText(err.error_description)}` : '';
     // GitHub says bad_refresh_token for a dead refresh token; it means what invalid_grant means.
     if (err.error === 'invalid_grant' || err.error === 'bad_refresh_token' || err.error === 'invalid_refresh_token') {
       return new RefreshError('invalid_grant', `${op} rejected by the IdP: ${err.error}${desc}`, undefined, { answer: 'invalid_grant', consumed: 'no' });
@@ -209,7 +207,7 @@ export function classifyTokenEndpointError(err: unknown, op: string): RefreshErr
   }
   if (err instanceof oauth.OperationProcessingError) {
     const status = statusOf(err);
-    return new RefreshError('transient', `${op} failed: the token endpoint's response is not a valid token response${status ? ` (HTTP ${status})` : ''}: ${truncate(err.message)}`);
+    return new RefreshError('transient', `${op} failed: the token endpoint's response is not a valid token response${status ? ` (HTTP ${status})` : ''}: ${sanitizeRemoteText(err.message)}`);
   }
   if (err instanceof LatchkeyError) {
     if (err.code === 'LK_CONFIG_INVALID' || err.code === 'LK_INSECURE_ENDPOINT') throw err;
@@ -225,7 +223,4 @@ function statusOf(err: oauth.OperationProcessingError): number | undefined {
   return typeof cause?.status === 'number' ? cause.status : undefined;
 }
 
-function truncate(s: string, n = 200): string {
-  return s.length > n ? `${s.slice(0, n)}…` : s;
-}
 

@@ -4,7 +4,8 @@ import type { Latchkey } from '../latchkey.js';
 import type { Secret } from '../secret.js';
 import { resolveAuthorizationServer, type AuthorizationServerContext } from './authorization-server.js';
 import { requestOptions, type FetchLike } from './endpoint.js';
-import { sanitizeRemoteText, withTimeout } from './login-grant.js';
+import { withTimeout } from './login-grant.js';
+import { sanitizeRemoteText } from '../sanitize.js';
 import { DEFAULT_TOKEN_TIMEOUT_MS } from './refresh-error.js';
 import { describeNetworkError } from '../net/describe-network-error.js';
 

@@ -104,7 +104,7 @@ test('token fails open with the current token; stderr says so when that token ha
   const r = await runCli(['token', 'api'], { env });
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, 'at-expired-test\n', 'stdout is the token alone');
-  assert.match(r.stderr, /warning: api: this access token expired \d+ s ago and the last refresh failed: refresh failed: bad port fetch failed/);
+  assert.match(r.stderr, /warning: api: this access token expired \d+ s ago and the last refresh failed: refresh failed: cannot reach 127.0.0.1:9 \(bad port\) \(the request was not sent\)/);
   assert.ok(!r.stderr.includes('at-expired-test') && !r.stderr.includes('rt-x'));
 });
 

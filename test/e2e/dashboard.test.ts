@@ -41,7 +41,6 @@ test('dashboard renders every state; a grant revoked at the IdP turns its row ac
     },
     keeper: { probeTimeoutMs: 500 },
   });
-  t.after(() => h.cleanup());
   const grant = await idp.mintGrant();
   const lk = await openLatchkey({ home: h.home, env: {} });
   await lk.installGrant('idp', grant);
@@ -59,6 +58,8 @@ test('dashboard renders every state; a grant revoked at the IdP turns its row ac
     open: { confirmRefusalDelayMs: 100 },
   });
   t.after(() => daemon.stop());
+  // After hooks run in the order registered: the home goes once the keeper writing to it stopped.
+  t.after(() => h.cleanup());
   const url = `${daemon.http!.url}/`;
 
   const browser = await launchBrowser();

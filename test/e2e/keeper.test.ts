@@ -185,9 +185,9 @@ test('restart mid-cycle loses no state: SIGKILL in the middle of a cycle, a new 
   await new Promise((r) => setTimeout(r, 700));
   a.child.kill('SIGKILL');
   await a.exited;
-  const saved = JSON.parse(await readFile(join(h.home, 'keeper-state.json'), 'utf8')) as { cycles: number; sources: Record<string, { history: unknown[]; lastOkAt: string | null }> };
+  const saved = JSON.parse(await readFile(join(h.home, 'keeper-state.json'), 'utf8')) as { cycles: number; sources: Record<string, { timeline: { s: string }; lastOkAt: string | null }> };
   assert.equal(saved.cycles, 2, 'the state of the last complete cycle is on disk, whole');
-  assert.equal(saved.sources.idp?.history.length, 2);
+  assert.equal(saved.sources.idp?.timeline.s.length, 2);
   const before = (await report(h)).generatedAt;
   assert.ok(existsSync(join(h.home, 'locks', 'keeper.lock')), 'the killed keeper left its lock behind');
 
@@ -197,8 +197,8 @@ test('restart mid-cycle loses no state: SIGKILL in the middle of a cycle, a new 
   assert.equal(b.count('standby'), 0, 'a dead holder does not make the next keeper wait');
   const after = JSON.parse(await readFile(join(h.home, 'keeper-state.json'), 'utf8')) as typeof saved;
   assert.equal(after.cycles, 3);
-  assert.equal(after.sources.idp?.history.length, 3, 'history continued');
-  assert.equal(after.sources.slow?.history.length, 3);
+  assert.equal(after.sources.idp?.timeline.s.length, 3, 'history continued');
+  assert.equal(after.sources.slow?.timeline.s.length, 3);
   assert.notEqual((await report(h)).generatedAt, before);
   assert.equal((await report(h)).sources.idp?.status, 'ok', 'the grant survived');
   assert.equal(idp.stats.revokedGrants, 0);
@@ -225,7 +225,7 @@ test('SIGTERM mid-cycle: the keeper finishes its write, releases the lock, close
   await assert.rejects(fetch(`${String(started.url)}/livez`), 'server closed');
 });
 
-test('a port already in use: the keeper says so, keeps checking without its dashboard, and stops cleanly on SIGHUP (a closed terminal; lock released)', async (t) => {
+test('a port already in use: the keeper says so, keeps checking without its dashboard, and stops cleanly on SIGTERM (lock released)', async (t) => {
   const h = await homeWith({ ok: { token: { secret: 'env:TOK' }, probe: { url: api.url('/ok') } } });
   t.after(() => h.cleanup());
   const blocker = createServer();
@@ -238,7 +238,7 @@ test('a port already in use: the keeper says so, keeps checking without its dash
   assert.match(String(down.message), new RegExp(`port ${port} on 127.0.0.1 is already in use.*--port`));
   await k.waitFor((e) => e.event === 'cycle' && Number(e.cycle) >= 2, 10_000);
   assert.ok(existsSync(join(h.home, 'health.json')), 'the report is written without the server');
-  k.child.kill('SIGHUP');
+  k.child.kill('SIGTERM');
   assert.equal((await k.exited).code, 0);
   assert.equal(k.count('stopped'), 1);
   assert.ok(!existsSync(join(h.home, 'locks', 'keeper.lock')));

@@ -88,11 +88,11 @@ test('a cycle probes every source, writes health.json once, persists state; a re
   // Restart: counters, history and lastOkAt carry over.
   const k2 = await w.open();
   assert.equal(k2.report.sources.dead?.consecutiveFailures, 2, 'report before the first cycle is the saved one');
-  assert.equal(k2.sourceStates.dead?.history.length, 2, 'a first failure is re-checked at the next cycle');
+  assert.equal(k2.sourceStates.dead?.timeline.s.length, 2, 'a first failure is re-checked at the next cycle');
   await k2.runCycle();
-  assert.equal(k2.sourceStates.dead?.history.length, 2, 'after the second failure it sits one cycle out, across the restart');
+  assert.equal(k2.sourceStates.dead?.timeline.s.length, 2, 'after the second failure it sits one cycle out, across the restart');
   assert.equal(k2.sourceStates.dead?.consecutiveFailures, 2);
-  assert.equal(k2.sourceStates.ok?.history.length, 3);
+  assert.equal(k2.sourceStates.ok?.timeline.s.length, 3);
   assert.equal(k2.sourceStates.ok?.lastOkAt !== null, true);
   const state = await readJson(join(w.h.home, 'keeper-state.json'));
   assert.equal(state.cycles, 3);
@@ -107,9 +107,9 @@ test('a failing source backs off without starving the others; a manual probe ign
   for (let i = 0; i < 12; i++) await k.runCycle();
   assert.equal(w.api.requestsTo('/ok').length, 12, 'healthy source probed every cycle');
   // action_required backs off 0, 1, 3, 3… cycles: probed at cycles 1, 2, 4, 8, 12.
-  assert.equal(k.sourceStates.dead?.history.length, 5);
+  assert.equal(k.sourceStates.dead?.timeline.s.length, 5);
   await k.probeNow('dead');
-  assert.equal(k.sourceStates.dead?.history.length, 6, 'probed at once despite the backoff');
+  assert.equal(k.sourceStates.dead?.timeline.s.length, 6, 'probed at once despite the backoff');
   await assert.rejects(k.probeNow('nope'), /unknown source/);
   await k.stop();
 });
@@ -154,10 +154,15 @@ test('a clock jump is reported and changes nothing else: the cycle runs, backoff
   await k.runCycle();
   assert.equal(w.events('clock_jump').length, 2);
   const ok = k.sourceStates.ok!;
-  assert.equal(ok.history.length, 3);
+  // The 3-day jump put the first probe outside the 24 h window; the probe after the jump back is
+  // recorded at the latest time seen, so the timeline never runs backwards.
+  assert.equal(ok.timeline.s.length, 2);
+  assert.deepEqual(ok.timeline.dt, [0, 0]);
   assert.equal(ok.consecutiveFailures, 0);
-  // Backoff counted in cycles: the dead source was skipped exactly once (cycle 2) and probed in cycle 3.
-  assert.equal(k.sourceStates.dead?.history.length, 2);
+  // Backoff counted in cycles: the dead source was skipped exactly once (cycle 2) and probed in
+  // cycle 3 (the probe of cycle 1 is outside the window after the jump).
+  assert.equal(k.sourceStates.dead?.timeline.s.length, 1);
+  assert.equal(k.sourceStates.dead?.consecutiveFailures, 2);
   await k.stop();
 });
 
@@ -316,4 +321,91 @@ test('/readyz data: a keeper whose cycles stopped finishing is not ready, whatev
   assert.equal(k.readiness.ready, true, 'ready again once a cycle finishes');
   w.clock.advance(-3_600_000); // a clock set back is not "stuck"
   assert.equal(k.readiness.ready, true);
+});
+
+test('/readyz: two unreachable sources make it 503 naming both (never "every source is usable"); the rules hold for every verdict', async (t) => {
+  const w = await world(t, ['ok', 'stall', 'stall2']);
+  const { startKeeperDaemon } = await import('../../src/keeper/daemon.js');
+  const d = await startKeeperDaemon({ home: w.h.home, env: { TOK: TOKEN }, log: () => undefined, port: 0, intervalSeconds: 60, open: { clock: w.clock } });
+  t.after(() => d.stop());
+  const url = `${d.http!.url}/readyz`;
+  while (/first cycle has not finished/.test(d.keeper.readiness.reason)) await new Promise((r) => setTimeout(r, 20));
+  const res = await fetch(url);
+  const body = (await res.json()) as { ready: boolean; reason: string; unreachable: string[] };
+  assert.equal(res.status, 503);
+  assert.equal(body.ready, false);
+  assert.deepEqual(body.unreachable.sort(), ["stall", "stall2"]);
+  assert.match(body.reason, /2 source\(s\) unreachable: stall, stall2/);
+  assert.doesNotMatch(body.reason, /every source is usable/);
+  // The rule against each verdict: only unreachable and action_required make it unready.
+  const { exitCodeFor } = await import('../../src/keeper/health-report.js');
+  for (const [name, s] of Object.entries(d.keeper.report.sources)) {
+    const blocking = s.status === 'unreachable' || s.status === 'action_required';
+    assert.equal(body.reason.includes(name), blocking, `${name} (${s.status}) named in the reason exactly when it blocks readiness`);
+  }
+  assert.equal(exitCodeFor(Object.values(d.keeper.report.sources).map((s) => s.status)), 3);
+});
+
+test('nextCycleAt names the next cycle (interval ± 10 % after this one started), in /readyz and in the report written by the cycle', async (t) => {
+  const w = await world(t, ['ok']);
+  const { startKeeperDaemon } = await import('../../src/keeper/daemon.js');
+  const d = await startKeeperDaemon({ home: w.h.home, env: { TOK: TOKEN }, log: () => undefined, port: 0, intervalSeconds: 600, open: { clock: w.clock } });
+  t.after(() => d.stop());
+  while (/first cycle has not finished/.test(d.keeper.readiness.reason)) await new Promise((r) => setTimeout(r, 20));
+  const ready = (await (await fetch(`${d.http!.url}/readyz`)).json()) as { stages: { schedule: { nextCycleAt: string; lastCycleStartedAt: string } } };
+  const gap = Date.parse(ready.stages.schedule.nextCycleAt) - Date.parse(ready.stages.schedule.lastCycleStartedAt);
+  assert.ok(gap >= 540_000 && gap <= 660_000, `next cycle ${gap} ms after the last one started`);
+  const report = (await readJson(join(w.h.home, 'health.json'))) as { keeper?: { nextCycleAt: string } };
+  assert.equal(report.keeper?.nextCycleAt, ready.stages.schedule.nextCycleAt, 'health.json says the same');
+});
+
+test('a source added to config.json is seen by "probe all" before the next cycle; one removed disappears cleanly (state, report, metrics, no alert)', async (t) => {
+  const w = await world(t, ['ok', 'dead']);
+  const k = await w.open(); // not started: no watch, no timer — only the checks probeNow and the cycle make
+  t.after(() => k.stop());
+  await k.runCycle();
+  assert.equal(k.report.sources.dead?.status, 'action_required');
+  const cfg = JSON.parse(await readFile(w.h.configPath, 'utf8')) as { sources: Record<string, unknown> };
+  cfg.sources.html = cfg.sources.ok;
+  await writeFile(w.h.configPath, JSON.stringify(cfg));
+  const probed = await k.probeNow();
+  assert.equal(probed.sources.html?.status, 'ok', 'probe all probed the source added since the last cycle (a copy of ok)');
+  assert.equal(w.api.requestsTo('/ok').length, 3, 'ok twice (cycle + probe all) and the new source once');
+  delete cfg.sources.dead;
+  await writeFile(w.h.configPath, JSON.stringify(cfg));
+  const s = await k.runCycle();
+  assert.deepEqual(Object.keys(k.report.sources).sort(), ['html', 'ok']);
+  assert.equal(k.sourceStates.dead, undefined);
+  assert.deepEqual(s.changes.filter((c) => c.source === 'dead'), []);
+  assert.doesNotMatch(await k.metrics.render(), /latchkey_source_(up|status)\{source="dead"/, 'its gauges are gone (its counters stay, as Prometheus counters do)');
+  await assert.rejects(k.probeNow('dead'), /unknown source "dead"/);
+  assert.match(w.logText(), /"event":"config_reloaded".*"removed":\["dead"\]/);
+});
+
+test('the refresh timer never hammers an IdP that refuses the client: one attempt, the verdict at once, the next try an interval later', async (t) => {
+  const idp = await startLoopbackApi((req, res) => {
+    if (req.path === '/token') return send(res, 401, '{"error":"invalid_client","error_description":"unknown client"}', { 'content-type': 'application/json' });
+    send(res, 200, '{"ok":true}');
+  });
+  const h = await makeHome({ version: 1, sources: { hub: { oauth: { tokenEndpoint: idp.url('/token'), clientId: 'c' }, probe: { url: idp.url('/api') } } } });
+  t.after(async () => {
+    await idp.close();
+    await h.cleanup();
+  });
+  const { openLatchkey } = await import('../../src/latchkey.js');
+  const lk = await openLatchkey({ home: h.home, env: {} });
+  await lk.installGrant('hub', { access_token: 'at', refresh_token: 'rt', expires_in: 3, token_type: 'Bearer' });
+  await lk.close();
+  let text = '';
+  const k = await Keeper.open({ open: { home: h.home, env: {} }, log: jsonLineLog({ write: (c: string) => (text += c) }, { now: () => Date.now() }), intervalSeconds: 3600, random: () => 0 });
+  t.after(() => k.stop());
+  k.start();
+  // Due at 2 s (⅔ of 3 s); watch well past the expiry.
+  await new Promise((r) => setTimeout(r, 4500));
+  const calls = idp.requestsTo('/token').length;
+  assert.ok(calls >= 1 && calls <= 3, `${calls} token requests in 4.5 s`);
+  assert.equal(k.report.sources.hub?.status, 'action_required', 'the refusal is a verdict now, not at the next cycle in an hour');
+  assert.equal(k.report.sources.hub?.operatorAction, 'fix_config');
+  const due = Date.parse(k.stages.refresh.nextDueAt ?? '');
+  assert.ok(due - Date.now() > 3_000_000, 'the next attempt is an interval away');
 });

@@ -231,3 +231,40 @@ test('request framing: two Host headers, conflicting Content-Length or Transfer-
   assert.equal(await rawSocketStatus(srv.port, post('Content-Length: 2\r\nTransfer-Encoding: chunked\r\n', '2\r\n{}\r\n0\r\n\r\n')), 400, 'Content-Length with Transfer-Encoding');
   assert.equal(await rawSocketStatus(srv.port, post('Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n', '2\r\n{}\r\n0\r\n\r\n')), 400, 'chunked not last');
 });
+
+test('compression: the page, the report and the history go gzipped when the browser accepts it, as they are otherwise', async (t) => {
+  const { gunzipSync, gzipSync } = await import('node:zlib');
+  const b = stubBackend();
+  const historyBytes = Buffer.from('{"generatedAt":"2030-01-01T00:00:00.000Z","sources":{"a":{"t0":1,"dt":[0],"s":"o","l":[5]}}}\n');
+  const backend = { ...b, reportBytes: b.reportBytes, readiness: b.readiness, readinessBytes: b.readinessBytes, reportGzip: gzipSync(b.reportBytes), history: { bytes: historyBytes, gzip: gzipSync(historyBytes) } };
+  const server = await startKeeperHttp(backend, { host: '127.0.0.1', port: 0 });
+  t.after(() => server.close());
+  const get = (path: string, enc?: string) =>
+    new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }>((resolve, reject) => {
+      const req = request(`${server.url}${path}`, { headers: enc ? { 'accept-encoding': enc } : {} }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (d: Buffer) => chunks.push(d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  for (const [path, plain] of [
+    ['/', Buffer.from(dashboardHtml(), 'utf8')],
+    ['/api/health', b.reportBytes],
+    ['/api/history', historyBytes],
+  ] as const) {
+    const zipped = await get(path, 'gzip, deflate, br');
+    assert.equal(zipped.status, 200);
+    assert.equal(zipped.headers['content-encoding'], 'gzip', path);
+    assert.match(String(zipped.headers.vary), /Accept-Encoding/);
+    assert.equal(Number(zipped.headers['content-length']), zipped.body.length);
+    assert.deepEqual(gunzipSync(zipped.body), plain, `${path}: the same bytes`);
+    const identity = await get(path);
+    assert.equal(identity.headers['content-encoding'], undefined);
+    assert.deepEqual(identity.body, plain);
+    const refused = await get(path, 'gzip;q=0, identity');
+    assert.equal(refused.headers['content-encoding'], undefined, `${path}: gzip;q=0 is a refusal`);
+  }
+  assert.ok((await get('/', 'gzip')).body.length < dashboardHtml().length / 2, 'the page compresses');
+});

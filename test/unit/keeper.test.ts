@@ -10,12 +10,32 @@ import {
   backoffCycles,
   ClockJumpDetector,
   DAILY_REFRESH_MS,
+  DueTimes,
   jitteredDelayMs,
   nextCycleDelayMs,
   refreshAheadAt,
   refreshAheadReason,
+  refreshDueAt,
+  refreshRetryDelayMs,
 } from '../../src/keeper/scheduler.js';
-import { applyVerdict, emptySourceState, HISTORY_LIMIT, loadKeeperState, saveKeeperState, takeTurn, type Verdict } from '../../src/keeper/state.js';
+import {
+  appendTimeline,
+  applyVerdict,
+  countActivity,
+  emptyActivity,
+  emptySourceState,
+  emptyTimeline,
+  loadKeeperState,
+  noteActivity,
+  HISTORY_LIMIT,
+  recentHistory,
+  recentSamples,
+  saveKeeperState,
+  takeTurn,
+  timelineEnd,
+  TIMELINE_MAX_SAMPLES,
+  type Verdict,
+} from '../../src/keeper/state.js';
 import { combineVerdict } from '../../src/keeper/verdict.js';
 import { buildHealthReport, HealthReportWriter, isReportStale, parseHealthReport, readHealthReport, serializeHealthReport } from '../../src/keeper/health-report.js';
 import { CANCELLED, probeWithDeadline, runBounded } from '../../src/keeper/probe-stage.js';
@@ -137,8 +157,8 @@ test('state: counters, failingSince, history bound, lastOkAt kept through failur
   assert.equal(r.next.failingSince, null);
   assert.equal(r.next.skipCycles, 0);
   let h = r.next;
-  for (let i = 0; i < HISTORY_LIMIT + 10; i++) h = applyVerdict('s', h, verdict('ok'), 16).next;
-  assert.equal(h.history.length, HISTORY_LIMIT);
+  for (let i = 0; i < TIMELINE_MAX_SAMPLES + 10; i++) h = applyVerdict('s', h, verdict('ok', new Date(Date.parse('2030-01-01T01:00:00Z') + i * 1000).toISOString()), 16).next;
+  assert.equal(h.timeline.s.length, TIMELINE_MAX_SAMPLES, 'bounded by count');
   // A first verdict that is broken is a change (from null).
   const first = applyVerdict('s', emptySourceState(), verdict('action_required'), 16);
   assert.deepEqual([first.change?.from, first.change?.to], [null, 'action_required']);
@@ -167,7 +187,7 @@ test('state file: atomic round trip; a corrupt file is moved aside, never overwr
   const path = join(dir, 'keeper-state.json');
   assert.equal((await loadKeeperState(path)).kind, 'missing');
   const s = applyVerdict('a', emptySourceState(), verdict('unreachable'), 16).next;
-  await saveKeeperState(path, { version: 1, savedAt: '2030-01-01T00:00:00.000Z', cycles: 7, sources: { a: s } });
+  await saveKeeperState(path, { version: 1, savedAt: '2030-01-01T00:00:00.000Z', cycles: 7, sources: { a: s }, activity: emptyActivity() });
   const back = await loadKeeperState(path);
   assert.equal(back.kind, 'loaded');
   assert.equal(back.state.cycles, 7);
@@ -184,19 +204,24 @@ test('state file: atomic round trip; a corrupt file is moved aside, never overwr
   const partial = await loadKeeperState(path);
   assert.equal(partial.kind, 'loaded');
   assert.equal(partial.state.sources.b?.consecutiveFailures, 0);
-  assert.deepEqual(partial.state.sources.b?.history, []);
-  // History: the last HISTORY_LIMIT valid samples, in order; unknown keys are not carried over.
-  const samples = Array.from({ length: HISTORY_LIMIT + 5 }, (_, i) => ({ at: `t${i}`, status: 'ok', latencyMs: i }));
-  samples[HISTORY_LIMIT + 2] = { at: 'bad', status: 'nope', latencyMs: 0 };
-  (samples[HISTORY_LIMIT + 3] as Record<string, unknown>).extra = 'x';
-  (samples[HISTORY_LIMIT + 4] as Record<string, unknown>).latencyMs = 'slow';
+  assert.deepEqual(partial.state.sources.b?.timeline.s, '');
+  // A file from before the timeline: its valid samples carry over, in order.
+  const samples = Array.from({ length: 5 }, (_, i) => ({ at: new Date(Date.UTC(2030, 0, 1, 0, i * 5)).toISOString(), status: 'ok', latencyMs: i }));
+  samples[2] = { at: 'bad', status: 'nope', latencyMs: 0 };
+  (samples[4] as Record<string, unknown>).latencyMs = 'slow';
   await writeFile(path, JSON.stringify({ version: 1, sources: { c: { status: 'ok', history: samples } } }));
-  const h = (await loadKeeperState(path)).state.sources.c?.history ?? [];
-  assert.equal(h.length, HISTORY_LIMIT);
-  assert.deepEqual(h.at(-1), { at: `t${HISTORY_LIMIT + 4}`, status: 'ok', latencyMs: null });
-  assert.deepEqual(h.at(-2), { at: `t${HISTORY_LIMIT + 3}`, status: 'ok', latencyMs: HISTORY_LIMIT + 3 });
-  assert.equal(h.at(-3)?.at, `t${HISTORY_LIMIT + 1}`, 'the invalid sample is skipped');
-  assert.equal(h[0]?.at, 't4');
+  const c = (await loadKeeperState(path)).state.sources.c!;
+  assert.deepEqual(recentSamples(c.timeline), [
+    { at: '2030-01-01T00:00:00.000Z', status: 'ok', latencyMs: 0 },
+    { at: '2030-01-01T00:05:00.000Z', status: 'ok', latencyMs: 1 },
+    { at: '2030-01-01T00:15:00.000Z', status: 'ok', latencyMs: 3 },
+    { at: '2030-01-01T00:20:00.000Z', status: 'ok', latencyMs: null },
+  ]);
+  // A timeline whose arrays disagree is dropped (history only), the rest of the source loads.
+  await writeFile(path, JSON.stringify({ version: 1, sources: { d: { status: 'ok', timeline: { t0: 1, dt: [0, 5], s: 'o', l: [1] } } } }));
+  const d = (await loadKeeperState(path)).state.sources.d!;
+  assert.equal(d.status, 'ok');
+  assert.equal(d.timeline.s, '');
 });
 
 // --- verdict ----------------------------------------------------------------------------------
@@ -336,7 +361,9 @@ test('health table: text from upstreams or a hand-edited report cannot put escap
   assert.doesNotMatch(out.replace(/\n/g, ''), /[\u0000-\u001f\u007f-\u009f]/, 'no control character but the line breaks of the table');
   assert.equal(out.trimEnd().split('\n').length, 3, 'note, header, one row: the message did not add a line');
   assert.match(out, /latchkey login x/);
-  assert.match(out, /invalid_grant \]0;pwned \[2J line two 31m/);
+  // Escape sequences go whole (an OSC's payload, a CSI's parameters), not just their ESC byte.
+  assert.match(out, /invalid_grant line two/);
+  assert.doesNotMatch(out, /pwned|\[2J|31m/);
 });
 
 // --- single instance --------------------------------------------------------------------------
@@ -454,4 +481,102 @@ test('metrics: gauges written only on change still follow every transition (stat
   m.retainSources(new Set());
   m.setSource('hub', 'ok', null, 0);
   assert.match((await series()).join('\n'), /latchkey_source_status\{source="hub",status="degraded"\} 0/, 'a source that comes back gets every series again');
+});
+
+// --- refresh due times and the timeline --------------------------------------------------------
+
+test('refresh due time: at ⅔ of the lifetime plus up to 5 % jitter (never before ⅔), daily without expiry, none without a refresh token', () => {
+  const grant = (over: Record<string, unknown> = {}) => ({ grant: { accessToken: 'a', refreshToken: 'r', obtainedAt: 1_000_000, expiresAt: 1_000_000 + 6000, ...over } }) as never;
+  assert.equal(refreshDueAt(grant(), 0), 1_004_000, '⅔ of 6 s');
+  assert.equal(refreshDueAt(grant(), 1), 1_004_300, '+5 % of the lifetime at most');
+  for (let i = 0; i < 200; i++) {
+    const at = refreshDueAt(grant(), Math.random())!;
+    assert.ok(at >= 1_004_000 && at <= 1_004_300, String(at));
+  }
+  assert.equal(refreshDueAt(grant({ expiresAt: undefined }), 0), 1_000_000 + DAILY_REFRESH_MS, 'daily when the expiry is unknown');
+  assert.equal(refreshDueAt(grant({ expiresAt: 1_000_000 + 3 * DAILY_REFRESH_MS }), 0), 1_000_000 + DAILY_REFRESH_MS, 'a 3-day token is still refreshed daily');
+  assert.equal(refreshDueAt(grant({ refreshToken: undefined }), 0), undefined);
+  assert.equal(refreshDueAt(grant({ revoked: { at: 1, reason: 'invalid_grant' } }), 0), undefined);
+  assert.equal(refreshDueAt(undefined, 0), undefined);
+  // The stage agrees: at the jittered due time the grant is due (no "not_due" wake-up).
+  const rec = grant();
+  assert.equal(refreshAheadReason(rec, refreshDueAt(rec, 0.999)!), 'two_thirds_lifetime');
+  assert.equal(refreshRetryDelayMs(undefined, 0), 30_000);
+  assert.equal(refreshRetryDelayMs(9000, 0), 3000, 'a third of what is left when that is under 30 s');
+  assert.equal(refreshRetryDelayMs(1000, 0), 1000, 'never under 1 s');
+});
+
+test('due times: the earliest is found, due entries are taken once in due order, removed sources are dropped', () => {
+  const d = new DueTimes();
+  d.set('a', 300);
+  d.set('b', 100);
+  d.set('c', 200);
+  d.set('x', undefined);
+  assert.equal(d.size, 3);
+  assert.equal(d.earliest(), 100);
+  assert.deepEqual(d.takeDue(250), [
+    { name: 'b', at: 100 },
+    { name: 'c', at: 200 },
+  ]);
+  assert.deepEqual(d.takeDue(250), [], 'taken once');
+  assert.equal(d.earliest(), 300);
+  d.retain(new Set(['z']));
+  assert.equal(d.earliest(), undefined);
+});
+
+test('timeline: one entry per probe, 24 h window and count bound, compact on disk, never runs backwards', () => {
+  const tl = emptyTimeline();
+  const t0 = Date.parse('2030-01-01T00:00:00Z');
+  appendTimeline(tl, t0, 'ok', 12.4);
+  appendTimeline(tl, t0 + 300_000, 'unreachable', null);
+  appendTimeline(tl, t0 + 600_000, 'degraded', 800);
+  assert.deepEqual(tl, { t0: t0 / 1000, dt: [0, 300, 300], s: 'oud', l: [12, -1, 800] });
+  assert.deepEqual(recentSamples(tl, 2), [
+    { at: '2030-01-01T00:05:00.000Z', status: 'unreachable', latencyMs: null },
+    { at: '2030-01-01T00:10:00.000Z', status: 'degraded', latencyMs: 800 },
+  ]);
+  // 25 h of probes every 5 min: only the last 24 h stay (288 gaps of 5 min = 24 h → 289 probes).
+  const day = emptyTimeline();
+  for (let i = 0; i <= 300; i++) appendTimeline(day, t0 + i * 300_000, 'ok', 1);
+  assert.equal(day.s.length, 289);
+  assert.equal(timelineEnd(day) - day.t0, 24 * 3600);
+  assert.equal(day.dt[0], 0);
+  // A clock stepped back: recorded at the last time seen.
+  appendTimeline(day, t0, 'action_required', 1);
+  assert.equal(day.dt.at(-1), 0);
+  assert.equal(timelineEnd(day), (t0 + 300 * 300_000) / 1000);
+  // Every second for an hour: bounded by count.
+  const fast = emptyTimeline();
+  for (let i = 0; i < 3600; i++) appendTimeline(fast, t0 + i * 1000, 'ok', 1);
+  assert.equal(fast.s.length, TIMELINE_MAX_SAMPLES);
+  assert.equal(timelineEnd(fast), (t0 + 3599_000) / 1000);
+  assert.ok(JSON.stringify(day).length < 3000, `a 24 h timeline is ${JSON.stringify(day).length} bytes of JSON`);
+});
+
+test('activity: probes and refreshes counted per hour for 24 h; the last 20 events kept', () => {
+  const a = emptyActivity();
+  const t0 = Date.parse('2030-01-01T00:10:00Z');
+  countActivity(a, t0, { probes: 2 });
+  countActivity(a, t0 + 60_000, { refreshes: 1, refreshFailures: 1 });
+  assert.deepEqual(a.hours, [{ hour: Date.parse('2030-01-01T00:00:00Z') / 1000, probes: 2, refreshes: 1, refreshFailures: 1 }]);
+  for (let h = 1; h <= 30; h++) countActivity(a, t0 + h * 3_600_000, { probes: 1 });
+  assert.equal(a.hours.length, 24);
+  assert.equal(a.hours[0]?.hour, Date.parse('2030-01-01T07:00:00Z') / 1000, 'the hour of the last count and the 23 before it');
+  for (let i = 0; i < 25; i++) noteActivity(a, { at: String(i), kind: 'cycle', text: `cycle ${i}`, ok: true });
+  assert.equal(a.recent.length, 20);
+  assert.equal(a.recent[0]?.text, 'cycle 5');
+});
+
+test('recent history (health.json): incremental after each probe, equal to a full rebuild, also across the window edge', () => {
+  const tl = emptyTimeline();
+  const t0 = Date.parse('2030-01-01T00:00:00Z');
+  for (let i = 0; i < TIMELINE_MAX_SAMPLES + 40; i++) {
+    appendTimeline(tl, t0 + i * 60_000, i % 7 === 0 ? 'degraded' : 'ok', i % 5 === 0 ? null : i);
+    const got = recentHistory(tl);
+    assert.deepEqual(got, recentSamples(tl, HISTORY_LIMIT), `after probe ${i}`);
+    assert.equal(recentHistory(tl), got, 'unchanged timeline: the same array');
+  }
+  // A probe recorded at the same second as the last one (a clock stepped back): still right.
+  appendTimeline(tl, t0, 'unreachable', 1);
+  assert.deepEqual(recentHistory(tl), recentSamples(tl, HISTORY_LIMIT));
 });

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { ExitCode, LatchkeyError } from '../../errors.js';
 import { openLatchkey } from '../../latchkey.js';
 import { usageError, type CliIO, type Command } from '../io.js';
+import { sanitizeRemoteText } from '../../sanitize.js';
 
 /** RFC 9110 §5.1 field names. */
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -62,7 +63,7 @@ export const command: Command = {
       }
       await writeBody(res, io);
       if (res.ok) return ExitCode.ok;
-      io.stderr.write(`latchkey: ${source}: ${method} ${safeUrl(url)} answered ${res.status}${res.statusText ? ` ${res.statusText}` : ''}\n`);
+      io.stderr.write(`latchkey: ${source}: ${method} ${safeUrl(url)} answered ${res.status}${res.statusText ? ` ${sanitizeRemoteText(res.statusText, 64)}` : ''}\n`);
       return exitCodeForStatus(res.status);
     } finally {
       await lk.close();

@@ -23,7 +23,8 @@ export const command: Command = {
     '  --token <ref>    require Authorization: Bearer <token> on every data route (env:NAME, file:/path or',
     '                   keyring:service/account); mandatory with --allow-remote, and worth it on loopback too',
     '                   on a machine shared with other users (any local user can reach 127.0.0.1)',
-    'Logs: one JSON object per line on stderr. Stop with Ctrl-C, SIGTERM or SIGHUP (finishes the write in progress).',
+    'Logs: one JSON object per line on stderr. Stop with Ctrl-C or SIGTERM (finishes the write in progress).',
+    'SIGHUP, or saving config.json, reloads the sources without a restart (a broken config keeps the last good one).',
     'A port in use does not stop it: it keeps every source alive without its dashboard and retries the port.',
     'Smallest footprint (what `latchkey service install` runs): node --optimize-for-size <path of latchkey> keeper',
   ].join('\n'),
@@ -61,10 +62,16 @@ export const command: Command = {
       standby.abort();
       void stop?.();
     };
+    let reload: (() => Promise<boolean>) | undefined;
+    // SIGHUP reloads the config, as daemons do (nginx, sshd); the keeper's own log says how it went.
+    // Before the keeper runs (standing by for the lock) there is nothing to reload yet.
+    const onHangup = (): void => {
+      log('info', 'signal', { signal: 'SIGHUP', message: reload ? 'reloading the config' : 'not running yet: nothing to reload' });
+      void reload?.();
+    };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    // A closed terminal (SSH session dropped) stops the keeper cleanly too, instead of killing it mid-write.
-    process.on('SIGHUP', onSignal);
+    process.on('SIGHUP', onHangup);
     try {
       let daemon;
       try {
@@ -88,6 +95,7 @@ export const command: Command = {
       }
       const d = daemon;
       stop = () => d.stop(0);
+      reload = () => d.reload();
       if (stopRequested) void stop();
       if (d.http && (io.stdout as { isTTY?: boolean }).isTTY) {
         io.stdout.write(`Latchkey keeper: dashboard at ${d.http.url}/ — Ctrl-C to stop\n`);
@@ -96,7 +104,7 @@ export const command: Command = {
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
-      process.off('SIGHUP', onSignal);
+      process.off('SIGHUP', onHangup);
     }
   },
 };

@@ -4,7 +4,8 @@ import { loginFlowOf, loginNeeds, importCommandFor } from '../../config/source-f
 import type { ResolvedSource } from '../../config/resolve.js';
 import { LatchkeyError } from '../../errors.js';
 import { openLatchkey } from '../../latchkey.js';
-import { sanitizeRemoteText, type LoginResult } from '../../oauth/login-grant.js';
+import type { LoginResult } from '../../oauth/login-grant.js';
+import { sanitizeRemoteText } from '../../sanitize.js';
 import { usageError, type CliIO, type Command } from '../io.js';
 
 /** 128 + SIGINT (2): what a shell reports for a command ended by Ctrl-C. */

@@ -1,6 +1,7 @@
 import { bearerMethod } from '../../config/resolve.js';
 import { openLatchkey, type Latchkey } from '../../latchkey.js';
 import { usageError, warnUnsaved, type CliIO, type Command } from '../io.js';
+import { sanitizeRemoteText } from '../../sanitize.js';
 
 export const command: Command = {
   summary: 'print a fresh access token (only the token and a newline)',
@@ -36,7 +37,7 @@ async function warnExpired(lk: Latchkey, source: string, token: string, io: CliI
   const g = rec?.grant;
   const now = lk.clock.now();
   if (g?.expiresAt === undefined || now < g.expiresAt || g.accessToken.reveal() !== token) return;
-  const why = rec?.lastFailure ? `the last refresh failed: ${rec.lastFailure.message}` : 'it could not be refreshed';
+  const why = rec?.lastFailure ? `the last refresh failed: ${sanitizeRemoteText(rec.lastFailure.message, 500)}` : 'it could not be refreshed';
   io.stderr.write(
     `latchkey: warning: ${source}: this access token expired ${Math.round((now - g.expiresAt) / 1000)} s ago and ${why}; the API will likely refuse it. Try again later; \`latchkey status\` shows the state\n`,
   );
