@@ -108,7 +108,11 @@ export class FileStore implements Store {
 
   async list(): Promise<Map<string, SourceRecord>> {
     fileStoreCounters.listings++;
-    return this.#readDoc();
+    const sources = await this.#readSources();
+    const out = new Map<string, SourceRecord>();
+    if (sources === undefined) return out;
+    for (const name of Object.keys(sources)) out.set(name, recordOf(sources, name, this.location, this.#openSecret) as SourceRecord);
+    return out;
   }
 
   async listMeta(): Promise<Map<string, SourceMeta>> {
