@@ -8,6 +8,10 @@
  * - a keeper cycle over N OAuth sources (the real Keeper, in process), per source: once with
  *   every grant fresh (refresh-ahead not due), once with every grant due (each refreshed).
  *
+ * - a session write (`store.put('sessions', …)`) with 100 and with 10,000 sessions stored: the
+ *   median time of 50 puts at each size, and their ratio (one file per entry: O(1) in the
+ *   number of sessions, limit 2x).
+ *
  * Counted by the file store itself (`fileStoreCounters`: calls of `read`/`tx.read`, of the
  * listings, and of actual parses of store.json; a read that finds the file unchanged since the
  * last parse costs an fstat, not a parse).
@@ -18,7 +22,12 @@ import { Keeper } from '../src/keeper/keeper.js';
 import { jsonLineLog } from '../src/keeper/log.js';
 import { openLatchkey } from '../src/index.js';
 import { systemClock } from '../src/clock.js';
-import { fileStoreCounters } from '../src/store/file-store.js';
+import { FileStore, fileStoreCounters } from '../src/store/file-store.js';
+import { FileKeyspaces } from '../src/store/keyspace-files.js';
+import { Secret } from '../src/secret.js';
+import { median } from './lib/stats.js';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { startIdpProcess } from '../test/fixtures/idp-process.js';
 import { makeHome } from './lib/home.js';
 import { note, reporter } from './lib/report.js';
@@ -123,7 +132,41 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  note(`store-reads could not run: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-  process.exit(1);
-});
+/** Median ms of `n` session puts into a store that holds `stored` sessions. */
+async function sessionPuts(home: string, stored: number, n: number): Promise<number> {
+  const store = new FileStore({ path: join(home, 'store.json') });
+  await store.put('sessions', 'seed', new Secret('seed'), 3_600_000); // creates the directories
+  // The others are laid down directly (no fsync each): only the puts below are timed.
+  const ks = new FileKeyspaces(join(home, 'keyspaces'), Date.now);
+  const text = `${JSON.stringify({ format: 'latchkey-entry', formatVersion: 1, expiresAt: Date.now() + 3_600_000, value: 'x'.repeat(400) })}\n`;
+  for (let i = 0; i < stored; i++) await writeFile(ks.fileOf('sessions', `pre-${i}`), text, { mode: 0o600 });
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await store.put('sessions', `timed-${i % 10}`, new Secret('y'.repeat(400)), 3_600_000);
+    times.push(performance.now() - t0);
+  }
+  return median(times);
+}
+
+async function sessionFigures(): Promise<void> {
+  const small = await makeHome('sessions-100', {});
+  const large = await makeHome('sessions-10000', {});
+  try {
+    const at100 = await sessionPuts(small.home, 100, 50);
+    const at10k = await sessionPuts(large.home, 10_000, 50);
+    out({ figure: 'session_put_ms_at_100', value: Math.round(at100 * 1000) / 1000, unit: 'ms', subject: 'latchkey', extra: { puts: 50, note: 'temp file, fsync, rename, fsync dir' } });
+    out({ figure: 'session_put_ms_at_10000', value: Math.round(at10k * 1000) / 1000, unit: 'ms', subject: 'latchkey', extra: { puts: 50 } });
+    out({ figure: 'session_put_ratio_10000_vs_100', value: Math.round((at10k / at100) * 100) / 100, limit: 2, unit: 'x', subject: 'latchkey', extra: { rule: 'O(1) in the number of sessions' } });
+  } finally {
+    await small.remove();
+    await large.remove();
+  }
+}
+
+main()
+  .then(sessionFigures)
+  .catch((err: unknown) => {
+    note(`store-reads could not run: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exit(1);
+  });
