@@ -11,7 +11,8 @@
  *   returning. The rename is timed by wrapping `fs.promises.rename` (syncBuiltinESMExports makes
  *   the store's named import see the wrapper); the answer time comes from the engine's event
  *   (`answerAt`, taken by refreshTokenGrant's fetch wrapper: no I/O added to the path).
- * - `answer_to_durable_ms`: to the store write resolving (the directory fsync'd too).
+ * - `answer_to_durable_ms`: to the locked unit that wrote it resolving (store contract v2: its
+ *   work is durable then; the directory fsync'd too, the lock released).
  *
  * p50/p95/max of each, one line per figure; plus the IdP's revoked grants (limit 0).
  * LATCHKEY_BENCH_CRASH_REFRESHES changes the count (default 200).

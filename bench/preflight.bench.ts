@@ -64,11 +64,11 @@ async function main(): Promise<void> {
     // A grant the IdP revoked earlier: stored with its refresh token, marked revoked.
     await installGrant(h.home, 'revoked', { access_token: 'good-but-revoked', refresh_token: 'revoked-refresh', expires_in: 3600 });
     const setup = await openLatchkey({ home: h.home, env });
-    await setup.store.withLock('revoked', async () => {
-      const rec = await setup.store.read('revoked');
+    await setup.store.withLock('revoked', async (tx) => {
+      const rec = await tx.read('revoked');
       if (!rec?.grant) throw new Error('grant not installed');
       const { version, ...rest } = rec;
-      await setup.store.write('revoked', { ...rest, grant: { ...rec.grant, revoked: { at: Date.now(), reason: 'invalid_grant' } } }, version);
+      await tx.write('revoked', { ...rest, grant: { ...rec.grant, revoked: { at: Date.now(), reason: 'invalid_grant' } } }, version);
     });
     await setup.close();
 

@@ -284,9 +284,9 @@ export class Latchkey {
     grant.tokenEndpoint = extra.tokenEndpoint ?? src.oauth?.tokenEndpoint;
     grant.issuer = extra.issuer ?? src.oauth?.issuer;
     grant.clientId = extra.clientId ?? src.oauth?.clientId;
-    await this.store.withLock(source, async () => {
-      const rec = await this.store.read(source);
-      await this.store.write(source, { ...(rec ? withoutVersion(rec) : {}), grant, lastFailure: undefined }, rec?.version ?? 0);
+    await this.store.withLock(source, async (tx) => {
+      const rec = await tx.read(source);
+      await tx.write(source, { ...(rec ? withoutVersion(rec) : {}), grant, lastFailure: undefined }, rec?.version ?? 0);
     });
     this.engine.invalidate(source);
     return grant;
@@ -295,11 +295,11 @@ export class Latchkey {
   /** Removes the stored grant of a source (under its lock). */
   async removeGrant(source: string): Promise<boolean> {
     let removed = false;
-    await this.store.withLock(source, async () => {
-      const rec = await this.store.read(source);
+    await this.store.withLock(source, async (tx) => {
+      const rec = await tx.read(source);
       if (!rec?.grant) return;
       const { grant: _g, ...rest } = withoutVersion(rec);
-      await this.store.write(source, rest, rec.version);
+      await tx.write(source, rest, rec.version);
       removed = true;
     });
     this.engine.invalidate(source);

@@ -9,7 +9,7 @@ import { homePaths, latchkeyHome, type HomePaths } from '../paths.js';
 import { privateDirProblem, privateFileProblem } from '../store/private-mode.js';
 import { readRegularFileSync } from '../store/read-file-sync.js';
 import { MAX_SECRET_FILE_BYTES } from '../store/regular-file.js';
-import { parseStoreDocument } from '../store/store-document.js';
+import { parseStoreRecord } from '../store/store-document.js';
 import { renderPreflight } from './preflight-format.js';
 import { colourWanted } from './terminal-table.js';
 
@@ -98,7 +98,7 @@ function freshStoredToken(source: string, src: ResolvedSource, paths: HomePaths)
   // FileStore's rules: not through a symbolic link, a regular file, private to this user.
   const { text, stat } = readRegularFileSync(paths.store, { noFollow: true });
   if (privateDirProblem(dirname(paths.store), statSync(dirname(paths.store))) || privateFileProblem(paths.store, stat)) return undefined;
-  const grant = usableGrant(source, parseStoreDocument(text, paths.store).get(source));
+  const grant = usableGrant(source, parseStoreRecord(text, paths.store, source));
   return Date.now() < refreshDueAt(grant, configuredSkewMs(oauth)) ? grant.accessToken.reveal() : undefined;
 }
 

@@ -5,7 +5,7 @@ import { LatchkeyError, type OperatorAction } from '../errors.js';
 import type { Latchkey } from '../latchkey.js';
 import { isLoopbackHost } from '../net/loopback.js';
 import { Secret } from '../secret.js';
-import type { SourceRecord } from '../store/store.js';
+import type { SourceRecord, StoreTx } from '../store/store.js';
 import { CdpError, describeEndpoint, readTabCookies, type BrowserCookie } from './cdp.js';
 import { applySetCookies, checkCookie, parseCookieHeader, serializeCookieHeader, MAX_COOKIES } from './cookies.js';
 import { WrongDestinationError, type Availability, type AuthMethod, type AuthRequest, type MethodContext, type PreparedAuth } from './method.js';
@@ -188,8 +188,8 @@ export class SessionMethod implements AuthMethod {
     }
     if (!this.#config.cdp && !(this.#config.renewUrl && jar.effective.size > 0)) throw this.#error(this.#missingMessage(jar));
     // Nothing usable stored: obtain it (once across processes, under the source's lock).
-    return this.#lk.store.withLock(this.#source, async () => {
-      const again = await this.#lk.store.read(this.#source);
+    return this.#lk.store.withLock(this.#source, async (tx) => {
+      const again = await tx.read(this.#source);
       const stored = this.#jar(base, storedCookies(again));
       if (this.#usable(stored)) {
         this.#memo = stored;
@@ -200,7 +200,7 @@ export class SessionMethod implements AuthMethod {
       // the renewal URL re-issues the rest.
       if (this.#config.renewUrl && stored.effective.size > 0) {
         try {
-          return await this.#renewOverHttp(again, stored, signal);
+          return await this.#renewOverHttp(tx, again, stored, signal);
         } catch (err) {
           if (!(err instanceof LatchkeyError)) throw err;
           failures.push(stripSource(err.message, this.#source));
@@ -210,7 +210,7 @@ export class SessionMethod implements AuthMethod {
         try {
           const next = this.#jar(base, await this.#captureFromBrowser(false, signal));
           if (!this.#usable(next)) throw this.#error(this.#missingMessage(next, 'the signed-in tab'));
-          await this.#persist(again, next.overlay);
+          await this.#persist(tx, again, next.overlay);
           this.#memo = next;
           return next;
         } catch (err) {
@@ -270,8 +270,8 @@ export class SessionMethod implements AuthMethod {
   // ---- recovery ------------------------------------------------------------------------
 
   async #recoverUnderLock(used: PreparedAuth, signal: AbortSignal): Promise<void> {
-    await this.#lk.store.withLock(this.#source, async () => {
-      let rec = await this.#lk.store.read(this.#source);
+    await this.#lk.store.withLock(this.#source, async (tx) => {
+      let rec = await tx.read(this.#source);
       const base = await this.#baseCookies();
       const current = this.#jar(base, storedCookies(rec));
       // Double-check: another process renewed while we waited for the lock.
@@ -282,7 +282,7 @@ export class SessionMethod implements AuthMethod {
       const failures: string[] = [];
       if (this.#config.renewUrl) {
         try {
-          await this.#renewOverHttp(rec, current, signal);
+          await this.#renewOverHttp(tx, rec, current, signal);
           return;
         } catch (err) {
           if (!(err instanceof LatchkeyError)) throw err;
@@ -294,7 +294,7 @@ export class SessionMethod implements AuthMethod {
           const captured = await this.#captureFromBrowser(true, signal);
           const next = this.#jar(base, captured);
           if (!this.#usable(next)) throw this.#error(this.#missingMessage(next, 'the reloaded tab'));
-          rec = await this.#persist(rec, next.overlay);
+          rec = await this.#persist(tx, rec, next.overlay);
           this.#memo = next;
           if (next.prepared.credential === used.credential) {
             throw this.#error(`reloading the tab matching ${this.#tabUrl} did not change its session cookies; the browser session itself has expired`);
@@ -309,7 +309,7 @@ export class SessionMethod implements AuthMethod {
       if (base.size > 0 && current.overlay.size > 0) {
         const headerOnly = this.#jar(base, new Map());
         if (this.#usable(headerOnly) && headerOnly.prepared.credential !== used.credential) {
-          await this.#persist(rec, new Map());
+          await this.#persist(tx, rec, new Map());
           this.#memo = headerOnly;
           return;
         }
@@ -323,7 +323,7 @@ export class SessionMethod implements AuthMethod {
   }
 
   /** Renewal (a): GET renewUrl with the session cookies; apply its Set-Cookie headers. */
-  async #renewOverHttp(rec: SourceRecord | undefined, current: Jar, signal: AbortSignal): Promise<Jar> {
+  async #renewOverHttp(tx: StoreTx, rec: SourceRecord | undefined, current: Jar, signal: AbortSignal): Promise<Jar> {
     const url = new URL(this.#config.renewUrl!);
     const headers: Record<string, string> = {};
     const cookie = current.prepared.headers.Cookie;
@@ -360,7 +360,7 @@ export class SessionMethod implements AuthMethod {
     for (const name of applied.removed) overlay.delete(name);
     const next = this.#jar(current.base, overlay);
     if (!this.#usable(next)) throw this.#error(this.#missingMessage(next, `the answer of the renewal URL ${url.origin}${url.pathname}`));
-    await this.#persist(rec, overlay);
+    await this.#persist(tx, rec, overlay);
     this.#memo = next;
     return next;
   }
@@ -399,12 +399,12 @@ export class SessionMethod implements AuthMethod {
   }
 
   /** Stores the captured/renewed layer (caller holds the lock; CAS on the version read). */
-  async #persist(rec: SourceRecord | undefined, overlay: Map<string, Secret>): Promise<SourceRecord> {
+  async #persist(tx: StoreTx, rec: SourceRecord | undefined, overlay: Map<string, Secret>): Promise<SourceRecord> {
     const { version: _v, ...rest } = rec ?? { version: 0 };
     const next = { ...rest };
     if (overlay.size > 0) next.session = { cookies: Object.fromEntries(overlay), updatedAt: this.#lk.clock.now() };
     else delete next.session;
-    return this.#lk.store.write(this.#source, next, rec?.version ?? 0);
+    return tx.write(this.#source, next, rec?.version ?? 0);
   }
 
   #checkDestination(url: URL): void {

@@ -148,8 +148,8 @@ export async function logout(lk: Latchkey, source: string, options: LogoutOption
   } else if (ctx) {
     result.revocationEndpoint = ctx.as.revocation_endpoint;
     const endpointCtx = ctx;
-    await lk.store.withLock(source, async () => {
-      const rec = await lk.store.read(source);
+    await lk.store.withLock(source, async (tx) => {
+      const rec = await tx.read(source);
       const grant = rec?.grant;
       if (!grant) return;
       if (grant.refreshToken) {

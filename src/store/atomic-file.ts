@@ -64,13 +64,16 @@ export async function removeAbandonedTempFiles(dir: string, minAgeMs = ABANDONED
  * and a crash never leaves a truncated file: fresh temp file (0600) → fsync → rename over →
  * fsync the directory (so the rename itself survives a power cut).
  */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
+export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): Promise<{ dev: number; ino: number }> {
   const dir = dirname(path);
   const tmp = await tempPathFor(path);
   const fh = await open(tmp, 'wx', mode);
+  let written: { dev: number; ino: number };
   try {
     await fh.writeFile(data);
     await fh.sync();
+    const st = await fh.stat();
+    written = { dev: st.dev, ino: st.ino };
   } catch (err) {
     await fh.close().catch(() => undefined);
     await unlink(tmp).catch(() => undefined);
@@ -84,6 +87,8 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     throw err;
   }
   await fsyncDir(dir);
+  // Which file was written (the renamed inode), so a writer can tell its own file from a later one.
+  return written;
 }
 
 async function fsyncDir(dir: string): Promise<void> {

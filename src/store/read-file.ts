@@ -20,3 +20,19 @@ export async function readRegularFile(path: string, options: ReadOptions = {}): 
     await fh.close();
   }
 }
+
+/**
+ * Like {@link readRegularFile}, but the bytes are read only when `unchanged(stat)` says the
+ * opened file is not the one the caller already holds (a cache keyed by inode, size and times).
+ */
+export async function readRegularFileIfChanged(path: string, options: ReadOptions, unchanged: (st: Stats) => boolean): Promise<{ text: string | undefined; stat: Stats }> {
+  const fh = await open(path, openFlags(options));
+  try {
+    const st = await fh.stat();
+    const problem = regularFileProblem(path, st, options.maxBytes);
+    if (problem) throw problem;
+    return { text: unchanged(st) ? undefined : await fh.readFile('utf8'), stat: st };
+  } finally {
+    await fh.close();
+  }
+}

@@ -7,7 +7,8 @@ import { makeHome } from '../helpers/home.js';
 import { TokenEngine, type EngineEvent } from '../../src/engine/fresh-token.js';
 import { FileStore } from '../../src/store/file-store.js';
 import { LatchkeyError } from '../../src/errors.js';
-import type { SourceRecord, SourceRecordInput, Store, WithLockOptions } from '../../src/store/store.js';
+import type { SourceRecord, Store, StoreTx } from '../../src/store/store.js';
+import { DelegatingStore, writeOutOfBand, writeRecord } from '../helpers/store.js';
 
 let idp: Idp;
 before(async () => {
@@ -27,46 +28,35 @@ function storedGrant(doc: string): { accessToken: string; refreshToken: string }
   return (JSON.parse(doc) as { sources: Record<string, { grant: { accessToken: string; refreshToken: string } }> }).sources.idp!.grant;
 }
 
-/** A file store whose writes fail on demand (the disk filling up), or race a writer that skips the lock. */
-class FaultyStore implements Store {
-  readonly inner: FileStore;
+/** A file store whose locked writes fail on demand (the disk filling up), or race a writer that skips the lock. */
+class FaultyStore extends DelegatingStore {
+  readonly path: string;
   /** Writes still to fail: a number, or Infinity for "until further notice". */
   failWrites = 0;
   /** Runs before the next write only (e.g. an out-of-band writer bumping the version). */
   beforeNextWrite: (() => Promise<void>) | undefined;
   writes = 0;
   constructor(path: string) {
-    this.inner = new FileStore({ path });
+    super(new FileStore({ path }));
+    this.path = path;
   }
-  get location(): string {
-    return this.inner.location;
-  }
-  read(source: string): Promise<SourceRecord | undefined> {
-    return this.inner.read(source);
-  }
-  list(): Promise<Map<string, SourceRecord>> {
-    return this.inner.list();
-  }
-  async write(source: string, record: SourceRecordInput, expectedVersion: number): Promise<SourceRecord> {
-    this.writes++;
-    const hook = this.beforeNextWrite;
-    this.beforeNextWrite = undefined;
-    if (hook) await hook();
-    if (this.failWrites > 0) {
-      this.failWrites--;
-      const cause = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
-      throw new LatchkeyError('LK_STORE_IO', `cannot write the store ${this.location}: ENOSPC; it was left as it was`, { cause });
-    }
-    return this.inner.write(source, record, expectedVersion);
-  }
-  remove(source: string, expectedVersion?: number): Promise<void> {
-    return this.inner.remove(source, expectedVersion);
-  }
-  withLock<T>(source: string, fn: () => Promise<T>, options?: WithLockOptions): Promise<T> {
-    return this.inner.withLock(source, fn, options);
-  }
-  close(): Promise<void> {
-    return this.inner.close();
+  override wrapTx(tx: StoreTx): StoreTx {
+    return {
+      read: (key) => tx.read(key),
+      remove: (key, version) => tx.remove(key, version),
+      write: async (key, record, expectedVersion) => {
+        this.writes++;
+        const hook = this.beforeNextWrite;
+        this.beforeNextWrite = undefined;
+        if (hook) await hook();
+        if (this.failWrites > 0) {
+          this.failWrites--;
+          const cause = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+          throw new LatchkeyError('LK_STORE_IO', `cannot write the store ${this.location}: ENOSPC; it was left as it was`, { cause });
+        }
+        return tx.write(key, record, expectedVersion);
+      },
+    };
   }
 }
 
@@ -120,26 +110,26 @@ test('forceRefresh never hands back the rejected token from a plain token() flig
   const clock = new TestClock();
   const now = clock.now();
   const { Secret } = await import('../../src/secret.js');
-  await store.write('s', { grant: { accessToken: new Secret('old'), refreshToken: new Secret('rt'), obtainedAt: now, expiresAt: now + 3_600_000 } }, 0);
+  await writeRecord(store, 's', { grant: { accessToken: new Secret('old'), refreshToken: new Secret('rt'), obtainedAt: now, expiresAt: now + 3_600_000 } }, 0);
   // The first read fails (a store hiccup): the flight it belongs to rejects, and a caller that
   // retries at once starts a new plain flight, which reads the token the API just rejected.
   let reads = 0;
-  const scripted: Store = {
-    location: store.location,
-    read: async (source) => {
-      reads++;
-      if (reads === 1) throw new LatchkeyError('LK_STORE_IO', 'hiccup');
-      const rec = await store.read(source);
-      // Under the lock (the forced refresh): a sibling rotated meanwhile.
-      if (reads >= 3 && rec?.grant) return { ...rec, grant: { ...rec.grant, accessToken: new Secret('new') } };
-      return rec;
-    },
-    list: () => store.list(),
-    write: (s, r, v) => store.write(s, r, v),
-    remove: (s, v) => store.remove(s, v),
-    withLock: (s, fn, o) => store.withLock(s, fn, o),
-    close: () => store.close(),
+  const scriptedRead = async (source: string, read: (s: string) => Promise<SourceRecord | undefined>): Promise<SourceRecord | undefined> => {
+    reads++;
+    if (reads === 1) throw new LatchkeyError('LK_STORE_IO', 'hiccup');
+    const rec = await read(source);
+    // Under the lock (the forced refresh): a sibling rotated meanwhile.
+    if (reads >= 3 && rec?.grant) return { ...rec, grant: { ...rec.grant, accessToken: new Secret('new') } };
+    return rec;
   };
+  const scripted: Store = new (class extends DelegatingStore {
+    override read(source: string): Promise<SourceRecord | undefined> {
+      return scriptedRead(source, (s) => store.read(s));
+    }
+    override wrapTx(tx: StoreTx): StoreTx {
+      return { ...tx, read: (key) => scriptedRead(key, (s) => tx.read(s)) };
+    }
+  })(store);
   const engine = new TokenEngine({ store: scripted, clock, fetch: () => Promise.reject(new Error('no IdP call expected')), settings: async () => ({ tokenEndpoint: 'http://127.0.0.1:9/token', clientId: 'c' }) });
   const plain = engine.token('s');
   const retried = plain.catch(() => engine.token('s'));
@@ -192,9 +182,9 @@ test('a write that conflicts under the lock (a writer that skipped the lock) is 
   // Just before the engine's write, something bumps the record (a session capture, say).
   store.beforeNextWrite = async () => {
     const rec = (await store.inner.read('idp'))!;
-    const { version, ...rest } = rec;
+    const { version: _version, ...rest } = rec;
     const { Secret } = await import('../../src/secret.js');
-    await store.inner.write('idp', { ...rest, session: { cookies: { sid: new Secret('cookie') }, updatedAt: 1 } }, version);
+    await writeOutOfBand(store.path, 'idp', { ...rest, session: { cookies: { sid: new Secret('cookie') }, updatedAt: 1 } });
   };
   const fresh = await engine.token('idp');
   const text = await readFile(h.storePath, 'utf8');

@@ -23,6 +23,7 @@ import { cliPath } from '../helpers/home.js';
 import { idpHome } from '../helpers/lk.js';
 import { startLatencyProxy, type ProxiedRequest } from '../helpers/latency-proxy.js';
 import { FileStore } from '../../src/store/file-store.js';
+import { writeRecord } from '../helpers/store.js';
 import { parseStoreDocument } from '../../src/store/store-document.js';
 
 // ~0.7 s a cycle on a 2-core machine: 200 in CI (~2.5 min, run beside other files), 100 locally.
@@ -88,7 +89,7 @@ test(`SIGKILL at random points of ${CYCLES} refresh cycles: the store always par
     const before = await store.read('idp');
     assert.ok(before?.grant?.refreshToken, `cycle ${cycle}: a grant to start from`);
     const { version: _v, ...rest } = before;
-    await store.write('idp', { ...rest, grant: { ...before.grant, expiresAt: Date.now() - 1_000 } }, before.version);
+    await writeRecord(store, 'idp', { ...rest, grant: { ...before.grant, expiresAt: Date.now() - 1_000 } }, before.version);
     const storedBefore = before.grant.refreshToken.reveal();
 
     // The process that is killed.

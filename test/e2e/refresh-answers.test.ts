@@ -17,6 +17,7 @@ import type { Latchkey, OpenLatchkeyOptions } from '../../src/latchkey.js';
 import { refreshAhead } from '../../src/keeper/refresh-stage.js';
 import type { TokenResponse } from '../fixtures/idp.js';
 import { FileStore } from '../../src/store/file-store.js';
+import { writeOutOfBand } from '../helpers/store.js';
 import { Secret } from '../../src/secret.js';
 
 const CONF_CLIENT = { client_id: 'lk-conf.x~y', client_secret: 'sec-ret_v.a~l-0123456789', token_endpoint_auth_method: 'client_secret_basic' };
@@ -374,6 +375,20 @@ test('reset before the IdP saw the request: fail open, then the same token works
   assert.equal(idp.stats.revokedGrants, 0);
 });
 
+test('the pause before confirming a refusal is outside the lock: a sibling takes the lock meanwhile, and the confirmation succeeds', async (t) => {
+  const { h, lk, grant } = await setup(t, { open: { confirmRefusalDelayMs: 1_500 } });
+  proxy.setFault({ kind: 'answer', status: 400, times: 1, body: '{"error":"invalid_grant"}', headers: { 'content-type': 'application/json' } });
+  const pending = lk.token('idp');
+  while (proxy.counters.tokenRequests === 0) await new Promise((r) => setTimeout(r, 5));
+  // Store contract v2: no locked unit waits. Before, the pause held the lock (1.5 s here).
+  const sibling = new FileStore({ path: h.storePath });
+  assert.equal(await sibling.withLock('idp', async () => 'free', { timeoutMs: 700 }), 'free');
+  const token = await pending;
+  assert.notEqual(token, grant.access_token);
+  assert.equal(proxy.counters.tokenRequests, 2, 'the refused token was sent once more, then accepted');
+  assert.equal(idp.stats.revokedGrants, 0);
+});
+
 test('a refusal, and meanwhile a newer grant written to the store (a login that skipped the lock): the newer one is adopted, the refused token is not sent again', async (t) => {
   const { h, lk } = await setup(t, { open: { confirmRefusalDelayMs: 1_000 } });
   const newer = await idp.mintGrant();
@@ -381,10 +396,10 @@ test('a refusal, and meanwhile a newer grant written to the store (a login that 
   proxy.setFault({ kind: 'answer', status: 400, times: 1, body: '{"error":"invalid_grant"}', headers: { 'content-type': 'application/json' } });
   const pending = lk.token('idp');
   while (proxy.counters.tokenRequests === 0) await new Promise((r) => setTimeout(r, 5));
-  // Written with the document lock only, as a login on another machine of a shared home might.
+  // Written without the lock, as a login on another machine of a shared home might.
   const store = new FileStore({ path: h.storePath });
-  const rec = (await store.read('idp'))!;
-  await store.write('idp', { ...rec, grant: { ...rec.grant!, accessToken: new Secret(newer.access_token), refreshToken: new Secret(newer.refresh_token), expiresAt: h.clock.now() + 25_000, obtainedAt: h.clock.now() } }, rec.version);
+  const { version: _version, ...rec } = (await store.read('idp'))!;
+  await writeOutOfBand(h.storePath, 'idp', { ...rec, grant: { ...rec.grant!, accessToken: new Secret(newer.access_token), refreshToken: new Secret(newer.refresh_token), expiresAt: h.clock.now() + 25_000, obtainedAt: h.clock.now() } });
   assert.equal(await pending, newer.access_token);
   assert.equal(proxy.counters.tokenRequests, 1, 'the refused token was not sent again');
   assert.equal((await stored(h)).grant.revoked, undefined);

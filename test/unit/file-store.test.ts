@@ -4,6 +4,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmod, mkdir, readFile, stat, utimes, writeFile, readdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { FileStore } from '../../src/store/file-store.js';
+import { removeRecord, writeRecord } from '../helpers/store.js';
 import { Secret } from '../../src/secret.js';
 import { LatchkeyError } from '../../src/errors.js';
 import { makeHome } from '../helpers/home.js';
@@ -16,7 +17,7 @@ test('writes one JSON document, mode 0600 in a 0700 directory, and reads it back
   const h = await makeHome();
   t.after(() => h.cleanup());
   const store = new FileStore({ path: h.storePath });
-  const rec = await store.write('a', { grant: grant('at-1', 'rt-1') }, 0);
+  const rec = await writeRecord(store, 'a', { grant: grant('at-1', 'rt-1') }, 0);
   assert.equal(rec.version, 1);
   const st = await stat(h.storePath);
   assert.equal(st.mode & 0o777, 0o600);
@@ -34,10 +35,10 @@ test('compare-and-set: a write based on a stale version is refused and changes n
   const h = await makeHome();
   t.after(() => h.cleanup());
   const store = new FileStore({ path: h.storePath });
-  await store.write('a', { grant: grant('at-1', 'rt-1') }, 0);
-  await store.write('a', { grant: grant('at-2', 'rt-2') }, 1);
+  await writeRecord(store, 'a', { grant: grant('at-1', 'rt-1') }, 0);
+  await writeRecord(store, 'a', { grant: grant('at-2', 'rt-2') }, 1);
   const before = await readFile(h.storePath);
-  await assert.rejects(store.write('a', { grant: grant('at-stale', 'rt-stale') }, 1), (err: LatchkeyError) => err.code === 'LK_STORE_CONFLICT');
+  await assert.rejects(writeRecord(store, 'a', { grant: grant('at-stale', 'rt-stale') }, 1), (err: LatchkeyError) => err.code === 'LK_STORE_CONFLICT');
   assert.deepEqual(await readFile(h.storePath), before);
 });
 
@@ -45,7 +46,7 @@ test('concurrent writers of different sources do not lose each other’s updates
   const h = await makeHome();
   t.after(() => h.cleanup());
   const stores = Array.from({ length: 4 }, () => new FileStore({ path: h.storePath }));
-  await Promise.all(Array.from({ length: 20 }, (_, i) => stores[i % 4]!.write(`s${i}`, { grant: grant(`at-${i}`) }, 0)));
+  await Promise.all(Array.from({ length: 20 }, (_, i) => writeRecord(stores[i % 4]!, `s${i}`, { grant: grant(`at-${i}`) }, 0)));
   const all = await stores[0]!.list();
   assert.equal(all.size, 20);
 });
@@ -63,8 +64,8 @@ for (const [name, content] of [
     const before = await readFile(h.storePath);
     const store = new FileStore({ path: h.storePath });
     await assert.rejects(store.read('a'), (err: LatchkeyError) => err.code === 'LK_STORE_CORRUPT' && err.message.includes(h.storePath));
-    await assert.rejects(store.write('b', { grant: grant('x') }, 0), (err: LatchkeyError) => err.code === 'LK_STORE_CORRUPT');
-    await assert.rejects(store.remove('a'), (err: LatchkeyError) => err.code === 'LK_STORE_CORRUPT');
+    await assert.rejects(writeRecord(store, 'b', { grant: grant('x') }, 0), (err: LatchkeyError) => err.code === 'LK_STORE_CORRUPT');
+    await assert.rejects(removeRecord(store, 'a'), (err: LatchkeyError) => err.code === 'LK_STORE_CORRUPT');
     assert.deepEqual(await readFile(h.storePath), before);
   });
 }
@@ -74,14 +75,14 @@ test('a store directory readable by others is refused with the fix', async (t) =
   t.after(() => h.cleanup());
   await chmod(h.home, 0o755);
   const store = new FileStore({ path: h.storePath });
-  await assert.rejects(store.write('a', { grant: grant('x') }, 0), (err: LatchkeyError) => err.code === 'LK_STORE_PERMISSIONS' && err.message.includes(`chmod 700 ${h.home}`));
+  await assert.rejects(writeRecord(store, 'a', { grant: grant('x') }, 0), (err: LatchkeyError) => err.code === 'LK_STORE_PERMISSIONS' && err.message.includes(`chmod 700 ${h.home}`));
 });
 
 test('a store file readable by others is refused and not rewritten', async (t) => {
   const h = await makeHome();
   t.after(() => h.cleanup());
   const store = new FileStore({ path: h.storePath });
-  await store.write('a', { grant: grant('x') }, 0);
+  await writeRecord(store, 'a', { grant: grant('x') }, 0);
   await chmod(h.storePath, 0o644);
   const fresh = new FileStore({ path: h.storePath });
   await assert.rejects(fresh.read('a'), (err: LatchkeyError) => err.code === 'LK_STORE_PERMISSIONS' && err.message.includes('chmod 600'));
@@ -91,7 +92,7 @@ test('the stored document never holds a secret wrapper rendering', async (t) => 
   const h = await makeHome();
   t.after(() => h.cleanup());
   const store = new FileStore({ path: h.storePath });
-  await store.write('a', { grant: grant('at-real', 'rt-real') }, 0);
+  await writeRecord(store, 'a', { grant: grant('at-real', 'rt-real') }, 0);
   const text = await readFile(join(h.home, 'store.json'), 'utf8');
   assert.ok(text.includes('"at-real"') && text.includes('"rt-real"'));
   assert.ok(!text.includes('[redacted]'));
@@ -119,7 +120,7 @@ test('temp files left by a killed writer are removed on the next write; a live w
     if (name !== 'deadRecent') await utimes(path, old, old);
   }
   const store = new FileStore({ path: h.storePath });
-  await store.write('a', { grant: grant('at-1', 'rt-1') }, 0);
+  await writeRecord(store, 'a', { grant: grant('at-1', 'rt-1') }, 0);
   const left = new Set([...(await readdir(h.home)), ...(await readdir(locks))]);
   assert.ok(!left.has(basename(files.deadOld)), 'abandoned store temp file removed');
   assert.ok(!left.has(basename(files.deadOldLock)), 'abandoned lock temp file removed');

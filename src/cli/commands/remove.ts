@@ -32,12 +32,12 @@ export const command: Command = {
         else if (r.revocation === 'not_offered') revoked = '; the IdP offers no revocation, so its tokens stay valid there until they expire';
       }
       // Under the source's lock: a refresh in flight finishes (and saves) before the record goes.
-      await lk.store.withLock(source, async () => {
-        const rec = await lk.store.read(source);
+      await lk.store.withLock(source, async (tx) => {
+        const rec = await tx.read(source);
         if (!rec) return;
         hadRecord = true;
         hadGrant = rec.grant !== undefined;
-        await lk.store.remove(source, rec.version);
+        await tx.remove(source, rec.version);
       });
       lk.engine.invalidate(source);
     } finally {

@@ -31,6 +31,8 @@ export const command: Command = {
  */
 async function warnExpired(lk: Latchkey, source: string, token: string, io: CliIO): Promise<void> {
   if (bearerMethod(lk.source(source)) !== 'oauth' || lk.engine.unsaved(source)) return;
+  // The engine knows the token it just handed out: a store read is needed only for an expired one.
+  if (lk.engine.knownUnexpired(source, token)) return;
   const rec = await lk.store.read(source).catch(() => undefined);
   const g = rec?.grant;
   const now = lk.clock.now();
