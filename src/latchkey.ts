@@ -17,6 +17,7 @@ import type { MethodName } from './config/constants.js';
 import type { SourceAuth } from './client/auth-path.js';
 import type { PreflightOptions, PreflightReport, ProbeOptions, ProbeResult } from './client/probe-types.js';
 import { fixForSource } from './config/source-fix.js';
+import type { GrantInput, GrantOrigin, LoginContext } from './context.js';
 
 type FetchModule = typeof import('./client/fetch.js');
 
@@ -57,18 +58,7 @@ export interface SourceStatus {
   fix: string | null;
 }
 
-/** A grant obtained elsewhere (a token endpoint response). */
-export interface GrantInput {
-  access_token: string;
-  refresh_token?: string;
-  expires_in?: number;
-  /** When the access token expires: seconds since the epoch, or an ISO 8601 date. */
-  expires_at?: number | string;
-  /** When the grant was issued (seconds since the epoch): expires_in counts from then. */
-  iat?: number;
-  scope?: string;
-  token_type?: string;
-}
+export type { GrantInput } from './context.js';
 
 const STATIC_MEMO_MS = 60_000;
 
@@ -82,7 +72,7 @@ interface StaticMemo {
  * One instance per process is the intended use (its memo and in-process flights are shared
  * by every caller).
  */
-export class Latchkey {
+export class Latchkey implements LoginContext {
   readonly config: Config;
   readonly store: Store;
   readonly paths: HomePaths;
@@ -277,7 +267,7 @@ export class Latchkey {
    * source's lock so it never races a refresh. Validates it first: nothing is written unless
    * it has an access token.
    */
-  async installGrant(source: string, input: GrantInput, extra: { tokenEndpoint?: string; issuer?: string; clientId?: string; warnings?: string[] } = {}): Promise<StoredGrant> {
+  async installGrant(source: string, input: GrantInput, extra: GrantOrigin = {}): Promise<StoredGrant> {
     const src = getSource(this.config, source);
     const { accessTokenTimes } = await import('./oauth/jwt-claims.js');
     const grant = grantFromInput(input, this.clock.now(), source, accessTokenTimes, extra.warnings);

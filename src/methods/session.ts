@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { SessionConfig } from '../config/schema.js';
 import { resolveSecretRef } from '../config/secret-ref.js';
 import { LatchkeyError, type OperatorAction } from '../errors.js';
-import type { Latchkey } from '../latchkey.js';
+import type { CoreContext } from '../context.js';
 import { isLoopbackHost } from '../net/loopback.js';
 import { Secret } from '../secret.js';
 import type { SourceRecord } from '../store/store.js';
@@ -50,7 +50,7 @@ interface Jar {
 export class SessionMethod implements AuthMethod {
   readonly name = 'session' as const;
   readonly rejectedAction: OperatorAction = 'renew_session';
-  readonly #lk: Latchkey;
+  readonly #lk: CoreContext;
   readonly #source: string;
   readonly #config: SessionConfig;
   readonly #origin: URL;
@@ -64,7 +64,7 @@ export class SessionMethod implements AuthMethod {
   /** The credential whose last recovery failed (so concurrent callers share the failure). */
   #failedFor: string | undefined;
 
-  constructor(lk: Latchkey, source: string, config: SessionConfig) {
+  constructor(lk: CoreContext, source: string, config: SessionConfig) {
     this.#lk = lk;
     this.#source = source;
     this.#config = config;

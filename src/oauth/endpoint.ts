@@ -140,3 +140,9 @@ export const RECOGNIZED_TOKEN_TYPES: oauth.RecognizedTokenTypes = {
   bot: () => undefined,
   user: () => undefined,
 };
+
+/** The caller's signal bounded by a timeout (either one aborting aborts the request). */
+export function withTimeout(timeoutMs: number, signal?: AbortSignal): AbortSignal {
+  const timeout = AbortSignal.timeout(timeoutMs);
+  return signal ? AbortSignal.any([signal, timeout]) : timeout;
+}

@@ -12,9 +12,9 @@ import { resolveConfig } from '../../src/config/load.js';
 import type { ConfigFile } from '../../src/config/schema.js';
 import { LatchkeyError } from '../../src/errors.js';
 import { Latchkey } from '../../src/latchkey.js';
-import { loginWithAuthorizationCode } from '../../src/oauth/authorization-code.js';
+import { loginWithAuthorizationCode } from '../../src/login/authorization-code.js';
 import { sanitizeRemoteText } from '../../src/sanitize.js';
-import { startLoopbackRedirect } from '../../src/oauth/loopback-redirect.js';
+import { startLoopbackRedirect } from '../../src/login/loopback-redirect.js';
 import { homePaths } from '../../src/paths.js';
 import { assertNoSecrets } from '../e2e/login-support.js';
 

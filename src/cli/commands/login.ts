@@ -4,7 +4,7 @@ import { loginFlowOf, loginNeeds, importCommandFor } from '../../config/source-f
 import type { ResolvedSource } from '../../config/resolve.js';
 import { LatchkeyError } from '../../errors.js';
 import { openLatchkey } from '../../latchkey.js';
-import type { LoginResult } from '../../oauth/login-grant.js';
+import type { LoginResult } from '../../login/login-grant.js';
 import { sanitizeRemoteText } from '../../sanitize.js';
 import { usageError, type CliIO, type Command } from '../io.js';
 
@@ -45,7 +45,7 @@ export const command: Command = {
       cannotLogIn(source, lk.source(source), values.device === true);
       let result: LoginResult;
       if (values.device) {
-        const { loginWithDeviceCode } = await import('../../oauth/device-authorization.js');
+        const { loginWithDeviceCode } = await import('../../login/device-authorization.js');
         result = await loginWithDeviceCode(lk, source, {
           signal: abort.signal,
           onPrompt(prompt) {
@@ -62,7 +62,7 @@ export const command: Command = {
           },
         });
       } else {
-        const { loginWithAuthorizationCode } = await import('../../oauth/authorization-code.js');
+        const { loginWithAuthorizationCode } = await import('../../login/authorization-code.js');
         const browser = browserAllowed(values['no-browser'] === true, io);
         result = await loginWithAuthorizationCode(lk, source, {
           timeoutMs,

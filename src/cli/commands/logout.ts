@@ -13,7 +13,7 @@ export const command: Command = {
     if (!source || extra.length) throw usageError(`expected exactly one source name\nusage: ${this.usage}`);
     const lk = await openLatchkey({ env: io.env });
     try {
-      const { logout } = await import('../../oauth/revocation.js');
+      const { logout } = await import('../../login/logout.js');
       const r = await logout(lk, source, { force: values.force === true });
       for (const w of r.warnings) io.stderr.write(`warning: ${w}\n`);
       if (!r.hadGrant) {

@@ -24,7 +24,7 @@ export const command: Command = {
       kept = [src.token?.secret, src.oauth?.clientSecret, src.session?.cookieHeader].filter((r): r is string => r !== undefined && !r.startsWith('env:'));
       if (values.revoke) {
         if (!src.oauth) throw usageError(`--revoke: source "${source}" has no OAuth grant to revoke; run without --revoke`);
-        const { logout } = await import('../../oauth/revocation.js');
+        const { logout } = await import('../../login/logout.js');
         // Throws (and nothing is removed) when the IdP cannot be reached or refuses.
         const r = await logout(lk, source, { force: false });
         for (const w of r.warnings) io.stderr.write(`warning: ${w}\n`);

@@ -1,11 +1,11 @@
 import * as oauth from 'oauth4webapi';
 import { setTimeout as delay } from 'node:timers/promises';
 import { LatchkeyError } from '../errors.js';
-import type { Latchkey } from '../latchkey.js';
+import type { LoginContext } from '../context.js';
 import { resolveAuthorizationServer, type AuthorizationServerContext } from './authorization-server.js';
-import { requestOptions } from './endpoint.js';
+import { requestOptions } from '../oauth/endpoint.js';
 import { classifyLoginTokenError, errorIn200AsError, installLoginGrant, loginFailed, RECOGNIZED_TOKEN_TYPES, withoutIdToken, withTimeout, type LoginResult } from './login-grant.js';
-import { DEFAULT_TOKEN_TIMEOUT_MS } from './refresh-error.js';
+import { DEFAULT_TOKEN_TIMEOUT_MS } from '../oauth/refresh-error.js';
 
 /** What the person must do to approve a device login (RFC 8628 §3.3). */
 export interface DevicePrompt {
@@ -49,7 +49,7 @@ const MAX_TRANSIENT_POLL_FAILURES = 3;
  * `expires_in` deadline). On success the grant is installed under the source's lock; on any
  * failure nothing is written.
  */
-export async function loginWithDeviceCode(lk: Latchkey, source: string, options: DeviceCodeLoginOptions = {}): Promise<LoginResult> {
+export async function loginWithDeviceCode(lk: LoginContext, source: string, options: DeviceCodeLoginOptions = {}): Promise<LoginResult> {
   const src = lk.source(source);
   const ctx = await resolveAuthorizationServer(src, { fetch: lk.fetchImpl, env: lk.env, require: ['device_authorization', 'token'] });
   const wait = options.wait ?? ((ms: number, signal?: AbortSignal) => delay(ms, undefined, { signal }));
@@ -113,7 +113,7 @@ type PollOutcome =
   | { kind: 'transient'; error: LatchkeyError };
 
 /** One device access token request (RFC 8628 §3.4) and its outcome (§3.5). */
-async function pollOnce(lk: Latchkey, ctx: AuthorizationServerContext, deviceCode: string, signal: AbortSignal | undefined): Promise<PollOutcome> {
+async function pollOnce(lk: LoginContext, ctx: AuthorizationServerContext, deviceCode: string, signal: AbortSignal | undefined): Promise<PollOutcome> {
   const source = ctx.source;
   try {
     const url = new URL(ctx.as.token_endpoint!);

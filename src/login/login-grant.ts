@@ -1,8 +1,8 @@
 import * as oauth from 'oauth4webapi';
 import { LatchkeyError, ExitCode } from '../errors.js';
-import type { Latchkey } from '../latchkey.js';
+import type { LoginContext } from '../context.js';
 import type { AuthorizationServerContext } from './authorization-server.js';
-import { ORIGINAL_STATUS_HEADER } from './endpoint.js';
+import { ORIGINAL_STATUS_HEADER } from '../oauth/endpoint.js';
 import { describeNetworkError } from '../net/describe-network-error.js';
 import { sanitizeRemoteText } from '../sanitize.js';
 
@@ -23,10 +23,10 @@ export interface LoginResult {
 
 /**
  * Stores the grant a login obtained, under the source's lock (through
- * {@link Latchkey.installGrant}), with the endpoint and client it belongs to. Only the fields
+ * {@link LoginContext.installGrant}), with the endpoint and client it belongs to. Only the fields
  * a grant needs are passed on; the ID token is validated by the caller and not stored.
  */
-export async function installLoginGrant(lk: Latchkey, ctx: AuthorizationServerContext, flow: LoginFlow, response: oauth.TokenEndpointResponse): Promise<LoginResult> {
+export async function installLoginGrant(lk: LoginContext, ctx: AuthorizationServerContext, flow: LoginFlow, response: oauth.TokenEndpointResponse): Promise<LoginResult> {
   const grant = await lk.installGrant(
     ctx.source,
     {
@@ -123,10 +123,4 @@ function sentStatus(err: oauth.ResponseBodyError): number {
   return Number.isInteger(original) && original > 0 ? original : err.status;
 }
 
-/** A signal that aborts when `signal` does or after `timeoutMs`, whichever comes first. */
-export function withTimeout(timeoutMs: number, signal?: AbortSignal): AbortSignal {
-  const timeout = AbortSignal.timeout(timeoutMs);
-  return signal ? AbortSignal.any([signal, timeout]) : timeout;
-}
-
-export { withoutIdToken, errorIn200AsError, RECOGNIZED_TOKEN_TYPES } from './endpoint.js';
+export { withoutIdToken, errorIn200AsError, RECOGNIZED_TOKEN_TYPES, withTimeout } from '../oauth/endpoint.js';

@@ -1,8 +1,8 @@
 import * as oauth from 'oauth4webapi';
 import { LatchkeyError, ExitCode } from '../errors.js';
-import type { Latchkey } from '../latchkey.js';
+import type { LoginContext } from '../context.js';
 import { includesOpenIdScope, resolveAuthorizationServer, type AuthorizationServerContext } from './authorization-server.js';
-import { requestOptions } from './endpoint.js';
+import { requestOptions } from '../oauth/endpoint.js';
 import {
   classifyLoginTokenError,
   errorIn200AsError,
@@ -14,7 +14,7 @@ import {
   type LoginResult,
 } from './login-grant.js';
 import { startLoopbackRedirect, type ReceivedCallback } from './loopback-redirect.js';
-import { DEFAULT_TOKEN_TIMEOUT_MS } from './refresh-error.js';
+import { DEFAULT_TOKEN_TIMEOUT_MS } from '../oauth/refresh-error.js';
 import { sanitizeRemoteText } from '../sanitize.js';
 
 /** How long a login waits for the browser by default (5 minutes). */
@@ -51,7 +51,7 @@ export interface AuthorizationCodeLoginOptions {
  * Errors are {@link LatchkeyError}s (`LK_LOGIN_FAILED`, exit code 4, action `relogin`, unless
  * the cause is the config or the network); no message contains the code, the verifier or a token.
  */
-export async function loginWithAuthorizationCode(lk: Latchkey, source: string, options: AuthorizationCodeLoginOptions = {}): Promise<LoginResult> {
+export async function loginWithAuthorizationCode(lk: LoginContext, source: string, options: AuthorizationCodeLoginOptions = {}): Promise<LoginResult> {
   const src = lk.source(source);
   const ctx = await resolveAuthorizationServer(src, { fetch: lk.fetchImpl, env: lk.env, require: ['authorization', 'token'] });
   checkS256Supported(ctx);

@@ -4,34 +4,15 @@ import type { OAuthConfig } from '../config/schema.js';
 import { resolveSecretRef } from '../config/secret-ref.js';
 import { LatchkeyError } from '../errors.js';
 import type { Secret } from '../secret.js';
-import { discoverIssuer, type DiscoveredEndpoints } from './discovery.js';
-import { checkEndpoint, type FetchLike } from './endpoint.js';
-import { clientAuthentication, type ClientAuthMethod } from './refresh.js';
+import { discoverIssuer, type DiscoveredEndpoints } from '../oauth/discovery.js';
+import { checkEndpoint, type FetchLike } from '../oauth/endpoint.js';
+import { clientAuthentication } from '../oauth/refresh.js';
+import type { AuthorizationServerContext } from '../oauth/server-context.js';
+
+export { includesOpenIdScope, type AuthorizationServerContext } from '../oauth/server-context.js';
 
 /** Which endpoint an operation cannot do without. */
 export type RequiredEndpoint = 'authorization' | 'device_authorization' | 'revocation' | 'token';
-
-/**
- * Everything a login or logout needs to talk to a source's authorization server: its metadata
- * (from the config, completed by discovery when an `issuer` is configured), the client and its
- * authentication.
- */
-export interface AuthorizationServerContext {
-  source: string;
-  /** The metadata handed to oauth4webapi. `issuer` is a placeholder unless {@link issuerKnown}. */
-  as: oauth.AuthorizationServer;
-  /** True when the issuer identifier is configured or discovered (ID tokens can be validated). */
-  issuerKnown: boolean;
-  client: oauth.Client;
-  clientAuth: oauth.ClientAuth;
-  clientId: string;
-  clientSecret?: Secret;
-  clientAuthMethod?: ClientAuthMethod;
-  /** `code_challenge_methods_supported` when the server published it. */
-  codeChallengeMethods?: string[];
-  scope?: string;
-  authorizationParams?: Record<string, string>;
-}
 
 export interface ResolveAuthorizationServerOptions {
   fetch: FetchLike;
@@ -148,9 +129,4 @@ export async function resolveAuthorizationServer(src: ResolvedSource, options: R
   };
   if (discovered?.codeChallengeMethods) ctx.codeChallengeMethods = discovered.codeChallengeMethods;
   return ctx;
-}
-
-/** Whether a space-separated scope string asks for OpenID Connect. */
-export function includesOpenIdScope(scope: string | undefined): boolean {
-  return scope !== undefined && scope.split(/\s+/).includes('openid');
 }
