@@ -1,8 +1,9 @@
 import type { MethodName } from '../config/constants.js';
 import type { OperatorAction } from '../errors.js';
 
-/** Health of a source (DESIGN.md "Words"). */
-export type HealthStatus = 'ok' | 'expiring' | 'degraded' | 'unreachable' | 'action_required';
+import type { HealthStatus } from '../core/health.js';
+
+export type { HealthStatus } from '../core/health.js';
 
 /** The verdict on one source from a probe (live or from the keeper's report). */
 export interface ProbeResult {

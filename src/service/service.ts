@@ -359,7 +359,7 @@ interface Resolved {
 }
 
 function defaultCliPath(): string {
-  // dist/src/keeper/service.js → dist/src/cli/bin.js (the executable entry; main.js only exports)
+  // dist/src/service/service.js → dist/src/cli/bin.js (the executable entry; main.js only exports)
   return fileURLToPath(new URL('../cli/bin.js', import.meta.url));
 }
 
