@@ -35,6 +35,13 @@ module.exports = {
       to: { path: '^src/(config|login|methods|client|keeper|cli)/' },
     },
     {
+      name: 'shared-pieces-stay-below',
+      severity: 'error',
+      comment: 'core/ and http/ are the shared bottom layer: they import nothing above them.',
+      from: { path: '^src/(core|http)/' },
+      to: { path: '^src/(config|store|oauth|engine|methods|client|login|keeper|service|cli|gateway|remote)/|^src/latchkey\\.ts$' },
+    },
+    {
       name: 'src-never-imports-tests',
       severity: 'error',
       comment: 'Production code never depends on test or benchmark code.',

@@ -7,7 +7,7 @@ import { isLoopbackHost } from '../net/loopback.js';
 import { Secret } from '../secret.js';
 import type { SourceRecord } from '../store/store.js';
 import { CdpError, describeEndpoint, readTabCookies, type BrowserCookie } from './cdp.js';
-import { applySetCookies, checkCookie, parseCookieHeader, serializeCookieHeader, MAX_COOKIES } from './cookies.js';
+import { applySetCookies, checkCookie, parseCookieHeader, serializeCookieHeader, MAX_COOKIES } from '../http/cookies.js';
 import { WrongDestinationError, type Availability, type AuthMethod, type AuthRequest, type MethodContext, type PreparedAuth } from './method.js';
 import { describeNetworkError } from '../net/describe-network-error.js';
 

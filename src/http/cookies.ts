@@ -1,5 +1,5 @@
 /**
- * Cookie parsing and serialising for the `session` method: `Set-Cookie` response headers
+ * The RFC 6265 cookie grammar, shared by the `session` method and the HTTP surfaces: `Set-Cookie` response headers
  * (RFC 6265 §5.2), `Cookie:` request headers (RFC 6265 §5.4) and the checks that keep a
  * hostile or broken value out of a request header.
  *

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { tabUrlMatcher, describeEndpoint } from '../../src/methods/cdp.js';
+import { tabUrlMatcher, describeEndpoint } from '../../../src/methods/cdp.js';
 import {
   applySetCookies,
   checkCookie,
@@ -12,8 +12,8 @@ import {
   parseSetCookie,
   serializeCookieHeader,
   toSecretCookies,
-} from '../../src/methods/cookies.js';
-import { Secret } from '../../src/secret.js';
+} from '../../../src/http/cookies.js';
+import { Secret } from '../../../src/secret.js';
 
 const NOW = Date.parse('2026-05-13T12:00:00Z');
 const URL_APP = new URL('https://app.hubspot.com/renew');
