@@ -7,7 +7,7 @@ import { configuredSkewMs } from './engine/expiry.js';
 import { TokenEngine, refreshDueAt, type EngineEvent, type OAuthClientSettings } from './engine/fresh-token.js';
 import { expiresAtOf } from './engine/expiry.js';
 import { clampExpiresAt, clampTime, readExpiresIn } from './lifetime.js';
-import { LatchkeyError, type OperatorAction } from './errors.js';
+import { ExitCode, LatchkeyError, type OperatorAction } from './errors.js';
 import type { FetchLike } from './oauth/endpoint.js';
 import { homePaths, latchkeyHome, type HomePaths } from './paths.js';
 import { Secret } from './secret.js';
@@ -135,7 +135,7 @@ export class Latchkey implements LoginContext {
       });
     }
     const value = await resolveSecretRef(src.token.secret, this.env).catch((err: unknown) => {
-      if (err instanceof LatchkeyError) throw new LatchkeyError(err.code, err.message, { source, operatorAction: 'replace_token', exitCode: 4, fix: err.fix });
+      if (err instanceof LatchkeyError) throw new LatchkeyError(err.code, err.message, { source, operatorAction: 'replace_token', exitCode: ExitCode.actionRequired, fix: err.fix });
       throw err;
     });
     const token = value.reveal();

@@ -1,5 +1,5 @@
 import type { MethodName } from '../config/constants.js';
-import type { OperatorAction } from '../errors.js';
+import { ExitCode, type OperatorAction } from '../errors.js';
 import { DEFAULT_KEEPER_INTERVAL_S, exitCodeForStatuses, isHealthStatus, isHealthy, isReportFresh, type HealthExitCode } from '../core/health.js';
 import type { PreflightReport, ProbeResult } from './probe-types.js';
 
@@ -92,6 +92,6 @@ export function exitCodeFor(results: readonly ProbeResult[]): HealthExitCode {
 
 export function reportOf(results: ProbeResult[]): PreflightReport {
   const exitCode = exitCodeFor(results);
-  return { ok: exitCode === 0, exitCode, results, from: results.length > 0 && results.every((r) => r.from === 'keeper') ? 'keeper' : 'live' };
+  return { ok: exitCode === ExitCode.ok, exitCode, results, from: results.length > 0 && results.every((r) => r.from === 'keeper') ? 'keeper' : 'live' };
 }
 

@@ -1,7 +1,7 @@
 import type { MethodName } from '../config/constants.js';
 import type { OperatorAction } from '../errors.js';
 
-import type { HealthStatus } from '../core/health.js';
+import type { HealthExitCode, HealthStatus } from '../core/health.js';
 
 export type { HealthStatus } from '../core/health.js';
 
@@ -57,7 +57,7 @@ export interface ProbeOptions {
 export interface PreflightReport {
   ok: boolean;
   /** 0 healthy, 3 unreachable/transient, 4 operator action required. */
-  exitCode: 0 | 3 | 4;
+  exitCode: HealthExitCode;
   results: ProbeResult[];
   /** Where the verdicts came from. */
   from: 'live' | 'keeper';

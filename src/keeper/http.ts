@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SOURCE_NAME } from '../config/constants.js';
-import { LatchkeyError } from '../errors.js';
+import { ExitCode, LatchkeyError } from '../errors.js';
 import { isLoopbackHost } from '../oauth/endpoint.js';
 import type { Secret } from '../secret.js';
 import { bearerMatches, checkedBody, json, pathOf, problem, RouteTable, send, tokenDigest, type Reply, type Route } from '../http/route-table.js';
@@ -109,7 +109,7 @@ function buildRoutes(backend: KeeperHttpBackend): Route[] {
         try {
           await backend.probeNow(source);
         } catch (err) {
-          if (err instanceof LatchkeyError && err.code === 'LK_UNKNOWN_SOURCE') return problem(404, 'unknown_source', err.message);
+          if (err instanceof LatchkeyError && err.code === 'LK_UNKNOWN_SOURCE') return problem(err.httpStatus, 'unknown_source', err.message);
           throw err;
         }
         return { status: 200, headers: JSON_HEADERS, body: backend.reportBytes };
@@ -231,7 +231,7 @@ export async function startKeeperHttp(backend: KeeperHttpBackend, options: Keepe
 /** The listen error (its `cause` carries the errno `code`, see {@link isTransientListenError}). */
 function listenError(err: NodeJS.ErrnoException, host: string, port: number): Error {
   const where = `${host}:${port}`;
-  const o = { exitCode: 1, cause: err } as const;
+  const o = { exitCode: ExitCode.usage, cause: err } as const;
   switch (err.code) {
     case 'EADDRINUSE':
       return new LatchkeyError(

@@ -4,7 +4,7 @@ import { stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { Clock } from '../clock.js';
-import type { HealthStatus } from '../client/probe-types.js';
+import type { HealthExitCode, HealthStatus } from '../core/health.js';
 import { LatchkeyError } from '../errors.js';
 import { openLatchkey, type Latchkey, type OpenLatchkeyOptions } from '../latchkey.js';
 import type { FetchLike } from '../oauth/endpoint.js';
@@ -146,7 +146,7 @@ export interface CycleSummary {
   changes: StateChange[];
   counts: Record<HealthStatus, number>;
   /** 0 healthy, 3 something unreachable/degraded, 4 something needs a person. */
-  exitCode: 0 | 3 | 4;
+  exitCode: HealthExitCode;
 }
 
 function zeroRefreshCounts(): Record<RefreshStageResult['kind'], number> {

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { LatchkeyError } from '../errors.js';
+import { ExitCode, LatchkeyError } from '../errors.js';
 
 /** Path of the redirect URI; nothing else on the loopback server does anything. */
 export const CALLBACK_PATH = '/callback';
@@ -110,7 +110,7 @@ export async function startLoopbackRedirect(): Promise<LoopbackRedirect> {
     });
   }).catch((err: unknown) => {
     throw new LatchkeyError('LK_LOGIN_FAILED', `cannot listen on ${LOOPBACK_HOST} for the login redirect: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, {
-      exitCode: 1,
+      exitCode: ExitCode.usage,
     });
   });
   port = (server.address() as AddressInfo).port;

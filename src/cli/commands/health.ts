@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import type { PreflightReport } from '../../client/probe-types.js';
-import { fixFor } from '../../errors.js';
+import { ExitCode, fixFor } from '../../errors.js';
 import { homePaths, latchkeyHome } from '../../paths.js';
 import { exitCodeFor, isReportStale, readHealthReport, type HealthReport } from '../../keeper/health-report.js';
 import { usageError, type CliIO, type Command } from '../io.js';
@@ -162,7 +162,7 @@ export const command: Command = {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
     }
-    return 0;
+    return ExitCode.ok;
   },
 };
 

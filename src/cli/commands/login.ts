@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { loginFlowOf, loginNeeds, importCommandFor } from '../../config/source-fix.js';
 import type { ResolvedSource } from '../../config/resolve.js';
-import { LatchkeyError } from '../../errors.js';
+import { ExitCode, LatchkeyError } from '../../errors.js';
 import { openLatchkey } from '../../latchkey.js';
 import type { LoginResult } from '../../login/login-grant.js';
 import { sanitizeRemoteText } from '../../sanitize.js';
@@ -80,7 +80,7 @@ export const command: Command = {
       }
       spinner.stop();
       io.stdout.write(`${describeLogin(result)}\n`);
-      return 0;
+      return ExitCode.ok;
     } catch (err) {
       // Ctrl-C is the person's choice, not a failure to fix: the shell's convention, 128 + SIGINT.
       if (abort.signal.aborted) {

@@ -1,3 +1,4 @@
+import { ExitCode } from '../../errors.js';
 import { parseArgs } from 'node:util';
 import { openLatchkey } from '../../latchkey.js';
 import { usageError, type Command } from '../io.js';
@@ -18,7 +19,7 @@ export const command: Command = {
       for (const w of r.warnings) io.stderr.write(`warning: ${w}\n`);
       if (!r.hadGrant) {
         io.stdout.write(`no grant stored for "${source}"; nothing to revoke or remove\n`);
-        return 0;
+        return ExitCode.ok;
       }
       const removed = r.removed ? 'removed the stored grant' : 'the stored grant was already gone';
       switch (r.revocation) {
@@ -39,7 +40,7 @@ export const command: Command = {
           io.stdout.write(`logged out of "${source}": ${removed}\n`);
           break;
       }
-      return 0;
+      return ExitCode.ok;
     } finally {
       await lk.close();
     }

@@ -1,3 +1,4 @@
+import { ExitCode } from '../../errors.js';
 import { parseArgs } from 'node:util';
 import { COMMENTS_DROPPED, updateConfigFile } from '../../config/write.js';
 import { openLatchkey } from '../../latchkey.js';
@@ -52,6 +53,6 @@ export const command: Command = {
     }
     if (droppedComments) io.stdout.write(COMMENTS_DROPPED);
     for (const ref of kept) io.stdout.write(`kept the secret behind ${ref}; to delete it: latchkey secrets rm ${ref}\n`);
-    return 0;
+    return ExitCode.ok;
   },
 };

@@ -1,3 +1,4 @@
+import { ExitCode } from '../../errors.js';
 import { parseArgs } from 'node:util';
 import { usageError, type Command } from '../io.js';
 
@@ -29,17 +30,17 @@ export const command: Command = {
     const common = { env: io.env, stdout: io.stdout };
     if (action === 'install') {
       const r = await service.installService({ ...common, print: values.print, args: keeperArgs });
-      if (values.print) return 0;
+      if (values.print) return ExitCode.ok;
       io.stdout.write(`${r.message}\n`);
-      return r.activated ? 0 : 3;
+      return r.activated ? ExitCode.ok : ExitCode.unreachable;
     }
     if (action === 'uninstall') {
       const r = await service.uninstallService(common);
       io.stdout.write(`${r.message}\n`);
-      return r.deactivated ? 0 : 3;
+      return r.deactivated ? ExitCode.ok : ExitCode.unreachable;
     }
     const r = await service.serviceStatus(common);
     io.stdout.write(values.json ? `${JSON.stringify(r, null, 2)}\n` : `${r.message}\n`);
-    return r.installed && r.active !== false ? 0 : 3;
+    return r.installed && r.active !== false ? ExitCode.ok : ExitCode.unreachable;
   },
 };
