@@ -1,3 +1,4 @@
+import { abortableWait } from '../core/wait.js';
 import { createHmac, randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { FetchLike } from '../oauth/endpoint.js';
@@ -266,18 +267,7 @@ export class AlertDispatcher {
   }
 
   #sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.#abort.signal.aborted) return resolve();
-      const t = setTimeout(done, ms);
-      t.unref?.();
-      const signal = this.#abort.signal;
-      function done(): void {
-        signal.removeEventListener('abort', done);
-        clearTimeout(t);
-        resolve();
-      }
-      signal.addEventListener('abort', done, { once: true });
-    });
+    return abortableWait(ms, this.#abort.signal, { unref: true });
   }
 
   /** Waits for queued deliveries up to `graceMs`, then abandons the rest (shutdown). */

@@ -1,5 +1,5 @@
 import * as oauth from 'oauth4webapi';
-import { setTimeout as delay } from 'node:timers/promises';
+import { abortableWait } from '../core/wait.js';
 import { LatchkeyError } from '../errors.js';
 import type { LoginContext } from '../context.js';
 import { resolveAuthorizationServer, type AuthorizationServerContext } from './authorization-server.js';
@@ -52,7 +52,7 @@ const MAX_TRANSIENT_POLL_FAILURES = 3;
 export async function loginWithDeviceCode(lk: LoginContext, source: string, options: DeviceCodeLoginOptions = {}): Promise<LoginResult> {
   const src = lk.source(source);
   const ctx = await resolveAuthorizationServer(src, { fetch: lk.fetchImpl, env: lk.env, require: ['device_authorization', 'token'] });
-  const wait = options.wait ?? ((ms: number, signal?: AbortSignal) => delay(ms, undefined, { signal }));
+  const wait = options.wait ?? abortableWait;
 
   let authorization: oauth.DeviceAuthorizationResponse;
   try {
