@@ -21,6 +21,7 @@ import type { GrantInput, GrantOrigin, LoginContext } from './context.js';
 
 type FetchModule = typeof import('./client/fetch.js');
 
+/** Options of {@link openLatchkey}: the profile, and what tests and embedders inject (fetch, clock, store, config). */
 export interface OpenLatchkeyOptions {
   /** Profile directory (default: `LATCHKEY_HOME`, else the per-user config directory). */
   home?: string;
@@ -42,8 +43,10 @@ export interface OpenLatchkeyOptions {
   confirmRefusalDelayMs?: number;
 }
 
+/** A source's state in `lk.status()` (from the store and config alone, no network I/O). */
 export type SourceState = 'ok' | 'expiring' | 'expired' | 'revoked' | 'no_grant' | 'failing' | 'error';
 
+/** One line of `lk.status()` / `latchkey status`: what a source uses, when it expires, and what to do if it is broken. */
 export interface SourceStatus {
   source: string;
   methods: MethodName[];

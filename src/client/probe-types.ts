@@ -38,6 +38,7 @@ export interface MethodFailureSummary {
   reason: string;
 }
 
+/** Options of `lk.preflight`: the budget, whether to use the keeper's report, a cancel signal. */
 export interface PreflightOptions {
   /** Whole pre-flight budget; a probe still running then is `unreachable` (default 3000). */
   budgetMs?: number;
@@ -54,6 +55,7 @@ export interface ProbeOptions {
   signal?: AbortSignal;
 }
 
+/** The answer of `lk.preflight`: every verdict, `ok`, and the exit code (0 / 3 / 4). */
 export interface PreflightReport {
   ok: boolean;
   /** 0 healthy, 3 unreachable/transient, 4 operator action required. */

@@ -22,6 +22,7 @@ export interface WebhookSettings {
   secret?: Secret;
 }
 
+/** Where the keeper sends a notification when a source changes status (webhooks, Uptime Kuma push). */
 export interface AlertSettings {
   webhook?: WebhookSettings;
   /** Uptime Kuma push URL (it embeds the monitor's token, hence a Secret). */

@@ -35,6 +35,7 @@ export interface KeeperHttpBackend {
   readonly metrics: { render(): Promise<string>; readonly contentType: string };
 }
 
+/** Where the keeper's HTTP server binds, and its guards for a non-loopback bind. */
 export interface KeeperHttpOptions {
   host: string;
   port: number;
@@ -43,6 +44,7 @@ export interface KeeperHttpOptions {
   token?: Secret;
 }
 
+/** The keeper's HTTP server once bound: its URL and `close()`. */
 export interface KeeperHttpServer {
   readonly url: string;
   readonly host: string;

@@ -23,6 +23,7 @@ export const DEFAULT_LOGIN_TIMEOUT_MS = 300_000;
 /** Authorization request parameters Latchkey sets itself; `oauth.authorizationParams` may not override them. */
 const RESERVED_AUTHORIZATION_PARAMS = new Set(['client_id', 'response_type', 'redirect_uri', 'state', 'nonce', 'code_challenge', 'code_challenge_method', 'scope']);
 
+/** Options of {@link loginWithAuthorizationCode}: how the browser is opened, where the URL is shown, the timeout, a cancel signal. */
 export interface AuthorizationCodeLoginOptions {
   /**
    * Hands the authorization URL to a browser. When it rejects the login stops (the URL was

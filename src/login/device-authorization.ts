@@ -22,6 +22,7 @@ export interface DevicePrompt {
   interval: number;
 }
 
+/** Options of {@link loginWithDeviceCode}: where the prompt and the polling state go, a cancel signal. */
 export interface DeviceCodeLoginOptions {
   /** Shows the user code and verification URI (called once, before polling starts). */
   onPrompt?: (prompt: DevicePrompt) => void;

@@ -22,6 +22,7 @@ export interface LogoutResult {
   warnings: string[];
 }
 
+/** Options of {@link logout}. */
 export interface LogoutOptions {
   /** Remove the grant locally even when revocation at the IdP fails. */
   force?: boolean;

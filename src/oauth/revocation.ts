@@ -10,6 +10,7 @@ import { describeNetworkError } from '../net/describe-network-error.js';
 /** Why a revocation failed: `transient` (network, timeout, 5xx) or `rejected` (the IdP said no). */
 export type RevocationFailureKind = 'transient' | 'rejected';
 
+/** A revocation (RFC 7009) that failed: `transient` (network, timeout, 5xx) or `rejected` (the IdP said no). */
 export class RevocationError extends LatchkeyError {
   readonly kind: RevocationFailureKind;
   constructor(kind: RevocationFailureKind, message: string, source?: string) {
