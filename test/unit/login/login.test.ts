@@ -6,17 +6,17 @@ import assert from 'node:assert/strict';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
-import { browserAllowed, browserCommand } from '../../src/cli/commands/login.js';
-import type { CliIO } from '../../src/cli/io.js';
-import { resolveConfig } from '../../src/config/load.js';
-import type { ConfigFile } from '../../src/config/schema.js';
-import { LatchkeyError } from '../../src/errors.js';
-import { Latchkey } from '../../src/latchkey.js';
-import { loginWithAuthorizationCode } from '../../src/login/authorization-code.js';
-import { sanitizeRemoteText } from '../../src/sanitize.js';
-import { startLoopbackRedirect } from '../../src/login/loopback-redirect.js';
-import { homePaths } from '../../src/paths.js';
-import { assertNoSecrets } from '../e2e/login-support.js';
+import { browserAllowed, browserCommand } from '../../../src/cli/commands/login.js';
+import type { CliIO } from '../../../src/cli/io.js';
+import { resolveConfig } from '../../../src/config/load.js';
+import type { ConfigFile } from '../../../src/config/schema.js';
+import { LatchkeyError } from '../../../src/errors.js';
+import { Latchkey } from '../../../src/latchkey.js';
+import { loginWithAuthorizationCode } from '../../../src/login/authorization-code.js';
+import { sanitizeRemoteText } from '../../../src/sanitize.js';
+import { startLoopbackRedirect } from '../../../src/login/loopback-redirect.js';
+import { homePaths } from '../../../src/paths.js';
+import { assertNoSecrets } from '../../e2e/login-support.js';
 
 function get(port: number, path: string, host = `127.0.0.1:${port}`): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
   return new Promise((resolve, reject) => {

@@ -5,13 +5,13 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { openLatchkey, type Latchkey } from '../../src/latchkey.js';
-import { LatchkeyError } from '../../src/errors.js';
-import { jsonContains } from '../../src/client/probe.js';
-import { presets } from '../../src/config/presets.js';
-import { makeHome } from '../helpers/home.js';
-import { TestClock } from '../helpers/lk.js';
-import { send, startLoopbackApi, type LoopbackApi } from '../helpers/loopback-api.js';
+import { openLatchkey, type Latchkey } from '../../../src/latchkey.js';
+import { LatchkeyError } from '../../../src/errors.js';
+import { jsonContains } from '../../../src/client/probe.js';
+import { presets } from '../../../src/config/presets.js';
+import { makeHome } from '../../helpers/home.js';
+import { TestClock } from '../../helpers/lk.js';
+import { send, startLoopbackApi, type LoopbackApi } from '../../helpers/loopback-api.js';
 
 let api: LoopbackApi;
 before(async () => {

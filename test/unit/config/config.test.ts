@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
-import { loadConfig } from '../../src/config/load.js';
-import { resolveSecretRef } from '../../src/config/secret-ref.js';
-import { LatchkeyError } from '../../src/errors.js';
-import { makeHome } from '../helpers/home.js';
+import { loadConfig } from '../../../src/config/load.js';
+import { resolveSecretRef } from '../../../src/config/secret-ref.js';
+import { LatchkeyError } from '../../../src/errors.js';
+import { makeHome } from '../../helpers/home.js';
 
 async function configError(config: unknown): Promise<LatchkeyError> {
   const h = await makeHome(config);

@@ -6,12 +6,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LatchkeyError } from '../../src/errors.js';
-import { openLatchkey } from '../../src/latchkey.js';
-import { loginWithAuthorizationCode } from '../../src/login/authorization-code.js';
-import { presets } from '../../src/config/presets.js';
-import { includesOpenIdScope } from '../../src/login/authorization-server.js';
-import { makeHome } from '../helpers/home.js';
+import { LatchkeyError } from '../../../src/errors.js';
+import { openLatchkey } from '../../../src/latchkey.js';
+import { loginWithAuthorizationCode } from '../../../src/login/authorization-code.js';
+import { presets } from '../../../src/config/presets.js';
+import { includesOpenIdScope } from '../../../src/login/authorization-server.js';
+import { makeHome } from '../../helpers/home.js';
 
 const offline: typeof fetch = () => Promise.reject(new TypeError('fetch failed (no network in this test)'));
 

@@ -5,17 +5,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
-import { formatPreflightTable } from '../../src/cli/preflight-format.js';
-import { formatStatusTable } from '../../src/cli/commands/status.js';
-import { colourWanted, renderTable } from '../../src/cli/terminal-table.js';
-import type { ProbeResult } from '../../src/client/probe-types.js';
-import { secretRefProblem } from '../../src/config/constants.js';
-import { hasJsonComments, jsonWithoutComments, UnclosedCommentError } from '../../src/config/jsonc.js';
-import { fixForSource, loginCommandFor, sourceAwareFix } from '../../src/config/source-fix.js';
-import { fixFor } from '../../src/errors.js';
-import type { SourceStatus } from '../../src/latchkey.js';
-import { describeNetworkError, hostPortOf } from '../../src/net/describe-network-error.js';
-import { closestName, didYouMean } from '../../src/text/closest-name.js';
+import { formatPreflightTable } from '../../../src/cli/preflight-format.js';
+import { formatStatusTable } from '../../../src/cli/commands/status.js';
+import { colourWanted, renderTable } from '../../../src/cli/terminal-table.js';
+import type { ProbeResult } from '../../../src/client/probe-types.js';
+import { secretRefProblem } from '../../../src/config/constants.js';
+import { hasJsonComments, jsonWithoutComments, UnclosedCommentError } from '../../../src/config/jsonc.js';
+import { fixForSource, loginCommandFor, sourceAwareFix } from '../../../src/config/source-fix.js';
+import { fixFor } from '../../../src/errors.js';
+import type { SourceStatus } from '../../../src/latchkey.js';
+import { describeNetworkError, hostPortOf } from '../../../src/net/describe-network-error.js';
+import { closestName, didYouMean } from '../../../src/text/closest-name.js';
 
 test('fixForSource: login only when it can run; otherwise import, with how to enable login', () => {
   const te = 'https://idp.example/token';

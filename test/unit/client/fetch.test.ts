@@ -2,13 +2,13 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { openLatchkey, type Latchkey } from '../../src/latchkey.js';
-import { LatchkeyError } from '../../src/errors.js';
-import { UnauthorizedError } from '../../src/client/fetch.js';
-import { REJECTION_HOLD_MS } from '../../src/client/auth-path.js';
-import { makeHome, type TempHome } from '../helpers/home.js';
-import { TestClock } from '../helpers/lk.js';
-import { bearerHandler, send, startLoopbackApi, type LoopbackApi } from '../helpers/loopback-api.js';
+import { openLatchkey, type Latchkey } from '../../../src/latchkey.js';
+import { LatchkeyError } from '../../../src/errors.js';
+import { UnauthorizedError } from '../../../src/client/fetch.js';
+import { REJECTION_HOLD_MS } from '../../../src/client/auth-path.js';
+import { makeHome, type TempHome } from '../../helpers/home.js';
+import { TestClock } from '../../helpers/lk.js';
+import { bearerHandler, send, startLoopbackApi, type LoopbackApi } from '../../helpers/loopback-api.js';
 
 let api: LoopbackApi;
 before(async () => {
@@ -300,8 +300,8 @@ test('a stalled server is bounded by the caller\'s signal', async (t) => {
 });
 
 test('a method that produces a hostile header (CR/LF, bad name) is refused before anything is sent', async () => {
-  const { SourceAuth } = await import('../../src/client/auth-path.js');
-  const { sendAuthorized } = await import('../../src/client/fetch.js');
+  const { SourceAuth } = await import('../../../src/client/auth-path.js');
+  const { sendAuthorized } = await import('../../../src/client/fetch.js');
   const calls: string[] = [];
   const spy = (async (input: string | URL | Request) => {
     calls.push(String(input));

@@ -9,8 +9,8 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { commandNames, main } from '../../src/cli/main.js';
-import { repoRoot } from '../helpers/home.js';
+import { commandNames, main } from '../../../src/cli/main.js';
+import { repoRoot } from '../../helpers/home.js';
 
 /** Options a command's help names that are not its own options. */
 const NOT_OWN: Record<string, Record<string, string>> = {

@@ -2,11 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Keeper } from '../../src/keeper/keeper.js';
-import { jsonLineLog } from '../../src/keeper/log.js';
-import { makeHome, type TempHome } from '../helpers/home.js';
-import { TestClock } from '../helpers/lk.js';
-import { send, startLoopbackApi, type LoopbackApi } from '../helpers/loopback-api.js';
+import { Keeper } from '../../../src/keeper/keeper.js';
+import { jsonLineLog } from '../../../src/keeper/log.js';
+import { makeHome, type TempHome } from '../../helpers/home.js';
+import { TestClock } from '../../helpers/lk.js';
+import { send, startLoopbackApi, type LoopbackApi } from '../../helpers/loopback-api.js';
 
 /**
  * The keeper's cycle, in process, against a real loopback API and real files: a source per
@@ -238,7 +238,7 @@ test('a source added to config.json while the keeper runs is picked up at the ne
 
 test('the library entry point opens a keeper lazily (openKeeper)', async (t) => {
   const w = await world(t, ['ok']);
-  const { openKeeper } = await import('../../src/index.js');
+  const { openKeeper } = await import('../../../src/index.js');
   const k = await openKeeper({ open: { home: w.h.home, env: { TOK: TOKEN }, clock: w.clock } });
   const s = await k.runCycle();
   assert.equal(s.counts.ok, 1);
@@ -248,7 +248,7 @@ test('the library entry point opens a keeper lazily (openKeeper)', async (t) => 
 test('a port already in use: the keeper keeps every source checked without its server, says so, and binds once the port is free', async (t) => {
   const w = await world(t, ['ok']);
   const { createServer } = await import('node:net');
-  const { startKeeperDaemon } = await import('../../src/keeper/daemon.js');
+  const { startKeeperDaemon } = await import('../../../src/keeper/daemon.js');
   const blocker = createServer();
   await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
   const port = (blocker.address() as { port: number }).port;
@@ -275,7 +275,7 @@ test('a port already in use: the keeper keeps every source checked without its s
 test('a keeper stopped while its port is still taken stops cleanly (no late bind)', async (t) => {
   const w = await world(t, ['ok']);
   const { createServer } = await import('node:net');
-  const { startKeeperDaemon } = await import('../../src/keeper/daemon.js');
+  const { startKeeperDaemon } = await import('../../../src/keeper/daemon.js');
   const blocker = createServer();
   await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
   t.after(() => new Promise<void>((r) => blocker.close(() => r())));
@@ -325,7 +325,7 @@ test('/readyz data: a keeper whose cycles stopped finishing is not ready, whatev
 
 test('/readyz: two unreachable sources make it 503 naming both (never "every source is usable"); the rules hold for every verdict', async (t) => {
   const w = await world(t, ['ok', 'stall', 'stall2']);
-  const { startKeeperDaemon } = await import('../../src/keeper/daemon.js');
+  const { startKeeperDaemon } = await import('../../../src/keeper/daemon.js');
   const d = await startKeeperDaemon({ home: w.h.home, env: { TOK: TOKEN }, log: () => undefined, port: 0, intervalSeconds: 60, open: { clock: w.clock } });
   t.after(() => d.stop());
   const url = `${d.http!.url}/readyz`;
@@ -338,7 +338,7 @@ test('/readyz: two unreachable sources make it 503 naming both (never "every sou
   assert.match(body.reason, /2 source\(s\) unreachable: stall, stall2/);
   assert.doesNotMatch(body.reason, /every source is usable/);
   // The rule against each verdict: only unreachable and action_required make it unready.
-  const { exitCodeFor } = await import('../../src/keeper/health-report.js');
+  const { exitCodeFor } = await import('../../../src/keeper/health-report.js');
   for (const [name, s] of Object.entries(d.keeper.report.sources)) {
     const blocking = s.status === 'unreachable' || s.status === 'action_required';
     assert.equal(body.reason.includes(name), blocking, `${name} (${s.status}) named in the reason exactly when it blocks readiness`);
@@ -348,7 +348,7 @@ test('/readyz: two unreachable sources make it 503 naming both (never "every sou
 
 test('nextCycleAt names the next cycle (interval ± 10 % after this one started), in /readyz and in the report written by the cycle', async (t) => {
   const w = await world(t, ['ok']);
-  const { startKeeperDaemon } = await import('../../src/keeper/daemon.js');
+  const { startKeeperDaemon } = await import('../../../src/keeper/daemon.js');
   const d = await startKeeperDaemon({ home: w.h.home, env: { TOK: TOKEN }, log: () => undefined, port: 0, intervalSeconds: 600, open: { clock: w.clock } });
   t.after(() => d.stop());
   while (/first cycle has not finished/.test(d.keeper.readiness.reason)) await new Promise((r) => setTimeout(r, 20));
@@ -392,7 +392,7 @@ test('the refresh timer never hammers an IdP that refuses the client: one attemp
     await idp.close();
     await h.cleanup();
   });
-  const { openLatchkey } = await import('../../src/latchkey.js');
+  const { openLatchkey } = await import('../../../src/latchkey.js');
   const lk = await openLatchkey({ home: h.home, env: {} });
   await lk.installGrant('hub', { access_token: 'at', refresh_token: 'rt', expires_in: 3, token_type: 'Bearer' });
   await lk.close();

@@ -16,8 +16,8 @@ import {
   uninstallService,
   type CommandResult,
   type CommandRunner,
-} from '../../src/service/service.js';
-import { LatchkeyError } from '../../src/errors.js';
+} from '../../../src/service/service.js';
+import { LatchkeyError } from '../../../src/errors.js';
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -610,6 +610,6 @@ test('install warns about env: references the service cannot resolve (it does no
   assert.match(r.message, /does not see your shell's environment.*env:GH_TOKEN \(sources\.gh\.token\.secret\), env:HOOK_SECRET \(keeper\.alerts\.webhook\.secret\), env:KEEPER_TOKEN \(--token\)/);
   assert.match(r.message, /systemctl --user edit latchkey-keeper\.service/);
   assert.doesNotMatch(r.message, /keyring:latchkey\/kept/);
-  const { envReferencesOutsideService } = await import('../../src/service/service.js');
+  const { envReferencesOutsideService } = await import('../../../src/service/service.js');
   assert.deepEqual(await envReferencesOutsideService(join(s.dir, 'no such home')), [], 'no config: nothing to say');
 });

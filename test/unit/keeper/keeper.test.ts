@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, readdir, rm, unlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Secret } from '../../src/secret.js';
-import type { ProbeResult } from '../../src/client/probe-types.js';
+import { Secret } from '../../../src/secret.js';
+import type { ProbeResult } from '../../../src/client/probe-types.js';
 import {
   backoffCapCycles,
   backoffCycles,
@@ -17,7 +17,7 @@ import {
   refreshAheadReason,
   refreshDueAt,
   refreshRetryDelayMs,
-} from '../../src/keeper/scheduler.js';
+} from '../../../src/keeper/scheduler.js';
 import {
   appendTimeline,
   applyVerdict,
@@ -35,14 +35,14 @@ import {
   timelineEnd,
   TIMELINE_MAX_SAMPLES,
   type Verdict,
-} from '../../src/keeper/state.js';
-import { combineVerdict } from '../../src/keeper/verdict.js';
-import { buildHealthReport, HealthReportWriter, isReportStale, parseHealthReport, readHealthReport, serializeHealthReport } from '../../src/keeper/health-report.js';
-import { CANCELLED, probeWithDeadline, runBounded } from '../../src/keeper/probe-stage.js';
-import { acquireKeeperLock } from '../../src/keeper/single-instance.js';
-import { formatHealthTable, useColour } from '../../src/cli/commands/health.js';
-import { LatchkeyError } from '../../src/errors.js';
-import type { StoredGrant } from '../../src/store/store.js';
+} from '../../../src/keeper/state.js';
+import { combineVerdict } from '../../../src/keeper/verdict.js';
+import { buildHealthReport, HealthReportWriter, isReportStale, parseHealthReport, readHealthReport, serializeHealthReport } from '../../../src/keeper/health-report.js';
+import { CANCELLED, probeWithDeadline, runBounded } from '../../../src/keeper/probe-stage.js';
+import { acquireKeeperLock } from '../../../src/keeper/single-instance.js';
+import { formatHealthTable, useColour } from '../../../src/cli/commands/health.js';
+import { LatchkeyError } from '../../../src/errors.js';
+import type { StoredGrant } from '../../../src/store/store.js';
 
 const clock = { now: () => Date.parse('2030-01-01T00:00:00Z') };
 
@@ -433,7 +433,7 @@ test('single instance: a standby keeper takes over a keeper lock stamped in the 
 });
 
 test('metrics: per-keeper registry; the expiry countdown is computed at scrape time; removed sources disappear', async () => {
-  const { KeeperMetrics } = await import('../../src/keeper/metrics.js');
+  const { KeeperMetrics } = await import('../../../src/keeper/metrics.js');
   let now = Date.parse('2030-01-01T00:00:00Z');
   const m = new KeeperMetrics(() => now);
   const other = new KeeperMetrics(() => now);
@@ -454,7 +454,7 @@ test('metrics: per-keeper registry; the expiry countdown is computed at scrape t
 });
 
 test('metrics: gauges written only on change still follow every transition (status series, up, failures, expiry)', async () => {
-  const { KeeperMetrics } = await import('../../src/keeper/metrics.js');
+  const { KeeperMetrics } = await import('../../../src/keeper/metrics.js');
   const now = Date.parse('2030-01-01T00:00:00Z');
   const m = new KeeperMetrics(() => now);
   const series = async (): Promise<string[]> => (await m.render()).split('\n').filter((l) => l.includes('source="hub"') && !l.startsWith('#')).sort();

@@ -3,13 +3,13 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
-import { openLatchkey, type Latchkey } from '../../src/latchkey.js';
-import { LatchkeyError } from '../../src/errors.js';
-import { methodRegistry } from '../../src/methods/index.js';
-import { MAX_TOKEN_LENGTH, PAT_EXPIRING_WITHIN_MS } from '../../src/methods/token.js';
-import { OAUTH_EXPIRING_WITHIN_MS } from '../../src/methods/oauth.js';
-import { makeHome, type TempHome } from '../helpers/home.js';
-import { TestClock } from '../helpers/lk.js';
+import { openLatchkey, type Latchkey } from '../../../src/latchkey.js';
+import { LatchkeyError } from '../../../src/errors.js';
+import { methodRegistry } from '../../../src/methods/index.js';
+import { MAX_TOKEN_LENGTH, PAT_EXPIRING_WITHIN_MS } from '../../../src/methods/token.js';
+import { OAUTH_EXPIRING_WITHIN_MS } from '../../../src/methods/oauth.js';
+import { makeHome, type TempHome } from '../../helpers/home.js';
+import { TestClock } from '../../helpers/lk.js';
 
 const TOKEN_ENDPOINT = 'http://127.0.0.1:9/token'; // never called in these tests
 

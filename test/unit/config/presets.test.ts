@@ -2,12 +2,12 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import * as v from 'valibot';
-import { resolveConfig } from '../../src/config/load.js';
-import { applyPreset, getPreset, presetNames, presets, type Preset } from '../../src/config/presets.js';
-import { SourceConfigSchema, type SourceConfig } from '../../src/config/schema.js';
-import { validateConfigText } from '../../src/config/validate.js';
-import { startIdp } from '../fixtures/idp.js';
-import { makeHome, runCli } from '../helpers/home.js';
+import { resolveConfig } from '../../../src/config/load.js';
+import { applyPreset, getPreset, presetNames, presets, type Preset } from '../../../src/config/presets.js';
+import { SourceConfigSchema, type SourceConfig } from '../../../src/config/schema.js';
+import { validateConfigText } from '../../../src/config/validate.js';
+import { startIdp } from '../../fixtures/idp.js';
+import { makeHome, runCli } from '../../helpers/home.js';
 
 const ISSUER = 'https://issuer.example';
 

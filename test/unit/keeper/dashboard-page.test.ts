@@ -12,7 +12,7 @@ import {
   iconPng,
   iconSvg,
   manifestJson,
-} from '../../src/keeper/dashboard-page.js';
+} from '../../../src/keeper/dashboard-page.js';
 
 const html = dashboardHtml();
 

@@ -2,12 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { classifyTokenAnswer, classifyTransportError, MAX_RETRY_AFTER_MS, TOKEN_ANSWERS, type TokenAnswerClass } from '../../src/oauth/token-answer.js';
-import { encodeOutsideUnreserved } from '../../src/oauth/client-auth.js';
-import { readExpiresIn, MAX_ACCESS_TOKEN_LIFETIME_S } from '../../src/lifetime.js';
-import { expiresAtOf } from '../../src/engine/expiry.js';
-import { parseStoreDocument } from '../../src/store/store-document.js';
-import { repoRoot } from '../helpers/home.js';
+import { classifyTokenAnswer, classifyTransportError, MAX_RETRY_AFTER_MS, TOKEN_ANSWERS, type TokenAnswerClass } from '../../../src/oauth/token-answer.js';
+import { encodeOutsideUnreserved } from '../../../src/oauth/client-auth.js';
+import { readExpiresIn, MAX_ACCESS_TOKEN_LIFETIME_S } from '../../../src/lifetime.js';
+import { expiresAtOf } from '../../../src/engine/expiry.js';
+import { parseStoreDocument } from '../../../src/store/store-document.js';
+import { repoRoot } from '../../helpers/home.js';
 
 const NOW = Date.UTC(2026, 0, 1);
 const json = { 'content-type': 'application/json' };

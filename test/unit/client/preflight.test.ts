@@ -2,14 +2,14 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { openLatchkey, type Latchkey } from '../../src/latchkey.js';
-import { LatchkeyError } from '../../src/errors.js';
-import { exitCodeFor, readKeeperReport } from '../../src/client/preflight.js';
-import type { ProbeResult } from '../../src/client/probe-types.js';
-import { methodRegistry } from '../../src/methods/index.js';
-import { makeHome, type TempHome } from '../helpers/home.js';
-import { TestClock } from '../helpers/lk.js';
-import { send, startLoopbackApi, type LoopbackApi } from '../helpers/loopback-api.js';
+import { openLatchkey, type Latchkey } from '../../../src/latchkey.js';
+import { LatchkeyError } from '../../../src/errors.js';
+import { exitCodeFor, readKeeperReport } from '../../../src/client/preflight.js';
+import type { ProbeResult } from '../../../src/client/probe-types.js';
+import { methodRegistry } from '../../../src/methods/index.js';
+import { makeHome, type TempHome } from '../../helpers/home.js';
+import { TestClock } from '../../helpers/lk.js';
+import { send, startLoopbackApi, type LoopbackApi } from '../../helpers/loopback-api.js';
 
 let api: LoopbackApi;
 before(async () => {

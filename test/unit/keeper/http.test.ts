@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createServer, request } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
-import { startKeeperHttp, probeBodySchema, type KeeperHttpBackend } from '../../src/keeper/http.js';
-import { dashboardHtml, renderedIconSizes } from '../../src/keeper/dashboard-page.js';
-import { LatchkeyError } from '../../src/errors.js';
-import { Secret } from '../../src/secret.js';
+import { startKeeperHttp, probeBodySchema, type KeeperHttpBackend } from '../../../src/keeper/http.js';
+import { dashboardHtml, renderedIconSizes } from '../../../src/keeper/dashboard-page.js';
+import { LatchkeyError } from '../../../src/errors.js';
+import { Secret } from '../../../src/secret.js';
 
 function stubBackend(): KeeperHttpBackend & { probes: Array<string | undefined>; ready: boolean } {
   const b = {

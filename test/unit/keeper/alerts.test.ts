@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { AlertDispatcher, kumaStatus, signBody } from '../../src/keeper/alerts.js';
-import { jsonLineLog } from '../../src/keeper/log.js';
-import type { StateChange } from '../../src/keeper/state.js';
-import { Secret } from '../../src/secret.js';
-import { send, startLoopbackApi, type RecordedRequest } from '../helpers/loopback-api.js';
+import { AlertDispatcher, kumaStatus, signBody } from '../../../src/keeper/alerts.js';
+import { jsonLineLog } from '../../../src/keeper/log.js';
+import type { StateChange } from '../../../src/keeper/state.js';
+import { Secret } from '../../../src/secret.js';
+import { send, startLoopbackApi, type RecordedRequest } from '../../helpers/loopback-api.js';
 
 const clock = { now: () => Date.now() };
 
@@ -130,7 +130,7 @@ test('Uptime Kuma: one push per call with status and msg; down while something n
 });
 
 test('recovered: back to a working credential (ok or expiring) from a failure; not from a first verdict or between healthy states', async () => {
-  const { alertPayload } = await import('../../src/keeper/alerts.js');
+  const { alertPayload } = await import('../../../src/keeper/alerts.js');
   assert.equal(alertPayload(change('a', 'action_required', 'expiring')).recovered, true);
   assert.equal(alertPayload(change('a', 'unreachable', 'ok')).recovered, true);
   assert.equal(alertPayload(change('a', 'expiring', 'ok')).recovered, false);
@@ -140,7 +140,7 @@ test('recovered: back to a working credential (ok or expiring) from a failure; n
 });
 
 test('callDeadline: aborts on the parent or the timeout, and detaches from the long-lived parent when disposed', async () => {
-  const { callDeadline } = await import('../../src/keeper/deadline.js');
+  const { callDeadline } = await import('../../../src/keeper/deadline.js');
   const { EventEmitter } = await import('node:events');
   const getEventListeners = (s: AbortSignal, type: string): unknown[] => EventEmitter.getEventListeners(s, type);
   const parent = new AbortController();
