@@ -1,6 +1,6 @@
 import type { MethodName } from '../config/constants.js';
 import { ExitCode, type OperatorAction } from '../errors.js';
-import { DEFAULT_KEEPER_INTERVAL_S, exitCodeForStatuses, isHealthStatus, isHealthy, isReportFresh, type HealthExitCode } from '../core/health.js';
+import { exitCodeForStatuses, isHealthStatus, isHealthy, isReportFresh, readReportEnvelope, reportEntryProblem, type HealthExitCode } from '../core/health.js';
 import type { PreflightReport, ProbeResult } from './probe-types.js';
 
 export { DEFAULT_KEEPER_INTERVAL_S, isHealthy } from '../core/health.js';
@@ -34,14 +34,13 @@ export function parseKeeperReport(text: string, now: number): KeeperReport | und
   } catch {
     return undefined;
   }
-  if (!isRecord(json) || !isRecord(json.sources)) return undefined;
-  const generatedAt = typeof json.generatedAt === 'number' ? json.generatedAt : typeof json.generatedAt === 'string' ? Date.parse(json.generatedAt) : Number.NaN;
-  if (!Number.isFinite(generatedAt)) return undefined;
-  const intervalSeconds = typeof json.intervalSeconds === 'number' && json.intervalSeconds > 0 ? json.intervalSeconds : DEFAULT_KEEPER_INTERVAL_S;
+  const envelope = readReportEnvelope(json);
+  if ('problem' in envelope) return undefined;
+  const { generatedAt, intervalSeconds } = envelope;
   if (!isReportFresh(generatedAt, intervalSeconds, now)) return undefined;
   const generatedIso = new Date(generatedAt).toISOString();
   const sources = new Map<string, ProbeResult>();
-  for (const [name, entry] of Object.entries(json.sources)) {
+  for (const [name, entry] of Object.entries(envelope.sources)) {
     const result = keeperEntry(name, entry, generatedIso);
     if (result) sources.set(name, result);
   }
@@ -49,7 +48,7 @@ export function parseKeeperReport(text: string, now: number): KeeperReport | und
 }
 
 function keeperEntry(name: string, e: unknown, generatedIso: string): ProbeResult | undefined {
-  if (!isRecord(e) || !isHealthStatus(e.status)) return undefined;
+  if (reportEntryProblem(name, e) !== undefined || !isRecord(e) || !isHealthStatus(e.status)) return undefined;
   const authPath = typeof e.authPath === 'string' && METHOD_NAMES.has(e.authPath) ? (e.authPath as MethodName) : null;
   const operatorAction = typeof e.operatorAction === 'string' && OPERATOR_ACTIONS.has(e.operatorAction) ? (e.operatorAction as OperatorAction) : null;
   return {

@@ -59,3 +59,39 @@ export function isReportFresh(generatedAt: number, intervalSeconds: number, now:
   const age = now - generatedAt;
   return age <= REPORT_FRESH_INTERVALS * intervalSeconds * 1000 && age >= -REPORT_FUTURE_TOLERANCE_MS;
 }
+
+/**
+ * The envelope of `health.json` / `GET /api/health` (`generatedAt`, `intervalSeconds`,
+ * `sources`), read the same way by every reader: the strict one of `latchkey health` (a problem
+ * is an error naming the field) and the lenient one of pre-flight (a problem means "no cached
+ * answer", and the sources are probed live). `generatedAt` is written as an ISO 8601 date;
+ * epoch milliseconds are read too.
+ */
+export interface ReportEnvelope {
+  /** Epoch ms. */
+  generatedAt: number;
+  /** The keeper's interval (default {@link DEFAULT_KEEPER_INTERVAL_S} when absent or not positive). */
+  intervalSeconds: number;
+  /** The per-source entries, not yet checked (see {@link reportEntryProblem}). */
+  sources: Record<string, unknown>;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The envelope of a parsed report, or what is wrong with it (naming the field, never quoting values). */
+export function readReportEnvelope(v: unknown): ReportEnvelope | { problem: string } {
+  if (!isObject(v)) return { problem: 'not a JSON object' };
+  const generatedAt = typeof v.generatedAt === 'number' ? v.generatedAt : typeof v.generatedAt === 'string' ? Date.parse(v.generatedAt) : Number.NaN;
+  if (!Number.isFinite(generatedAt)) return { problem: '"generatedAt" is not a timestamp' };
+  if (!isObject(v.sources)) return { problem: '"sources" is not an object' };
+  const intervalSeconds = typeof v.intervalSeconds === 'number' && v.intervalSeconds > 0 ? v.intervalSeconds : DEFAULT_KEEPER_INTERVAL_S;
+  return { generatedAt, intervalSeconds, sources: v.sources };
+}
+
+/** What is wrong with one source's entry (its name in the message), or undefined when it is usable. */
+export function reportEntryProblem(name: string, e: unknown): string | undefined {
+  if (!isObject(e)) return `sources.${name} is not an object`;
+  if (!isHealthStatus(e.status)) return `sources.${name}.status is not a health status`;
+  if (e.history !== undefined && !Array.isArray(e.history)) return `sources.${name}.history is not an array`;
+  return undefined;
+}

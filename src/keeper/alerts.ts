@@ -7,7 +7,8 @@ import { sanitizeRemoteText } from '../sanitize.js';
 import { callDeadline } from './deadline.js';
 import type { KeeperLog } from './log.js';
 import type { KeeperMetrics } from './metrics.js';
-import { isHealthy, type StateChange } from './state.js';
+import { isHealthy } from '../core/health.js';
+import type { StateChange } from './state.js';
 
 /**
  * The keeper's "notify" stage. Every status change of a source (and every recovery) becomes

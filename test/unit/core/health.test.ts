@@ -45,3 +45,25 @@ test('healthy means the credential works; the exit code of a set of statuses is 
   assert.equal(exitCodeForStatuses(['unreachable', 'ok']), ExitCode.unreachable);
   assert.equal(exitCodeForStatuses(['unreachable', 'action_required', 'degraded']), ExitCode.actionRequired);
 });
+
+test('one envelope and entry rule: what `latchkey health` refuses (naming the field), pre-flight does not trust', () => {
+  const at = new Date(T0).toISOString();
+  const cases: Array<[string, unknown, RegExp]> = [
+    ['not an object', [], /not a JSON object/],
+    ['no generatedAt', { sources: {} }, /"generatedAt"/],
+    ['bad generatedAt', { generatedAt: 'soon', sources: {} }, /"generatedAt"/],
+    ['sources not an object', { generatedAt: at, sources: [] }, /"sources"/],
+  ];
+  for (const [what, json, message] of cases) {
+    assert.throws(() => parseHealthReport(json, 'health.json'), message, what);
+    assert.equal(parseKeeperReport(JSON.stringify(json), T0), undefined, what);
+  }
+  // A malformed entry: the strict reader names it; the lenient one leaves it out (that source is probed live).
+  const oneBad = { generatedAt: at, intervalSeconds: 60, sources: { good: { status: 'ok' }, bad: { status: 'ok', history: 'yesterday' } } };
+  assert.throws(() => parseHealthReport(oneBad, 'health.json'), /sources\.bad\.history/);
+  assert.deepEqual([...(parseKeeperReport(JSON.stringify(oneBad), T0)?.sources.keys() ?? [])], ['good']);
+  // Epoch milliseconds are read by both (the keeper writes ISO 8601).
+  const numeric = { generatedAt: T0, intervalSeconds: 60, sources: { a: { status: 'ok' } } };
+  assert.equal(parseHealthReport(numeric, 'health.json').generatedAt, at);
+  assert.equal(parseKeeperReport(JSON.stringify(numeric), T0)?.generatedAt, T0);
+});
