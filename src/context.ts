@@ -2,6 +2,7 @@ import type { Clock } from './clock.js';
 import type { ResolvedSource } from './config/load.js';
 import type { TokenEngine } from './engine/fresh-token.js';
 import type { FetchLike } from './oauth/endpoint.js';
+import type { Secret } from './secret.js';
 import type { Store, StoredGrant } from './store/store.js';
 
 /**
@@ -18,6 +19,11 @@ export interface CoreContext {
   readonly fetchImpl: FetchLike;
   /** Where `env:` secret references resolve (never printed: it may hold secrets). */
   readonly env: NodeJS.ProcessEnv;
+  /**
+   * Resolves a secret reference (`env:NAME`, `file:/path`, `keyring:service/account`) against
+   * this context's environment; errors name the reference, never the value.
+   */
+  resolveSecret(ref: string): Promise<Secret>;
 }
 
 /** A grant obtained elsewhere (a token endpoint response). */

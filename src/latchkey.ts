@@ -219,6 +219,11 @@ export class Latchkey implements LoginContext {
     return preflight(this, sources, options);
   }
 
+  /** Resolves a secret reference against this instance's environment (src/config/secret-ref.ts). */
+  resolveSecret(ref: string): Promise<Secret> {
+    return resolveSecretRef(ref, this.env);
+  }
+
   /** The resolved config of one source (throws LK_UNKNOWN_SOURCE). */
   source(name: string): ResolvedSource {
     return getSource(this.config, name);

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import type { SessionConfig } from '../config/schema.js';
-import { resolveSecretRef } from '../config/secret-ref.js';
 import { LatchkeyError, type OperatorAction } from '../errors.js';
 import type { CoreContext } from '../context.js';
 import { isLoopbackHost } from '../net/loopback.js';
@@ -84,7 +83,7 @@ export class SessionMethod implements AuthMethod {
     if (rec?.session && Object.keys(rec.session.cookies).length > 0) return { ok: true };
     if (this.#config.cookieHeader) {
       try {
-        await resolveSecretRef(this.#config.cookieHeader, this.#lk.env);
+        await this.#lk.resolveSecret(this.#config.cookieHeader);
         return { ok: true };
       } catch (err) {
         // A reason names the method's own problem; callers prefix the source (and the method).
@@ -227,7 +226,7 @@ export class SessionMethod implements AuthMethod {
     if (!ref) return new Map();
     let value: Secret;
     try {
-      value = await resolveSecretRef(ref, this.#lk.env);
+      value = await this.#lk.resolveSecret(ref);
     } catch (err) {
       if (err instanceof LatchkeyError) throw this.#error(`session.cookieHeader: ${err.message}`, err);
       throw err;
