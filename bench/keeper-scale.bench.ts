@@ -27,7 +27,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SERVICE } from '../src/keeper/service.js';
+import { SERVICE } from '../src/service/service.js';
 import { appendTimeline, emptyActivity, emptySourceState, emptyTimeline, TIMELINE_MAX_SAMPLES, type KeeperStateFile } from '../src/keeper/state.js';
 import { figureLine, note, reporter } from './lib/report.js';
 

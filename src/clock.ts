@@ -3,4 +3,5 @@ export interface Clock {
   now(): number;
 }
 
+/** The wall clock (`Date.now()`): the default {@link Clock}. */
 export const systemClock: Clock = { now: () => Date.now() };

@@ -13,61 +13,87 @@ export type OperatorAction =
   | 'check_network'
   | 'fix_config';
 
-/** CLI exit codes (see DESIGN.md "Health, exit codes"). */
+/**
+ * Process exit codes (docs/DESIGN.md "Health, exit codes"): the only place they are written as
+ * numbers. 3 and 4 follow `gh` (4: authentication required, a person must act).
+ */
 export const ExitCode = {
+  /** Healthy / done. */
   ok: 0,
+  /** Usage or configuration error: fix the command line or the config. */
   usage: 1,
+  /** Unreachable or transient: try again later. */
   unreachable: 3,
+  /** A person must act (log in again, replace a token, renew a session). */
   actionRequired: 4,
+  /** Stopped by Ctrl-C / SIGINT (the shell convention 128 + 2). */
+  interrupted: 130,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
-export type ErrorCode =
-  | 'LK_USAGE'
-  | 'LK_CONFIG_MISSING'
-  | 'LK_CONFIG_INVALID'
-  | 'LK_UNKNOWN_SOURCE'
-  | 'LK_SECRET_UNRESOLVED'
-  | 'LK_STORE_CORRUPT'
-  | 'LK_STORE_PERMISSIONS'
-  | 'LK_STORE_IO'
-  | 'LK_STORE_CONFLICT'
-  | 'LK_LOCK_TIMEOUT'
-  | 'LK_NO_GRANT'
-  | 'LK_GRANT_INVALID'
-  | 'LK_GRANT_REVOKED'
-  | 'LK_REFRESH_FAILED'
-  | 'LK_TOKEN_ENDPOINT'
-  | 'LK_INSECURE_ENDPOINT'
-  | 'LK_UNAUTHORIZED'
-  | 'LK_UNREACHABLE'
-  | 'LK_LOGIN_FAILED'
-  | 'LK_SESSION'
-  | 'LK_KEYRING'
-  | 'LK_KEEPER';
+/** One entry of the error table. */
+export interface ErrorSpec<C extends string = string> {
+  /** Equal to its key in {@link ERRORS} (checked by a test, as Fastify does). */
+  readonly code: C;
+  /** The CLI exit code when nothing more specific is known (a caller may pass another one). */
+  readonly exitCode: ExitCode;
+  /** The HTTP status an HTTP surface (keeper API, gateway) answers with. */
+  readonly httpStatus: number;
+  /** What the code means, for the docs and for a reader of `--json` output. */
+  readonly summary: string;
+}
 
+const spec = <C extends string>(code: C, exitCode: ExitCode, httpStatus: number, summary: string): ErrorSpec<C> => ({ code, exitCode, httpStatus, summary });
+
+/**
+ * Every error code, with its default exit code and HTTP status: one table, so the CLI, the
+ * library and the HTTP surfaces cannot disagree. Stable: codes are part of the public API.
+ */
+export const ERRORS = {
+  LK_USAGE: spec('LK_USAGE', ExitCode.usage, 400, 'the command or call was used wrongly'),
+  LK_CONFIG_MISSING: spec('LK_CONFIG_MISSING', ExitCode.usage, 500, 'there is no config file'),
+  LK_CONFIG_INVALID: spec('LK_CONFIG_INVALID', ExitCode.usage, 500, 'the config is invalid (the message names the file and field)'),
+  LK_UNKNOWN_SOURCE: spec('LK_UNKNOWN_SOURCE', ExitCode.usage, 404, 'no source by that name in the config'),
+  LK_SECRET_UNRESOLVED: spec('LK_SECRET_UNRESOLVED', ExitCode.usage, 500, 'a secret reference (env:, file:, keyring:) does not resolve'),
+  LK_STORE_CORRUPT: spec('LK_STORE_CORRUPT', ExitCode.usage, 500, 'the store cannot be parsed (left untouched)'),
+  LK_STORE_PERMISSIONS: spec('LK_STORE_PERMISSIONS', ExitCode.usage, 500, 'the store or its directory is readable by others or not ours'),
+  LK_STORE_IO: spec('LK_STORE_IO', ExitCode.usage, 500, 'the store could not be read or written (disk full, I/O error)'),
+  LK_STORE_CONFLICT: spec('LK_STORE_CONFLICT', ExitCode.unreachable, 503, 'another writer changed the record in between (compare-and-set failed)'),
+  LK_LOCK_TIMEOUT: spec('LK_LOCK_TIMEOUT', ExitCode.unreachable, 503, "a source's lock stayed held longer than the wait"),
+  LK_NO_GRANT: spec('LK_NO_GRANT', ExitCode.actionRequired, 401, 'no grant is stored for the source: log in'),
+  LK_GRANT_INVALID: spec('LK_GRANT_INVALID', ExitCode.usage, 400, 'a grant handed in (import, token response) is not usable'),
+  LK_GRANT_REVOKED: spec('LK_GRANT_REVOKED', ExitCode.actionRequired, 401, 'the IdP refused the refresh token for good: log in again'),
+  LK_REFRESH_FAILED: spec('LK_REFRESH_FAILED', ExitCode.unreachable, 503, 'a refresh failed for now (network, 5xx, timeout)'),
+  LK_TOKEN_ENDPOINT: spec('LK_TOKEN_ENDPOINT', ExitCode.unreachable, 502, 'the token endpoint answered something unusable'),
+  LK_INSECURE_ENDPOINT: spec('LK_INSECURE_ENDPOINT', ExitCode.usage, 500, 'an endpoint is plain http to a non-loopback host'),
+  LK_UNAUTHORIZED: spec('LK_UNAUTHORIZED', ExitCode.actionRequired, 401, 'the API still answered 401 after one recovery'),
+  LK_UNREACHABLE: spec('LK_UNREACHABLE', ExitCode.unreachable, 502, 'a host did not answer (the message names host:port)'),
+  LK_LOGIN_FAILED: spec('LK_LOGIN_FAILED', ExitCode.actionRequired, 401, 'an interactive login did not complete; nothing was stored'),
+  LK_SESSION: spec('LK_SESSION', ExitCode.actionRequired, 401, 'the browser session is missing or expired'),
+  LK_KEYRING: spec('LK_KEYRING', ExitCode.usage, 500, 'the OS keyring is unavailable or refused'),
+  LK_KEEPER: spec('LK_KEEPER', ExitCode.usage, 500, 'the keeper cannot run (port in use, another keeper, a bad health.json)'),
+} as const satisfies { [C in string]: ErrorSpec<C> };
+
+/** A stable error code (the keys of {@link ERRORS}). */
+export type ErrorCode = keyof typeof ERRORS;
+
+/** Options of a {@link LatchkeyError}. */
 export interface LatchkeyErrorOptions {
+  /** The source the error is about (named in messages and `--json`). */
   source?: string;
+  /** What a person must do, when a person must act. */
   operatorAction?: OperatorAction;
+  /** Overrides the table's exit code (e.g. a transient cause of a usually fatal code). */
   exitCode?: ExitCode;
   cause?: unknown;
   /** The exact command or URL that fixes it. */
   fix?: string;
 }
 
-const DEFAULT_EXIT: Partial<Record<ErrorCode, ExitCode>> = {
-  LK_UNREACHABLE: ExitCode.unreachable,
-  LK_REFRESH_FAILED: ExitCode.unreachable,
-  LK_TOKEN_ENDPOINT: ExitCode.unreachable,
-  LK_LOCK_TIMEOUT: ExitCode.unreachable,
-  LK_STORE_CONFLICT: ExitCode.unreachable,
-  LK_GRANT_REVOKED: ExitCode.actionRequired,
-  LK_NO_GRANT: ExitCode.actionRequired,
-  LK_UNAUTHORIZED: ExitCode.actionRequired,
-  LK_SESSION: ExitCode.actionRequired,
-  LK_LOGIN_FAILED: ExitCode.actionRequired,
-};
-
+/**
+ * The one error type of the library and CLI: a stable {@link ErrorCode}, the exit code, and
+ * (when a person must act) the operator action and the command that fixes it.
+ */
 export class LatchkeyError extends Error {
   readonly code: ErrorCode;
   readonly exitCode: ExitCode;
@@ -84,7 +110,12 @@ export class LatchkeyError extends Error {
     this.source = options.source;
     this.operatorAction = options.operatorAction;
     this.fix = options.fix !== undefined ? sanitizeMessage(options.fix) : options.source && options.operatorAction ? fixFor(options.source, options.operatorAction) : undefined;
-    this.exitCode = options.exitCode ?? DEFAULT_EXIT[code] ?? ExitCode.usage;
+    this.exitCode = options.exitCode ?? ERRORS[code].exitCode;
+  }
+
+  /** The HTTP status an HTTP surface answers this error with (from {@link ERRORS}). */
+  get httpStatus(): number {
+    return ERRORS[this.code].httpStatus;
   }
 }
 

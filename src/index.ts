@@ -9,59 +9,105 @@
  * const lk = await openLatchkey();           // reads LATCHKEY_HOME
  * const token = await lk.token('hubspot');   // always fresh, never replays a refresh token
  * ```
+ *
+ * This entry is the public API. Stable (semver): everything below except what is marked
+ * experimental. Internals (the token engine, the method registry, the fetch and probe
+ * machinery, the keeper's stages) are not exported; import nothing from `latchkey/dist/...`.
+ * The README's "Library" section says the same.
+ *
+ * @packageDocumentation
  */
-export { openLatchkey, Latchkey, grantFromInput } from './latchkey.js';
+
+/** The library's entry: open a profile, then `token`, `fetch`, `preflight`, `status`, `installGrant`. Stable. */
+export { openLatchkey, Latchkey } from './latchkey.js';
+/** Options of {@link openLatchkey}; a source's status line; a grant obtained elsewhere. Stable. */
 export type { OpenLatchkeyOptions, SourceStatus, SourceState, GrantInput } from './latchkey.js';
+
+/** Secrets as a type: printing, logging or serializing one shows `[redacted]`. Stable. */
 export { Secret, secret } from './secret.js';
-export { LatchkeyError, ExitCode, fixFor, isTransient } from './errors.js';
-export type { ErrorCode, OperatorAction } from './errors.js';
+
+/** The one error type, its table of codes (exit code and HTTP status per code) and helpers. Stable. */
+export { LatchkeyError, ERRORS, ExitCode, fixFor, isTransient } from './errors.js';
+/** Error codes, table entries, operator actions and error options. Stable. */
+export type { ErrorCode, ErrorSpec, OperatorAction, LatchkeyErrorOptions } from './errors.js';
+
+/** The injected time source (tests move time without sleeping). Stable. */
 export { systemClock } from './clock.js';
+/** The clock interface. Stable. */
 export type { Clock } from './clock.js';
+
+/** Loading and validating a config (errors name the file and the field). Stable. */
 export { loadConfig, parseConfig } from './config/load.js';
+/** A loaded config and one resolved source. Stable. */
 export type { Config, ResolvedSource } from './config/load.js';
+/** The config file's shape, per source and per method. Stable. */
 export type { SourceConfig, OAuthConfig, TokenConfig, SessionConfig, ProbeConfig, KeeperConfig, MethodName } from './config/schema.js';
-export { FileStore } from './store/file-store.js';
-export type { Store, SourceRecord, StoredGrant, StoredSession, WithLockOptions } from './store/store.js';
-export { TokenEngine, effectiveSkewMs, refreshDueAt } from './engine/fresh-token.js';
-export type { EngineEvent, RefreshOutcome } from './engine/fresh-token.js';
-export { latchkeyHome, homePaths } from './paths.js';
-export { loginWithAuthorizationCode, DEFAULT_LOGIN_TIMEOUT_MS } from './oauth/authorization-code.js';
-export type { AuthorizationCodeLoginOptions } from './oauth/authorization-code.js';
-export { loginWithDeviceCode } from './oauth/device-authorization.js';
-export type { DeviceCodeLoginOptions, DevicePrompt } from './oauth/device-authorization.js';
-export type { LoginResult, LoginFlow } from './oauth/login-grant.js';
-export { logout, revokeToken, RevocationError } from './oauth/revocation.js';
-export type { LogoutOptions, LogoutResult, RevocationFailureKind } from './oauth/revocation.js';
-export { startLoopbackRedirect } from './oauth/loopback-redirect.js';
-export type { LoopbackRedirect, ReceivedCallback, CallbackOutcome } from './oauth/loopback-redirect.js';
-export { UnauthorizedError, authorizedFetch, sendAuthorized } from './client/fetch.js';
-export type { AuthorizedOutcome, SendOptions } from './client/fetch.js';
-export { SourceAuth, REJECTION_HOLD_MS } from './client/auth-path.js';
-export type { MethodFailure, Prepared } from './client/auth-path.js';
-export { probeSource, DEFAULT_PROBE_TIMEOUT_MS } from './client/probe.js';
-export type { ProbeContext } from './client/probe.js';
-export { preflight, readKeeperReport, cachedVerdicts, exitCodeFor, DEFAULT_BUDGET_MS, DEFAULT_KEEPER_INTERVAL_S } from './client/preflight.js';
-export type { KeeperReport } from './client/preflight.js';
-export type { HealthStatus, ProbeResult, ProbeOptions, PreflightOptions, PreflightReport, MethodFailureSummary } from './client/probe-types.js';
-export { methodRegistry, buildMethods, unavailableMethod } from './methods/index.js';
-export type { MethodLoader } from './methods/index.js';
-export { TokenMethod, PAT_EXPIRING_WITHIN_MS } from './methods/token.js';
-export { OAuthMethod, OAUTH_EXPIRING_WITHIN_MS } from './methods/oauth.js';
-export type { AuthMethod, Availability, AuthRequest, PreparedAuth, CredentialExpiry, MethodContext, MethodFactory } from './methods/method.js';
+/** Built-in provider presets (`latchkey add --preset`). Stable. */
 export { presets, getPreset, presetNames } from './config/presets.js';
+/** A provider preset. Stable. */
 export type { Preset } from './config/presets.js';
-export { SessionMethod, createSessionMethod, DEFAULT_SESSION_TIMEOUT_MS } from './methods/session.js';
-// The keeper. Its report format, schedule rules and alert signature load nothing heavy; the
-// keeper itself (metrics registry, HTTP server, dashboard) is loaded by openKeeper/startKeeper.
+
+/**
+ * The file store (the default store under the profile). Experimental: the store contract is
+ * being reshaped (store contract v2) and may change in a minor release.
+ */
+export { FileStore } from './store/file-store.js';
+/** The store contract and its records. Experimental (store contract v2). */
+export type { Store, SourceRecord, StoredGrant, StoredSession, WithLockOptions } from './store/store.js';
+/** What `onRefresh` receives after each refresh attempt (metrics, logs). Stable. */
+export type { EngineEvent, RefreshOutcome } from './engine/fresh-token.js';
+
+/** Where a profile lives (`LATCHKEY_HOME`, else the per-user config directory) and its files. Stable. */
+export { latchkeyHome, homePaths } from './paths.js';
+
+/** The interactive logins a person runs: authorization code + PKCE on a loopback redirect, and the device flow. Stable. */
+export { loginWithAuthorizationCode, DEFAULT_LOGIN_TIMEOUT_MS } from './login/authorization-code.js';
+/** Options of {@link loginWithAuthorizationCode}. Stable. */
+export type { AuthorizationCodeLoginOptions } from './login/authorization-code.js';
+/** The device authorization grant (RFC 8628). Stable. */
+export { loginWithDeviceCode } from './login/device-authorization.js';
+/** Options and the prompt of {@link loginWithDeviceCode}. Stable. */
+export type { DeviceCodeLoginOptions, DevicePrompt } from './login/device-authorization.js';
+/** What a login stored (never the tokens). Stable. */
+export type { LoginResult, LoginFlow } from './login/login-grant.js';
+/** Logout: revoke at the IdP (RFC 7009), then remove the stored grant. Stable. */
+export { logout } from './login/logout.js';
+/** Options and result of {@link logout}. Stable. */
+export type { LogoutOptions, LogoutResult } from './login/logout.js';
+/** A failed revocation (transient or rejected). Stable. */
+export { RevocationError } from './oauth/revocation.js';
+/** Why a revocation failed. Stable. */
+export type { RevocationFailureKind } from './oauth/revocation.js';
+
+/** Thrown by `lk.fetch` when the API still answers 401 after one recovery (`LK_UNAUTHORIZED`). Stable. */
+export { UnauthorizedError } from './client/fetch.js';
+/** Pre-flight's default budget, and the exit code (0 / 3 / 4) of a set of verdicts. Stable. */
+export { DEFAULT_BUDGET_MS, exitCodeFor } from './client/preflight.js';
+/** Verdicts of `lk.probe` / `lk.preflight` and their options. Stable. */
+export type { HealthStatus, ProbeResult, ProbeOptions, PreflightOptions, PreflightReport, MethodFailureSummary } from './client/probe-types.js';
+
+/**
+ * The keeper (daemon): open it in-process or start it with its HTTP server. Loaded on demand:
+ * importing this entry loads no metrics registry, HTTP server or dashboard. Stable.
+ */
 export { openKeeper, startKeeper } from './keeper/open.js';
-export { readHealthReport, parseHealthReport, buildHealthReport, isReportStale } from './keeper/health-report.js';
+/** Reading the keeper's `health.json` (the same data as `GET /api/health`) and whether it is stale. Stable. */
+export { readHealthReport, isReportStale } from './keeper/health-report.js';
+/** The `health.json` format. Stable (its field names are a contract). */
 export type { HealthReport, HealthReportSource } from './keeper/health-report.js';
-export { refreshAheadReason, refreshAheadAt, jitteredDelayMs, backoffCycles } from './keeper/scheduler.js';
+/** HMAC-SHA256 signature of a webhook body (`X-Latchkey-Signature`), for a receiver to verify. Stable. */
 export { signBody } from './keeper/alerts.js';
+/** Alert settings and the webhook payload. Stable. */
 export type { AlertSettings, AlertPayload, WebhookSettings } from './keeper/alerts.js';
+/** The keeper's options and handles. Stable. */
 export type { Keeper, KeeperOptions, KeeperSettings, KeeperStages, Readiness, CycleSummary } from './keeper/keeper.js';
+/** The daemon (keeper + HTTP server) and its options. Stable. */
 export type { KeeperDaemon, KeeperDaemonOptions } from './keeper/daemon.js';
+/** The keeper's HTTP server handle and options. Stable. */
 export type { KeeperHttpServer, KeeperHttpOptions, KeeperHttpBackend } from './keeper/http.js';
+/** A custom probe for the keeper (tests, special sources). Stable. */
 export type { ProbeFn, ProbeCallOptions } from './keeper/probe-stage.js';
+/** The keeper's structured log sink. Stable. */
 export type { KeeperLog, LogLevel } from './keeper/log.js';
+/** What the keeper remembers per source, and a change of status (alerts). Stable. */
 export type { SourceKeeperState, StateChange } from './keeper/state.js';

@@ -7,7 +7,7 @@ import { configuredSkewMs } from './engine/expiry.js';
 import { TokenEngine, refreshDueAt, type EngineEvent, type OAuthClientSettings } from './engine/fresh-token.js';
 import { expiresAtOf } from './engine/expiry.js';
 import { clampExpiresAt, clampTime, readExpiresIn } from './lifetime.js';
-import { LatchkeyError, type OperatorAction } from './errors.js';
+import { ExitCode, LatchkeyError, type OperatorAction } from './errors.js';
 import type { FetchLike } from './oauth/endpoint.js';
 import { homePaths, latchkeyHome, type HomePaths } from './paths.js';
 import { Secret } from './secret.js';
@@ -17,9 +17,11 @@ import type { MethodName } from './config/constants.js';
 import type { SourceAuth } from './client/auth-path.js';
 import type { PreflightOptions, PreflightReport, ProbeOptions, ProbeResult } from './client/probe-types.js';
 import { fixForSource } from './config/source-fix.js';
+import type { GrantInput, GrantOrigin, LoginContext } from './context.js';
 
 type FetchModule = typeof import('./client/fetch.js');
 
+/** Options of {@link openLatchkey}: the profile, and what tests and embedders inject (fetch, clock, store, config). */
 export interface OpenLatchkeyOptions {
   /** Profile directory (default: `LATCHKEY_HOME`, else the per-user config directory). */
   home?: string;
@@ -41,8 +43,10 @@ export interface OpenLatchkeyOptions {
   confirmRefusalDelayMs?: number;
 }
 
+/** A source's state in `lk.status()` (from the store and config alone, no network I/O). */
 export type SourceState = 'ok' | 'expiring' | 'expired' | 'revoked' | 'no_grant' | 'failing' | 'error';
 
+/** One line of `lk.status()` / `latchkey status`: what a source uses, when it expires, and what to do if it is broken. */
 export interface SourceStatus {
   source: string;
   methods: MethodName[];
@@ -57,18 +61,7 @@ export interface SourceStatus {
   fix: string | null;
 }
 
-/** A grant obtained elsewhere (a token endpoint response). */
-export interface GrantInput {
-  access_token: string;
-  refresh_token?: string;
-  expires_in?: number;
-  /** When the access token expires: seconds since the epoch, or an ISO 8601 date. */
-  expires_at?: number | string;
-  /** When the grant was issued (seconds since the epoch): expires_in counts from then. */
-  iat?: number;
-  scope?: string;
-  token_type?: string;
-}
+export type { GrantInput } from './context.js';
 
 const STATIC_MEMO_MS = 60_000;
 
@@ -82,7 +75,7 @@ interface StaticMemo {
  * One instance per process is the intended use (its memo and in-process flights are shared
  * by every caller).
  */
-export class Latchkey {
+export class Latchkey implements LoginContext {
   readonly config: Config;
   readonly store: Store;
   readonly paths: HomePaths;
@@ -145,7 +138,7 @@ export class Latchkey {
       });
     }
     const value = await resolveSecretRef(src.token.secret, this.env).catch((err: unknown) => {
-      if (err instanceof LatchkeyError) throw new LatchkeyError(err.code, err.message, { source, operatorAction: 'replace_token', exitCode: 4, fix: err.fix });
+      if (err instanceof LatchkeyError) throw new LatchkeyError(err.code, err.message, { source, operatorAction: 'replace_token', exitCode: ExitCode.actionRequired, fix: err.fix });
       throw err;
     });
     const token = value.reveal();
@@ -226,6 +219,11 @@ export class Latchkey {
     return preflight(this, sources, options);
   }
 
+  /** Resolves a secret reference against this instance's environment (src/config/secret-ref.ts). */
+  resolveSecret(ref: string): Promise<Secret> {
+    return resolveSecretRef(ref, this.env);
+  }
+
   /** The resolved config of one source (throws LK_UNKNOWN_SOURCE). */
   source(name: string): ResolvedSource {
     return getSource(this.config, name);
@@ -277,7 +275,7 @@ export class Latchkey {
    * source's lock so it never races a refresh. Validates it first: nothing is written unless
    * it has an access token.
    */
-  async installGrant(source: string, input: GrantInput, extra: { tokenEndpoint?: string; issuer?: string; clientId?: string; warnings?: string[] } = {}): Promise<StoredGrant> {
+  async installGrant(source: string, input: GrantInput, extra: GrantOrigin = {}): Promise<StoredGrant> {
     const src = getSource(this.config, source);
     const { accessTokenTimes } = await import('./oauth/jwt-claims.js');
     const grant = grantFromInput(input, this.clock.now(), source, accessTokenTimes, extra.warnings);

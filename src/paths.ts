@@ -35,6 +35,7 @@ export interface HomePaths {
   keeperLock: string;
 }
 
+/** The files of a profile directory (config, store, health report, locks). */
 export function homePaths(home: string): HomePaths {
   return {
     home,

@@ -56,6 +56,7 @@ export class Secret {
   }
 }
 
+/** Wraps a string as a {@link Secret} (shorthand for `new Secret(value)`). */
 export function secret(value: string): Secret {
   return new Secret(value);
 }

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { ExitCode } from '../errors.js';
 import { tryFastPath } from './fast-path.js';
 
 // A fixed title: argv may hold URLs or paths the operator would rather not show in `ps`.
@@ -19,7 +20,7 @@ try {
 } catch (err) {
   // Only printing the answer can fail here (stdout closed): report it, do not run again.
   process.stderr.write(`latchkey: unexpected error: ${err instanceof Error ? err.message : String(err)}\n`);
-  fast = 1;
+  fast = ExitCode.usage;
 }
 if (fast !== undefined) {
   process.exitCode = fast;
@@ -33,7 +34,7 @@ if (fast !== undefined) {
       (err: unknown) => {
         // main() reports its own errors; this is for a CLI that failed to load.
         process.stderr.write(`latchkey: unexpected error: ${err instanceof Error ? err.message : String(err)}\n`);
-        process.exitCode = 1;
+        process.exitCode = ExitCode.usage;
       },
     );
 }

@@ -1,6 +1,7 @@
 import { fstatSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { cachedVerdicts, parseKeeperReport, reportOf } from '../client/keeper-report.js';
+import { ExitCode } from '../errors.js';
 import { bearerMethod, type ResolvedSource } from '../config/resolve.js';
 import { plainSecretValue } from '../config/secret-value.js';
 import { stampedConfig, stampPathFor } from '../config/stamp.js';
@@ -85,7 +86,7 @@ function tokenAnswer(args: readonly string[], env: NodeJS.ProcessEnv): FastPathA
   if (src === undefined) return undefined;
   const kind = bearerMethod(src);
   const token = kind === 'oauth' ? freshStoredToken(source, src, paths) : kind === 'token' && src.token ? plainSecretValue(src.token.secret, env, readSecretFile) : undefined;
-  return token === undefined ? undefined : { stdout: `${token}\n`, exitCode: 0 };
+  return token === undefined ? undefined : { stdout: `${token}\n`, exitCode: ExitCode.ok };
 }
 
 /**

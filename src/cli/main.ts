@@ -38,7 +38,7 @@ async function mainHelp(io: CliIO): Promise<number> {
   lines.push('', 'Environment: LATCHKEY_HOME selects the profile directory (config, store, health).');
   lines.push('Exit codes: 0 ok, 1 usage/config error, 3 unreachable or transient, 4 operator action required.');
   io.stdout.write(`${lines.join('\n')}\n`);
-  return 0;
+  return ExitCode.ok;
 }
 
 /** The package's version (package.json, two levels above dist/src/cli). */
@@ -58,7 +58,7 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
   }
   if (VERSION_WORDS.has(name)) {
     io.stdout.write(`${await version()}\n`);
-    return 0;
+    return ExitCode.ok;
   }
   const load = commands[name];
   if (!load) {
@@ -75,7 +75,7 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
       const own = dd === -1 ? rest : rest.slice(0, dd);
       if (own.includes('--help') || own.includes('-h')) {
         io.stdout.write(`${command.summary}\n\nUsage: ${command.usage}\n`);
-        return 0;
+        return ExitCode.ok;
       }
     }
     return await command.run(rest, io);

@@ -1,5 +1,5 @@
 import { sanitizeRemoteText } from '../sanitize.js';
-import type { HealthStatus } from '../client/probe-types.js';
+import type { HealthStatus } from '../core/health.js';
 
 /**
  * How `health`, `preflight` and `status` print a table: one sort order (the worst first, then

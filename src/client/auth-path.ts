@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.js';
 import type { MethodName } from '../config/constants.js';
-import { LatchkeyError, fixFor, type OperatorAction } from '../errors.js';
+import { ExitCode, LatchkeyError, fixFor, type OperatorAction } from '../errors.js';
 import { WrongDestinationError, type AuthMethod, type AuthRequest, type PreparedAuth } from '../methods/method.js';
 
 /**
@@ -154,6 +154,6 @@ function noUsableMethod(source: string, failures: MethodFailure[], methods: read
     source,
     operatorAction: first.operatorAction,
     fix: fixForMethod(source, methods.find((m) => m.name === first.method), first.operatorAction),
-    exitCode: 4,
+    exitCode: ExitCode.actionRequired,
   });
 }

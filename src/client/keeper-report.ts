@@ -1,6 +1,9 @@
 import type { MethodName } from '../config/constants.js';
-import type { OperatorAction } from '../errors.js';
-import type { HealthStatus, PreflightReport, ProbeResult } from './probe-types.js';
+import { ExitCode, type OperatorAction } from '../errors.js';
+import { exitCodeForStatuses, isHealthStatus, isHealthy, isReportFresh, readReportEnvelope, reportEntryProblem, type HealthExitCode } from '../core/health.js';
+import type { PreflightReport, ProbeResult } from './probe-types.js';
+
+export { DEFAULT_KEEPER_INTERVAL_S, isHealthy } from '../core/health.js';
 
 /**
  * The keeper's report as pre-flight reads it (`health.json`), and the cached answer built from
@@ -8,14 +11,6 @@ import type { HealthStatus, PreflightReport, ProbeResult } from './probe-types.j
  * synchronous fast path (src/cli/fast-path.ts), so all three answer alike.
  */
 
-/** The keeper's probe interval when its report does not say (seconds). */
-export const DEFAULT_KEEPER_INTERVAL_S = 300;
-/** A report is fresh while it is younger than this many intervals. */
-const FRESH_INTERVALS = 2;
-/** A report "from the future" by more than this is not trusted (clock skew, garbage). */
-const FUTURE_TOLERANCE_MS = 60_000;
-
-const HEALTH_STATUSES: ReadonlySet<string> = new Set<HealthStatus>(['ok', 'expiring', 'degraded', 'unreachable', 'action_required']);
 const METHOD_NAMES: ReadonlySet<string> = new Set<MethodName>(['token', 'oauth', 'session']);
 const OPERATOR_ACTIONS: ReadonlySet<string> = new Set<OperatorAction>(['relogin', 'reauthorize', 'renew_session', 'replace_token', 'check_network', 'fix_config']);
 
@@ -29,8 +24,8 @@ export interface KeeperReport {
 
 /**
  * Parses the text of `<LATCHKEY_HOME>/health.json` (written atomically by the keeper) as seen
- * at `now`. Undefined when it is unparsable or stale: `generatedAt` older than 2 ×
- * `intervalSeconds` (default 300 s), or more than a minute in the future.
+ * at `now`. Undefined when it is unparsable or stale (src/core/health.ts `isReportFresh`: older than
+ * 2 × `intervalSeconds`, default 300 s, or more than a minute in the future).
  */
 export function parseKeeperReport(text: string, now: number): KeeperReport | undefined {
   let json: unknown;
@@ -39,15 +34,13 @@ export function parseKeeperReport(text: string, now: number): KeeperReport | und
   } catch {
     return undefined;
   }
-  if (!isRecord(json) || !isRecord(json.sources)) return undefined;
-  const generatedAt = typeof json.generatedAt === 'number' ? json.generatedAt : typeof json.generatedAt === 'string' ? Date.parse(json.generatedAt) : Number.NaN;
-  if (!Number.isFinite(generatedAt)) return undefined;
-  const intervalSeconds = typeof json.intervalSeconds === 'number' && json.intervalSeconds > 0 ? json.intervalSeconds : DEFAULT_KEEPER_INTERVAL_S;
-  const age = now - generatedAt;
-  if (age > FRESH_INTERVALS * intervalSeconds * 1000 || age < -FUTURE_TOLERANCE_MS) return undefined;
+  const envelope = readReportEnvelope(json);
+  if ('problem' in envelope) return undefined;
+  const { generatedAt, intervalSeconds } = envelope;
+  if (!isReportFresh(generatedAt, intervalSeconds, now)) return undefined;
   const generatedIso = new Date(generatedAt).toISOString();
   const sources = new Map<string, ProbeResult>();
-  for (const [name, entry] of Object.entries(json.sources)) {
+  for (const [name, entry] of Object.entries(envelope.sources)) {
     const result = keeperEntry(name, entry, generatedIso);
     if (result) sources.set(name, result);
   }
@@ -55,12 +48,12 @@ export function parseKeeperReport(text: string, now: number): KeeperReport | und
 }
 
 function keeperEntry(name: string, e: unknown, generatedIso: string): ProbeResult | undefined {
-  if (!isRecord(e) || typeof e.status !== 'string' || !HEALTH_STATUSES.has(e.status)) return undefined;
+  if (reportEntryProblem(name, e) !== undefined || !isRecord(e) || !isHealthStatus(e.status)) return undefined;
   const authPath = typeof e.authPath === 'string' && METHOD_NAMES.has(e.authPath) ? (e.authPath as MethodName) : null;
   const operatorAction = typeof e.operatorAction === 'string' && OPERATOR_ACTIONS.has(e.operatorAction) ? (e.operatorAction as OperatorAction) : null;
   return {
     source: name,
-    status: e.status as HealthStatus,
+    status: e.status,
     authPath,
     operatorAction,
     fix: typeof e.fix === 'string' ? e.fix : null,
@@ -74,11 +67,6 @@ function keeperEntry(name: string, e: unknown, generatedIso: string): ProbeResul
 
 function isRecord(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x);
-}
-
-/** Healthy enough to trust a cached verdict: a cached failure is re-checked live (the operator may just have fixed it). */
-export function isHealthy(status: HealthStatus): boolean {
-  return status === 'ok' || status === 'expiring';
 }
 
 /**
@@ -96,18 +84,13 @@ export function cachedVerdicts(report: KeeperReport | undefined, sources: readon
   return out;
 }
 
-/** 4 when any source needs a person, else 3 when any is unreachable or degraded, else 0. */
-export function exitCodeFor(results: readonly ProbeResult[]): 0 | 3 | 4 {
-  let code: 0 | 3 | 4 = 0;
-  for (const r of results) {
-    if (r.status === 'action_required') return 4;
-    if (r.status === 'unreachable' || r.status === 'degraded') code = 3;
-  }
-  return code;
+/** 4 when any source needs a person, else 3 when any is unreachable or degraded, else 0 (src/core/health.ts). */
+export function exitCodeFor(results: readonly ProbeResult[]): HealthExitCode {
+  return exitCodeForStatuses(results.map((r) => r.status));
 }
 
 export function reportOf(results: ProbeResult[]): PreflightReport {
   const exitCode = exitCodeFor(results);
-  return { ok: exitCode === 0, exitCode, results, from: results.length > 0 && results.every((r) => r.from === 'keeper') ? 'keeper' : 'live' };
+  return { ok: exitCode === ExitCode.ok, exitCode, results, from: results.length > 0 && results.every((r) => r.from === 'keeper') ? 'keeper' : 'live' };
 }
 

@@ -1,9 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { fixFor, LatchkeyError, type OperatorAction } from '../errors.js';
 import { sourceAwareFix } from '../config/source-fix.js';
-import type { Latchkey } from '../latchkey.js';
+import type { Clock } from '../clock.js';
+import type { Config, ResolvedSource } from '../config/load.js';
 import { isHealthy, parseKeeperReport, reportOf, type KeeperReport } from './keeper-report.js';
-import type { PreflightOptions, PreflightReport, ProbeResult } from './probe-types.js';
+import type { PreflightOptions, PreflightReport, ProbeOptions, ProbeResult } from './probe-types.js';
 
 export { cachedVerdicts, DEFAULT_KEEPER_INTERVAL_S, exitCodeFor, isHealthy, parseKeeperReport, reportOf, type KeeperReport } from './keeper-report.js';
 
@@ -11,10 +12,22 @@ export { cachedVerdicts, DEFAULT_KEEPER_INTERVAL_S, exitCodeFor, isHealthy, pars
  * Pre-flight: "can I call these sources?", answered within a budget (DESIGN.md "Health, exit
  * codes"). This module is what `latchkey preflight` loads first, so it imports nothing heavy:
  * answering from the keeper's `health.json` touches no config validator, no OAuth library and
- * no browser driver. The live path is reached through the Latchkey instance.
+ * no browser driver. The live path is reached through the {@link PreflightContext} (the Latchkey instance).
  */
 
 export const DEFAULT_BUDGET_MS = 3000;
+
+/**
+ * What pre-flight needs of the library (a `Latchkey` is one): the configured sources, where the
+ * keeper's report lives, the clock, and one live probe per source.
+ */
+export interface PreflightContext {
+  readonly config: Pick<Config, 'sources' | 'file'>;
+  readonly paths: { readonly health: string };
+  readonly clock: Clock;
+  source(name: string): ResolvedSource;
+  probe(name: string, options: ProbeOptions): Promise<ProbeResult>;
+}
 /** Grace after the budget for the bookkeeping of a probe that was cut off. */
 const GUARD_GRACE_MS = 20;
 
@@ -39,7 +52,7 @@ export async function readKeeperReport(file: string, now: number): Promise<Keepe
  * probe still running when the budget is spent is `unreachable` ("no answer within N ms").
  * With no sources named, every configured source is checked.
  */
-export async function preflight(lk: Latchkey, sources: readonly string[], options: PreflightOptions = {}): Promise<PreflightReport> {
+export async function preflight(lk: PreflightContext, sources: readonly string[], options: PreflightOptions = {}): Promise<PreflightReport> {
   const started = performance.now();
   const budgetMs = options.budgetMs ?? DEFAULT_BUDGET_MS;
   if (typeof budgetMs !== 'number' || !Number.isFinite(budgetMs) || budgetMs <= 0) {
@@ -61,7 +74,7 @@ export async function preflight(lk: Latchkey, sources: readonly string[], option
   return reportOf(names.map((n) => cached.get(n) ?? probed.get(n)!));
 }
 
-async function probeAll(lk: Latchkey, names: string[], remainingMs: number, budgetMs: number, signal: AbortSignal | undefined): Promise<Map<string, ProbeResult>> {
+async function probeAll(lk: PreflightContext, names: string[], remainingMs: number, budgetMs: number, signal: AbortSignal | undefined): Promise<Map<string, ProbeResult>> {
   const controller = new AbortController();
   const budgetSpent = (): DOMException => new DOMException(`no answer within ${budgetMs} ms`, 'TimeoutError');
   const onCallerAbort = (): void => controller.abort(signal?.reason);
@@ -92,7 +105,7 @@ async function probeAll(lk: Latchkey, names: string[], remainingMs: number, budg
   }
 }
 
-function outOfBudget(lk: Latchkey, name: string, budgetMs: number): ProbeResult {
+function outOfBudget(lk: PreflightContext, name: string, budgetMs: number): ProbeResult {
   return {
     source: name,
     status: 'unreachable',
@@ -108,7 +121,7 @@ function outOfBudget(lk: Latchkey, name: string, budgetMs: number): ProbeResult 
 }
 
 /** A probe that threw instead of answering (a config or store error): the source needs a person. */
-function failedProbe(lk: Latchkey, name: string, err: unknown): ProbeResult {
+function failedProbe(lk: PreflightContext, name: string, err: unknown): ProbeResult {
   const e = err as { message?: string; operatorAction?: OperatorAction; fix?: string };
   return {
     source: name,

@@ -1,8 +1,9 @@
 import type { MethodName } from '../config/constants.js';
 import type { OperatorAction } from '../errors.js';
 
-/** Health of a source (DESIGN.md "Words"). */
-export type HealthStatus = 'ok' | 'expiring' | 'degraded' | 'unreachable' | 'action_required';
+import type { HealthExitCode, HealthStatus } from '../core/health.js';
+
+export type { HealthStatus } from '../core/health.js';
 
 /** The verdict on one source from a probe (live or from the keeper's report). */
 export interface ProbeResult {
@@ -37,6 +38,7 @@ export interface MethodFailureSummary {
   reason: string;
 }
 
+/** Options of `lk.preflight`: the budget, whether to use the keeper's report, a cancel signal. */
 export interface PreflightOptions {
   /** Whole pre-flight budget; a probe still running then is `unreachable` (default 3000). */
   budgetMs?: number;
@@ -53,10 +55,11 @@ export interface ProbeOptions {
   signal?: AbortSignal;
 }
 
+/** The answer of `lk.preflight`: every verdict, `ok`, and the exit code (0 / 3 / 4). */
 export interface PreflightReport {
   ok: boolean;
   /** 0 healthy, 3 unreachable/transient, 4 operator action required. */
-  exitCode: 0 | 3 | 4;
+  exitCode: HealthExitCode;
   results: ProbeResult[];
   /** Where the verdicts came from. */
   from: 'live' | 'keeper';

@@ -27,6 +27,7 @@ export function isRelativeFileRef(value: string): boolean {
 }
 
 export const methodNames = ['token', 'oauth', 'session'] as const;
+/** An auth method's name, as listed in `sources.<name>.methods`. */
 export type MethodName = (typeof methodNames)[number];
 
 export const clientAuthMethods = ['none', 'client_secret_basic', 'client_secret_post'] as const;

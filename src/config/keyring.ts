@@ -14,7 +14,6 @@
 import type { AsyncEntry, EntryOptions } from '@napi-rs/keyring';
 import { LatchkeyError } from '../errors.js';
 import { Secret } from '../secret.js';
-import { parseKeyringRef } from './secret-ref.js';
 import { sanitizeRemoteText } from '../sanitize.js';
 
 /** How long one keyring call may take (default 15 s; `LATCHKEY_KEYRING_TIMEOUT_MS`). */
@@ -125,4 +124,14 @@ export function keyringError(ref: string, verb: 'read' | 'write' | 'delete', err
     fix: KEYRING_FIX,
     cause: err,
   });
+}
+
+/** `keyring:service/account` → its two parts (the one place this reference form is parsed). */
+export function parseKeyringRef(ref: string): { service: string; account: string } {
+  const body = ref.slice('keyring:'.length);
+  const slash = body.indexOf('/');
+  if (slash <= 0 || slash === body.length - 1) {
+    throw new LatchkeyError('LK_SECRET_UNRESOLVED', `secret reference ${ref}: expected keyring:service/account`);
+  }
+  return { service: body.slice(0, slash), account: body.slice(slash + 1) };
 }

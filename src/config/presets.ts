@@ -41,6 +41,7 @@ export interface Preset {
 /** The Notion API version the probe asks for (Notion requires the header on every call). */
 export const NOTION_VERSION = '2022-06-28';
 
+/** The built-in provider presets, by name (`latchkey add <source> --preset <name>`). */
 export const presets: Record<string, Preset> = {
   github: {
     name: 'github',
@@ -253,6 +254,7 @@ export const presets: Record<string, Preset> = {
   },
 };
 
+/** The preset named `name`, or undefined. */
 export function getPreset(name: string): Preset | undefined {
   return Object.prototype.hasOwnProperty.call(presets, name) ? presets[name] : undefined;
 }

@@ -16,6 +16,7 @@ export interface ResolvedSource extends SourceConfig {
   methods: MethodName[];
 }
 
+/** A loaded and validated config: its file, its raw JSON and every source resolved (presets applied). */
 export interface Config {
   /** The file it came from (named in every message). */
   file: string;

@@ -156,11 +156,17 @@ export const ConfigSchema = v.strictObject({
   keeper: v.optional(KeeperConfigSchema),
 });
 
+/** A source's `oauth` method: token endpoint, client, and the optional login endpoints. */
 export type OAuthConfig = v.InferOutput<typeof OAuthConfigSchema>;
+/** A source's `token` method: a static token behind a secret reference. */
 export type TokenConfig = v.InferOutput<typeof TokenConfigSchema>;
+/** A source's `session` method: browser cookies + CSRF, renewed over HTTP or the DevTools Protocol. */
 export type SessionConfig = v.InferOutput<typeof SessionConfigSchema>;
+/** A source's `probe`: the cheap authenticated request that proves its credential works. */
 export type ProbeConfig = v.InferOutput<typeof ProbeConfigSchema>;
+/** One entry of `sources` in the config file. */
 export type SourceConfig = v.InferOutput<typeof SourceConfigSchema>;
+/** The `keeper` section of the config file (interval, port, alerts). */
 export type KeeperConfig = v.InferOutput<typeof KeeperConfigSchema>;
 export type AlertsConfig = v.InferOutput<typeof AlertsConfigSchema>;
 export type ConfigFile = v.InferOutput<typeof ConfigSchema>;

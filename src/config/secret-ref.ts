@@ -54,12 +54,3 @@ export async function resolveSecretRef(ref: string, env: NodeJS.ProcessEnv = pro
 function redactRef(value: string): string {
   return value.length <= 4 ? '****' : `${value.slice(0, 2)}…(${value.length} chars)`;
 }
-
-export function parseKeyringRef(ref: string): { service: string; account: string } {
-  const body = ref.slice('keyring:'.length);
-  const slash = body.indexOf('/');
-  if (slash <= 0 || slash === body.length - 1) {
-    throw new LatchkeyError('LK_SECRET_UNRESOLVED', `secret reference ${ref}: expected keyring:service/account`);
-  }
-  return { service: body.slice(0, slash), account: body.slice(slash + 1) };
-}

@@ -1,3 +1,4 @@
+import { abortableWait } from '../core/wait.js';
 import { createHmac, randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { FetchLike } from '../oauth/endpoint.js';
@@ -6,7 +7,8 @@ import { sanitizeRemoteText } from '../sanitize.js';
 import { callDeadline } from './deadline.js';
 import type { KeeperLog } from './log.js';
 import type { KeeperMetrics } from './metrics.js';
-import { isHealthy, type StateChange } from './state.js';
+import { isHealthy } from '../core/health.js';
+import type { StateChange } from './state.js';
 
 /**
  * The keeper's "notify" stage. Every status change of a source (and every recovery) becomes
@@ -21,6 +23,7 @@ export interface WebhookSettings {
   secret?: Secret;
 }
 
+/** Where the keeper sends a notification when a source changes status (webhooks, Uptime Kuma push). */
 export interface AlertSettings {
   webhook?: WebhookSettings;
   /** Uptime Kuma push URL (it embeds the monitor's token, hence a Secret). */
@@ -266,18 +269,7 @@ export class AlertDispatcher {
   }
 
   #sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.#abort.signal.aborted) return resolve();
-      const t = setTimeout(done, ms);
-      t.unref?.();
-      const signal = this.#abort.signal;
-      function done(): void {
-        signal.removeEventListener('abort', done);
-        clearTimeout(t);
-        resolve();
-      }
-      signal.addEventListener('abort', done, { once: true });
-    });
+    return abortableWait(ms, this.#abort.signal, { unref: true });
   }
 
   /** Waits for queued deliveries up to `graceMs`, then abandons the rest (shutdown). */

@@ -25,6 +25,7 @@ export const DEFAULT_HOST = '127.0.0.1';
 /** How often a keeper whose port is taken (or whose address is not up yet) tries to bind again. */
 export const HTTP_RETRY_MS = 30_000;
 
+/** Options of `startKeeper`: the profile, the keeper's schedule, the HTTP bind (host, port, remote access token), standby and one-shot modes. */
 export interface KeeperDaemonOptions {
   env?: NodeJS.ProcessEnv;
   /** LATCHKEY_HOME (default from `env`). */
@@ -52,6 +53,7 @@ export interface KeeperDaemonOptions {
   httpRetryMs?: number;
 }
 
+/** A running keeper with its HTTP server (what `latchkey keeper` runs). */
 export interface KeeperDaemon {
   readonly keeper: Keeper;
   /** The HTTP server; undefined with `once`, and while the port is taken (the bind is retried). */

@@ -1,5 +1,5 @@
 import { readFile, stat } from 'node:fs/promises';
-import type { HealthStatus } from '../client/probe-types.js';
+import { isReportFresh, readReportEnvelope, reportEntryProblem, type HealthStatus } from '../core/health.js';
 import type { MethodName } from '../config/constants.js';
 import { LatchkeyError, type OperatorAction } from '../errors.js';
 import { writeFileAtomic } from '../store/atomic-file.js';
@@ -155,28 +155,22 @@ export function serializeHealthReport(report: HealthReport): Buffer {
   return jsonLineBytes(report);
 }
 
-const STATUSES: ReadonlySet<string> = new Set(['ok', 'expiring', 'degraded', 'unreachable', 'action_required']);
-
-/** Validates a parsed `health.json`; throws LK_KEEPER naming the file and the field. */
+/** Validates a parsed `health.json` (the envelope and entry rules of src/core/health.ts); throws LK_KEEPER naming the file and the field. */
 export function parseHealthReport(v: unknown, file: string): HealthReport {
   const bad = (what: string): never => {
     throw new LatchkeyError('LK_KEEPER', `${file}: ${what} (not a keeper health report; the keeper rewrites it on its next cycle)`);
   };
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return bad('not a JSON object');
-  const o = v as Record<string, unknown>;
-  if (typeof o.generatedAt !== 'string' || Number.isNaN(Date.parse(o.generatedAt))) bad('"generatedAt" is not a timestamp');
-  if (typeof o.sources !== 'object' || o.sources === null || Array.isArray(o.sources)) bad('"sources" is not an object');
-  for (const [name, s] of Object.entries(o.sources as Record<string, unknown>)) {
-    if (typeof s !== 'object' || s === null) bad(`sources.${name} is not an object`);
-    const status = (s as Record<string, unknown>).status;
-    if (typeof status !== 'string' || !STATUSES.has(status)) bad(`sources.${name}.status is not a health status`);
-    const history = (s as Record<string, unknown>).history;
-    if (history !== undefined && !Array.isArray(history)) bad(`sources.${name}.history is not an array`);
+  const envelope = readReportEnvelope(v);
+  if ('problem' in envelope) return bad(envelope.problem);
+  for (const [name, s] of Object.entries(envelope.sources)) {
+    const problem = reportEntryProblem(name, s);
+    if (problem) bad(problem);
   }
+  const written = (v as { generatedAt: unknown }).generatedAt;
   return {
-    generatedAt: o.generatedAt as string,
-    intervalSeconds: typeof o.intervalSeconds === 'number' ? o.intervalSeconds : 300,
-    sources: o.sources as Record<string, HealthReportSource>,
+    generatedAt: typeof written === 'string' ? written : new Date(envelope.generatedAt).toISOString(),
+    intervalSeconds: envelope.intervalSeconds,
+    sources: envelope.sources as Record<string, HealthReportSource>,
   };
 }
 
@@ -205,22 +199,14 @@ export async function readHealthReport(path: string): Promise<HealthReport | und
   return report;
 }
 
-/** A report is stale when no cycle finished for 2.5 intervals (and at least a minute). */
 export function reportAgeMs(report: HealthReport, now: number): number {
   return now - Date.parse(report.generatedAt);
 }
 
+/** A report is stale when pre-flight would no longer trust it: the one rule of src/core/health.ts (`isReportFresh`). */
 export function isReportStale(report: HealthReport, now: number): boolean {
-  const age = reportAgeMs(report, now);
-  return age > Math.max(2.5 * report.intervalSeconds * 1000, 60_000) || age < -60_000;
+  return !isReportFresh(Date.parse(report.generatedAt), report.intervalSeconds, now);
 }
 
-/** CLI exit code for a set of statuses: 4 action required, 3 unreachable/degraded, 0 healthy. */
-export function exitCodeFor(statuses: Iterable<HealthStatus>): 0 | 3 | 4 {
-  let code: 0 | 3 | 4 = 0;
-  for (const s of statuses) {
-    if (s === 'action_required') return 4;
-    if (s === 'unreachable' || s === 'degraded') code = 3;
-  }
-  return code;
-}
+/** CLI exit code for a set of statuses (src/core/health.ts). */
+export { exitCodeForStatuses as exitCodeFor } from '../core/health.js';

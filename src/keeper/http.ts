@@ -1,14 +1,16 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SOURCE_NAME } from '../config/constants.js';
-import { LatchkeyError } from '../errors.js';
+import { ExitCode, LatchkeyError } from '../errors.js';
 import { isLoopbackHost } from '../oauth/endpoint.js';
 import type { Secret } from '../secret.js';
+import { bearerMatches, checkedBody, json, pathOf, problem, RouteTable, send, tokenDigest, type Reply, type Route } from '../http/route-table.js';
+import { GZIP_JSON_HEADERS, JSON_HEADERS, SECURITY_HEADERS } from '../http/security-headers.js';
 import { DASHBOARD_CSP, dashboardAsset, DASHBOARD_ASSET_PATHS } from './dashboard-page.js';
 
 /**
- * The keeper's HTTP surface. Every route and its request schema is declared in {@link ROUTES};
+ * The keeper's HTTP surface. Every route and its request schema is declared in one table
+ * (`buildRoutes`, on the shared route table of src/http/);
  * everything a response needs that does not change per request (headers, the dashboard bytes,
  * the token digest) is computed at start-up, and the report bytes once per cycle, so a request
  * does a table lookup and a write.
@@ -33,6 +35,7 @@ export interface KeeperHttpBackend {
   readonly metrics: { render(): Promise<string>; readonly contentType: string };
 }
 
+/** Where the keeper's HTTP server binds, and its guards for a non-loopback bind. */
 export interface KeeperHttpOptions {
   host: string;
   port: number;
@@ -41,39 +44,13 @@ export interface KeeperHttpOptions {
   token?: Secret;
 }
 
+/** The keeper's HTTP server once bound: its URL and `close()`. */
 export interface KeeperHttpServer {
   readonly url: string;
   readonly host: string;
   readonly port: number;
   readonly remote: boolean;
   close(): Promise<void>;
-}
-
-type Auth = 'public' | 'bearer';
-
-interface Reply {
-  status: number;
-  headers: Readonly<Record<string, string>>;
-  body: Buffer | string;
-  /** The same body gzipped: sent instead when the request accepts gzip. */
-  gzip?: Buffer;
-}
-
-interface RequestContext {
-  req: IncomingMessage;
-  /** Parsed and validated JSON body (POST routes with a schema). */
-  body: unknown;
-}
-
-interface Route {
-  method: 'GET' | 'POST';
-  path: string;
-  auth: Auth;
-  /** POST only: the `X-Latchkey-Action: 1` header and a same-origin `Origin` are required. */
-  csrf?: boolean;
-  /** Validates the JSON body; returns an error message or the value. */
-  body?: (v: unknown) => { ok: true; value: unknown } | { ok: false; message: string };
-  handle(ctx: RequestContext): Reply | Promise<Reply>;
 }
 
 /** `POST /api/probe` body: `{}` (every source) or `{ "source": "<name>" }`. */
@@ -85,30 +62,6 @@ export function probeBodySchema(v: unknown): { ok: true; value: { source?: strin
   if (o.source === undefined) return { ok: true, value: {} };
   if (typeof o.source !== 'string' || !SOURCE_NAME.test(o.source)) return { ok: false, message: '"source" must be a source name' };
   return { ok: true, value: { source: o.source } };
-}
-
-const MAX_BODY_BYTES = 4096;
-
-/** Headers every response carries. */
-const SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
-  'X-Content-Type-Options': 'nosniff',
-  'Referrer-Policy': 'no-referrer',
-  'X-Frame-Options': 'DENY',
-  'Cross-Origin-Opener-Policy': 'same-origin',
-  'Cross-Origin-Resource-Policy': 'same-origin',
-  // Data responses run no script and embed nothing; the dashboard's own policy replaces this.
-  'Content-Security-Policy': "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
-});
-
-const JSON_HEADERS = Object.freeze({ ...SECURITY_HEADERS, 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
-const GZIP_JSON_HEADERS = Object.freeze({ ...JSON_HEADERS, Vary: 'Accept-Encoding' });
-
-function json(status: number, value: unknown, extra: Record<string, string> = {}): Reply {
-  return { status, headers: Object.keys(extra).length ? { ...JSON_HEADERS, ...extra } : JSON_HEADERS, body: JSON.stringify(value) };
-}
-
-function problem(status: number, error: string, message: string, extra: Record<string, string> = {}): Reply {
-  return json(status, { error, message }, extra);
 }
 
 /** The routes, their auth and schemas: the whole HTTP surface in one table. */
@@ -158,7 +111,7 @@ function buildRoutes(backend: KeeperHttpBackend): Route[] {
         try {
           await backend.probeNow(source);
         } catch (err) {
-          if (err instanceof LatchkeyError && err.code === 'LK_UNKNOWN_SOURCE') return problem(404, 'unknown_source', err.message);
+          if (err instanceof LatchkeyError && err.code === 'LK_UNKNOWN_SOURCE') return problem(err.httpStatus, 'unknown_source', err.message);
           throw err;
         }
         return { status: 200, headers: JSON_HEADERS, body: backend.reportBytes };
@@ -183,10 +136,6 @@ function buildRoutes(backend: KeeperHttpBackend): Route[] {
   ];
 }
 
-function digest(value: string): Buffer {
-  return createHash('sha256').update(value, 'utf8').digest();
-}
-
 /** Checks the configuration before anything binds: a non-loopback host needs both guards. */
 export function checkBind(options: KeeperHttpOptions): { remote: boolean } {
   const remote = !isLoopbackHost(options.host);
@@ -206,11 +155,8 @@ export function checkBind(options: KeeperHttpOptions): { remote: boolean } {
 /** Starts the HTTP server. A port in use is a LK_KEEPER error naming host and port (exit 1). */
 export async function startKeeperHttp(backend: KeeperHttpBackend, options: KeeperHttpOptions): Promise<KeeperHttpServer> {
   const { remote } = checkBind(options);
-  const routes = buildRoutes(backend);
-  const byPath = new Map<string, Route[]>();
-  for (const r of routes) byPath.set(r.path, [...(byPath.get(r.path) ?? []), r]);
-  const allowHeader = new Map([...byPath].map(([p, rs]) => [p, [...new Set(rs.flatMap((r) => (r.method === 'GET' ? ['GET', 'HEAD'] : [r.method])))].join(', ')]));
-  const expected = options.token ? digest(options.token.reveal()) : undefined;
+  const table = new RouteTable(buildRoutes(backend));
+  const expected = options.token ? tokenDigest(options.token.reveal()) : undefined;
   let allowedHosts: Set<string> | undefined;
 
   const server = createServer((req, res) => {
@@ -235,27 +181,15 @@ export async function startKeeperHttp(backend: KeeperHttpBackend, options: Keepe
     if (allowedHosts && !allowedHosts.has((req.headers.host ?? '').toLowerCase())) {
       return send(req, res, problem(421, 'misdirected', 'this keeper answers only to a loopback Host (127.0.0.1, localhost or [::1])'));
     }
-    const candidates = byPath.get(path);
-    if (!candidates) return send(req, res, problem(404, 'not_found', `no route ${path}`));
-    const method = req.method === 'HEAD' ? 'GET' : req.method;
-    const route = candidates.find((r) => r.method === method);
-    if (!route) return send(req, res, problem(405, 'method_not_allowed', `${req.method} is not allowed on ${path}`, { Allow: allowHeader.get(path) ?? '' }));
+    const matched = table.match(req.method, path);
+    if ('reply' in matched) return send(req, res, matched.reply);
+    const { route } = matched;
     if (route.auth === 'bearer' && expected && !bearerMatches(req.headers.authorization, expected)) {
       return send(req, res, problem(401, 'unauthorized', 'this keeper requires Authorization: Bearer <token>', { 'WWW-Authenticate': 'Bearer realm="latchkey"' }));
     }
-    let body: unknown;
-    if (route.method === 'POST') {
-      if (route.csrf) {
-        const refusal = csrfRefusal(req);
-        if (refusal) return send(req, res, problem(403, 'forbidden', refusal));
-      }
-      const read = await readJsonBody(req);
-      if (!read.ok) return send(req, res, problem(read.status, 'bad_request', read.message));
-      const checked = route.body ? route.body(read.value) : { ok: true as const, value: read.value };
-      if (!checked.ok) return send(req, res, problem(400, 'bad_request', checked.message));
-      body = checked.value;
-    }
-    const reply = await route.handle({ req, body });
+    const checked = await checkedBody(route, req);
+    if (!checked.ok) return send(req, res, checked.reply);
+    const reply = await route.handle({ req, body: checked.body });
     if (route.method === 'GET' && reply.status === 200 && reply.headers.ETag && req.headers['if-none-match'] === reply.headers.ETag) {
       return send(req, res, { status: 304, headers: reply.headers, body: '' });
     }
@@ -296,78 +230,10 @@ export async function startKeeperHttp(backend: KeeperHttpBackend, options: Keepe
   };
 }
 
-function pathOf(url: string | undefined): string {
-  const raw = url ?? '/';
-  const q = raw.indexOf('?');
-  return q === -1 ? raw : raw.slice(0, q);
-}
-
-function bearerMatches(header: string | undefined, expected: Buffer): boolean {
-  if (!header) return false;
-  const m = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
-  if (!m) return false;
-  // Digests have equal length whatever was sent, so the comparison time reveals nothing.
-  return timingSafeEqual(digest(m[1] as string), expected);
-}
-
-/** Why a state-changing request is refused (CSRF), or undefined when it may proceed. */
-function csrfRefusal(req: IncomingMessage): string | undefined {
-  if (req.headers['x-latchkey-action'] !== '1') return 'missing header X-Latchkey-Action: 1';
-  const site = req.headers['sec-fetch-site'];
-  if (site !== undefined && site !== 'same-origin' && site !== 'none') return `cross-site request refused (Sec-Fetch-Site: ${site})`;
-  const origin = req.headers.origin;
-  if (origin !== undefined) {
-    const host = req.headers.host;
-    if (!host || (origin !== `http://${host}` && origin !== `https://${host}`)) return `cross-origin request refused (Origin ${origin})`;
-  }
-  return undefined;
-}
-
-async function readJsonBody(req: IncomingMessage): Promise<{ ok: true; value: unknown } | { ok: false; status: number; message: string }> {
-  const declared = Number(req.headers['content-length'] ?? '0');
-  if (declared > MAX_BODY_BYTES) return { ok: false, status: 413, message: `body larger than ${MAX_BODY_BYTES} bytes` };
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) return { ok: false, status: 413, message: `body larger than ${MAX_BODY_BYTES} bytes` };
-    chunks.push(chunk as Buffer);
-  }
-  const text = Buffer.concat(chunks).toString('utf8').trim();
-  if (text === '') return { ok: true, value: undefined };
-  const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
-  if (type !== 'application/json') return { ok: false, status: 415, message: 'expected Content-Type: application/json' };
-  try {
-    return { ok: true, value: JSON.parse(text) as unknown };
-  } catch {
-    return { ok: false, status: 400, message: 'body is not valid JSON' };
-  }
-}
-
-/** Whether the request accepts gzip (RFC 9110 §12.5.3; `gzip;q=0` refuses it). */
-function acceptsGzip(req: IncomingMessage): boolean {
-  const v = req.headers['accept-encoding'];
-  if (typeof v !== 'string') return false;
-  return v.split(',').some((part) => {
-    const [coding, ...params] = part.trim().toLowerCase().split(';');
-    if (coding?.trim() !== 'gzip' && coding?.trim() !== '*') return false;
-    const q = params.map((p) => /^\s*q=([\d.]+)/.exec(p)?.[1]).find((x) => x !== undefined);
-    return q === undefined || Number(q) > 0;
-  });
-}
-
-function send(req: IncomingMessage, res: ServerResponse, reply: Reply): void {
-  const zipped = reply.gzip !== undefined && reply.status === 200 && acceptsGzip(req);
-  const body = zipped ? (reply.gzip as Buffer) : typeof reply.body === 'string' ? Buffer.from(reply.body, 'utf8') : reply.body;
-  const encoding = zipped ? { 'Content-Encoding': 'gzip' } : {};
-  res.writeHead(reply.status, { ...reply.headers, ...encoding, ...(reply.status === 304 ? {} : { 'Content-Length': String(body.length) }) });
-  res.end(req.method === 'HEAD' || reply.status === 304 ? undefined : body);
-}
-
 /** The listen error (its `cause` carries the errno `code`, see {@link isTransientListenError}). */
 function listenError(err: NodeJS.ErrnoException, host: string, port: number): Error {
   const where = `${host}:${port}`;
-  const o = { exitCode: 1, cause: err } as const;
+  const o = { exitCode: ExitCode.usage, cause: err } as const;
   switch (err.code) {
     case 'EADDRINUSE':
       return new LatchkeyError(

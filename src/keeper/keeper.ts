@@ -4,7 +4,7 @@ import { stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { Clock } from '../clock.js';
-import type { HealthStatus } from '../client/probe-types.js';
+import type { HealthExitCode, HealthStatus } from '../core/health.js';
 import { LatchkeyError } from '../errors.js';
 import { openLatchkey, type Latchkey, type OpenLatchkeyOptions } from '../latchkey.js';
 import type { FetchLike } from '../oauth/endpoint.js';
@@ -79,12 +79,14 @@ export interface RefreshWake {
   outcome: RefreshStageResult['kind'];
 }
 
+/** The keeper's schedule and limits (interval, concurrency, probe timeout). */
 export interface KeeperSettings {
   intervalSeconds: number;
   concurrency: number;
   probeTimeoutMs: number;
 }
 
+/** Options of `openKeeper`: the profile (as for `openLatchkey`) and the keeper's settings. */
 export interface KeeperOptions extends Partial<KeeperSettings> {
   /** An open Latchkey. Without it the keeper opens its own (and reopens it when config.json changes). */
   lk?: Latchkey;
@@ -130,6 +132,7 @@ export interface KeeperStages {
   config: { state: 'ok' | 'failing'; file: string; loadedAt: string | null; lastError: string | null };
 }
 
+/** The keeper's `/readyz` verdict: ready or not and why, the sources needing a person or unreachable, and each stage's state. */
 export interface Readiness {
   ready: boolean;
   reason: string;
@@ -138,6 +141,7 @@ export interface Readiness {
   stages: KeeperStages;
 }
 
+/** What one keeper cycle did: sources checked and skipped, status changes, counts, exit code. */
 export interface CycleSummary {
   cycle: number;
   durationMs: number;
@@ -146,7 +150,7 @@ export interface CycleSummary {
   changes: StateChange[];
   counts: Record<HealthStatus, number>;
   /** 0 healthy, 3 something unreachable/degraded, 4 something needs a person. */
-  exitCode: 0 | 3 | 4;
+  exitCode: HealthExitCode;
 }
 
 function zeroRefreshCounts(): Record<RefreshStageResult['kind'], number> {
@@ -160,6 +164,7 @@ export function credentialStamp(rec: SourceRecord | undefined): string | null {
   return null;
 }
 
+/** The keeper loop over a profile: schedule → refresh → probe → report → notify, one cycle at a time. */
 export class Keeper {
   readonly settings: KeeperSettings;
   readonly metrics: KeeperMetrics;

@@ -11,6 +11,7 @@ export type LogLevel = 'info' | 'warn' | 'error';
 
 export type LogFields = Record<string, string | number | boolean | null | undefined | string[]>;
 
+/** The keeper's structured log sink: called with a level, an event name and its fields. */
 export interface KeeperLog {
   (level: LogLevel, event: string, fields?: LogFields): void;
 }

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { EngineEvent } from '../engine/fresh-token.js';
-import type { HealthStatus } from '../client/probe-types.js';
+import { HEALTH_STATUSES, isHealthy, type HealthStatus } from '../core/health.js';
 
 /**
  * The keeper's Prometheus metrics, in a registry of its own (never prom-client's global one,
@@ -9,11 +9,6 @@ import type { HealthStatus } from '../client/probe-types.js';
  * Cardinality stays bounded: per-source series are gauges and counters (one series per source,
  * or per source × a handful of outcomes); the latency histogram is labelled by auth path only.
  */
-const STATUSES = ['ok', 'expiring', 'degraded', 'unreachable', 'action_required'] as const satisfies readonly HealthStatus[];
-
-function isUp(status: HealthStatus): boolean {
-  return status === 'ok' || status === 'expiring';
-}
 
 interface SourceValues {
   status: HealthStatus;
@@ -150,9 +145,9 @@ export class KeeperMetrics {
         continue;
       }
       if (had?.status !== want.status) {
-        const up = isUp(want.status);
-        if (!had || isUp(had.status) !== up) this.#up.set({ source }, up ? 1 : 0);
-        for (const s of STATUSES) {
+        const up = isHealthy(want.status);
+        if (!had || isHealthy(had.status) !== up) this.#up.set({ source }, up ? 1 : 0);
+        for (const s of HEALTH_STATUSES) {
           if (!had || s === want.status || s === had.status) this.#status.set({ source, status: s }, s === want.status ? 1 : 0);
         }
       }
@@ -172,7 +167,7 @@ export class KeeperMetrics {
     this.#up.remove({ source });
     if (this.#expiries.delete(source)) this.#expiry.remove({ source });
     this.#failures.remove({ source });
-    for (const s of STATUSES) this.#status.remove({ source, status: s });
+    for (const s of HEALTH_STATUSES) this.#status.remove({ source, status: s });
   }
 
   recordCycle(durationMs: number, finishedAt: number): void {

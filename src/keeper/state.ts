@@ -1,5 +1,5 @@
 import { readFile, rename } from 'node:fs/promises';
-import type { HealthStatus } from '../client/probe-types.js';
+import type { HealthStatus } from '../core/health.js';
 import type { MethodName } from '../config/constants.js';
 import type { OperatorAction } from '../errors.js';
 import { writeFileAtomic } from '../store/atomic-file.js';

@@ -1,5 +1,5 @@
 import type { MethodName } from '../config/constants.js';
-import { LatchkeyError, type ErrorCode, type OperatorAction } from '../errors.js';
+import { ExitCode, LatchkeyError, type ErrorCode, type OperatorAction } from '../errors.js';
 import type { AuthMethod, MethodContext, MethodFactory } from './method.js';
 import { createOAuthMethod } from './oauth.js';
 import { createTokenMethod } from './token.js';
@@ -35,7 +35,7 @@ const UNAVAILABLE_CODE: Record<MethodName, ErrorCode> = {
 /** A stand-in for a method whose module is not installed: always unavailable, never used. */
 export function unavailableMethod(name: MethodName, reason: string, operatorAction: OperatorAction = NOT_INSTALLED_ACTION[name]): AuthMethod {
   const refuse = (): never => {
-    throw new LatchkeyError(UNAVAILABLE_CODE[name], `${name}: ${reason}`, { operatorAction, exitCode: 4 });
+    throw new LatchkeyError(UNAVAILABLE_CODE[name], `${name}: ${reason}`, { operatorAction, exitCode: ExitCode.actionRequired });
   };
   return {
     name,

@@ -1,7 +1,7 @@
 import type { ResolvedSource } from '../config/load.js';
 import type { MethodName } from '../config/constants.js';
 import { LatchkeyError, type OperatorAction } from '../errors.js';
-import type { Latchkey } from '../latchkey.js';
+import type { CoreContext } from '../context.js';
 
 /**
  * One way to authenticate to a source (DESIGN.md "Methods and the 401 path"). A source lists
@@ -97,8 +97,9 @@ export interface CredentialExpiry {
   operatorAction?: OperatorAction;
 }
 
+/** What a method is built from: the library's core (a `Latchkey` is one) and its source's config. */
 export interface MethodContext {
-  lk: Latchkey;
+  lk: CoreContext;
   source: ResolvedSource;
 }
 

@@ -1,7 +1,7 @@
 import type { Clock } from '../clock.js';
 import type { TokenEngine } from '../engine/fresh-token.js';
 import { usableGrant } from '../engine/fresh-token.js';
-import { LatchkeyError, type OperatorAction } from '../errors.js';
+import { ExitCode, LatchkeyError, type OperatorAction } from '../errors.js';
 import type { Store } from '../store/store.js';
 import type { Availability, AuthMethod, CredentialExpiry, MethodContext, PreparedAuth } from './method.js';
 import type { SourceConfig } from '../config/schema.js';
@@ -78,13 +78,13 @@ export class OAuthMethod implements AuthMethod {
       throw new LatchkeyError('LK_REFRESH_FAILED', `${this.#source}: the API rejected the access token and the token endpoint refused the refresh (${failure.message})`, {
         source: this.#source,
         operatorAction: 'fix_config',
-        exitCode: 4,
+        exitCode: ExitCode.actionRequired,
       });
     }
     throw new LatchkeyError('LK_REFRESH_FAILED', `${this.#source}: the API rejected the access token and it could not be refreshed (${failure?.message ?? 'the token endpoint did not answer'})`, {
       source: this.#source,
       operatorAction: 'check_network',
-      exitCode: 3,
+      exitCode: ExitCode.unreachable,
     });
   }
 

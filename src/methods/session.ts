@@ -1,13 +1,12 @@
 import { createHash } from 'node:crypto';
 import type { SessionConfig } from '../config/schema.js';
-import { resolveSecretRef } from '../config/secret-ref.js';
 import { LatchkeyError, type OperatorAction } from '../errors.js';
-import type { Latchkey } from '../latchkey.js';
+import type { CoreContext } from '../context.js';
 import { isLoopbackHost } from '../net/loopback.js';
 import { Secret } from '../secret.js';
 import type { SourceRecord, StoreTx } from '../store/store.js';
 import { CdpError, describeEndpoint, readTabCookies, type BrowserCookie } from './cdp.js';
-import { applySetCookies, checkCookie, parseCookieHeader, serializeCookieHeader, MAX_COOKIES } from './cookies.js';
+import { applySetCookies, checkCookie, parseCookieHeader, serializeCookieHeader, MAX_COOKIES } from '../http/cookies.js';
 import { WrongDestinationError, type Availability, type AuthMethod, type AuthRequest, type MethodContext, type PreparedAuth } from './method.js';
 import { describeNetworkError } from '../net/describe-network-error.js';
 
@@ -50,7 +49,7 @@ interface Jar {
 export class SessionMethod implements AuthMethod {
   readonly name = 'session' as const;
   readonly rejectedAction: OperatorAction = 'renew_session';
-  readonly #lk: Latchkey;
+  readonly #lk: CoreContext;
   readonly #source: string;
   readonly #config: SessionConfig;
   readonly #origin: URL;
@@ -64,7 +63,7 @@ export class SessionMethod implements AuthMethod {
   /** The credential whose last recovery failed (so concurrent callers share the failure). */
   #failedFor: string | undefined;
 
-  constructor(lk: Latchkey, source: string, config: SessionConfig) {
+  constructor(lk: CoreContext, source: string, config: SessionConfig) {
     this.#lk = lk;
     this.#source = source;
     this.#config = config;
@@ -84,7 +83,7 @@ export class SessionMethod implements AuthMethod {
     if (rec?.session && Object.keys(rec.session.cookies).length > 0) return { ok: true };
     if (this.#config.cookieHeader) {
       try {
-        await resolveSecretRef(this.#config.cookieHeader, this.#lk.env);
+        await this.#lk.resolveSecret(this.#config.cookieHeader);
         return { ok: true };
       } catch (err) {
         // A reason names the method's own problem; callers prefix the source (and the method).
@@ -227,7 +226,7 @@ export class SessionMethod implements AuthMethod {
     if (!ref) return new Map();
     let value: Secret;
     try {
-      value = await resolveSecretRef(ref, this.#lk.env);
+      value = await this.#lk.resolveSecret(ref);
     } catch (err) {
       if (err instanceof LatchkeyError) throw this.#error(`session.cookieHeader: ${err.message}`, err);
       throw err;

@@ -1,7 +1,7 @@
 import type { Clock } from '../clock.js';
 import type { TokenConfig } from '../config/schema.js';
 import { fixForSecretRef, resolveSecretRef } from '../config/secret-ref.js';
-import { LatchkeyError, type OperatorAction } from '../errors.js';
+import { ExitCode, LatchkeyError, type OperatorAction } from '../errors.js';
 import type { Secret } from '../secret.js';
 import type { Availability, AuthMethod, CredentialExpiry, MethodContext, PreparedAuth } from './method.js';
 
@@ -121,7 +121,7 @@ export class TokenMethod implements AuthMethod {
       value = await resolveSecretRef(this.#config.secret, this.#env);
     } catch (err) {
       if (err instanceof LatchkeyError) {
-        throw new LatchkeyError(err.code, err.message, { source: this.#source, operatorAction: err.operatorAction ?? 'replace_token', exitCode: 4, cause: err });
+        throw new LatchkeyError(err.code, err.message, { source: this.#source, operatorAction: err.operatorAction ?? 'replace_token', exitCode: ExitCode.actionRequired, cause: err });
       }
       throw err;
     }
@@ -144,14 +144,14 @@ export function checkTokenValue(source: string, ref: string, token: string): voi
     throw new LatchkeyError('LK_SECRET_UNRESOLVED', `the value of ${ref} is ${token.length} characters long, more than the ${MAX_TOKEN_LENGTH} a token may have; is it the right secret?`, {
       source,
       operatorAction: 'replace_token',
-      exitCode: 4,
+      exitCode: ExitCode.actionRequired,
     });
   }
   if (!TOKEN_CHARS.test(token)) {
     throw new LatchkeyError('LK_SECRET_UNRESOLVED', `the value of ${ref} is not a valid token (it contains a space, a control character such as a newline, or a non-ASCII character)`, {
       source,
       operatorAction: 'replace_token',
-      exitCode: 4,
+      exitCode: ExitCode.actionRequired,
     });
   }
 }

@@ -1,6 +1,7 @@
 import * as oauth from 'oauth4webapi';
 import { LatchkeyError } from '../errors.js';
 import { isLoopbackHost } from '../net/loopback.js';
+import { readCappedBody } from '../http/capped-body.js';
 
 export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
 
@@ -59,33 +60,11 @@ export function limitedFetch(fetchImpl: FetchLike, maxBytes = MAX_RESPONSE_BYTES
       await res.body?.cancel().catch(() => undefined);
       throw new ResponseTooLargeError(res.status, `response of ${declared} bytes exceeds the ${maxBytes}-byte limit`);
     }
-    const body = await readLimited(res, maxBytes);
-    return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+    if (!res.body) return new Response(null, { status: res.status, statusText: res.statusText, headers: res.headers });
+    const read = await readCappedBody(res.body, maxBytes);
+    if (!read.ok) throw new ResponseTooLargeError(res.status, `response exceeds the ${maxBytes}-byte limit`);
+    return new Response(read.bytes, { status: res.status, statusText: res.statusText, headers: res.headers });
   };
-}
-
-async function readLimited(res: Response, maxBytes: number): Promise<Uint8Array<ArrayBuffer> | null> {
-  if (!res.body) return null;
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await reader.cancel().catch(() => undefined);
-      throw new ResponseTooLargeError(res.status, `response exceeds the ${maxBytes}-byte limit`);
-    }
-    chunks.push(value);
-  }
-  const out = new Uint8Array(new ArrayBuffer(total));
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.byteLength;
-  }
-  return out;
 }
 
 /**
@@ -140,3 +119,9 @@ export const RECOGNIZED_TOKEN_TYPES: oauth.RecognizedTokenTypes = {
   bot: () => undefined,
   user: () => undefined,
 };
+
+/** The caller's signal bounded by a timeout (either one aborting aborts the request). */
+export function withTimeout(timeoutMs: number, signal?: AbortSignal): AbortSignal {
+  const timeout = AbortSignal.timeout(timeoutMs);
+  return signal ? AbortSignal.any([signal, timeout]) : timeout;
+}

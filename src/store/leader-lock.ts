@@ -1,5 +1,5 @@
 import { dirname } from 'node:path';
-import { LatchkeyError } from '../errors.js';
+import { ExitCode, LatchkeyError } from '../errors.js';
 import { ensurePrivateDir } from './atomic-file.js';
 import { acquireHeldLockFile, describeLockHolder, readLockHolder, type HeldLock, type LockHolder } from './lock-file.js';
 import type { LeaderLock, LeaderLockOptions } from './store.js';
@@ -42,7 +42,7 @@ export async function acquireFileLeaderLock(path: string, options: LeaderLockOpt
   // Shared by every attempt: a lock stamped in the future goes stale staleMs after we first saw it.
   const firstSeen = new Map<string, number>();
   for (;;) {
-    if (options.signal?.aborted) throw new LatchkeyError('LK_KEEPER', 'stopped while standing by for the keeper lock', { exitCode: 0 });
+    if (options.signal?.aborted) throw new LatchkeyError('LK_KEEPER', 'stopped while standing by for the keeper lock', { exitCode: ExitCode.ok });
     try {
       held = await acquireHeldLockFile(path, { staleMs, timeoutMs: options.standby ? 1_000 : 250, label: path, firstSeen });
       break;
@@ -54,7 +54,7 @@ export async function acquireFileLeaderLock(path: string, options: LeaderLockOpt
           'LK_KEEPER',
           `another keeper is already running for this LATCHKEY_HOME (${describeHolder(holder)}; lock ${path}). ` +
             'Only one keeper may probe a profile. Stop the other one, or run this one with --standby to take over when it stops.',
-          { exitCode: 1, fix: 'latchkey service status   (or: kill the other keeper)' },
+          { exitCode: ExitCode.usage, fix: 'latchkey service status   (or: kill the other keeper)' },
         );
       }
       if (!announced) {

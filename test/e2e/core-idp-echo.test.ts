@@ -6,7 +6,7 @@ import { idpHome } from '../helpers/lk.js';
 import { makeHome } from '../helpers/home.js';
 import { send, startLoopbackApi } from '../helpers/loopback-api.js';
 import { openLatchkey } from '../../src/latchkey.js';
-import { logout } from '../../src/oauth/revocation.js';
+import { logout } from '../../src/login/logout.js';
 import type { EngineEvent } from '../../src/engine/fresh-token.js';
 import type { LatchkeyError } from '../../src/errors.js';
 

@@ -9,7 +9,7 @@ import { request } from 'node:http';
 import { after, before, test } from 'node:test';
 import { LatchkeyError } from '../../src/errors.js';
 import { openLatchkey } from '../../src/latchkey.js';
-import { loginWithAuthorizationCode } from '../../src/oauth/authorization-code.js';
+import { loginWithAuthorizationCode } from '../../src/login/authorization-code.js';
 import { startIdp, type Idp } from '../fixtures/idp.js';
 import { makeHome, type TempHome } from '../helpers/home.js';
 import { assertNoSecrets, authorizeOverHttp, recordingFetch, storeBytes } from './login-support.js';

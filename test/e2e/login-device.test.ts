@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { main } from '../../src/cli/main.js';
 import { LatchkeyError } from '../../src/errors.js';
 import { openLatchkey } from '../../src/latchkey.js';
-import { loginWithDeviceCode, type DevicePrompt } from '../../src/oauth/device-authorization.js';
+import { loginWithDeviceCode, type DevicePrompt } from '../../src/login/device-authorization.js';
 import { startIdp, type Idp } from '../fixtures/idp.js';
 import { makeHome, type TempHome } from '../helpers/home.js';
 import { TestClock } from '../helpers/lk.js';

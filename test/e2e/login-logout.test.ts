@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import { main } from '../../src/cli/main.js';
 import { LatchkeyError } from '../../src/errors.js';
 import { openLatchkey } from '../../src/latchkey.js';
-import { logout } from '../../src/oauth/revocation.js';
+import { logout } from '../../src/login/logout.js';
 import { startIdp, type Idp, type TokenResponse } from '../fixtures/idp.js';
 import { makeHome, type TempHome } from '../helpers/home.js';
 import { assertNoSecrets, captureStream, recordingFetch, storeBytes } from './login-support.js';

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import { main } from '../../src/cli/main.js';
 import { openLatchkey, type Latchkey } from '../../src/latchkey.js';
-import { loginWithAuthorizationCode } from '../../src/oauth/authorization-code.js';
+import { loginWithAuthorizationCode } from '../../src/login/authorization-code.js';
 import { launchBrowser, skipUnlessBrowser } from '../fixtures/browser.js';
 import { startIdp, type Idp } from '../fixtures/idp.js';
 import { makeHome, type TempHome } from '../helpers/home.js';

@@ -1,3 +1,4 @@
+import { ExitCode } from '../../errors.js';
 import { parseArgs } from 'node:util';
 import { isRelativeFileRef, SECRET_REF, secretRefProblem, SOURCE_NAME } from '../../config/constants.js';
 import { applyPreset, getPreset, presets, type Preset } from '../../config/presets.js';
@@ -186,7 +187,7 @@ ${presetList()}`,
     if (src.token && !src.token.secret.startsWith('env:')) io.stdout.write(`next: latchkey secrets set ${src.token.secret}   (the value is read from stdin or a hidden prompt)\n`);
     if (src.oauth) io.stdout.write(`${oauthNext(source, preset ? applyPreset(preset, src) : src)}\n`);
     if (src.session) io.stdout.write(`next: sign in to the site in the browser${src.session.cdp ? ' started with --remote-debugging-port' : ''}, then: latchkey preflight ${source}\n`);
-    return 0;
+    return ExitCode.ok;
   },
 };
 
@@ -225,7 +226,7 @@ async function setEndpoints(source: string, values: AddValues, io: CliIO): Promi
   io.stdout.write(`updated source "${source}" in ${paths.config}: ${set.join(', ')}\n`);
   if (droppedComments) io.stdout.write(COMMENTS_DROPPED);
   io.stdout.write(`${oauthNext(source, next)}\n`);
-  return 0;
+  return ExitCode.ok;
 }
 
 /** What to run after adding an OAuth source: login when it can run, else what login needs. */

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
+import { abortableWait } from '../../core/wait.js';
 import type { PreflightReport } from '../../client/probe-types.js';
-import { fixFor } from '../../errors.js';
+import { ExitCode, fixFor } from '../../errors.js';
 import { homePaths, latchkeyHome } from '../../paths.js';
 import { exitCodeFor, isReportStale, readHealthReport, type HealthReport } from '../../keeper/health-report.js';
 import { usageError, type CliIO, type Command } from '../io.js';
@@ -138,14 +139,12 @@ export const command: Command = {
     }
     const tty = (io.stdout as { isTTY?: boolean }).isTTY === true;
     let live: { view: HealthView; at: number } | undefined;
-    let stopped = false;
-    const stop = (): void => {
-      stopped = true;
-    };
+    const stopping = new AbortController();
+    const stop = (): void => stopping.abort();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
     try {
-      while (!stopped) {
+      while (!stopping.signal.aborted) {
         const found = await loadView(io).catch((err: unknown) => errorView(err));
         let view: HealthView;
         if ('missing' in found) {
@@ -156,21 +155,16 @@ export const command: Command = {
         }
         const text = render(view);
         io.stdout.write(tty && !values.json ? `\x1b[H\x1b[2J${text}${dim(`refreshing every ${WATCH_MS / 1000}s — Ctrl-C to stop`, useColour(io))}\n` : text);
-        await sleepUnless(WATCH_MS, () => stopped);
+        await abortableWait(WATCH_MS, stopping.signal);
       }
     } finally {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
     }
-    return 0;
+    return ExitCode.ok;
   },
 };
 
 function errorView(err: unknown): HealthView {
   return { from: 'keeper', report: { generatedAt: new Date().toISOString(), intervalSeconds: 0, sources: {} }, note: `cannot read the report: ${(err as Error).message}`, stale: true };
-}
-
-async function sleepUnless(ms: number, stopped: () => boolean): Promise<void> {
-  const step = 100;
-  for (let waited = 0; waited < ms && !stopped(); waited += step) await new Promise((r) => setTimeout(r, step));
 }

@@ -1,6 +1,6 @@
 import { open } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { LatchkeyError } from '../../errors.js';
+import { ExitCode, LatchkeyError } from '../../errors.js';
 import { openLatchkey } from '../../latchkey.js';
 import { usageError, type CliIO, type Command } from '../io.js';
 
@@ -8,7 +8,7 @@ import { usageError, type CliIO, type Command } from '../io.js';
 const MAX_GRANT_BYTES = 1024 * 1024;
 
 function tooLarge(from: string): LatchkeyError {
-  return new LatchkeyError('LK_GRANT_INVALID', `the grant in ${from} is larger than ${MAX_GRANT_BYTES} bytes; nothing was stored`, { exitCode: 1 });
+  return new LatchkeyError('LK_GRANT_INVALID', `the grant in ${from} is larger than ${MAX_GRANT_BYTES} bytes; nothing was stored`, { exitCode: ExitCode.usage });
 }
 
 async function readAll(stream: NodeJS.ReadableStream, from: string): Promise<string> {
@@ -52,7 +52,7 @@ export const command: Command = {
     try {
       json = JSON.parse(text);
     } catch {
-      throw new LatchkeyError('LK_GRANT_INVALID', `the grant in ${from} is not valid JSON; nothing was stored`, { exitCode: 1 });
+      throw new LatchkeyError('LK_GRANT_INVALID', `the grant in ${from} is not valid JSON; nothing was stored`, { exitCode: ExitCode.usage });
     }
     const lk = await openLatchkey({ env: io.env });
     try {
@@ -65,7 +65,7 @@ export const command: Command = {
       const warnings: string[] = [];
       const grant = await lk.installGrant(source, json as never, { warnings }).catch((err: unknown) => {
         if (err instanceof LatchkeyError && err.code === 'LK_GRANT_INVALID') {
-          throw new LatchkeyError(err.code, `${err.message} (in ${from}); nothing was stored`, { exitCode: 1 });
+          throw new LatchkeyError(err.code, `${err.message} (in ${from}); nothing was stored`, { exitCode: ExitCode.usage });
         }
         throw err;
       });
@@ -75,6 +75,6 @@ export const command: Command = {
     } finally {
       await lk.close();
     }
-    return 0;
+    return ExitCode.ok;
   },
 };

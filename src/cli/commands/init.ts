@@ -1,6 +1,6 @@
 import { access } from 'node:fs/promises';
 import { homeProblem } from '../../config/home-problem.js';
-import { LatchkeyError } from '../../errors.js';
+import { ExitCode, LatchkeyError } from '../../errors.js';
 import { homeLabel, homePaths, latchkeyHome } from '../../paths.js';
 import { readFailure } from '../../store/regular-file.js';
 import { ensurePrivateDir, writeFileAtomic } from '../../store/atomic-file.js';
@@ -17,7 +17,7 @@ export const command: Command = {
     try {
       await access(paths.config);
       io.stdout.write(`config already exists: ${paths.config} (left unchanged)\n`);
-      return 0;
+      return ExitCode.ok;
     } catch {
       // create it below
     }
@@ -28,6 +28,6 @@ export const command: Command = {
       throw new LatchkeyError('LK_STORE_IO', `cannot write ${paths.config}: ${readFailure(err)} (${homeLabel(paths.home)} must be writable by this user)`, { cause: err });
     }
     io.stdout.write(`created ${paths.config}\nnext: latchkey add <source> --preset <name>  (or --token-endpoint/--issuer, or --token env:NAME)\n`);
-    return 0;
+    return ExitCode.ok;
   },
 };

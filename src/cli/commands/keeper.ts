@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { systemClock } from '../../clock.js';
-import { LatchkeyError } from '../../errors.js';
+import { ExitCode, LatchkeyError } from '../../errors.js';
 import { usageError, type Command } from '../io.js';
 
 function int(name: string, v: string | undefined, min: number, max: number): number | undefined {
@@ -55,7 +55,7 @@ export const command: Command = {
     const onSignal = (signal: NodeJS.Signals): void => {
       if (stopRequested) {
         log('warn', 'forced_exit', { signal, message: 'second signal: exiting without waiting' });
-        process.exit(130);
+        process.exit(ExitCode.interrupted);
       }
       stopRequested = true;
       log('info', 'signal', { signal, message: 'stopping (send the signal again to exit at once)' });
@@ -90,7 +90,7 @@ export const command: Command = {
           log,
         });
       } catch (err) {
-        if (stopRequested && err instanceof LatchkeyError && err.code === 'LK_KEEPER' && err.exitCode === 0) return 0;
+        if (stopRequested && err instanceof LatchkeyError && err.code === 'LK_KEEPER' && err.exitCode === ExitCode.ok) return ExitCode.ok;
         throw err;
       }
       const d = daemon;

@@ -2,9 +2,9 @@ import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { loginFlowOf, loginNeeds, importCommandFor } from '../../config/source-fix.js';
 import type { ResolvedSource } from '../../config/resolve.js';
-import { LatchkeyError } from '../../errors.js';
+import { ExitCode, LatchkeyError } from '../../errors.js';
 import { openLatchkey } from '../../latchkey.js';
-import type { LoginResult } from '../../oauth/login-grant.js';
+import type { LoginResult } from '../../login/login-grant.js';
 import { sanitizeRemoteText } from '../../sanitize.js';
 import { usageError, type CliIO, type Command } from '../io.js';
 
@@ -45,7 +45,7 @@ export const command: Command = {
       cannotLogIn(source, lk.source(source), values.device === true);
       let result: LoginResult;
       if (values.device) {
-        const { loginWithDeviceCode } = await import('../../oauth/device-authorization.js');
+        const { loginWithDeviceCode } = await import('../../login/device-authorization.js');
         result = await loginWithDeviceCode(lk, source, {
           signal: abort.signal,
           onPrompt(prompt) {
@@ -62,7 +62,7 @@ export const command: Command = {
           },
         });
       } else {
-        const { loginWithAuthorizationCode } = await import('../../oauth/authorization-code.js');
+        const { loginWithAuthorizationCode } = await import('../../login/authorization-code.js');
         const browser = browserAllowed(values['no-browser'] === true, io);
         result = await loginWithAuthorizationCode(lk, source, {
           timeoutMs,
@@ -80,7 +80,7 @@ export const command: Command = {
       }
       spinner.stop();
       io.stdout.write(`${describeLogin(result)}\n`);
-      return 0;
+      return ExitCode.ok;
     } catch (err) {
       // Ctrl-C is the person's choice, not a failure to fix: the shell's convention, 128 + SIGINT.
       if (abort.signal.aborted) {

@@ -1,3 +1,4 @@
+import { ExitCode } from '../../errors.js';
 import { parseArgs } from 'node:util';
 import { openLatchkey } from '../../latchkey.js';
 import { usageError, type Command } from '../io.js';
@@ -13,12 +14,12 @@ export const command: Command = {
     if (!source || extra.length) throw usageError(`expected exactly one source name\nusage: ${this.usage}`);
     const lk = await openLatchkey({ env: io.env });
     try {
-      const { logout } = await import('../../oauth/revocation.js');
+      const { logout } = await import('../../login/logout.js');
       const r = await logout(lk, source, { force: values.force === true });
       for (const w of r.warnings) io.stderr.write(`warning: ${w}\n`);
       if (!r.hadGrant) {
         io.stdout.write(`no grant stored for "${source}"; nothing to revoke or remove\n`);
-        return 0;
+        return ExitCode.ok;
       }
       const removed = r.removed ? 'removed the stored grant' : 'the stored grant was already gone';
       switch (r.revocation) {
@@ -39,7 +40,7 @@ export const command: Command = {
           io.stdout.write(`logged out of "${source}": ${removed}\n`);
           break;
       }
-      return 0;
+      return ExitCode.ok;
     } finally {
       await lk.close();
     }

@@ -1,3 +1,4 @@
+import { ExitCode } from '../../errors.js';
 import { parseArgs } from 'node:util';
 import { COMMENTS_DROPPED, updateConfigFile } from '../../config/write.js';
 import { openLatchkey } from '../../latchkey.js';
@@ -24,7 +25,7 @@ export const command: Command = {
       kept = [src.token?.secret, src.oauth?.clientSecret, src.session?.cookieHeader].filter((r): r is string => r !== undefined && !r.startsWith('env:'));
       if (values.revoke) {
         if (!src.oauth) throw usageError(`--revoke: source "${source}" has no OAuth grant to revoke; run without --revoke`);
-        const { logout } = await import('../../oauth/revocation.js');
+        const { logout } = await import('../../login/logout.js');
         // Throws (and nothing is removed) when the IdP cannot be reached or refuses.
         const r = await logout(lk, source, { force: false });
         for (const w of r.warnings) io.stderr.write(`warning: ${w}\n`);
@@ -52,6 +53,6 @@ export const command: Command = {
     }
     if (droppedComments) io.stdout.write(COMMENTS_DROPPED);
     for (const ref of kept) io.stdout.write(`kept the secret behind ${ref}; to delete it: latchkey secrets rm ${ref}\n`);
-    return 0;
+    return ExitCode.ok;
   },
 };

@@ -1,7 +1,8 @@
+import { ExitCode } from '../../errors.js';
 import { parseArgs } from 'node:util';
 import { usageError, type Command } from '../io.js';
 
-/** `latchkey service install|uninstall|status [--print]`: wraps src/keeper/service.ts. */
+/** `latchkey service install|uninstall|status [--print]`: wraps src/service/service.ts. */
 export const command: Command = {
   summary: 'install, remove or inspect the keeper as a user service (systemd on Linux, launchd on macOS)',
   usage: [
@@ -25,21 +26,21 @@ export const command: Command = {
     if (keeperArgs.length && action !== 'install') throw usageError('keeper options after `--` go with `latchkey service install`');
     // (`--token` is fine there: the unit holds the secret *reference*, never the token.)
     if (keeperArgs.includes('--once')) throw usageError('a service runs the keeper continuously: --once does not belong in it');
-    const service = await import('../../keeper/service.js');
+    const service = await import('../../service/service.js');
     const common = { env: io.env, stdout: io.stdout };
     if (action === 'install') {
       const r = await service.installService({ ...common, print: values.print, args: keeperArgs });
-      if (values.print) return 0;
+      if (values.print) return ExitCode.ok;
       io.stdout.write(`${r.message}\n`);
-      return r.activated ? 0 : 3;
+      return r.activated ? ExitCode.ok : ExitCode.unreachable;
     }
     if (action === 'uninstall') {
       const r = await service.uninstallService(common);
       io.stdout.write(`${r.message}\n`);
-      return r.deactivated ? 0 : 3;
+      return r.deactivated ? ExitCode.ok : ExitCode.unreachable;
     }
     const r = await service.serviceStatus(common);
     io.stdout.write(values.json ? `${JSON.stringify(r, null, 2)}\n` : `${r.message}\n`);
-    return r.installed && r.active !== false ? 0 : 3;
+    return r.installed && r.active !== false ? ExitCode.ok : ExitCode.unreachable;
   },
 };

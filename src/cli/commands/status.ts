@@ -1,3 +1,4 @@
+import { ExitCode } from '../../errors.js';
 import { parseArgs } from 'node:util';
 import { openLatchkey, type SourceStatus } from '../../latchkey.js';
 import type { Command } from '../io.js';
@@ -53,7 +54,7 @@ export const command: Command = {
           ? `${JSON.stringify({ config: lk.config.file, store: lk.store.location, sources: rows }, null, 2)}\n`
           : formatStatusTable(rows, Date.now(), { config: lk.config.file, store: lk.store.location }, colour),
       );
-      const worst = rows.some((r) => r.operatorAction) ? 4 : 0;
+      const worst = rows.some((r) => r.operatorAction) ? ExitCode.actionRequired : ExitCode.ok;
       return worst;
     } finally {
       await lk.close();

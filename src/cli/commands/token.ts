@@ -1,3 +1,4 @@
+import { ExitCode } from '../../errors.js';
 import { bearerMethod } from '../../config/resolve.js';
 import { openLatchkey, type Latchkey } from '../../latchkey.js';
 import { usageError, warnUnsaved, type CliIO, type Command } from '../io.js';
@@ -21,7 +22,7 @@ export const command: Command = {
       await lk.close();
     }
     warnUnsaved(lk, [source], io);
-    return 0;
+    return ExitCode.ok;
   },
 };
 

@@ -1,0 +1,21 @@
+/**
+ * The one abortable wait: resolves after `ms`, or as soon as `signal` aborts. It never rejects;
+ * a caller that must tell the two apart checks `signal.aborted` afterwards. Used where a loop
+ * sleeps between attempts and must stop at once on shutdown or Ctrl-C (device-flow polling,
+ * webhook retries, `latchkey health --watch`). The code under src/engine/ and src/store/ keeps
+ * its own plain sleeps until their rewrite lands.
+ */
+export function abortableWait(ms: number, signal?: AbortSignal, options: { unref?: boolean } = {}): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = (): void => {
+      signal?.removeEventListener('abort', done);
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(done, Math.max(0, ms));
+    // A wait that must not keep the process alive on its own (a retry after shutdown began).
+    if (options.unref) timer.unref();
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,121 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { classifyTokenAnswer, classifyTransportError, MAX_RETRY_AFTER_MS, TOKEN_ANSWERS, type TokenAnswerClass } from '../../../src/oauth/token-answer.js';
+import { encodeOutsideUnreserved } from '../../../src/oauth/client-auth.js';
+import { readExpiresIn, MAX_ACCESS_TOKEN_LIFETIME_S } from '../../../src/lifetime.js';
+import { expiresAtOf } from '../../../src/engine/expiry.js';
+import { parseStoreDocument } from '../../../src/store/store-document.js';
+import { repoRoot } from '../../helpers/home.js';
+
+const NOW = Date.UTC(2026, 0, 1);
+const json = { 'content-type': 'application/json' };
+const classify = (status: number, body: string, headers: Record<string, string> = {}): TokenAnswerClass => classifyTokenAnswer(status, new Headers(headers), body, NOW).class;
+
+test('docs/DESIGN.md prints the same table as TOKEN_ANSWERS (every class, its consumption, action and exit code)', () => {
+  const doc = readFileSync(join(repoRoot, 'docs', 'DESIGN.md'), 'utf8');
+  for (const [cls, row] of Object.entries(TOKEN_ANSWERS)) {
+    const line = doc.split('\n').find((l) => l.startsWith(`| \`${cls}\` |`));
+    assert.ok(line, `docs/DESIGN.md has no row for ${cls}`);
+    const cells = line.split(' | ').map((c) => c.trim());
+    const [, , consumed, , , , action, exit] = cells;
+    assert.equal(consumed, row.consumed, `${cls}: consumed`);
+    assert.equal(action, row.operatorAction ?? '—', `${cls}: action`);
+    assert.equal(exit?.replace(/\s*\|$/, ''), String(row.exitCode), `${cls}: exit code`);
+  }
+});
+
+test('the table never lets a failure that may have consumed the token be anything but fail-open (it is not resent at once)', () => {
+  for (const [cls, row] of Object.entries(TOKEN_ANSWERS)) {
+    if (row.consumed === 'maybe') assert.equal(row.handling, 'fail_open', cls);
+    if (row.handling === 'confirm_then_revoke') assert.equal(row.consumed, 'no', `${cls}: a confirmation resends, so the answer must prove the token unused`);
+  }
+});
+
+test('HTTP answers are classified by status and RFC 6749 error', () => {
+  assert.equal(classify(400, ''), 'refused_without_error');
+  assert.equal(classify(400, '<html>Bad Request</html>'), 'refused_without_error');
+  assert.equal(classify(400, '{"error":"invalid_grant"}', json), 'invalid_grant');
+  assert.equal(classify(200, '{"error":"bad_refresh_token"}', json), 'invalid_grant');
+  assert.equal(classify(401, ''), 'invalid_client');
+  assert.equal(classify(401, '{"error":"invalid_client"}', json), 'invalid_client');
+  for (const e of ['unauthorized_client', 'invalid_scope', 'invalid_request', 'unsupported_grant_type'] as const) assert.equal(classify(400, JSON.stringify({ error: e })), e);
+  assert.equal(classify(400, '{"error":"consent_required"}'), 'other_error');
+  assert.equal(classify(403, '<html>blocked</html>'), 'http_4xx');
+  assert.equal(classify(302, ''), 'redirect');
+  assert.equal(classify(429, ''), 'retry_later');
+  assert.equal(classify(502, ''), 'server_error');
+  assert.equal(classify(200, '<html>'), 'unusable_2xx');
+  assert.equal(classify(200, '{"error":"server_error","refresh_token":"r2"}'), 'token', 'a rotation, even with an error: validation then makes it rotation_unusable');
+  assert.equal(classify(200, '{"access_token":"a","token_type":"bearer"}'), 'token_without_refresh_token');
+  assert.equal(classify(200, '{"access_token":"a","refresh_token":"r2","token_type":"bearer"}'), 'token');
+  const a = classifyTokenAnswer(503, new Headers(json), '{"error":"temporarily_unavailable","error_description":"maintenance"}', NOW);
+  assert.equal(a.error, 'temporarily_unavailable');
+  assert.equal(a.errorDescription, 'maintenance');
+});
+
+test('Retry-After: seconds or an HTTP date, capped', () => {
+  assert.equal(classifyTokenAnswer(429, new Headers({ 'retry-after': '120' }), '', NOW).retryAfterMs, 120_000);
+  assert.equal(classifyTokenAnswer(429, new Headers({ 'retry-after': new Date(NOW + 90_000).toUTCString() }), '', NOW).retryAfterMs, 90_000);
+  assert.equal(classifyTokenAnswer(429, new Headers({ 'retry-after': '999999' }), '', NOW).retryAfterMs, MAX_RETRY_AFTER_MS);
+  assert.equal(classifyTokenAnswer(429, new Headers({ 'retry-after': 'soon' }), '', NOW).retryAfterMs, undefined);
+});
+
+test('a fetch that threw: only failures before a connection carried the request prove it was not sent', () => {
+  const fetchFailed = (code: string): Error => Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error(code), { code }) });
+  assert.equal(classifyTransportError(fetchFailed('ECONNREFUSED')), 'not_sent');
+  assert.equal(classifyTransportError(fetchFailed('ENOTFOUND')), 'not_sent');
+  assert.equal(classifyTransportError(fetchFailed('UND_ERR_CONNECT_TIMEOUT')), 'not_sent');
+  assert.equal(classifyTransportError(Object.assign(new Error('timeout'), { name: 'TimeoutError' })), 'timeout_after_send');
+  assert.equal(classifyTransportError(fetchFailed('UND_ERR_SOCKET')), 'reset');
+  assert.equal(classifyTransportError(fetchFailed('ECONNRESET')), 'reset');
+});
+
+test('Basic credentials: only characters outside RFC 3986 unreserved are encoded', () => {
+  assert.equal(encodeOutsideUnreserved('lk-conf.x~y_Z09'), 'lk-conf.x~y_Z09');
+  assert.equal(encodeOutsideUnreserved("a+b/c=d%e f!'()*:"), 'a%2Bb%2Fc%3Dd%25e%20f%21%27%28%29%2A%3A');
+  assert.equal(encodeOutsideUnreserved('é'), '%C3%A9');
+  assert.equal(decodeURIComponent(encodeOutsideUnreserved("x-y:z!'é")), "x-y:z!'é", 'a decoding server gets the original back');
+});
+
+test('expires_in: unknown or clamped, with a warning, never a crash', () => {
+  assert.deepEqual(readExpiresIn(3600), { seconds: 3600 });
+  assert.deepEqual(readExpiresIn('3600'), { seconds: 3600 });
+  assert.equal(readExpiresIn(undefined).seconds, undefined);
+  for (const bad of [0, -3600, Number.NaN, 'soon', {}, true]) {
+    const r = readExpiresIn(bad);
+    assert.equal(r.seconds, undefined, String(bad));
+    assert.ok(r.warning, String(bad));
+  }
+  for (const big of [1e12, 1e300, Number.MAX_VALUE]) {
+    const r = readExpiresIn(big);
+    assert.equal(r.seconds, MAX_ACCESS_TOKEN_LIFETIME_S);
+    assert.match(r.warning ?? '', /clamped/);
+    assert.doesNotThrow(() => new Date(expiresAtOf(NOW, r.seconds)!).toISOString());
+  }
+});
+
+test('expiry: the earlier of the JWT exp and the expires_in time', () => {
+  const nowS = NOW / 1000;
+  assert.equal(expiresAtOf(NOW, 3600, { exp: nowS + 60, iat: nowS }), (nowS + 60) * 1000);
+  assert.equal(expiresAtOf(NOW, 60, { exp: nowS + 3600, iat: nowS }), NOW + 59_000);
+  // The IdP's clock is an hour behind ours: exp is read relative to iat.
+  assert.equal(expiresAtOf(NOW, 3600, { exp: nowS - 3600 + 60, iat: nowS - 3600 }), NOW + 59_000);
+  // An exp already past by our clock and no iat: the clocks disagree; ignored.
+  assert.equal(expiresAtOf(NOW, 60, { exp: nowS - 10 }), NOW + 59_000);
+  assert.equal(expiresAtOf(NOW, undefined, { exp: nowS + 30 }), NOW + 30_000);
+  assert.equal(expiresAtOf(NOW, undefined, { exp: 1e300 }), NOW + MAX_ACCESS_TOKEN_LIFETIME_S * 1000);
+  assert.equal(expiresAtOf(NOW, undefined), undefined);
+});
+
+test('a stored expiresAt beyond the Date range is bounded when the store is read', () => {
+  const doc = JSON.stringify({
+    format: 'latchkey-store',
+    formatVersion: 1,
+    sources: { a: { version: 1, grant: { accessToken: 'at', refreshToken: 'rt', obtainedAt: NOW, expiresAt: 1e303, revoked: { at: 1e300, reason: 'x' } } } },
+  });
+  const g = parseStoreDocument(doc, '/tmp/store.json').get('a')!.grant!;
+  assert.equal(g.expiresAt, NOW + MAX_ACCESS_TOKEN_LIFETIME_S * 1000);
+  assert.doesNotThrow(() => new Date(g.revoked!.at).toISOString());
+});
