@@ -245,6 +245,8 @@ async function runKeeper(nodeOptions: readonly string[], count: number, api: Api
       const n = cycles().length;
       // The keeper is idle right after it logs a cycle: its CPU time then is the cycle's end.
       for (; seenCycles < n; seenCycles++) {
+        // With LATCHKEY_BENCH_KEEPER_NODE_OPTIONS="--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=…": what is held after each cycle.
+        if (process.env.LATCHKEY_BENCH_KEEPER_SNAPSHOT === '1' && nodeOptions === BARE_OPTIONS) child.kill('SIGUSR2');
         cpuAtCycleMs.push(await cpuMsOf(child.pid!));
         requestsAtCycle.push(api.requests() - requestsBefore);
       }
