@@ -295,6 +295,57 @@ test('runBounded never exceeds its concurrency and finishes everything', async (
   assert.equal(done.length, 50);
 });
 
+test('runBounded: a released task gives its slot to the next item and is still waited for; released tasks are bounded too', async () => {
+  // Items 0 and 1 stall until the end and release their slots; with 2 slots and 1 release
+  // allowed, item 1 cannot release, so it keeps its slot: the healthy items run on the other one.
+  const gates: Array<() => void> = [];
+  const started: number[] = [];
+  const finished: number[] = [];
+  let active = 0;
+  let peakActive = 0;
+  const run = runBounded(
+    [0, 1, 2, 3, 4, 5],
+    2,
+    async (i, release) => {
+      started.push(i);
+      if (i < 2) {
+        release();
+        await new Promise<void>((r) => gates.push(r));
+      } else {
+        active++;
+        peakActive = Math.max(peakActive, active);
+        await new Promise((r) => setTimeout(r, 2));
+        active--;
+      }
+      finished.push(i);
+    },
+    1,
+  );
+  let settled = false;
+  void run.then(() => (settled = true));
+  for (let i = 0; i < 200 && finished.length < 4; i++) await new Promise((r) => setTimeout(r, 5));
+  assert.deepEqual(started, [0, 1, 2, 3, 4, 5], 'the released slot went on with the healthy items');
+  assert.deepEqual(finished.sort(), [2, 3, 4, 5]);
+  assert.equal(peakActive, 1, 'item 1 could not release (the bound is 1), so only one slot served the healthy items');
+  assert.equal(settled, false, 'runBounded waits for released tasks');
+  for (const g of gates) g();
+  await run;
+  assert.equal(finished.length, 6);
+});
+
+test('probe stage: a probe still unanswered after the slow mark says so once (the keeper then frees its slot); a fast one does not', async () => {
+  const stop = new AbortController();
+  let slowCalls = 0;
+  const stalled = await probeWithDeadline(() => new Promise(() => undefined), 's', 100, stop.signal, clock, () => slowCalls++);
+  assert.ok(stalled !== CANCELLED && stalled.status === 'unreachable');
+  assert.equal(slowCalls, 1);
+  let fastSlow = 0;
+  const fast = await probeWithDeadline(async () => probe('ok'), 's', 100, stop.signal, clock, () => fastSlow++);
+  assert.ok(fast !== CANCELLED && fast.status === 'ok');
+  await new Promise((r) => setTimeout(r, 120));
+  assert.equal(fastSlow, 0);
+});
+
 // --- report -----------------------------------------------------------------------------------
 
 test('health report: exact field names; the writer notices deletion, corruption and replacement', async (t) => {
