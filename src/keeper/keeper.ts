@@ -35,7 +35,7 @@ import {
   type KeeperStateFile,
   type SourceKeeperState,
   type StateChange,
-  type Timeline,
+  Timeline,
 } from './state.js';
 import { jsonLineBytes } from './json-bytes.js';
 import { combineVerdict } from './verdict.js';
@@ -346,7 +346,10 @@ export class Keeper {
 
   /** The persisted per-source state (a copy). */
   get sourceStates(): Record<string, SourceKeeperState> {
-    return structuredClone(this.#state.sources);
+    const copy = structuredClone(this.#state.sources);
+    // structuredClone keeps the typed arrays but not the Timeline class (its JSON form).
+    for (const s of Object.values(copy)) s.timeline = new Timeline(s.timeline.t0, s.timeline.dt, s.timeline.s, s.timeline.l);
+    return copy;
   }
 
   get stopping(): boolean {
