@@ -88,6 +88,9 @@ interface RunResult {
   /** The keeper's CPU time (ms) when each cycle line arrived, and the requests made by then. */
   cpuAtCycleMs: number[];
   requestsAtCycle: number[];
+  /** Peak resident set (kB) when the keeper logged `started` (state loaded) and after each cycle: where the peak happens. */
+  hwmAtStartKb: number;
+  hwmAtCycleKb: number[];
   writes: number;
   misclassified: number;
   counts: Record<string, number>;
@@ -113,6 +116,12 @@ function steadyState(names: string[], now: number): KeeperStateFile {
     };
   }
   return { version: 1, savedAt: new Date(now - INTERVAL_S * 1000).toISOString(), cycles: TIMELINE_MAX_SAMPLES, sources, activity: emptyActivity() };
+}
+
+/** VmHWM of a process, in kB. */
+async function hwmKbOf(pid: number): Promise<number> {
+  const s = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmHWM:\s+(\d+) kB/.exec(s)?.[1] ?? 0);
 }
 
 /** utime + stime of a process, in ms (fields 14 and 15 of /proc/<pid>/stat, in clock ticks of 10 ms). */
@@ -226,6 +235,8 @@ async function runKeeper(nodeOptions: readonly string[], count: number, api: Api
   const cpuAtCycleMs: number[] = [];
   const requestsAtCycle: number[] = [];
   let seenCycles = 0;
+  let hwmAtStartKb = 0;
+  const hwmAtCycleKb: number[] = [];
   const rssTimer = setInterval(() => {
     void readFile(`/proc/${child.pid}/status`, 'utf8')
       .then((s) => {
@@ -244,7 +255,9 @@ async function runKeeper(nodeOptions: readonly string[], count: number, api: Api
       if (Date.now() > deadline) throw new Error('keeper did not finish two cycles in time');
       const n = cycles().length;
       // The keeper is idle right after it logs a cycle: its CPU time then is the cycle's end.
+      if (hwmAtStartKb === 0 && lines.some((l) => l.event === 'started')) hwmAtStartKb = await hwmKbOf(child.pid!);
       for (; seenCycles < n; seenCycles++) {
+        hwmAtCycleKb.push(await hwmKbOf(child.pid!));
         // With LATCHKEY_BENCH_KEEPER_NODE_OPTIONS="--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=…": what is held after each cycle.
         if (process.env.LATCHKEY_BENCH_KEEPER_SNAPSHOT === '1' && nodeOptions === BARE_OPTIONS) child.kill('SIGUSR2');
         cpuAtCycleMs.push(await cpuMsOf(child.pid!));
@@ -272,13 +285,18 @@ async function runKeeper(nodeOptions: readonly string[], count: number, api: Api
     polling = false;
     await poller;
     clearInterval(rssTimer);
-    return { cycles: cycles(), peakKb, cpuAtCycleMs, requestsAtCycle, writes: inodes.length, misclassified, counts, requests: api.requests() - requestsBefore };
+    return { cycles: cycles(), peakKb, cpuAtCycleMs, requestsAtCycle, hwmAtStartKb, hwmAtCycleKb, writes: inodes.length, misclassified, counts, requests: api.requests() - requestsBefore };
   } finally {
     polling = false;
     clearInterval(rssTimer);
     if (child.exitCode === null) child.kill('SIGKILL');
     await rm(home, { recursive: true, force: true });
   }
+}
+
+/** Where the peak was reached: by the end of start-up (state loaded), of cycle 1, of cycle 2. */
+function peakPlaces(r: RunResult): Record<string, number> {
+  return { peak_by_start_mb: r.hwmAtStartKb / 1024, peak_by_cycle1_mb: (r.hwmAtCycleKb[0] ?? 0) / 1024, peak_by_cycle2_mb: (r.hwmAtCycleKb[1] ?? 0) / 1024 };
 }
 
 /** The keeper's CPU ms per request over its second cycle (steady state). */
@@ -323,7 +341,7 @@ async function small(api: Api): Promise<void> {
     unit: 'MB',
     extra: { command: `node ${SERVICE.nodeOptions.join(' ')} bin.js keeper`, target_mb: RSS_TARGET_SERVICE_MB, within_target: service.peakKb / 1024 <= RSS_TARGET_SERVICE_MB },
   });
-  out({ figure: 'rss_peak_mb_bare', value: bare.peakKb / 1024, limit: RSS_TARGET_BARE_MB, unit: 'MB', extra: { command: 'node bin.js keeper', sources: SOURCES } });
+  out({ figure: 'rss_peak_mb_bare', value: bare.peakKb / 1024, limit: RSS_TARGET_BARE_MB, unit: 'MB', extra: { command: 'node bin.js keeper', sources: SOURCES, ...peakPlaces(bare) } });
   const completed = service.cycles.length;
   const perCycle = service.writes / completed;
   const line = figureLine(BENCH, { figure: 'health_json_writes_per_cycle', value: perCycle, limit: 1, unit: 'writes', extra: { writes: service.writes, cycles: completed } });
@@ -356,7 +374,7 @@ async function large(api: Api): Promise<void> {
     unit: 's',
     extra: { sources: LARGE, checked: first.checked, concurrency: 'default', command: 'node bin.js keeper', second_cycle_s: Number(bare.cycles[1]?.durationMs ?? NaN) / 1000, floor_fetch_wall_s: floorFetch.wall_ms / 1000, floor_http_wall_s: floorHttp.wall_ms / 1000 },
   });
-  out({ figure: 'rss_peak_mb_bare_10k', value: bare.peakKb / 1024, limit: LARGE_RSS_LIMIT_MB, unit: 'MB', extra: { sources: LARGE, command: 'node bin.js keeper' } });
+  out({ figure: 'rss_peak_mb_bare_10k', value: bare.peakKb / 1024, limit: LARGE_RSS_LIMIT_MB, unit: 'MB', extra: { sources: LARGE, command: 'node bin.js keeper', ...peakPlaces(bare) } });
   out({
     figure: 'misclassified_10k',
     value: bare.misclassified,
