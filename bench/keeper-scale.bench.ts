@@ -265,8 +265,11 @@ async function runKeeper(nodeOptions: readonly string[], count: number, api: Api
       }
       await new Promise((r) => setTimeout(r, 20));
     }
-    cpuAtCycleMs.push(await cpuMsOf(child.pid!));
-    requestsAtCycle.push(api.requests() - requestsBefore);
+    for (; seenCycles < 2; seenCycles++) {
+      hwmAtCycleKb.push(await hwmKbOf(child.pid!));
+      cpuAtCycleMs.push(await cpuMsOf(child.pid!));
+      requestsAtCycle.push(api.requests() - requestsBefore);
+    }
     const report = JSON.parse(await readFile(healthPath, 'utf8')) as { sources: Record<string, { status: string }> };
     // Read health.json as it was after cycle 1? Cycle 2 (same classification) has replaced it; the
     // statuses are the same by construction, and the keeper's own counts of cycle 1 are in its log.
