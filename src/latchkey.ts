@@ -90,6 +90,9 @@ export class Latchkey implements LoginContext {
   readonly #auth = new Map<string, SourceAuth>();
   readonly #authBuilding = new Map<string, Promise<SourceAuth>>();
   #fetchModule: FetchModule | undefined;
+  /** Probes' transport: the injected fetch when one was given, else a lean node:http client (src/net/lean-fetch.ts). */
+  #probeFetch: Promise<FetchLike> | undefined;
+  readonly #fetchInjected: boolean;
   /** Held, never read: while they live, upstream text is redacted of them (src/config/profile-secrets.ts). */
   // eslint-disable-next-line no-unused-private-class-members
   readonly #profileSecrets: readonly Secret[];
@@ -100,6 +103,7 @@ export class Latchkey implements LoginContext {
     this.env = options.env ?? process.env;
     this.clock = options.clock ?? systemClock;
     this.fetchImpl = options.fetch ?? ((input, init) => fetch(input, init));
+    this.#fetchInjected = options.fetch !== undefined;
     this.store = options.store ?? new FileStore({ path: this.paths.store, locksDir: this.paths.locks });
     this.engine = new TokenEngine({
       store: this.store,
@@ -206,8 +210,19 @@ export class Latchkey implements LoginContext {
    */
   async probe(source: string, options: ProbeOptions = {}): Promise<ProbeResult> {
     const src = getSource(this.config, source);
-    const [auth, { probeSource }] = await Promise.all([this.sourceAuth(source), import('./client/probe.js')]);
-    return probeSource({ source: src, auth, fetch: this.fetchImpl, clock: this.clock }, options);
+    const [auth, { probeSource }, fetchImpl] = await Promise.all([this.sourceAuth(source), import('./client/probe.js'), this.#probeTransport()]);
+    return probeSource({ source: src, auth, fetch: fetchImpl, clock: this.clock }, options);
+  }
+
+  /**
+   * Built on first use (a CLI that never probes does not load node:http). A keeper at
+   * thousands of sources probes every cycle: the built-in fetch's per-request memory was most
+   * of its RSS (issue 9), the lean client's is not. An injected fetch is always honoured.
+   */
+  #probeTransport(): Promise<FetchLike> {
+    if (this.#fetchInjected) return Promise.resolve(this.fetchImpl);
+    this.#probeFetch ??= import('./net/lean-fetch.js').then(({ leanFetch }) => leanFetch({ fallback: this.fetchImpl }));
+    return this.#probeFetch;
   }
 
   /**

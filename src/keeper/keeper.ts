@@ -35,7 +35,7 @@ import {
   type KeeperStateFile,
   type SourceKeeperState,
   type StateChange,
-  type Timeline,
+  Timeline,
 } from './state.js';
 import { jsonLineBytes } from './json-bytes.js';
 import { combineVerdict } from './verdict.js';
@@ -351,7 +351,10 @@ export class Keeper {
 
   /** The persisted per-source state (a copy). */
   get sourceStates(): Record<string, SourceKeeperState> {
-    return structuredClone(this.#state.sources);
+    const copy = structuredClone(this.#state.sources);
+    // structuredClone keeps the typed arrays but not the Timeline class (its JSON form).
+    for (const s of Object.values(copy)) s.timeline = new Timeline(s.timeline.t0, s.timeline.dt, s.timeline.s, s.timeline.l);
+    return copy;
   }
 
   get stopping(): boolean {
@@ -699,10 +702,15 @@ export class Keeper {
     const due = await this.#dueSources(names, records);
     this.stages.refresh.counts = zeroRefreshCounts();
     const changes: StateChange[] = [];
-    await runBounded(due, this.settings.concurrency, async (name) => {
-      const c = await this.#check(name, records);
-      if (c) changes.push(c);
-    });
+    await runBounded(
+      due,
+      this.settings.concurrency,
+      async (name, release) => {
+        const c = await this.#check(name, records, release);
+        if (c) changes.push(c);
+      },
+      this.settings.concurrency,
+    );
     const now = this.clock.now();
     this.stages.refresh.lastRunAt = this.stages.probe.lastRunAt = new Date(now).toISOString();
     this.stages.probe.checked = due.length;
@@ -771,7 +779,7 @@ export class Keeper {
   }
 
   /** Refresh-ahead, probe, verdict, state for one source. Never throws. */
-  async #check(name: string, records?: Map<string, SourceRecord>): Promise<StateChange | undefined> {
+  async #check(name: string, records?: Map<string, SourceRecord>, onSlowProbe?: () => void): Promise<StateChange | undefined> {
     const lk = this.#lk;
     if (this.stopping) return undefined;
     let refresh: RefreshStageResult;
@@ -782,7 +790,7 @@ export class Keeper {
     }
     this.stages.refresh.counts[refresh.kind] += 1;
     this.#countRefresh(refresh, lk.clock.now(), name);
-    const result = await probeWithDeadline(this.#probe, name, this.settings.probeTimeoutMs, this.#stop.signal, lk.clock);
+    const result = await probeWithDeadline(this.#probe, name, this.settings.probeTimeoutMs, this.#stop.signal, lk.clock, onSlowProbe);
     const prev = this.#state.sources[name] ?? emptySourceState();
     const refreshed = refreshStateUpdate(prev, refresh, lk.clock.now());
     if (result === CANCELLED) {

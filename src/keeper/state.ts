@@ -30,19 +30,39 @@ export const TIMELINE_MAX_SAMPLES = 300;
 export const STATUS_LETTER: Readonly<Record<HealthStatus, string>> = { ok: 'o', expiring: 'e', degraded: 'd', unreachable: 'u', action_required: 'a' };
 const LETTER_STATUS: Readonly<Record<string, HealthStatus>> = { o: 'ok', e: 'expiring', d: 'degraded', u: 'unreachable', a: 'action_required' };
 
-/**
- * Every probe of the last 24 h, compact (what `keeper-state.json` and `GET /api/history` carry):
- * the time of the first probe in epoch seconds, the gaps to each next one in seconds, one status
- * letter per probe ({@link STATUS_LETTER}) and the latency in ms (-1 = none). Parallel arrays of
- * small integers: 288 probes (24 h at 300 s) take ~2 KB of JSON instead of ~18 KB of objects.
- */
-export interface Timeline {
+/** A {@link Timeline} as saved in `keeper-state.json` and sent by `GET /api/history`. */
+export interface TimelineJson {
   /** Epoch seconds of the first probe (0 when empty). */
   t0: number;
   /** Seconds from the previous probe (the first entry is 0). */
   dt: number[];
   s: string;
   l: number[];
+}
+
+/**
+ * Every probe of the last 24 h, compact: the time of the first probe in epoch seconds, the gaps
+ * to each next one in seconds, one status letter per probe ({@link STATUS_LETTER}) and the
+ * latency in ms (-1 = none). Saved and sent as {@link TimelineJson} (parallel arrays of small
+ * integers: 288 probes take ~2 KB of JSON instead of ~18 KB of objects).
+ *
+ * In memory the gaps and latencies are typed arrays (4 bytes a probe each), not arrays of
+ * numbers (8 bytes each plus growth slack): at 10,000 sources × 300 probes that is ~24 MB
+ * instead of ~100 MB (bench/keeper-scale, issue 9). `s.length` is the number of probes; the
+ * arrays may have room beyond it.
+ */
+export class Timeline {
+  constructor(
+    public t0: number,
+    public dt: Uint32Array,
+    public s: string,
+    public l: Int32Array,
+  ) {}
+
+  toJSON(): TimelineJson {
+    const n = this.s.length;
+    return { t0: this.t0, dt: Array.from(this.dt.subarray(0, n)), s: this.s, l: Array.from(this.l.subarray(0, n)) };
+  }
 }
 
 /** One probe as remembered. */
@@ -196,7 +216,19 @@ export function emptySourceState(): SourceKeeperState {
 }
 
 export function emptyTimeline(): Timeline {
-  return { t0: 0, dt: [], s: '', l: [] };
+  return new Timeline(0, new Uint32Array(0), '', new Int32Array(0));
+}
+
+/** Room for one more probe (a full timeline holds {@link TIMELINE_MAX_SAMPLES} + 1 until it drops one). */
+function reserve(tl: Timeline, n: number): void {
+  if (tl.dt.length > n) return;
+  const capacity = Math.max(n + 1, Math.min(TIMELINE_MAX_SAMPLES + 1, Math.max(16, tl.dt.length * 2)));
+  const dt = new Uint32Array(capacity);
+  dt.set(tl.dt.subarray(0, n));
+  const l = new Int32Array(capacity);
+  l.set(tl.l.subarray(0, n));
+  tl.dt = dt;
+  tl.l = l;
 }
 
 /**
@@ -207,36 +239,43 @@ export function emptyTimeline(): Timeline {
 export function appendTimeline(tl: Timeline, atMs: number, status: HealthStatus, latencyMs: number | null): Timeline {
   const at = Math.floor(atMs / 1000);
   const last = timelineEnd(tl);
-  if (tl.s.length === 0) {
+  let n = tl.s.length;
+  reserve(tl, n);
+  if (n === 0) {
     tl.t0 = at;
-    tl.dt.push(0);
+    tl.dt[0] = 0;
   } else {
-    tl.dt.push(Math.max(0, at - last));
+    tl.dt[n] = Math.max(0, at - last);
   }
   tl.s += STATUS_LETTER[status];
-  tl.l.push(latencyMs === null || !Number.isFinite(latencyMs) ? -1 : Math.max(0, Math.round(latencyMs)));
+  tl.l[n] = latencyMs === null || !Number.isFinite(latencyMs) ? -1 : Math.min(MAX_LATENCY_MS, Math.max(0, Math.round(latencyMs)));
+  n += 1;
   const end = Math.max(at, last);
-  let drop = Math.max(0, tl.s.length - TIMELINE_MAX_SAMPLES);
+  let drop = Math.max(0, n - TIMELINE_MAX_SAMPLES);
   let t = tl.t0;
   for (let i = 0; i < drop; i++) t += tl.dt[i + 1] ?? 0;
-  while (drop < tl.s.length - 1 && end - t > TIMELINE_WINDOW_MS / 1000) {
+  while (drop < n - 1 && end - t > TIMELINE_WINDOW_MS / 1000) {
     drop += 1;
     t += tl.dt[drop] ?? 0;
   }
   if (drop > 0) {
     tl.t0 = t;
-    tl.dt.splice(0, drop);
+    tl.dt.copyWithin(0, drop, n);
     tl.dt[0] = 0;
+    tl.l.copyWithin(0, drop, n);
     tl.s = tl.s.slice(drop);
-    tl.l.splice(0, drop);
   }
   return tl;
 }
 
+/** Latencies are kept in 32 bits (a probe is cut off long before 24 days). */
+const MAX_LATENCY_MS = 0x7fffffff;
+
 /** Epoch seconds of the last probe (0 when empty). */
 export function timelineEnd(tl: Timeline): number {
   let t = tl.t0;
-  for (let i = 1; i < tl.dt.length; i++) t += tl.dt[i] as number;
+  const n = tl.s.length;
+  for (let i = 1; i < n; i++) t += tl.dt[i] as number;
   return t;
 }
 
@@ -441,16 +480,16 @@ function sanitizeSource(raw: Record<string, unknown>): SourceKeeperState {
 const isCount = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 0;
 
 /**
- * A timeline as saved, checked: arrays of the same length, whole non-negative numbers, known
- * letters. One that fails is dropped (history only; nothing a credential depends on). A saved one
- * is kept as parsed, not copied: at 1,000 sources start-up would otherwise allocate it twice.
+ * A timeline as saved, checked: arrays of the same length, whole non-negative numbers (that fit
+ * the typed arrays), known letters. One that fails is dropped (history only; nothing a
+ * credential depends on).
  */
 function sanitizeTimeline(raw: Record<string, unknown>): Timeline {
   const { t0, dt, s, l } = raw;
   if (!isCount(t0) || !Array.isArray(dt) || typeof s !== 'string' || !Array.isArray(l)) return emptyTimeline();
   if (dt.length !== s.length || l.length !== s.length || !/^[oedua]*$/.test(s)) return emptyTimeline();
-  if (!dt.every(isCount) || !l.every((x) => x === -1 || isCount(x))) return emptyTimeline();
-  const tl: Timeline = { t0, dt: dt as number[], s, l: l as number[] };
+  if (!dt.every((x) => isCount(x) && x <= 0xffffffff) || !l.every((x) => x === -1 || (isCount(x) && x <= MAX_LATENCY_MS))) return emptyTimeline();
+  const tl = new Timeline(t0, Uint32Array.from(dt as number[]), s, Int32Array.from(l as number[]));
   if (s.length > TIMELINE_MAX_SAMPLES) {
     // Cut by re-appending the tail (keeps the window rules in one place).
     const cut = emptyTimeline();

@@ -45,7 +45,8 @@ export const command: Command = {
       },
     });
     if (positionals.length) throw usageError(`unexpected argument "${positionals[0]}"; usage: latchkey keeper [options]`);
-    const { startKeeperDaemon } = await import('../../keeper/daemon.js');
+    const [{ startKeeperDaemon }, { keepKeeperHeapSmall }] = await Promise.all([import('../../keeper/daemon.js'), import('../../keeper/heap-settings.js')]);
+    keepKeeperHeapSmall();
     const { jsonLineLog } = await import('../../keeper/log.js');
     const log = jsonLineLog(io.stderr, systemClock);
 

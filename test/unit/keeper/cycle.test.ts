@@ -157,7 +157,7 @@ test('a clock jump is reported and changes nothing else: the cycle runs, backoff
   // The 3-day jump put the first probe outside the 24 h window; the probe after the jump back is
   // recorded at the latest time seen, so the timeline never runs backwards.
   assert.equal(ok.timeline.s.length, 2);
-  assert.deepEqual(ok.timeline.dt, [0, 0]);
+  assert.deepEqual(ok.timeline.toJSON().dt, [0, 0]);
   assert.equal(ok.consecutiveFailures, 0);
   // Backoff counted in cycles: the dead source was skipped exactly once (cycle 2) and probed in
   // cycle 3 (the probe of cycle 1 is outside the window after the jump).

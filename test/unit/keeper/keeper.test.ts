@@ -191,7 +191,8 @@ test('state file: atomic round trip; a corrupt file is moved aside, never overwr
   const back = await loadKeeperState(path);
   assert.equal(back.kind, 'loaded');
   assert.equal(back.state.cycles, 7);
-  assert.deepEqual(back.state.sources.a, s);
+  // As saved (the timeline's typed arrays may differ in spare room, not in content).
+  assert.deepEqual(JSON.parse(JSON.stringify(back.state.sources.a)), JSON.parse(JSON.stringify(s)));
   await writeFile(path, '{"version":1,"sources":{"a":{"status":"ok"', 'utf8');
   const corrupt = await loadKeeperState(path, Date.parse('2030-01-02T00:00:00Z'));
   assert.equal(corrupt.kind, 'corrupt');
@@ -293,6 +294,57 @@ test('runBounded never exceeds its concurrency and finishes everything', async (
   });
   assert.equal(peak, 7);
   assert.equal(done.length, 50);
+});
+
+test('runBounded: a released task gives its slot to the next item and is still waited for; released tasks are bounded too', async () => {
+  // Items 0 and 1 stall until the end and release their slots; with 2 slots and 1 release
+  // allowed, item 1 cannot release, so it keeps its slot: the healthy items run on the other one.
+  const gates: Array<() => void> = [];
+  const started: number[] = [];
+  const finished: number[] = [];
+  let active = 0;
+  let peakActive = 0;
+  const run = runBounded(
+    [0, 1, 2, 3, 4, 5],
+    2,
+    async (i, release) => {
+      started.push(i);
+      if (i < 2) {
+        release();
+        await new Promise<void>((r) => gates.push(r));
+      } else {
+        active++;
+        peakActive = Math.max(peakActive, active);
+        await new Promise((r) => setTimeout(r, 2));
+        active--;
+      }
+      finished.push(i);
+    },
+    1,
+  );
+  let settled = false;
+  void run.then(() => (settled = true));
+  for (let i = 0; i < 200 && finished.length < 4; i++) await new Promise((r) => setTimeout(r, 5));
+  assert.deepEqual(started, [0, 1, 2, 3, 4, 5], 'the released slot went on with the healthy items');
+  assert.deepEqual(finished.sort(), [2, 3, 4, 5]);
+  assert.equal(peakActive, 1, 'item 1 could not release (the bound is 1), so only one slot served the healthy items');
+  assert.equal(settled, false, 'runBounded waits for released tasks');
+  for (const g of gates) g();
+  await run;
+  assert.equal(finished.length, 6);
+});
+
+test('probe stage: a probe still unanswered after the slow mark says so once (the keeper then frees its slot); a fast one does not', async () => {
+  const stop = new AbortController();
+  let slowCalls = 0;
+  const stalled = await probeWithDeadline(() => new Promise(() => undefined), 's', 100, stop.signal, clock, () => slowCalls++);
+  assert.ok(stalled !== CANCELLED && stalled.status === 'unreachable');
+  assert.equal(slowCalls, 1);
+  let fastSlow = 0;
+  const fast = await probeWithDeadline(async () => probe('ok'), 's', 100, stop.signal, clock, () => fastSlow++);
+  assert.ok(fast !== CANCELLED && fast.status === 'ok');
+  await new Promise((r) => setTimeout(r, 120));
+  assert.equal(fastSlow, 0);
 });
 
 // --- report -----------------------------------------------------------------------------------
@@ -530,7 +582,7 @@ test('timeline: one entry per probe, 24 h window and count bound, compact on dis
   appendTimeline(tl, t0, 'ok', 12.4);
   appendTimeline(tl, t0 + 300_000, 'unreachable', null);
   appendTimeline(tl, t0 + 600_000, 'degraded', 800);
-  assert.deepEqual(tl, { t0: t0 / 1000, dt: [0, 300, 300], s: 'oud', l: [12, -1, 800] });
+  assert.deepEqual(JSON.parse(JSON.stringify(tl)), { t0: t0 / 1000, dt: [0, 300, 300], s: 'oud', l: [12, -1, 800] });
   assert.deepEqual(recentSamples(tl, 2), [
     { at: '2030-01-01T00:05:00.000Z', status: 'unreachable', latencyMs: null },
     { at: '2030-01-01T00:10:00.000Z', status: 'degraded', latencyMs: 800 },
@@ -543,7 +595,7 @@ test('timeline: one entry per probe, 24 h window and count bound, compact on dis
   assert.equal(day.dt[0], 0);
   // A clock stepped back: recorded at the last time seen.
   appendTimeline(day, t0, 'action_required', 1);
-  assert.equal(day.dt.at(-1), 0);
+  assert.equal(day.toJSON().dt.at(-1), 0);
   assert.equal(timelineEnd(day), (t0 + 300 * 300_000) / 1000);
   // Every second for an hour: bounded by count.
   const fast = emptyTimeline();
@@ -551,6 +603,30 @@ test('timeline: one entry per probe, 24 h window and count bound, compact on dis
   assert.equal(fast.s.length, TIMELINE_MAX_SAMPLES);
   assert.equal(timelineEnd(fast), (t0 + 3599_000) / 1000);
   assert.ok(JSON.stringify(day).length < 3000, `a 24 h timeline is ${JSON.stringify(day).length} bytes of JSON`);
+});
+
+test('timeline: held in typed arrays (4 bytes a probe each), saved and loaded as the same JSON, appendable after loading', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'latchkey-timeline-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const t0 = Date.parse('2030-01-01T00:00:00Z');
+  const tl = emptyTimeline();
+  for (let i = 0; i < TIMELINE_MAX_SAMPLES + 50; i++) appendTimeline(tl, t0 + i * 20_000, i % 9 === 0 ? 'unreachable' : 'ok', i % 9 === 0 ? null : 40 + i);
+  // What a keeper at 10,000 sources holds per source: at most 301 slots of 4 bytes in each array.
+  assert.ok(tl.dt.byteLength + tl.l.byteLength <= 8 * (TIMELINE_MAX_SAMPLES + 1), `${tl.dt.byteLength + tl.l.byteLength} bytes`);
+  const saved = JSON.parse(JSON.stringify(tl)) as { dt: number[]; l: number[]; s: string };
+  assert.equal(saved.dt.length, TIMELINE_MAX_SAMPLES);
+  assert.equal(saved.l.length, TIMELINE_MAX_SAMPLES);
+  assert.equal(saved.l.at(-1), 40 + TIMELINE_MAX_SAMPLES + 49);
+  const path = join(dir, 'keeper-state.json');
+  await saveKeeperState(path, { version: 1, savedAt: new Date(t0).toISOString(), cycles: 1, sources: { a: { ...emptySourceState(), status: 'ok', timeline: tl } }, activity: emptyActivity() });
+  const onDisk = JSON.parse(await readFile(path, 'utf8')) as { sources: { a: { timeline: unknown } } };
+  assert.deepEqual(onDisk.sources.a.timeline, saved);
+  const loaded = await loadKeeperState(path, t0 + 400 * 20_000);
+  const back = loaded.state.sources.a!.timeline;
+  assert.deepEqual(JSON.parse(JSON.stringify(back)), saved);
+  appendTimeline(back, t0 + 400 * 20_000, 'degraded', 7);
+  assert.equal(back.s.length, TIMELINE_MAX_SAMPLES);
+  assert.deepEqual(recentSamples(back, 1), [{ at: new Date(t0 + 400 * 20_000).toISOString(), status: 'degraded', latencyMs: 7 }]);
 });
 
 test('activity: probes and refreshes counted per hour for 24 h; the last 20 events kept', () => {
