@@ -1,7 +1,7 @@
 import type { Clock } from '../clock.js';
 import type { ResolvedSource } from '../config/load.js';
 import type { ProbeConfig } from '../config/schema.js';
-import { fixFor, LatchkeyError, type OperatorAction } from '../errors.js';
+import { ExitCode, fixFor, LatchkeyError, type OperatorAction } from '../errors.js';
 import { WrongDestinationError, type AuthMethod } from '../methods/method.js';
 import type { FetchLike } from '../oauth/endpoint.js';
 import { asMethodFailure, fixForMethod, type MethodFailure, type SourceAuth } from './auth-path.js';
@@ -367,7 +367,7 @@ function verdictForError(ctx: ProbeContext, err: unknown, signal: AbortSignal, t
     return verdict;
   }
   if (err instanceof LatchkeyError) {
-    if (err.operatorAction === 'check_network' || (!err.operatorAction && err.exitCode === 3)) {
+    if (err.operatorAction === 'check_network' || (!err.operatorAction && err.exitCode === ExitCode.unreachable)) {
       return { status: 'unreachable', method: undefined, operatorAction: 'check_network', httpStatus: null, message: err.message, fix: err.fix ?? fixFor(name, 'check_network') };
     }
     const action = err.operatorAction ?? 'fix_config';
