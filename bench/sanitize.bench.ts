@@ -26,8 +26,8 @@ interface Result {
 }
 
 async function child(sources: number, accessTokenLength: number): Promise<Result> {
-  const { Secret } = await import('../src/secret.js');
-  const { sanitizeRemoteText } = await import('../src/sanitize.js');
+  const { Secret } = await import('../src/core/secret.js');
+  const { sanitizeRemoteText } = await import('../src/core/sanitize.js');
   const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined);
   const token = (length: number): string => randomBytes(Math.ceil((length * 3) / 4)).toString('base64url').slice(0, length);
   const held = [];

@@ -1,8 +1,8 @@
-import type { Clock } from './clock.js';
+import type { Clock } from './core/clock.js';
 import type { ResolvedSource } from './config/load.js';
 import type { TokenEngine } from './engine/fresh-token.js';
 import type { FetchLike } from './oauth/endpoint.js';
-import type { Secret } from './secret.js';
+import type { Secret } from './core/secret.js';
 import type { Store, StoredGrant } from './store/store.js';
 
 /**

@@ -24,17 +24,17 @@ export { openLatchkey, Latchkey } from './latchkey.js';
 export type { OpenLatchkeyOptions, SourceStatus, SourceState, GrantInput } from './latchkey.js';
 
 /** Secrets as a type: printing, logging or serializing one shows `[redacted]`. Stable. */
-export { Secret, secret } from './secret.js';
+export { Secret, secret } from './core/secret.js';
 
 /** The one error type, its table of codes (exit code and HTTP status per code) and helpers. Stable. */
-export { LatchkeyError, ERRORS, ExitCode, fixFor, isTransient } from './errors.js';
+export { LatchkeyError, ERRORS, ExitCode, fixFor, isTransient } from './core/errors.js';
 /** Error codes, table entries, operator actions and error options. Stable. */
-export type { ErrorCode, ErrorSpec, OperatorAction, LatchkeyErrorOptions } from './errors.js';
+export type { ErrorCode, ErrorSpec, OperatorAction, LatchkeyErrorOptions } from './core/errors.js';
 
 /** The injected time source (tests move time without sleeping). Stable. */
-export { systemClock } from './clock.js';
+export { systemClock } from './core/clock.js';
 /** The clock interface. Stable. */
-export type { Clock } from './clock.js';
+export type { Clock } from './core/clock.js';
 
 /** Loading and validating a config (errors name the file and the field). Stable. */
 export { loadConfig, parseConfig } from './config/load.js';

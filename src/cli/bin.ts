@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { ExitCode } from '../errors.js';
+import { ExitCode } from '../core/errors.js';
 import { tryFastPath } from './fast-path.js';
 
 // A fixed title: argv may hold URLs or paths the operator would rather not show in `ps`.

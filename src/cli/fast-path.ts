@@ -1,7 +1,7 @@
 import { fstatSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { cachedVerdicts, parseKeeperReport, reportOf } from '../client/keeper-report.js';
-import { ExitCode } from '../errors.js';
+import { ExitCode } from '../core/errors.js';
 import { bearerMethod, type ResolvedSource } from '../config/resolve.js';
 import { plainSecretValue } from '../config/secret-value.js';
 import { stampedConfig, stampPathFor } from '../config/stamp.js';

@@ -1,6 +1,6 @@
-import { LatchkeyError, ExitCode } from '../errors.js';
+import { LatchkeyError, ExitCode } from '../core/errors.js';
 import type { Latchkey } from '../latchkey.js';
-import { sanitizeMessage } from '../sanitize.js';
+import { sanitizeMessage } from '../core/sanitize.js';
 
 /** What a command may touch: injected so tests can run commands in-process. */
 export interface CliIO {

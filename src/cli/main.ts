@@ -1,4 +1,4 @@
-import { ExitCode, LatchkeyError } from '../errors.js';
+import { ExitCode, LatchkeyError } from '../core/errors.js';
 import { didYouMean } from '../text/closest-name.js';
 import { processIO, reportError, type CliIO, type Command } from './io.js';
 

@@ -1,4 +1,4 @@
-import { sanitizeRemoteText } from '../sanitize.js';
+import { sanitizeRemoteText } from '../core/sanitize.js';
 import type { HealthStatus } from '../core/health.js';
 
 /**

@@ -1,6 +1,6 @@
-import type { Clock } from '../clock.js';
+import type { Clock } from '../core/clock.js';
 import type { MethodName } from '../config/constants.js';
-import { ExitCode, LatchkeyError, fixFor, type OperatorAction } from '../errors.js';
+import { ExitCode, LatchkeyError, fixFor, type OperatorAction } from '../core/errors.js';
 import { WrongDestinationError, type AuthMethod, type AuthRequest, type PreparedAuth } from '../methods/method.js';
 
 /**

@@ -1,11 +1,11 @@
 import { isLoopbackHost } from '../net/loopback.js';
 import type { MethodName } from '../config/constants.js';
-import { ExitCode, LatchkeyError, type OperatorAction } from '../errors.js';
+import { ExitCode, LatchkeyError, type OperatorAction } from '../core/errors.js';
 import { WrongDestinationError, type AuthMethod, type AuthRequest } from '../methods/method.js';
 import type { FetchLike } from '../oauth/endpoint.js';
 import { asMethodFailure, fixForMethod, type MethodFailure, type Prepared, type SourceAuth } from './auth-path.js';
 import { describeNetworkError } from '../net/describe-network-error.js';
-import { sanitizeRemoteText } from '../sanitize.js';
+import { sanitizeRemoteText } from '../core/sanitize.js';
 
 /**
  * `lk.fetch`: a request with the current auth path's credentials and one bounded 401

@@ -1,5 +1,5 @@
 import type { MethodName } from '../config/constants.js';
-import { ExitCode, type OperatorAction } from '../errors.js';
+import { ExitCode, type OperatorAction } from '../core/errors.js';
 import { exitCodeForStatuses, isHealthStatus, isHealthy, isReportFresh, readReportEnvelope, reportEntryProblem, type HealthExitCode } from '../core/health.js';
 import type { PreflightReport, ProbeResult } from './probe-types.js';
 

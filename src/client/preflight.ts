@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
-import { fixFor, LatchkeyError, type OperatorAction } from '../errors.js';
+import { fixFor, LatchkeyError, type OperatorAction } from '../core/errors.js';
 import { sourceAwareFix } from '../config/source-fix.js';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../core/clock.js';
 import type { Config, ResolvedSource } from '../config/load.js';
 import { isHealthy, parseKeeperReport, reportOf, type KeeperReport } from './keeper-report.js';
 import type { PreflightOptions, PreflightReport, ProbeOptions, ProbeResult } from './probe-types.js';

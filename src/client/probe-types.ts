@@ -1,5 +1,5 @@
 import type { MethodName } from '../config/constants.js';
-import type { OperatorAction } from '../errors.js';
+import type { OperatorAction } from '../core/errors.js';
 
 import type { HealthExitCode, HealthStatus } from '../core/health.js';
 

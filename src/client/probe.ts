@@ -1,14 +1,14 @@
-import type { Clock } from '../clock.js';
+import type { Clock } from '../core/clock.js';
 import type { ResolvedSource } from '../config/load.js';
 import type { ProbeConfig } from '../config/schema.js';
-import { ExitCode, fixFor, LatchkeyError, type OperatorAction } from '../errors.js';
+import { ExitCode, fixFor, LatchkeyError, type OperatorAction } from '../core/errors.js';
 import { WrongDestinationError, type AuthMethod } from '../methods/method.js';
 import type { FetchLike } from '../oauth/endpoint.js';
 import { asMethodFailure, fixForMethod, type MethodFailure, type SourceAuth } from './auth-path.js';
 import { discard, networkErrorText, sendAuthorized } from './fetch.js';
 import type { HealthStatus, MethodFailureSummary, ProbeOptions, ProbeResult } from './probe-types.js';
 import { sourceAwareFix } from '../config/source-fix.js';
-import { sanitizeMessage, sanitizeRemoteText } from '../sanitize.js';
+import { sanitizeMessage, sanitizeRemoteText } from '../core/sanitize.js';
 
 /** A probe with neither its own `timeoutMs` nor a caller's bound gives up after this long. */
 export const DEFAULT_PROBE_TIMEOUT_MS = 10_000;

@@ -1,4 +1,4 @@
-import { LatchkeyError } from '../errors.js';
+import { LatchkeyError } from '../core/errors.js';
 import { homeLabel } from '../paths.js';
 import { nonDirectoryOnPath } from '../store/path-blocker.js';
 

@@ -12,9 +12,9 @@
  * job); messages name the reference and never the value.
  */
 import type { AsyncEntry, EntryOptions } from '@napi-rs/keyring';
-import { LatchkeyError } from '../errors.js';
-import { Secret } from '../secret.js';
-import { sanitizeRemoteText } from '../sanitize.js';
+import { LatchkeyError } from '../core/errors.js';
+import { Secret } from '../core/secret.js';
+import { sanitizeRemoteText } from '../core/sanitize.js';
 
 /** How long one keyring call may take (default 15 s; `LATCHKEY_KEYRING_TIMEOUT_MS`). */
 export const DEFAULT_KEYRING_TIMEOUT_MS = 15_000;

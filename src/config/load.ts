@@ -1,6 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { LatchkeyError } from '../errors.js';
+import { LatchkeyError } from '../core/errors.js';
 import { homeProblem } from './home-problem.js';
 import { readRegularFile } from '../store/read-file.js';
 import { readFailure } from '../store/regular-file.js';

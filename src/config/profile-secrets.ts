@@ -1,4 +1,4 @@
-import { Secret } from '../secret.js';
+import { Secret } from '../core/secret.js';
 import { MAX_SECRET_FILE_BYTES } from '../store/regular-file.js';
 import { readRegularFileSync } from '../store/read-file-sync.js';
 import { plainSecretValue } from './secret-value.js';

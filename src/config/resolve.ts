@@ -1,4 +1,4 @@
-import { LatchkeyError } from '../errors.js';
+import { LatchkeyError } from '../core/errors.js';
 import { didYouMean } from '../text/closest-name.js';
 import { applyPreset, getPreset } from './presets.js';
 import type { MethodName } from './constants.js';

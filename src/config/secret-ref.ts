@@ -1,8 +1,8 @@
-import { LatchkeyError } from '../errors.js';
+import { LatchkeyError } from '../core/errors.js';
 import { secretRefProblem } from './constants.js';
 import { readRegularFile } from '../store/read-file.js';
 import { MAX_SECRET_FILE_BYTES, readFailure } from '../store/regular-file.js';
-import { Secret } from '../secret.js';
+import { Secret } from '../core/secret.js';
 import { envSecretValue, fileSecretValue } from './secret-value.js';
 
 /**

@@ -1,4 +1,4 @@
-import { fixFor, type OperatorAction } from '../errors.js';
+import { fixFor, type OperatorAction } from '../core/errors.js';
 import type { SourceConfig } from './schema.js';
 import { fixForSecretRef } from './secret-ref.js';
 

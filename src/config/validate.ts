@@ -1,5 +1,5 @@
 import * as v from 'valibot';
-import { jsonSyntaxWhere, LatchkeyError } from '../errors.js';
+import { jsonSyntaxWhere, LatchkeyError } from '../core/errors.js';
 import { jsonWithoutComments, UnclosedCommentError } from './jsonc.js';
 import { ConfigSchema, type ConfigFile } from './schema.js';
 

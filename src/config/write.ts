@@ -1,4 +1,4 @@
-import { LatchkeyError } from '../errors.js';
+import { LatchkeyError } from '../core/errors.js';
 import { ensurePrivateDir, writeFileAtomic } from '../store/atomic-file.js';
 import { readFailure } from '../store/regular-file.js';
 import { parseConfig, readConfigText, type Config } from './load.js';

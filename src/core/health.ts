@@ -1,4 +1,4 @@
-import { ExitCode } from '../errors.js';
+import { ExitCode } from './errors.js';
 
 /**
  * The health vocabulary every reader and writer of a verdict shares (the keeper's report,

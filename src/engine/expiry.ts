@@ -1,4 +1,4 @@
-import { LatchkeyError } from '../errors.js';
+import { LatchkeyError } from '../core/errors.js';
 import type { SourceRecord, StoredGrant } from '../store/store.js';
 import { clampExpiresAt } from '../lifetime.js';
 

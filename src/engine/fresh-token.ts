@@ -1,5 +1,5 @@
-import type { Clock } from '../clock.js';
-import { LatchkeyError } from '../errors.js';
+import type { Clock } from '../core/clock.js';
+import { LatchkeyError } from '../core/errors.js';
 import { DEFAULT_TOKEN_TIMEOUT_MS } from '../oauth/refresh-error.js';
 import type { FetchLike } from '../oauth/endpoint.js';
 import type { SourceRecord, Store, StoredGrant } from '../store/store.js';

@@ -1,11 +1,11 @@
-import type { Clock } from '../clock.js';
-import { ExitCode, LatchkeyError } from '../errors.js';
+import type { Clock } from '../core/clock.js';
+import { ExitCode, LatchkeyError } from '../core/errors.js';
 import { RefreshError } from '../oauth/refresh-error.js';
 import type { ClientAuthMethod } from '../oauth/client-auth.js';
 import type { FetchLike } from '../oauth/endpoint.js';
 import type { RefreshAnswer } from '../oauth/refresh.js';
 import { MAX_RETRY_AFTER_MS } from '../oauth/token-answer.js';
-import type { Secret } from '../secret.js';
+import type { Secret } from '../core/secret.js';
 import type { FailureRecord, SourceRecord, SourceRecordInput, Store, StoredGrant, StoreTx } from '../store/store.js';
 import { expiresAtOf, refreshDueAt, usableGrant } from './expiry.js';
 

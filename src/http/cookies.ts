@@ -6,7 +6,7 @@
  * Nothing here ever puts a cookie value into an error message or a log line: rejections are
  * reported by cookie name (names are not secret) and reason only.
  */
-import { Secret } from '../secret.js';
+import { Secret } from '../core/secret.js';
 
 /**
  * Largest name + value we accept for one cookie. Browsers cap a cookie at 4096 bytes

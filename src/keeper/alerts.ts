@@ -1,9 +1,9 @@
 import { abortableWait } from '../core/wait.js';
 import { createHmac, randomUUID } from 'node:crypto';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../core/clock.js';
 import type { FetchLike } from '../oauth/endpoint.js';
-import type { Secret } from '../secret.js';
-import { sanitizeRemoteText } from '../sanitize.js';
+import type { Secret } from '../core/secret.js';
+import { sanitizeRemoteText } from '../core/sanitize.js';
 import { callDeadline } from './deadline.js';
 import type { KeeperLog } from './log.js';
 import type { KeeperMetrics } from './metrics.js';

@@ -1,9 +1,9 @@
 import { readFile, stat } from 'node:fs/promises';
 import { isReportFresh, readReportEnvelope, reportEntryProblem, type HealthStatus } from '../core/health.js';
 import type { MethodName } from '../config/constants.js';
-import { LatchkeyError, type OperatorAction } from '../errors.js';
+import { LatchkeyError, type OperatorAction } from '../core/errors.js';
 import { writeFileAtomic } from '../store/atomic-file.js';
-import { sanitizeMessage } from '../sanitize.js';
+import { sanitizeMessage } from '../core/sanitize.js';
 import { jsonLineBytes } from './json-bytes.js';
 import { recentHistory, type KeeperActivity, type ProbeSample, type SourceKeeperState } from './state.js';
 

@@ -1,9 +1,9 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SOURCE_NAME } from '../config/constants.js';
-import { ExitCode, LatchkeyError } from '../errors.js';
+import { ExitCode, LatchkeyError } from '../core/errors.js';
 import { isLoopbackHost } from '../oauth/endpoint.js';
-import type { Secret } from '../secret.js';
+import type { Secret } from '../core/secret.js';
 import { bearerMatches, checkedBody, json, pathOf, problem, RouteTable, send, tokenDigest, type Reply, type Route } from '../http/route-table.js';
 import { GZIP_JSON_HEADERS, JSON_HEADERS, SECURITY_HEADERS } from '../http/security-headers.js';
 import { DASHBOARD_CSP, dashboardAsset, DASHBOARD_ASSET_PATHS } from './dashboard-page.js';

@@ -1,5 +1,5 @@
-import type { Clock } from '../clock.js';
-import { sanitizeMessage } from '../sanitize.js';
+import type { Clock } from '../core/clock.js';
+import { sanitizeMessage } from '../core/sanitize.js';
 
 /**
  * The keeper's log: one JSON object per line on stderr (journald, launchd's log file and `jq`

@@ -1,6 +1,6 @@
-import type { Clock } from '../clock.js';
+import type { Clock } from '../core/clock.js';
 import type { ProbeResult } from '../client/probe-types.js';
-import { LatchkeyError, fixFor, isTransient } from '../errors.js';
+import { LatchkeyError, fixFor, isTransient } from '../core/errors.js';
 
 /**
  * The keeper's "probe" stage: one probe per source with a hard deadline, run over many

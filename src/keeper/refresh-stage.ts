@@ -1,4 +1,4 @@
-import { LatchkeyError, type OperatorAction } from '../errors.js';
+import { LatchkeyError, type OperatorAction } from '../core/errors.js';
 import type { Latchkey } from '../latchkey.js';
 import type { SourceRecord } from '../store/store.js';
 import { refreshAheadReason, type RefreshReason } from './scheduler.js';

@@ -1,9 +1,9 @@
 import { readFile, rename } from 'node:fs/promises';
 import type { HealthStatus } from '../core/health.js';
 import type { MethodName } from '../config/constants.js';
-import type { OperatorAction } from '../errors.js';
+import type { OperatorAction } from '../core/errors.js';
 import { writeFileAtomic } from '../store/atomic-file.js';
-import { sanitizeMessage } from '../sanitize.js';
+import { sanitizeMessage } from '../core/sanitize.js';
 import { jsonLineBytes } from './json-bytes.js';
 import { backoffCycles } from './scheduler.js';
 

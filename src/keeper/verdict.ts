@@ -1,7 +1,7 @@
 import type { ProbeResult } from '../client/probe-types.js';
 import type { SourceConfig } from '../config/schema.js';
 import { sourceAwareFix } from '../config/source-fix.js';
-import type { OperatorAction } from '../errors.js';
+import type { OperatorAction } from '../core/errors.js';
 import type { RefreshStageResult } from './refresh-stage.js';
 import type { Verdict } from './state.js';
 import type { WarmResult } from './warm-stage.js';

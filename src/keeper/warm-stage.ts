@@ -1,5 +1,5 @@
 import type { ProbeResult } from '../client/probe-types.js';
-import { LatchkeyError, type OperatorAction } from '../errors.js';
+import { LatchkeyError, type OperatorAction } from '../core/errors.js';
 import type { Latchkey } from '../latchkey.js';
 import { callDeadline } from './deadline.js';
 

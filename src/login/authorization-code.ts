@@ -1,5 +1,5 @@
 import * as oauth from 'oauth4webapi';
-import { LatchkeyError, ExitCode } from '../errors.js';
+import { LatchkeyError, ExitCode } from '../core/errors.js';
 import type { LoginContext } from '../context.js';
 import { includesOpenIdScope, resolveAuthorizationServer, type AuthorizationServerContext } from './authorization-server.js';
 import { requestOptions } from '../oauth/endpoint.js';
@@ -15,7 +15,7 @@ import {
 } from './login-grant.js';
 import { startLoopbackRedirect, type ReceivedCallback } from './loopback-redirect.js';
 import { DEFAULT_TOKEN_TIMEOUT_MS } from '../oauth/refresh-error.js';
-import { sanitizeRemoteText } from '../sanitize.js';
+import { sanitizeRemoteText } from '../core/sanitize.js';
 
 /** How long a login waits for the browser by default (5 minutes). */
 export const DEFAULT_LOGIN_TIMEOUT_MS = 300_000;

@@ -1,6 +1,6 @@
 import * as oauth from 'oauth4webapi';
 import { abortableWait } from '../core/wait.js';
-import { LatchkeyError } from '../errors.js';
+import { LatchkeyError } from '../core/errors.js';
 import type { LoginContext } from '../context.js';
 import { resolveAuthorizationServer, type AuthorizationServerContext } from './authorization-server.js';
 import { requestOptions } from '../oauth/endpoint.js';

@@ -1,10 +1,10 @@
 import * as oauth from 'oauth4webapi';
-import { LatchkeyError, ExitCode } from '../errors.js';
+import { LatchkeyError, ExitCode } from '../core/errors.js';
 import type { LoginContext } from '../context.js';
 import type { AuthorizationServerContext } from './authorization-server.js';
 import { ORIGINAL_STATUS_HEADER } from '../oauth/endpoint.js';
 import { describeNetworkError } from '../net/describe-network-error.js';
-import { sanitizeRemoteText } from '../sanitize.js';
+import { sanitizeRemoteText } from '../core/sanitize.js';
 
 /** How a login obtained its grant. */
 export type LoginFlow = 'authorization_code' | 'device_code';

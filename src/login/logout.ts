@@ -1,4 +1,4 @@
-import { LatchkeyError, ExitCode } from '../errors.js';
+import { LatchkeyError, ExitCode } from '../core/errors.js';
 import type { LoginContext } from '../context.js';
 import { revokeToken, RevocationError } from '../oauth/revocation.js';
 import { resolveAuthorizationServer, type AuthorizationServerContext } from './authorization-server.js';

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ExitCode, LatchkeyError } from '../errors.js';
+import { ExitCode, LatchkeyError } from '../core/errors.js';
 
 /** Path of the redirect URI; nothing else on the loopback server does anything. */
 export const CALLBACK_PATH = '/callback';

@@ -1,5 +1,5 @@
 import type { MethodName } from '../config/constants.js';
-import { ExitCode, LatchkeyError, type ErrorCode, type OperatorAction } from '../errors.js';
+import { ExitCode, LatchkeyError, type ErrorCode, type OperatorAction } from '../core/errors.js';
 import type { AuthMethod, MethodContext, MethodFactory } from './method.js';
 import { createOAuthMethod } from './oauth.js';
 import { createTokenMethod } from './token.js';

@@ -1,6 +1,6 @@
 import type { ResolvedSource } from '../config/load.js';
 import type { MethodName } from '../config/constants.js';
-import { LatchkeyError, type OperatorAction } from '../errors.js';
+import { LatchkeyError, type OperatorAction } from '../core/errors.js';
 import type { CoreContext } from '../context.js';
 
 /**

@@ -1,7 +1,7 @@
-import type { Clock } from '../clock.js';
+import type { Clock } from '../core/clock.js';
 import type { TokenEngine } from '../engine/fresh-token.js';
 import { usableGrant } from '../engine/fresh-token.js';
-import { ExitCode, LatchkeyError, type OperatorAction } from '../errors.js';
+import { ExitCode, LatchkeyError, type OperatorAction } from '../core/errors.js';
 import type { Store } from '../store/store.js';
 import type { Availability, AuthMethod, CredentialExpiry, MethodContext, PreparedAuth } from './method.js';
 import type { SourceConfig } from '../config/schema.js';

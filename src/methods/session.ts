@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { SessionConfig } from '../config/schema.js';
-import { LatchkeyError, type OperatorAction } from '../errors.js';
+import { LatchkeyError, type OperatorAction } from '../core/errors.js';
 import type { CoreContext } from '../context.js';
 import { isLoopbackHost } from '../net/loopback.js';
-import { Secret } from '../secret.js';
+import { Secret } from '../core/secret.js';
 import type { SourceRecord, StoreTx } from '../store/store.js';
 import { CdpError, describeEndpoint, readTabCookies, type BrowserCookie } from './cdp.js';
 import { applySetCookies, checkCookie, parseCookieHeader, serializeCookieHeader, MAX_COOKIES } from '../http/cookies.js';

@@ -1,8 +1,8 @@
-import type { Clock } from '../clock.js';
+import type { Clock } from '../core/clock.js';
 import type { TokenConfig } from '../config/schema.js';
 import { fixForSecretRef, resolveSecretRef } from '../config/secret-ref.js';
-import { ExitCode, LatchkeyError, type OperatorAction } from '../errors.js';
-import type { Secret } from '../secret.js';
+import { ExitCode, LatchkeyError, type OperatorAction } from '../core/errors.js';
+import type { Secret } from '../core/secret.js';
 import type { Availability, AuthMethod, CredentialExpiry, MethodContext, PreparedAuth } from './method.js';
 
 /** A static token whose declared expiry (`token.expiresAt`) is this close is reported `expiring`. */

@@ -1,6 +1,6 @@
 import * as oauth from 'oauth4webapi';
-import { LatchkeyError } from '../errors.js';
-import type { Secret } from '../secret.js';
+import { LatchkeyError } from '../core/errors.js';
+import type { Secret } from '../core/secret.js';
 
 export type ClientAuthMethod = 'none' | 'client_secret_basic' | 'client_secret_post';
 

@@ -1,5 +1,5 @@
 import * as oauth from 'oauth4webapi';
-import { LatchkeyError } from '../errors.js';
+import { LatchkeyError } from '../core/errors.js';
 import { checkEndpoint, requestOptions, type FetchLike } from './endpoint.js';
 
 export interface DiscoveredEndpoints {

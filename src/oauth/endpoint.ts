@@ -1,5 +1,5 @@
 import * as oauth from 'oauth4webapi';
-import { LatchkeyError } from '../errors.js';
+import { LatchkeyError } from '../core/errors.js';
 import { isLoopbackHost } from '../net/loopback.js';
 import { readCappedBody } from '../http/capped-body.js';
 

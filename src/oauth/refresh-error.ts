@@ -1,4 +1,4 @@
-import { LatchkeyError } from '../errors.js';
+import { LatchkeyError } from '../core/errors.js';
 import type { Consumption, RefreshFailureKind, TokenAnswerClass } from './token-answer.js';
 
 export type { RefreshFailureKind } from './token-answer.js';

@@ -1,8 +1,8 @@
 import * as oauth from 'oauth4webapi';
 import { readExpiresIn } from '../lifetime.js';
-import { LatchkeyError } from '../errors.js';
-import { Secret } from '../secret.js';
-import { sanitizeRemoteText } from '../sanitize.js';
+import { LatchkeyError } from '../core/errors.js';
+import { Secret } from '../core/secret.js';
+import { sanitizeRemoteText } from '../core/sanitize.js';
 import { clientAuthentication, clientAuthMethodOf, type ClientParams } from './client-auth.js';
 import { checkEndpoint, RECOGNIZED_TOKEN_TYPES, requestOptions, ResponseTooLargeError, type FetchLike } from './endpoint.js';
 import { accessTokenTimes, type AccessTokenTimes } from './jwt-claims.js';

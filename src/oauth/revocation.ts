@@ -1,9 +1,9 @@
 import * as oauth from 'oauth4webapi';
-import { LatchkeyError, ExitCode } from '../errors.js';
-import type { Secret } from '../secret.js';
+import { LatchkeyError, ExitCode } from '../core/errors.js';
+import type { Secret } from '../core/secret.js';
 import type { AuthorizationServerContext } from './server-context.js';
 import { requestOptions, withTimeout, type FetchLike } from './endpoint.js';
-import { sanitizeRemoteText } from '../sanitize.js';
+import { sanitizeRemoteText } from '../core/sanitize.js';
 import { DEFAULT_TOKEN_TIMEOUT_MS } from './refresh-error.js';
 import { describeNetworkError } from '../net/describe-network-error.js';
 

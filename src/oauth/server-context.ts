@@ -1,5 +1,5 @@
 import type * as oauth from 'oauth4webapi';
-import type { Secret } from '../secret.js';
+import type { Secret } from '../core/secret.js';
 import type { ClientAuthMethod } from './refresh.js';
 
 /**

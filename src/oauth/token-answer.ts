@@ -1,4 +1,4 @@
-import { ExitCode, type OperatorAction } from '../errors.js';
+import { ExitCode, type OperatorAction } from '../core/errors.js';
 
 /** How a refresh failed, which decides what the engine does next. */
 export type RefreshFailureKind = 'invalid_grant' | 'transient' | 'rejected';

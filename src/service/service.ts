@@ -5,7 +5,7 @@ import { homedir, userInfo } from 'node:os';
 import { dirname, isAbsolute, join, normalize, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readConfigText } from '../config/load.js';
-import { LatchkeyError } from '../errors.js';
+import { LatchkeyError } from '../core/errors.js';
 import { homePaths, latchkeyHome } from '../paths.js';
 import { writeFileAtomic } from '../store/atomic-file.js';
 

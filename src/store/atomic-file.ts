@@ -1,6 +1,6 @@
 import { open, rename, unlink, mkdir, stat, readdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { LatchkeyError } from '../errors.js';
+import { LatchkeyError } from '../core/errors.js';
 import { nonDirectoryOnPath } from './path-blocker.js';
 import { pidAlive } from './pid-alive.js';
 import { privateDirProblem } from './private-mode.js';

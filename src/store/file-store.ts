@@ -1,11 +1,11 @@
 import { lstat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { LatchkeyError } from '../errors.js';
+import { LatchkeyError } from '../core/errors.js';
 import { ensurePrivateDir, removeAbandonedTempFiles, writeFileAtomic } from './atomic-file.js';
 import { acquireLockFile } from './lock-file.js';
 import { privateFileProblem, symlinkedStoreProblem } from './private-mode.js';
 import type { Stats } from 'node:fs';
-import type { Secret } from '../secret.js';
+import type { Secret } from '../core/secret.js';
 import type { FileKeyspaces } from './keyspace-files.js';
 import { readRegularFileIfChanged } from './read-file.js';
 import { readFailure } from './regular-file.js';

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { link, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LatchkeyError } from '../errors.js';
+import { LatchkeyError } from '../core/errors.js';
 import { clampTime } from '../lifetime.js';
-import { Secret } from '../secret.js';
+import { Secret } from '../core/secret.js';
 import { ensurePrivateDir, removeAbandonedTempFiles, tempPathFor, writeFileAtomic } from './atomic-file.js';
 import { privateFileProblem, symlinkedStoreProblem } from './private-mode.js';
 import { readRegularFile } from './read-file.js';

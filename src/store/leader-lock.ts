@@ -1,5 +1,5 @@
 import { dirname } from 'node:path';
-import { ExitCode, LatchkeyError } from '../errors.js';
+import { ExitCode, LatchkeyError } from '../core/errors.js';
 import { ensurePrivateDir } from './atomic-file.js';
 import { acquireHeldLockFile, describeLockHolder, readLockHolder, type HeldLock, type LockHolder } from './lock-file.js';
 import type { LeaderLock, LeaderLockOptions } from './store.js';

@@ -1,6 +1,6 @@
 import { link, open, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { LatchkeyError } from '../errors.js';
+import { LatchkeyError } from '../core/errors.js';
 import { tempPathFor, writeFileAtomic } from './atomic-file.js';
 import { pidAlive } from './pid-alive.js';
 import { readRegularFile } from './read-file.js';

@@ -1,4 +1,4 @@
-import { LatchkeyError } from '../errors.js';
+import { LatchkeyError } from '../core/errors.js';
 
 /**
  * The permission rules for where credentials live (the store's directory and `store.json`),

@@ -1,5 +1,5 @@
-import { jsonSyntaxWhere, LatchkeyError } from '../errors.js';
-import { Secret } from '../secret.js';
+import { jsonSyntaxWhere, LatchkeyError } from '../core/errors.js';
+import { Secret } from '../core/secret.js';
 import { clampExpiresAt, clampTime } from '../lifetime.js';
 import type { FailureRecord, SourceMeta, SourceRecord, StoredGrant, StoredSession } from './store.js';
 

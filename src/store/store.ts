@@ -1,4 +1,4 @@
-import type { Secret } from '../secret.js';
+import type { Secret } from '../core/secret.js';
 
 /** An OAuth grant as stored. Times are milliseconds since the epoch. */
 export interface StoredGrant {

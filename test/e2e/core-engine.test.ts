@@ -6,7 +6,7 @@ import { idpHome, TestClock } from '../helpers/lk.js';
 import { makeHome } from '../helpers/home.js';
 import { TokenEngine, type EngineEvent } from '../../src/engine/fresh-token.js';
 import { FileStore } from '../../src/store/file-store.js';
-import { LatchkeyError } from '../../src/errors.js';
+import { LatchkeyError } from '../../src/core/errors.js';
 import type { SourceRecord, Store, StoreTx } from '../../src/store/store.js';
 import { DelegatingStore, writeOutOfBand, writeRecord } from '../helpers/store.js';
 
@@ -109,7 +109,7 @@ test('forceRefresh never hands back the rejected token from a plain token() flig
   const store = new FileStore({ path: h.storePath });
   const clock = new TestClock();
   const now = clock.now();
-  const { Secret } = await import('../../src/secret.js');
+  const { Secret } = await import('../../src/core/secret.js');
   await writeRecord(store, 's', { grant: { accessToken: new Secret('old'), refreshToken: new Secret('rt'), obtainedAt: now, expiresAt: now + 3_600_000 } }, 0);
   // The first read fails (a store hiccup): the flight it belongs to rejects, and a caller that
   // retries at once starts a new plain flight, which reads the token the API just rejected.
@@ -183,7 +183,7 @@ test('a write that conflicts under the lock (a writer that skipped the lock) is 
   store.beforeNextWrite = async () => {
     const rec = (await store.inner.read('idp'))!;
     const { version: _version, ...rest } = rec;
-    const { Secret } = await import('../../src/secret.js');
+    const { Secret } = await import('../../src/core/secret.js');
     await writeOutOfBand(store.path, 'idp', { ...rest, session: { cookies: { sid: new Secret('cookie') }, updatedAt: 1 } });
   };
   const fresh = await engine.token('idp');

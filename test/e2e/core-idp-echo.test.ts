@@ -8,7 +8,7 @@ import { send, startLoopbackApi } from '../helpers/loopback-api.js';
 import { openLatchkey } from '../../src/latchkey.js';
 import { logout } from '../../src/login/logout.js';
 import type { EngineEvent } from '../../src/engine/fresh-token.js';
-import type { LatchkeyError } from '../../src/errors.js';
+import type { LatchkeyError } from '../../src/core/errors.js';
 
 let idp: Idp;
 before(async () => {

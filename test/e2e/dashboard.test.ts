@@ -9,7 +9,7 @@ import { send, startLoopbackApi } from '../helpers/loopback-api.js';
 import { openLatchkey } from '../../src/latchkey.js';
 import { startKeeperDaemon } from '../../src/keeper/daemon.js';
 import { jsonLineLog } from '../../src/keeper/log.js';
-import { systemClock } from '../../src/clock.js';
+import { systemClock } from '../../src/core/clock.js';
 
 /**
  * The dashboard in real headless Chromium, served by a real keeper (1 s interval) over real

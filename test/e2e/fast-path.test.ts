@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { fastPathAnswer } from '../../src/cli/fast-path.js';
 import { loadConfig } from '../../src/config/load.js';
 import { serialize } from '../../src/store/store-document.js';
-import { Secret } from '../../src/secret.js';
+import { Secret } from '../../src/core/secret.js';
 import type { SourceRecord, StoredGrant } from '../../src/store/store.js';
 import { cliPath, esmCliPath, makeHome, runCli, type CliResult, type TempHome } from '../helpers/home.js';
 import { send, startLoopbackApi, type LoopbackApi } from '../helpers/loopback-api.js';

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { startIdp, type Idp } from '../fixtures/idp.js';
 import { idpHome } from '../helpers/lk.js';
-import { LatchkeyError } from '../../src/errors.js';
+import { LatchkeyError } from '../../src/core/errors.js';
 import { UnauthorizedError } from '../../src/client/fetch.js';
 import { send, startLoopbackApi, type LoopbackApi } from '../helpers/loopback-api.js';
 

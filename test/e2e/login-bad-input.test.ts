@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { after, before, test } from 'node:test';
-import { LatchkeyError } from '../../src/errors.js';
+import { LatchkeyError } from '../../src/core/errors.js';
 import { openLatchkey } from '../../src/latchkey.js';
 import { loginWithAuthorizationCode } from '../../src/login/authorization-code.js';
 import { startIdp, type Idp } from '../fixtures/idp.js';

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { main } from '../../src/cli/main.js';
-import { LatchkeyError } from '../../src/errors.js';
+import { LatchkeyError } from '../../src/core/errors.js';
 import { openLatchkey } from '../../src/latchkey.js';
 import { loginWithDeviceCode, type DevicePrompt } from '../../src/login/device-authorization.js';
 import { startIdp, type Idp } from '../fixtures/idp.js';

@@ -6,7 +6,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { main } from '../../src/cli/main.js';
-import { LatchkeyError } from '../../src/errors.js';
+import { LatchkeyError } from '../../src/core/errors.js';
 import { openLatchkey } from '../../src/latchkey.js';
 import { logout } from '../../src/login/logout.js';
 import { startIdp, type Idp, type TokenResponse } from '../fixtures/idp.js';

@@ -11,14 +11,14 @@ import { startIdp, type Idp } from '../fixtures/idp.js';
 import { startFaultProxy, type FaultProxy } from '../fixtures/fault-proxy.js';
 import { idpHome, type IdpHome } from '../helpers/lk.js';
 import { runCli } from '../helpers/home.js';
-import { LatchkeyError } from '../../src/errors.js';
+import { LatchkeyError } from '../../src/core/errors.js';
 import type { EngineEvent } from '../../src/engine/fresh-token.js';
 import type { Latchkey, OpenLatchkeyOptions } from '../../src/latchkey.js';
 import { refreshAhead } from '../../src/keeper/refresh-stage.js';
 import type { TokenResponse } from '../fixtures/idp.js';
 import { FileStore } from '../../src/store/file-store.js';
 import { writeOutOfBand } from '../helpers/store.js';
-import { Secret } from '../../src/secret.js';
+import { Secret } from '../../src/core/secret.js';
 
 const CONF_CLIENT = { client_id: 'lk-conf.x~y', client_secret: 'sec-ret_v.a~l-0123456789', token_endpoint_auth_method: 'client_secret_basic' };
 const PLUS_CLIENT = { client_id: 'lk-plus', client_secret: 'se+cr/et=', token_endpoint_auth_method: 'client_secret_basic' };

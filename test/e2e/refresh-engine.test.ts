@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { startIdp, type Idp } from '../fixtures/idp.js';
 import { idpHome } from '../helpers/lk.js';
-import { LatchkeyError } from '../../src/errors.js';
+import { LatchkeyError } from '../../src/core/errors.js';
 import type { EngineEvent } from '../../src/engine/fresh-token.js';
 
 let idp: Idp;
@@ -207,7 +207,7 @@ test('plain-http token endpoints are refused unless on loopback', async (t) => {
   const lk = await h.open();
   await lk.installGrant('idp', grant, { tokenEndpoint: 'http://idp.example.com/token' });
   const { refreshTokenGrant } = await import('../../src/oauth/refresh.js');
-  const { Secret } = await import('../../src/secret.js');
+  const { Secret } = await import('../../src/core/secret.js');
   await assert.rejects(
     refreshTokenGrant({ tokenEndpoint: 'http://idp.example.com/token', clientId: 'x', fetch }, new Secret('rt')),
     (e: LatchkeyError) => e.code === 'LK_INSECURE_ENDPOINT' && e.message.includes('must use https'),

@@ -10,7 +10,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net';
 import { resolveConfig } from '../../src/config/load.js';
 import type { SessionConfig } from '../../src/config/schema.js';
-import { LatchkeyError } from '../../src/errors.js';
+import { LatchkeyError } from '../../src/core/errors.js';
 import { Latchkey } from '../../src/latchkey.js';
 import type { AuthMethod } from '../../src/methods/method.js';
 import { createSessionMethod } from '../../src/methods/session.js';

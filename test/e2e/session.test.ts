@@ -10,7 +10,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { resolveConfig } from '../../src/config/load.js';
 import type { SessionConfig } from '../../src/config/schema.js';
-import { LatchkeyError } from '../../src/errors.js';
+import { LatchkeyError } from '../../src/core/errors.js';
 import { Latchkey } from '../../src/latchkey.js';
 import type { AuthMethod, PreparedAuth } from '../../src/methods/method.js';
 import { createSessionMethod } from '../../src/methods/session.js';

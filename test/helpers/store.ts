@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../../src/store/atomic-file.js';
 import { parseStoreDocument, serialize } from '../../src/store/store-document.js';
-import type { Secret } from '../../src/secret.js';
+import type { Secret } from '../../src/core/secret.js';
 import type {
   Keyspace,
   LeaderLock,

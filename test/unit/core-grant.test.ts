@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { grantFromInput } from '../../src/latchkey.js';
-import type { LatchkeyError } from '../../src/errors.js';
+import type { LatchkeyError } from '../../src/core/errors.js';
 
 const SECRET = 'canary-grant-31f0-value';
 

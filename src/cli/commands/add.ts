@@ -1,4 +1,4 @@
-import { ExitCode } from '../../errors.js';
+import { ExitCode } from '../../core/errors.js';
 import { parseArgs } from 'node:util';
 import { isRelativeFileRef, SECRET_REF, secretRefProblem, SOURCE_NAME } from '../../config/constants.js';
 import { applyPreset, getPreset, presets, type Preset } from '../../config/presets.js';

@@ -1,10 +1,10 @@
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { ExitCode, LatchkeyError } from '../../errors.js';
+import { ExitCode, LatchkeyError } from '../../core/errors.js';
 import { openLatchkey } from '../../latchkey.js';
 import { usageError, type CliIO, type Command } from '../io.js';
-import { sanitizeRemoteText } from '../../sanitize.js';
+import { sanitizeRemoteText } from '../../core/sanitize.js';
 
 /** RFC 9110 §5.1 field names. */
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { abortableWait } from '../../core/wait.js';
 import type { PreflightReport } from '../../client/probe-types.js';
-import { ExitCode, fixFor } from '../../errors.js';
+import { ExitCode, fixFor } from '../../core/errors.js';
 import { homePaths, latchkeyHome } from '../../paths.js';
 import { exitCodeFor, isReportStale, readHealthReport, type HealthReport } from '../../keeper/health-report.js';
 import { usageError, type CliIO, type Command } from '../io.js';

@@ -1,6 +1,6 @@
 import { open } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { ExitCode, LatchkeyError } from '../../errors.js';
+import { ExitCode, LatchkeyError } from '../../core/errors.js';
 import { openLatchkey } from '../../latchkey.js';
 import { usageError, type CliIO, type Command } from '../io.js';
 

@@ -1,6 +1,6 @@
 import { access } from 'node:fs/promises';
 import { homeProblem } from '../../config/home-problem.js';
-import { ExitCode, LatchkeyError } from '../../errors.js';
+import { ExitCode, LatchkeyError } from '../../core/errors.js';
 import { homeLabel, homePaths, latchkeyHome } from '../../paths.js';
 import { readFailure } from '../../store/regular-file.js';
 import { ensurePrivateDir, writeFileAtomic } from '../../store/atomic-file.js';

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
-import { systemClock } from '../../clock.js';
-import { ExitCode, LatchkeyError } from '../../errors.js';
+import { systemClock } from '../../core/clock.js';
+import { ExitCode, LatchkeyError } from '../../core/errors.js';
 import { usageError, type Command } from '../io.js';
 
 function int(name: string, v: string | undefined, min: number, max: number): number | undefined {

@@ -2,10 +2,10 @@ import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { loginFlowOf, loginNeeds, importCommandFor } from '../../config/source-fix.js';
 import type { ResolvedSource } from '../../config/resolve.js';
-import { ExitCode, LatchkeyError } from '../../errors.js';
+import { ExitCode, LatchkeyError } from '../../core/errors.js';
 import { openLatchkey } from '../../latchkey.js';
 import type { LoginResult } from '../../login/login-grant.js';
-import { sanitizeRemoteText } from '../../sanitize.js';
+import { sanitizeRemoteText } from '../../core/sanitize.js';
 import { usageError, type CliIO, type Command } from '../io.js';
 
 /** 128 + SIGINT (2): what a shell reports for a command ended by Ctrl-C. */

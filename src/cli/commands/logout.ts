@@ -1,4 +1,4 @@
-import { ExitCode } from '../../errors.js';
+import { ExitCode } from '../../core/errors.js';
 import { parseArgs } from 'node:util';
 import { openLatchkey } from '../../latchkey.js';
 import { usageError, type Command } from '../io.js';

@@ -1,4 +1,4 @@
-import { ExitCode } from '../../errors.js';
+import { ExitCode } from '../../core/errors.js';
 import { parseArgs } from 'node:util';
 import { COMMENTS_DROPPED, updateConfigFile } from '../../config/write.js';
 import { openLatchkey } from '../../latchkey.js';

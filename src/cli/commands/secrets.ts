@@ -2,8 +2,8 @@ import { mkdir, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { isRelativeFileRef, SECRET_REF, secretRefProblem } from '../../config/constants.js';
 import { resolveSecretRef } from '../../config/secret-ref.js';
-import { ExitCode, LatchkeyError } from '../../errors.js';
-import { Secret } from '../../secret.js';
+import { ExitCode, LatchkeyError } from '../../core/errors.js';
+import { Secret } from '../../core/secret.js';
 import { writeFileAtomic } from '../../store/atomic-file.js';
 import { usageError, type CliIO, type Command } from '../io.js';
 

@@ -1,4 +1,4 @@
-import { ExitCode } from '../../errors.js';
+import { ExitCode } from '../../core/errors.js';
 import { parseArgs } from 'node:util';
 import { openLatchkey, type SourceStatus } from '../../latchkey.js';
 import type { Command } from '../io.js';

@@ -1,8 +1,8 @@
-import { ExitCode } from '../../errors.js';
+import { ExitCode } from '../../core/errors.js';
 import { bearerMethod } from '../../config/resolve.js';
 import { openLatchkey, type Latchkey } from '../../latchkey.js';
 import { usageError, warnUnsaved, type CliIO, type Command } from '../io.js';
-import { sanitizeRemoteText } from '../../sanitize.js';
+import { sanitizeRemoteText } from '../../core/sanitize.js';
 
 export const command: Command = {
   summary: 'print a fresh access token (only the token and a newline)',

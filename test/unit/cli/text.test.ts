@@ -12,7 +12,7 @@ import type { ProbeResult } from '../../../src/client/probe-types.js';
 import { secretRefProblem } from '../../../src/config/constants.js';
 import { hasJsonComments, jsonWithoutComments, UnclosedCommentError } from '../../../src/config/jsonc.js';
 import { fixForSource, loginCommandFor, sourceAwareFix } from '../../../src/config/source-fix.js';
-import { fixFor } from '../../../src/errors.js';
+import { fixFor } from '../../../src/core/errors.js';
 import type { SourceStatus } from '../../../src/latchkey.js';
 import { describeNetworkError, hostPortOf } from '../../../src/net/describe-network-error.js';
 import { closestName, didYouMean } from '../../../src/text/closest-name.js';

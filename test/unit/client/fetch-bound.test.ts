@@ -8,7 +8,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openLatchkey } from '../../../src/latchkey.js';
-import { LatchkeyError } from '../../../src/errors.js';
+import { LatchkeyError } from '../../../src/core/errors.js';
 import { REJECTION_HOLD_MS } from '../../../src/client/auth-path.js';
 import { makeHome } from '../../helpers/home.js';
 import { TestClock } from '../../helpers/lk.js';

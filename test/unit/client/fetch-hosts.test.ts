@@ -11,7 +11,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openLatchkey, type Latchkey } from '../../../src/latchkey.js';
-import { LatchkeyError } from '../../../src/errors.js';
+import { LatchkeyError } from '../../../src/core/errors.js';
 import { UnauthorizedError } from '../../../src/client/fetch.js';
 import { WrongDestinationError } from '../../../src/methods/method.js';
 import { makeHome } from '../../helpers/home.js';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openLatchkey, type Latchkey } from '../../../src/latchkey.js';
-import { LatchkeyError } from '../../../src/errors.js';
+import { LatchkeyError } from '../../../src/core/errors.js';
 import { UnauthorizedError } from '../../../src/client/fetch.js';
 import { REJECTION_HOLD_MS } from '../../../src/client/auth-path.js';
 import { makeHome, type TempHome } from '../../helpers/home.js';

@@ -6,7 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openLatchkey, type Latchkey } from '../../../src/latchkey.js';
-import { LatchkeyError } from '../../../src/errors.js';
+import { LatchkeyError } from '../../../src/core/errors.js';
 import { jsonContains } from '../../../src/client/probe.js';
 import { presets } from '../../../src/config/presets.js';
 import { makeHome } from '../../helpers/home.js';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openLatchkey, type Latchkey } from '../../../src/latchkey.js';
-import { LatchkeyError } from '../../../src/errors.js';
+import { LatchkeyError } from '../../../src/core/errors.js';
 import { exitCodeFor, readKeeperReport } from '../../../src/client/preflight.js';
 import type { ProbeResult } from '../../../src/client/probe-types.js';
 import { methodRegistry } from '../../../src/methods/index.js';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { loadConfig } from '../../../src/config/load.js';
 import { resolveSecretRef } from '../../../src/config/secret-ref.js';
-import { LatchkeyError } from '../../../src/errors.js';
+import { LatchkeyError } from '../../../src/core/errors.js';
 import { makeHome } from '../../helpers/home.js';
 
 async function configError(config: unknown): Promise<LatchkeyError> {

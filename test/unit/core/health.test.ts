@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { exitCodeForStatuses, HEALTH_STATUSES, isHealthStatus, isHealthy, isReportFresh } from '../../../src/core/health.js';
 import { parseKeeperReport } from '../../../src/client/keeper-report.js';
 import { buildHealthReport, isReportStale, parseHealthReport } from '../../../src/keeper/health-report.js';
-import { ExitCode } from '../../../src/errors.js';
+import { ExitCode } from '../../../src/core/errors.js';
 
 const T0 = Date.parse('2030-01-01T00:00:00Z');
 

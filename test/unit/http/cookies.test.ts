@@ -13,7 +13,7 @@ import {
   serializeCookieHeader,
   toSecretCookies,
 } from '../../../src/http/cookies.js';
-import { Secret } from '../../../src/secret.js';
+import { Secret } from '../../../src/core/secret.js';
 
 const NOW = Date.parse('2026-05-13T12:00:00Z');
 const URL_APP = new URL('https://app.hubspot.com/renew');

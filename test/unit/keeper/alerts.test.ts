@@ -4,7 +4,7 @@ import { createHmac } from 'node:crypto';
 import { AlertDispatcher, kumaStatus, signBody } from '../../../src/keeper/alerts.js';
 import { jsonLineLog } from '../../../src/keeper/log.js';
 import type { StateChange } from '../../../src/keeper/state.js';
-import { Secret } from '../../../src/secret.js';
+import { Secret } from '../../../src/core/secret.js';
 import { send, startLoopbackApi, type RecordedRequest } from '../../helpers/loopback-api.js';
 
 const clock = { now: () => Date.now() };

@@ -5,8 +5,8 @@ import { createServer, request } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { startKeeperHttp, probeBodySchema, type KeeperHttpBackend } from '../../../src/keeper/http.js';
 import { dashboardHtml, renderedIconSizes } from '../../../src/keeper/dashboard-page.js';
-import { LatchkeyError } from '../../../src/errors.js';
-import { Secret } from '../../../src/secret.js';
+import { LatchkeyError } from '../../../src/core/errors.js';
+import { Secret } from '../../../src/core/secret.js';
 
 function stubBackend(): KeeperHttpBackend & { probes: Array<string | undefined>; ready: boolean } {
   const b = {

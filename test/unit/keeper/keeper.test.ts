@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, readdir, rm, unlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Secret } from '../../../src/secret.js';
+import { Secret } from '../../../src/core/secret.js';
 import type { ProbeResult } from '../../../src/client/probe-types.js';
 import {
   backoffCapCycles,
@@ -41,7 +41,7 @@ import { buildHealthReport, HealthReportWriter, isReportStale, parseHealthReport
 import { CANCELLED, probeWithDeadline, runBounded } from '../../../src/keeper/probe-stage.js';
 import { acquireKeeperLock } from '../../../src/keeper/single-instance.js';
 import { formatHealthTable, useColour } from '../../../src/cli/commands/health.js';
-import { LatchkeyError } from '../../../src/errors.js';
+import { LatchkeyError } from '../../../src/core/errors.js';
 import type { StoredGrant } from '../../../src/store/store.js';
 
 const clock = { now: () => Date.parse('2030-01-01T00:00:00Z') };

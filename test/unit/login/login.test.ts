@@ -10,10 +10,10 @@ import { browserAllowed, browserCommand } from '../../../src/cli/commands/login.
 import type { CliIO } from '../../../src/cli/io.js';
 import { resolveConfig } from '../../../src/config/load.js';
 import type { ConfigFile } from '../../../src/config/schema.js';
-import { LatchkeyError } from '../../../src/errors.js';
+import { LatchkeyError } from '../../../src/core/errors.js';
 import { Latchkey } from '../../../src/latchkey.js';
 import { loginWithAuthorizationCode } from '../../../src/login/authorization-code.js';
-import { sanitizeRemoteText } from '../../../src/sanitize.js';
+import { sanitizeRemoteText } from '../../../src/core/sanitize.js';
 import { startLoopbackRedirect } from '../../../src/login/loopback-redirect.js';
 import { homePaths } from '../../../src/paths.js';
 import { assertNoSecrets } from '../../e2e/login-support.js';

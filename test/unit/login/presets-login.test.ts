@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LatchkeyError } from '../../../src/errors.js';
+import { LatchkeyError } from '../../../src/core/errors.js';
 import { openLatchkey } from '../../../src/latchkey.js';
 import { loginWithAuthorizationCode } from '../../../src/login/authorization-code.js';
 import { presets } from '../../../src/config/presets.js';

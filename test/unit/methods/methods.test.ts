@@ -4,7 +4,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { openLatchkey, type Latchkey } from '../../../src/latchkey.js';
-import { LatchkeyError } from '../../../src/errors.js';
+import { LatchkeyError } from '../../../src/core/errors.js';
 import { methodRegistry } from '../../../src/methods/index.js';
 import { MAX_TOKEN_LENGTH, PAT_EXPIRING_WITHIN_MS } from '../../../src/methods/token.js';
 import { OAUTH_EXPIRING_WITHIN_MS } from '../../../src/methods/oauth.js';

@@ -17,7 +17,7 @@ import {
   type CommandResult,
   type CommandRunner,
 } from '../../../src/service/service.js';
-import { LatchkeyError } from '../../../src/errors.js';
+import { LatchkeyError } from '../../../src/core/errors.js';
 
 // ---------------------------------------------------------------------------------------------
 // helpers

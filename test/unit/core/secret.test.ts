@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { inspect, format } from 'node:util';
-import { Secret } from '../../src/secret.js';
-import { LatchkeyError } from '../../src/errors.js';
+import { Secret } from '../../../src/core/secret.js';
+import { LatchkeyError } from '../../../src/core/errors.js';
 
 const CANARY = 'canary-7f3a9c-secret-value';
 
@@ -27,9 +27,9 @@ test('an error built around a Secret does not leak it', () => {
 });
 
 test('records, grants, errors with causes and a working Latchkey never render a secret (inspect, JSON, format)', async (t) => {
-  const { makeHome } = await import('../helpers/home.js');
-  const { openLatchkey } = await import('../../src/latchkey.js');
-  const { FileStore } = await import('../../src/store/file-store.js');
+  const { makeHome } = await import('../../helpers/home.js');
+  const { openLatchkey } = await import('../../../src/latchkey.js');
+  const { FileStore } = await import('../../../src/store/file-store.js');
   const h = await makeHome({ version: 1, sources: { api: { oauth: { tokenEndpoint: 'https://idp.example/token', clientId: 'c', clientSecret: 'env:CS' } }, pat: { token: { secret: 'env:PAT' } } } });
   t.after(() => h.cleanup());
   const lk = await openLatchkey({ home: h.home, env: { CS: `${CANARY}-cs`, PAT: `${CANARY}-pat` } });

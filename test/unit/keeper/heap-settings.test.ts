@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
  * initial size, where without them it grows.
  */
 
-const MODULE = fileURLToPath(new URL('../../src/keeper/heap-settings.js', import.meta.url));
+const MODULE = fileURLToPath(new URL('../../../src/keeper/heap-settings.js', import.meta.url));
 
 function youngGenerationMb(apply: boolean): number {
   const script = `

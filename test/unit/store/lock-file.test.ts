@@ -4,9 +4,9 @@ import { spawn } from 'node:child_process';
 import { mkdir, readdir, readFile, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { once } from 'node:events';
-import { acquireLockFile } from '../../src/store/lock-file.js';
-import { LatchkeyError } from '../../src/errors.js';
-import { makeHome, repoRoot } from '../helpers/home.js';
+import { acquireLockFile } from '../../../src/store/lock-file.js';
+import { LatchkeyError } from '../../../src/core/errors.js';
+import { makeHome, repoRoot } from '../../helpers/home.js';
 
 test('serialises holders: the second waits for the first', async (t) => {
   const h = await makeHome();

@@ -1,13 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
-import { parseStoreDocument } from '../../src/store/store-document.js';
-import { loadConfig } from '../../src/config/load.js';
-import { FileStore } from '../../src/store/file-store.js';
-import { jsonSyntaxWhere, LatchkeyError } from '../../src/errors.js';
-import { Secret } from '../../src/secret.js';
-import { sanitizeRemoteText } from '../../src/sanitize.js';
-import { makeHome } from '../helpers/home.js';
+import { parseStoreDocument } from '../../../src/store/store-document.js';
+import { loadConfig } from '../../../src/config/load.js';
+import { FileStore } from '../../../src/store/file-store.js';
+import { jsonSyntaxWhere, LatchkeyError } from '../../../src/core/errors.js';
+import { Secret } from '../../../src/core/secret.js';
+import { sanitizeRemoteText } from '../../../src/core/sanitize.js';
+import { makeHome } from '../../helpers/home.js';
 
 const CANARY = 'CANARYcanary0123456789secretvalue';
 

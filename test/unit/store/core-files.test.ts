@@ -3,16 +3,16 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { chown, mkdir, readFile, readlink, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { resolveSecretRef } from '../../src/config/secret-ref.js';
-import { plainSecretValue } from '../../src/config/secret-value.js';
-import { FileStore } from '../../src/store/file-store.js';
-import { writeRecord } from '../helpers/store.js';
-import { ensurePrivateDir } from '../../src/store/atomic-file.js';
-import { readRegularFileSync } from '../../src/store/read-file-sync.js';
-import { MAX_SECRET_FILE_BYTES } from '../../src/store/regular-file.js';
-import { Secret } from '../../src/secret.js';
-import type { LatchkeyError } from '../../src/errors.js';
-import { makeHome } from '../helpers/home.js';
+import { resolveSecretRef } from '../../../src/config/secret-ref.js';
+import { plainSecretValue } from '../../../src/config/secret-value.js';
+import { FileStore } from '../../../src/store/file-store.js';
+import { writeRecord } from '../../helpers/store.js';
+import { ensurePrivateDir } from '../../../src/store/atomic-file.js';
+import { readRegularFileSync } from '../../../src/store/read-file-sync.js';
+import { MAX_SECRET_FILE_BYTES } from '../../../src/store/regular-file.js';
+import { Secret } from '../../../src/core/secret.js';
+import type { LatchkeyError } from '../../../src/core/errors.js';
+import { makeHome } from '../../helpers/home.js';
 
 const posix = process.platform !== 'win32';
 

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { Secret } from '../../src/secret.js';
-import { REDACTED, sanitizeMessage, sanitizeRemoteText, WINDOW } from '../../src/sanitize.js';
+import { Secret } from '../../../src/core/secret.js';
+import { REDACTED, sanitizeMessage, sanitizeRemoteText, WINDOW } from '../../../src/core/sanitize.js';
 
 /** A fresh random token, registered by being held in a Secret (as the store and config do). */
 function held(length = 43, prefix = ''): { value: string; secret: Secret } {
@@ -150,7 +150,7 @@ test('a secret held in a Secret stays known while thousands of others come and g
 });
 
 test('a LatchkeyError built with a secret in its message or fix never carries it', async () => {
-  const { LatchkeyError } = await import('../../src/errors.js');
+  const { LatchkeyError } = await import('../../../src/core/errors.js');
   const { value } = held(43);
   const e = new LatchkeyError('LK_REFRESH_FAILED', `refused ${value}\x1b]0;x\x07`, { fix: `run ${value.slice(0, 12)}` });
   assert.equal(e.message, `refused ${REDACTED}`);
@@ -161,8 +161,8 @@ test('what the keeper keeps and what health reads from disk is sanitized: a verd
   const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
   const { tmpdir } = await import('node:os');
   const { join } = await import('node:path');
-  const { applyVerdict, emptySourceState, loadKeeperState } = await import('../../src/keeper/state.js');
-  const { readHealthReport } = await import('../../src/keeper/health-report.js');
+  const { applyVerdict, emptySourceState, loadKeeperState } = await import('../../../src/keeper/state.js');
+  const { readHealthReport } = await import('../../../src/keeper/health-report.js');
   const dir = await mkdtemp(join(tmpdir(), 'lk-sanitize-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const { value } = held(43);
@@ -192,7 +192,7 @@ test('what the keeper keeps and what health reads from disk is sanitized: a verd
 test('the registry forgets values no Secret holds any more (rotated-away tokens): it stays bounded, and what is held stays known', async () => {
   const v8 = await import('node:v8');
   const vm = await import('node:vm');
-  const { registeredSecretCount } = await import('../../src/secret-index.js');
+  const { registeredSecretCount } = await import('../../../src/core/secret-index.js');
   v8.setFlagsFromString('--expose-gc');
   const gc = vm.runInNewContext('gc') as () => void;
   const kept = held(43);

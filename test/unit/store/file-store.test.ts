@@ -3,11 +3,11 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { chmod, mkdir, readFile, stat, utimes, writeFile, readdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { FileStore } from '../../src/store/file-store.js';
-import { removeRecord, writeRecord } from '../helpers/store.js';
-import { Secret } from '../../src/secret.js';
-import { LatchkeyError } from '../../src/errors.js';
-import { makeHome } from '../helpers/home.js';
+import { FileStore } from '../../../src/store/file-store.js';
+import { removeRecord, writeRecord } from '../../helpers/store.js';
+import { Secret } from '../../../src/core/secret.js';
+import { LatchkeyError } from '../../../src/core/errors.js';
+import { makeHome } from '../../helpers/home.js';
 
 function grant(access: string, refresh?: string) {
   return { accessToken: new Secret(access), ...(refresh ? { refreshToken: new Secret(refresh) } : {}), obtainedAt: 1000, expiresAt: 61_000 };

@@ -8,9 +8,9 @@ import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { leanFetch } from '../../src/net/lean-fetch.js';
-import { describeNetworkError } from '../../src/net/describe-network-error.js';
-import { closedPort } from '../helpers/closed-port.js';
+import { leanFetch } from '../../../src/net/lean-fetch.js';
+import { describeNetworkError } from '../../../src/net/describe-network-error.js';
+import { closedPort } from '../../helpers/closed-port.js';
 
 /**
  * The probes' transport (src/net/lean-fetch.ts) against real loopback servers: what it sends,

@@ -1,5 +1,5 @@
 /**
- * The error table (src/errors.ts), Fastify style: every entry's name equals its code, has an exit
+ * The error table (src/core/errors.ts), Fastify style: every entry's name equals its code, has an exit
  * code and an HTTP status, and each code's mapping is pinned here by its own test, so changing
  * what a code means to a script (exit code) or a client (status) is a visible decision.
  */
@@ -7,8 +7,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { ERRORS, ExitCode, LatchkeyError, isTransient, type ErrorCode } from '../../src/errors.js';
-import { repoRoot } from '../helpers/home.js';
+import { ERRORS, ExitCode, LatchkeyError, isTransient, type ErrorCode } from '../../../src/core/errors.js';
+import { repoRoot } from '../../helpers/home.js';
 
 /** What each code means to a script and to an HTTP client. */
 const EXPECTED: Record<ErrorCode, { exit: ExitCode; http: number }> = {
@@ -65,13 +65,13 @@ describe('each code maps to its exit code and HTTP status', () => {
   }
 });
 
-test('no literal exit code outside src/errors.ts (use ExitCode)', async () => {
+test('no literal exit code outside src/core/errors.ts (use ExitCode)', async () => {
   const found: string[] = [];
   const walk = async (dir: string): Promise<void> => {
     for (const e of await readdir(dir, { withFileTypes: true })) {
       const p = join(dir, e.name);
       if (e.isDirectory()) await walk(p);
-      else if (e.name.endsWith('.ts') && !p.endsWith(join('src', 'errors.ts'))) {
+      else if (e.name.endsWith('.ts') && !p.endsWith(join('src', 'core', 'errors.ts'))) {
         const text = await readFile(p, 'utf8');
         const re = /exitCode\s*(?::|=|===|!==)\s*\d+\b|process\.exit\(\s*\d+\s*\)|exitCode\s*=\s*\d+\b/g;
         for (const m of text.matchAll(re)) found.push(`${relative(repoRoot, p)}: ${m[0]}`);

@@ -2,12 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmod, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FileStore, fileStoreCounters } from '../../src/store/file-store.js';
-import { Secret } from '../../src/secret.js';
-import type { LatchkeyError } from '../../src/errors.js';
-import { BoundedMap } from '../../src/engine/bounded-map.js';
-import { makeHome } from '../helpers/home.js';
-import { writeRecord } from '../helpers/store.js';
+import { FileStore, fileStoreCounters } from '../../../src/store/file-store.js';
+import { Secret } from '../../../src/core/secret.js';
+import type { LatchkeyError } from '../../../src/core/errors.js';
+import { BoundedMap } from '../../../src/engine/bounded-map.js';
+import { makeHome } from '../../helpers/home.js';
+import { writeRecord } from '../../helpers/store.js';
 
 const posix = process.platform !== 'win32';
 
