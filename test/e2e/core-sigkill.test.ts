@@ -62,7 +62,11 @@ function startCli(home: string): { done: Promise<Run>; kill: () => void; started
   return { done, kill: () => child.kill('SIGKILL'), started };
 }
 
-test(`SIGKILL at random points of ${CYCLES} refresh cycles: the store always parses and holds the grant, no stale-lock wait, every lost grant explained by a kill between rotation and rename`, async (t) => {
+// Each cycle is a real process start, a refresh through a 50-200 ms IdP and a kill: 200 of them
+// take ~140 s alone and more beside the other test files, above the runner's 180 s default.
+const TIMEOUT_MS = Math.max(180_000, CYCLES * 2_500);
+
+test(`SIGKILL at random points of ${CYCLES} refresh cycles: the store always parses and holds the grant, no stale-lock wait, every lost grant explained by a kill between rotation and rename`, { timeout: TIMEOUT_MS }, async (t) => {
   const idp = await startIdp({ accessTokenTtl: 600 });
   t.after(() => idp.close());
   const proxy = await startLatencyProxy(idp.issuer, () => 50 + Math.random() * 150);
