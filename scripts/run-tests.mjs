@@ -19,6 +19,6 @@ if (files.length === 0) {
   console.error('no test files found under dist/test (did the build run?)');
   process.exit(1);
 }
-const args = ['--test', '--test-concurrency=2', '--test-timeout=180000', ...files];
+const args = ['--test', '--test-concurrency=2', '--test-timeout=600000', ...files];
 const r = spawnSync(process.execPath, args, { stdio: 'inherit' });
 process.exit(r.status ?? 1);
