@@ -25,11 +25,6 @@ export class RefreshError extends LatchkeyError {
     this.consumed = details.consumed ?? (kind === 'transient' ? 'maybe' : 'no');
     this.retryAfterMs = details.retryAfterMs;
   }
-
-  /** The same failure with another message (e.g. redacted), its details kept. */
-  withMessage(message: string): RefreshError {
-    return new RefreshError(this.kind, message, this.cause, { answer: this.answer, consumed: this.consumed, retryAfterMs: this.retryAfterMs });
-  }
 }
 
 export const DEFAULT_TOKEN_TIMEOUT_MS = 15_000;
