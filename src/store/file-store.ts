@@ -176,6 +176,20 @@ export class FileStore implements Store {
         bound(key, 'removal');
         return this.#remove(key, expectedVersion);
       },
+      // Entries are one file each, renamed and fsync'd before these resolve; the lock file is
+      // what serialises them (a session's lock key is its own, not the entry's file).
+      getEntry: async (keyspace, id) => {
+        if (!open) throw new LatchkeyError('LK_STORE_IO', `a read of a ${keyspace} entry came after its lock was released`);
+        return this.get(keyspace, id);
+      },
+      putEntry: async (keyspace, id, value, ttlMs) => {
+        if (!open) throw new LatchkeyError('LK_STORE_IO', `a write of a ${keyspace} entry came after its lock was released; nothing was written`);
+        return this.put(keyspace, id, value, ttlMs);
+      },
+      deleteEntry: async (keyspace, id) => {
+        if (!open) throw new LatchkeyError('LK_STORE_IO', `a removal of a ${keyspace} entry came after its lock was released; nothing was removed`);
+        return this.delete(keyspace, id);
+      },
     };
     try {
       return await fn(tx);

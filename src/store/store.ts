@@ -89,6 +89,14 @@ export interface StoreTx {
   write(key: string, record: SourceRecordInput, expectedVersion: number): Promise<SourceRecord>;
   /** Removes the record (CAS when `expectedVersion` is given). */
   remove(key: string, expectedVersion?: number): Promise<void>;
+  /**
+   * Keyspace entries under this lock (the gateway's sessions: lock `session:<id>`, then read and
+   * write the entry through the lock, so PostgreSQL binds them to the same claim or transaction).
+   * Durable when `withLock` resolves, like {@link write}.
+   */
+  getEntry(keyspace: Keyspace, id: string): Promise<Secret | undefined>;
+  putEntry(keyspace: Keyspace, id: string, value: Secret, ttlMs: number): Promise<void>;
+  deleteEntry(keyspace: Keyspace, id: string): Promise<boolean>;
 }
 
 /**

@@ -42,6 +42,7 @@ class FaultyStore extends DelegatingStore {
   }
   override wrapTx(tx: StoreTx): StoreTx {
     return {
+      ...tx,
       read: (key) => tx.read(key),
       remove: (key, version) => tx.remove(key, version),
       write: async (key, record, expectedVersion) => {

@@ -96,6 +96,7 @@ test('a rotation whose locked unit fails after the write (a commit that failed) 
       return this.inner.withLock(key, async (tx) => {
         wrote = false;
         const scratch: StoreTx = {
+          ...tx,
           read: (k) => tx.read(k),
           remove: (k, v) => tx.remove(k, v),
           write: async (k, r, v) => {

@@ -102,6 +102,7 @@ export class CountingStore extends DelegatingStore {
   }
   override wrapTx(tx: StoreTx): StoreTx {
     return {
+      ...tx,
       read: (key) => {
         this.reads++;
         return tx.read(key);

@@ -169,6 +169,25 @@ export function runStoreContract(name: string, backend: ContractBackend): void {
     await assert.rejects(store.put('sessions', 'x', new Secret('v'), 0), (e: LatchkeyError) => e.code === 'LK_USAGE');
   });
 
+  test(`${name} contract: keyspace entries read and written through a lock, only while it is held`, async (t) => {
+    const { store } = await fresh(t);
+    await store.put('sessions', 's-1', new Secret('gen-1'), 60_000);
+    let leaked: StoreTx | undefined;
+    const seen = await store.withLock('session:s-1', async (tx) => {
+      leaked = tx;
+      const before = (await tx.getEntry('sessions', 's-1'))?.reveal();
+      await tx.putEntry('sessions', 's-1', new Secret('gen-2'), 60_000);
+      await tx.putEntry('successors', 's-1#1', new Secret('gen-2'), 60_000);
+      assert.equal(await tx.deleteEntry('tickets', 'none'), false);
+      return before;
+    });
+    assert.equal(seen, 'gen-1');
+    assert.equal((await store.get('sessions', 's-1'))?.reveal(), 'gen-2', 'durable when withLock resolved');
+    assert.equal((await store.get('successors', 's-1#1'))?.reveal(), 'gen-2');
+    await assert.rejects((leaked as StoreTx).putEntry('sessions', 's-1', new Secret('late'), 60_000));
+    assert.equal((await store.get('sessions', 's-1'))?.reveal(), 'gen-2', 'a write after the lock changed nothing');
+  });
+
   test(`${name} contract: consume is exactly-once across 6 concurrent processes`, async (t) => {
     const { spec, store } = await fresh(t);
     for (let round = 0; round < 3; round++) {
