@@ -3,7 +3,8 @@
  * them dead (401) and 1 % stalling forever. The real `latchkey keeper` process runs at its default
  * concurrency and probe timeout, with a keeper-state.json that already holds a full probe
  * history per source (what a keeper carries after a couple of hours, so health.json and the
- * state it saves every cycle are at their steady-state size, not the near-empty first ones).
+ * state it saves every cycle are at their steady-state size, not the near-empty first ones),
+ * written by the keeper's own `saveKeeperState`.
  *
  * The keeper runs twice, as two command lines:
  * - `service`: `node <SERVICE.nodeOptions> bin.js keeper`, exactly what `latchkey service
@@ -40,7 +41,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SERVICE } from '../src/service/service.js';
-import { appendTimeline, emptyActivity, emptySourceState, emptyTimeline, TIMELINE_MAX_SAMPLES, type KeeperStateFile } from '../src/keeper/state.js';
+import { DEFAULT_CONCURRENCY, DEFAULT_PROBE_TIMEOUT_MS } from '../src/keeper/keeper.js';
+import { appendTimeline, emptyActivity, emptySourceState, emptyTimeline, saveKeeperState, TIMELINE_MAX_SAMPLES, type KeeperStateFile } from '../src/keeper/state.js';
 import { figureLine, note, reporter } from './lib/report.js';
 
 const BENCH = 'keeper-scale';
@@ -56,8 +58,8 @@ const RSS_TARGET_BARE_MB = 110;
 const LARGE_CYCLE_LIMIT_S = 20;
 const LARGE_RSS_LIMIT_MB = 200;
 /** The keeper's defaults, which the floor loop copies. */
-const CONCURRENCY = 32;
-const PROBE_TIMEOUT_MS = 10_000;
+const CONCURRENCY = DEFAULT_CONCURRENCY;
+const PROBE_TIMEOUT_MS = DEFAULT_PROBE_TIMEOUT_MS;
 /** Extra node options for the bare runs (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to see where a cycle goes). */
 const BARE_OPTIONS = (process.env.LATCHKEY_BENCH_KEEPER_NODE_OPTIONS ?? '').split(' ').filter(Boolean);
 const FLOOR = resolve(dirname(fileURLToPath(import.meta.url)), 'lib', 'probe-floor.js');
@@ -202,7 +204,8 @@ async function runKeeper(nodeOptions: readonly string[], count: number, api: Api
     sources[name] = { token: { secret: 'env:LK_BENCH_TOKEN' }, probe: { url: `http://127.0.0.1:${port}/s/${i}` } };
   }
   await writeFile(join(home, 'config.json'), JSON.stringify({ version: 1, sources }), { mode: 0o600 });
-  await writeFile(join(home, 'keeper-state.json'), JSON.stringify(steadyState(names, Date.now())), { mode: 0o600 });
+  // Written as the keeper writes it (src/keeper/state.ts), so the first load is the steady-state one.
+  await saveKeeperState(join(home, 'keeper-state.json'), steadyState(names, Date.now()));
 
   const healthPath = join(home, 'health.json');
   const inodes: number[] = [];
@@ -332,7 +335,7 @@ async function small(api: Api): Promise<void> {
     extra: {
       sources: SOURCES,
       checked: first.checked,
-      concurrency: 'default',
+      concurrency: `default (${CONCURRENCY})`,
       second_cycle_s: Number(service.cycles[1]?.durationMs ?? NaN) / 1000,
       bare_cycle_s: Number(bare.cycles[0]?.durationMs ?? NaN) / 1000,
     },
@@ -375,7 +378,7 @@ async function large(api: Api): Promise<void> {
     value: Number(first.durationMs) / 1000,
     limit: LARGE_CYCLE_LIMIT_S,
     unit: 's',
-    extra: { sources: LARGE, checked: first.checked, concurrency: 'default', command: 'node bin.js keeper', second_cycle_s: Number(bare.cycles[1]?.durationMs ?? NaN) / 1000, floor_fetch_wall_s: floorFetch.wall_ms / 1000, floor_http_wall_s: floorHttp.wall_ms / 1000 },
+    extra: { sources: LARGE, checked: first.checked, concurrency: `default (${CONCURRENCY})`, command: 'node bin.js keeper', second_cycle_s: Number(bare.cycles[1]?.durationMs ?? NaN) / 1000, floor_fetch_wall_s: floorFetch.wall_ms / 1000, floor_http_wall_s: floorHttp.wall_ms / 1000 },
   });
   out({ figure: 'rss_peak_mb_bare_10k', value: bare.peakKb / 1024, limit: LARGE_RSS_LIMIT_MB, unit: 'MB', extra: { sources: LARGE, command: 'node bin.js keeper', ...peakPlaces(bare) } });
   out({

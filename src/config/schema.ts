@@ -145,6 +145,8 @@ export const KeeperConfigSchema = v.strictObject({
   port: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(65535))),
   host: v.optional(v.string()),
   concurrency: v.optional(positiveInt),
+  /** Probe slots one host may hold while probes of other hosts wait (default: half of `concurrency`). */
+  perHostConcurrency: v.optional(positiveInt),
   probeTimeoutMs: v.optional(positiveInt),
   alerts: v.optional(AlertsConfigSchema),
 });

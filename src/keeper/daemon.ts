@@ -227,6 +227,7 @@ export async function startKeeperDaemon(o: KeeperDaemonOptions): Promise<KeeperD
     sources: keeper.lk.config.sources.size,
     intervalSeconds: s.intervalSeconds,
     concurrency: s.concurrency,
+    perHostConcurrency: s.perHostConcurrency,
     probeTimeoutMs: s.probeTimeoutMs,
     url: http?.url,
     remote: http?.remote ?? false,

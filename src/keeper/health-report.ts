@@ -4,8 +4,8 @@ import type { MethodName } from '../config/constants.js';
 import { LatchkeyError, type OperatorAction } from '../core/errors.js';
 import { writeFileAtomic } from '../store/atomic-file.js';
 import { sanitizeMessage } from '../core/sanitize.js';
-import { jsonLineBytes } from './json-bytes.js';
-import { recentHistory, type KeeperActivity, type ProbeSample, type SourceKeeperState } from './state.js';
+import { bytesOfPieces } from './json-bytes.js';
+import { HISTORY_LIMIT, samplesUntil, timelineEnd, type KeeperActivity, type ProbeSample, type SourceKeeperState } from './state.js';
 
 /**
  * The keeper's "report" stage: `health.json`, written atomically once per cycle and served as
@@ -74,6 +74,8 @@ export function buildHealthReport(
   const out: Record<string, HealthReportSource> = {};
   for (const [name, s] of sources) {
     const sched = extra.schedule?.(name);
+    const timeline = s.timeline;
+    const until = timelineEnd(timeline);
     out[name] = {
       status: s.status ?? 'unreachable',
       authPath: s.authPath,
@@ -84,7 +86,12 @@ export function buildHealthReport(
       lastOkAt: s.lastOkAt,
       consecutiveFailures: s.consecutiveFailures,
       latencyMs: s.latencyMs,
-      history: recentHistory(s.timeline),
+      // Built when read (serialized, or looked at), never kept: 30 samples × 10,000 sources held
+      // between cycles were ~25 MB of the keeper's heap (bench/keeper-scale, issue 9). As of this
+      // report: probes the timeline records later are not in it.
+      get history(): ProbeSample[] {
+        return samplesUntil(timeline, until, HISTORY_LIMIT);
+      },
       ...(sched ? { issuedAt: iso(sched.issuedAt), refreshAt: iso(sched.refreshAt), lastRefreshAt: s.lastRefreshAt, lastRefreshOutcome: s.lastRefreshOutcome } : {}),
     };
   }
@@ -150,9 +157,24 @@ export class HealthReportWriter {
   }
 }
 
-/** The bytes of `health.json` (one line of JSON): what is written and what `/api/health` sends. */
-export function serializeHealthReport(report: HealthReport): Buffer {
-  return jsonLineBytes(report);
+/**
+ * The bytes of `health.json` (one line of JSON, as `JSON.stringify(report)` + newline): what is
+ * written and what `/api/health` sends. Built source by source into one buffer (`sizeHint`: the
+ * previous report's size), never as one string of the whole report.
+ */
+export function serializeHealthReport(report: HealthReport, sizeHint = 0): Buffer {
+  return bytesOfPieces(healthReportText(report), sizeHint);
+}
+
+/** The report's JSON in pieces: one per source, in the key order `JSON.stringify` gives. */
+function* healthReportText(report: HealthReport): Generator<string> {
+  yield `{"generatedAt":${JSON.stringify(report.generatedAt)},"intervalSeconds":${JSON.stringify(report.intervalSeconds)},"sources":{`;
+  let first = true;
+  for (const [name, s] of Object.entries(report.sources)) {
+    yield `${first ? '' : ','}${JSON.stringify(name)}:${JSON.stringify(s)}`;
+    first = false;
+  }
+  yield report.keeper === undefined ? '}}\n' : `},"keeper":${JSON.stringify(report.keeper)}}\n`;
 }
 
 /** Validates a parsed `health.json` (the envelope and entry rules of src/core/health.ts); throws LK_KEEPER naming the file and the field. */

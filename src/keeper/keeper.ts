@@ -21,7 +21,7 @@ import {
 } from './health-report.js';
 import { silentLog, type KeeperLog } from './log.js';
 import { KeeperMetrics } from './metrics.js';
-import { CANCELLED, probeWithDeadline, runBounded, type ProbeFn } from './probe-stage.js';
+import { CANCELLED, probeWithDeadline, runBounded, type GroupCap, type ProbeFn } from './probe-stage.js';
 import { refreshAhead, type RefreshStageResult } from './refresh-stage.js';
 import { backoffCapCycles, ClockJumpDetector, DueTimes, jitteredDelayMs, refreshDueAt, refreshRetryDelayMs } from './scheduler.js';
 import {
@@ -37,7 +37,7 @@ import {
   type StateChange,
   Timeline,
 } from './state.js';
-import { jsonLineBytes } from './json-bytes.js';
+import { bytesOfPieces } from './json-bytes.js';
 import { combineVerdict } from './verdict.js';
 import { keepWarm, type WarmResult } from './warm-stage.js';
 
@@ -49,10 +49,23 @@ import { keepWarm, type WarmResult } from './warm-stage.js';
 
 export const DEFAULT_INTERVAL_SECONDS = 300;
 /**
- * Probes in flight at once. 32 keeps 1,000 sources on a 50 ms API well inside one 15 s cycle
- * even with a few dozen stalled upstreams each holding a slot for the whole timeout.
+ * Probes in flight at once. 64: 10,000 sources on a 50 ms API need 7.8 s of network at 64 (15.6 s
+ * at the former 32), and a stalled upstream gives its slot back after 2 s (probe-stage.ts), so
+ * the cycle is bound by the keeper's CPU, not by waiting (bench/keeper-scale, issue 9). Still few
+ * enough sockets for any upstream; one host gets at most {@link perHostDefault} of them while
+ * other hosts' probes wait.
  */
-export const DEFAULT_CONCURRENCY = 32;
+export const DEFAULT_CONCURRENCY = 64;
+
+/**
+ * The default per-host share of the probe slots: half of them (32 of the default 64), so one
+ * slow host never holds every slot while probes of other hosts wait. It only orders the work:
+ * when nothing else is waiting, the host gets the free slots (a profile of sources on one API
+ * is probed at the full concurrency).
+ */
+export function perHostDefault(concurrency: number): number {
+  return Math.max(1, Math.ceil(concurrency / 2));
+}
 /** Per-source probe timeout: a stalled upstream is `unreachable` after this. */
 export const DEFAULT_PROBE_TIMEOUT_MS = 10_000;
 /** `/readyz` turns 503 when no cycle finished for this many intervals (plus the last cycle's length)… */
@@ -83,6 +96,8 @@ export interface RefreshWake {
 export interface KeeperSettings {
   intervalSeconds: number;
   concurrency: number;
+  /** Probe slots one host may hold while probes of other hosts wait (default: half of `concurrency`). */
+  perHostConcurrency: number;
   probeTimeoutMs: number;
 }
 
@@ -125,7 +140,7 @@ export interface KeeperStages {
     wakeups: number;
     lastLatenessMs: number | null;
   };
-  probe: { lastRunAt: string | null; checked: number; skipped: number; concurrency: number; timeoutMs: number };
+  probe: { lastRunAt: string | null; checked: number; skipped: number; concurrency: number; perHostConcurrency: number; timeoutMs: number };
   report: { state: 'ok' | 'failing' | 'pending'; path: string; writes: number; lastWriteAt: string | null; lastError: string | null };
   state: { state: 'ok' | 'failing'; path: string; lastSaveAt: string | null; lastError: string | null };
   notify: AlertStageState;
@@ -218,9 +233,11 @@ export class Keeper {
     this.#state = state;
     this.metrics = metrics;
     const cfg = lk.config.raw.keeper;
+    const concurrency = options.concurrency ?? cfg?.concurrency ?? DEFAULT_CONCURRENCY;
     this.settings = {
       intervalSeconds: options.intervalSeconds ?? cfg?.intervalSeconds ?? DEFAULT_INTERVAL_SECONDS,
-      concurrency: options.concurrency ?? cfg?.concurrency ?? DEFAULT_CONCURRENCY,
+      concurrency,
+      perHostConcurrency: Math.min(concurrency, options.perHostConcurrency ?? cfg?.perHostConcurrency ?? perHostDefault(concurrency)),
       probeTimeoutMs: options.probeTimeoutMs ?? cfg?.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS,
     };
     this.log = options.log ?? silentLog;
@@ -248,7 +265,7 @@ export class Keeper {
         nextCycleAt: null,
       },
       refresh: { lastRunAt: null, counts: zeroRefreshCounts(), scheduled: 0, nextDueAt: null, wakeups: 0, lastLatenessMs: null },
-      probe: { lastRunAt: null, checked: 0, skipped: 0, concurrency: this.settings.concurrency, timeoutMs: this.settings.probeTimeoutMs },
+      probe: { lastRunAt: null, checked: 0, skipped: 0, concurrency: this.settings.concurrency, perHostConcurrency: this.settings.perHostConcurrency, timeoutMs: this.settings.probeTimeoutMs },
       report: { state: 'pending', path: lk.paths.health, writes: 0, lastWriteAt: null, lastError: null },
       state: { state: 'ok', path: lk.paths.keeperState, lastSaveAt: null, lastError: null },
       notify: this.alerts.state,
@@ -309,9 +326,19 @@ export class Keeper {
    */
   get history(): { bytes: Buffer; gzip: Buffer } {
     if (!this.#historyCache) {
-      const sources: Record<string, Timeline> = {};
-      for (const [name, s] of this.#sourceEntries()) sources[name] = s.timeline;
-      const bytes = jsonLineBytes({ generatedAt: this.#report.generatedAt, sources });
+      const entries = this.#sourceEntries();
+      const generatedAt = this.#report.generatedAt;
+      // Source by source into one buffer, as health.json (never the whole document as one string).
+      const bytes = bytesOfPieces(
+        (function* () {
+          yield `{"generatedAt":${JSON.stringify(generatedAt)},"sources":{`;
+          for (let i = 0; i < entries.length; i++) {
+            const [name, s] = entries[i] as [string, SourceKeeperState];
+            yield `${i === 0 ? '' : ','}${JSON.stringify(name)}:${JSON.stringify(s.timeline)}`;
+          }
+          yield '}}\n';
+        })(),
+      );
       this.#historyCache = { bytes, gzip: gzipSync(bytes) };
     }
     return this.#historyCache;
@@ -396,10 +423,16 @@ export class Keeper {
       }
       const names = source === undefined ? [...this.#lk.config.sources.keys()] : [source];
       const changes: StateChange[] = [];
-      await runBounded(names, this.settings.concurrency, async (name) => {
-        const c = await this.#check(name);
-        if (c) changes.push(c);
-      });
+      await runBounded(
+        names,
+        this.settings.concurrency,
+        async (name) => {
+          const c = await this.#check(name);
+          if (c) changes.push(c);
+        },
+        0,
+        this.#hostCap(names),
+      );
       await this.#planRefreshes();
       const now = this.clock.now();
       noteActivity(this.#state.activity, {
@@ -637,7 +670,7 @@ export class Keeper {
       void this.#enqueue(async () => {
         if (this.stopping) return;
         this.#report = this.#buildReport(this.clock.now());
-        this.#reportBytes = serializeHealthReport(this.#report);
+        this.#reportBytes = serializeHealthReport(this.#report, this.#reportBytes.length);
         await this.#writeReport('refresh');
         this.#readiness = this.#computeReadiness();
         this.#readinessBytes = Buffer.from(JSON.stringify(this.#readiness));
@@ -710,6 +743,7 @@ export class Keeper {
         if (c) changes.push(c);
       },
       this.settings.concurrency,
+      this.#hostCap(due),
     );
     const now = this.clock.now();
     this.stages.refresh.lastRunAt = this.stages.probe.lastRunAt = new Date(now).toISOString();
@@ -753,6 +787,23 @@ export class Keeper {
       counts,
       exitCode: exitCodeFor(Object.values(this.#report.sources).map((s) => s.status)),
     };
+  }
+
+  /** The per-host share of the probe slots over `names` (grouped by their probe URL's host), unless it is all of them. */
+  #hostCap(names: readonly string[]): GroupCap<string> | undefined {
+    if (this.settings.perHostConcurrency >= this.settings.concurrency) return undefined;
+    const hosts = new Map<string, string>();
+    const byUrl = new Map<string, string>();
+    for (const name of names) {
+      const url = this.#lk.config.sources.get(name)?.probe?.url;
+      let host = url === undefined ? '' : byUrl.get(url);
+      if (host === undefined) {
+        host = URL.canParse(url!) ? new URL(url!).host : '';
+        byUrl.set(url!, host);
+      }
+      hosts.set(name, host);
+    }
+    return { groupOf: (name) => hosts.get(name) ?? '', perGroup: this.settings.perHostConcurrency };
   }
 
   /** Which sources take their turn this cycle (backoff), noticing new logins. */
@@ -834,7 +885,7 @@ export class Keeper {
       this.log('error', 'state_save_failed', { message });
     }
     this.#report = this.#buildReport(now);
-    this.#reportBytes = serializeHealthReport(this.#report);
+    this.#reportBytes = serializeHealthReport(this.#report, this.#reportBytes.length);
     await this.#writeReport(why);
     this.#readiness = this.#computeReadiness();
     this.#readinessBytes = Buffer.from(JSON.stringify(this.#readiness));

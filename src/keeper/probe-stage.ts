@@ -129,20 +129,97 @@ function formatSeconds(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(1)} s`;
 }
 
+/** A per-group cap for {@link runBounded}: which group (a probe's host) an item belongs to, and its share of the slots. */
+export interface GroupCap<T> {
+  groupOf: (item: T) => string;
+  /** Slots one group may hold while items of other groups wait for one. */
+  perGroup: number;
+}
+
+/**
+ * Hands out items in order, except that an item whose group already holds `perGroup` slots is
+ * set aside while items of other groups can go (they keep their order within their group).
+ * Work-conserving: when only capped groups have items left, they get the free slots (nobody
+ * else is waiting for them). A pick costs O(1) plus a look at the groups set aside, of which at
+ * most concurrency / perGroup are capped at once.
+ */
+class FairPicker<T> {
+  readonly #items: readonly T[];
+  readonly #cap: GroupCap<T> | undefined;
+  #next = 0;
+  /** Slots held per group. */
+  readonly #held = new Map<string, number>();
+  /** Items set aside per group (their group was at its cap when their turn came), oldest first. */
+  readonly #waiting = new Map<string, { items: T[]; head: number }>();
+
+  constructor(items: readonly T[], cap: GroupCap<T> | undefined) {
+    this.#items = items;
+    this.#cap = cap && cap.perGroup >= 1 ? cap : undefined;
+  }
+
+  /** The next item to start and its group, or undefined when none is left. */
+  pick(): { item: T; group: string } | undefined {
+    const cap = this.#cap;
+    if (!cap) return this.#next < this.#items.length ? { item: this.#items[this.#next++] as T, group: '' } : undefined;
+    // Set-aside items of a group that has a slot again go first (they were next in line).
+    for (const [group, q] of this.#waiting) {
+      if ((this.#held.get(group) ?? 0) < cap.perGroup) return this.#take(group, q);
+    }
+    while (this.#next < this.#items.length) {
+      const item = this.#items[this.#next++] as T;
+      const group = cap.groupOf(item);
+      if ((this.#held.get(group) ?? 0) < cap.perGroup) return this.#hold(item, group);
+      let q = this.#waiting.get(group);
+      if (!q) this.#waiting.set(group, (q = { items: [], head: 0 }));
+      q.items.push(item);
+    }
+    // Only capped groups have items left: nobody else needs the slot.
+    let least: [string, { items: T[]; head: number }] | undefined;
+    for (const e of this.#waiting) if (!least || (this.#held.get(e[0]) ?? 0) < (this.#held.get(least[0]) ?? 0)) least = e;
+    return least ? this.#take(least[0], least[1]) : undefined;
+  }
+
+  /** A slot of `group` was given back. */
+  free(group: string): void {
+    if (!this.#cap) return;
+    const n = (this.#held.get(group) ?? 0) - 1;
+    if (n > 0) this.#held.set(group, n);
+    else this.#held.delete(group);
+  }
+
+  #take(group: string, q: { items: T[]; head: number }): { item: T; group: string } {
+    const item = q.items[q.head++] as T;
+    if (q.head >= q.items.length) this.#waiting.delete(group);
+    return this.#hold(item, group);
+  }
+
+  #hold(item: T, group: string): { item: T; group: string } {
+    this.#held.set(group, (this.#held.get(group) ?? 0) + 1);
+    return { item, group };
+  }
+}
+
 /**
  * Runs `task` over `items` with at most `concurrency` at once; resolves when all settled.
  * `task` must not throw (the keeper's tasks classify their own errors). A task may call its
  * `release` to give its slot back while it keeps running (a probe waiting on a stalled
  * upstream); at most `maxReleased` released tasks run at once, beyond that `release` does
- * nothing and the task keeps its slot.
+ * nothing and the task keeps its slot. With `cap`, one group (a host) holds at most
+ * `cap.perGroup` slots while items of other groups are waiting (see {@link FairPicker}).
  */
-export async function runBounded<T>(items: readonly T[], concurrency: number, task: (item: T, release: () => void) => Promise<void>, maxReleased = 0): Promise<void> {
-  let next = 0;
+export async function runBounded<T>(
+  items: readonly T[],
+  concurrency: number,
+  task: (item: T, release: () => void) => Promise<void>,
+  maxReleased = 0,
+  cap?: GroupCap<T>,
+): Promise<void> {
+  const picker = new FairPicker(items, cap);
   let released = 0;
   const detached: Promise<void>[] = [];
   const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const item = items[next++] as T;
+    for (let next = picker.pick(); next !== undefined; next = picker.pick()) {
+      const { item, group } = next;
       let isReleased = false;
       let freeSlot: () => void = () => undefined;
       const slotFree = new Promise<void>((resolve) => (freeSlot = resolve));
@@ -150,10 +227,12 @@ export async function runBounded<T>(items: readonly T[], concurrency: number, ta
         if (isReleased || released >= maxReleased) return;
         isReleased = true;
         released++;
+        picker.free(group);
         freeSlot();
       };
       const run = task(item, release).finally(() => {
         if (isReleased) released--;
+        else picker.free(group);
         freeSlot();
       });
       await slotFree;

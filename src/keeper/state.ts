@@ -1,10 +1,9 @@
-import { readFile, rename } from 'node:fs/promises';
+import { open, readFile, rename } from 'node:fs/promises';
 import type { HealthStatus } from '../core/health.js';
 import type { MethodName } from '../config/constants.js';
 import type { OperatorAction } from '../core/errors.js';
 import { writeFileAtomic } from '../store/atomic-file.js';
 import { sanitizeMessage } from '../core/sanitize.js';
-import { jsonLineBytes } from './json-bytes.js';
 import { backoffCycles } from './scheduler.js';
 
 /**
@@ -279,52 +278,33 @@ export function timelineEnd(tl: Timeline): number {
   return t;
 }
 
-interface RecentCache {
-  n: number;
-  /** Epoch seconds and letter of the newest sample in `samples`. */
-  lastAt: number;
-  lastLetter: string;
-  samples: ProbeSample[];
-}
-const recentCache = new WeakMap<Timeline, RecentCache>();
-
 /**
- * The last {@link HISTORY_LIMIT} probes as samples (the `history` of `health.json`), rebuilt
- * incrementally: after one new probe, the previous list less its oldest plus one sample, so a
- * report of 1,000 sources allocates 1,000 samples per cycle, not 30,000 (keeper-scale RSS).
+ * The last `limit` probes recorded at or before `until` (epoch seconds): the `history` of a
+ * health report, as of the report (a timeline keeps growing after it was made).
  */
-export function recentHistory(tl: Timeline): ProbeSample[] {
-  const count = tl.s.length;
-  if (count === 0) return [];
-  const end = timelineEnd(tl);
-  const letter = tl.s[count - 1] as string;
-  const cached = recentCache.get(tl);
-  if (cached && cached.n === count && cached.lastAt === end && cached.lastLetter === letter) return cached.samples;
-  let samples: ProbeSample[];
-  const prevAt = end - (count > 1 ? (tl.dt[count - 1] as number) : 0);
-  if (cached && count > 1 && cached.lastAt === prevAt && cached.lastLetter === tl.s[count - 2] && (cached.n + 1 === count || cached.n === count) && (tl.dt[count - 1] as number) > 0) {
-    const l = tl.l[count - 1] as number;
-    samples = cached.samples.slice(-(HISTORY_LIMIT - 1));
-    samples.push({ at: new Date(end * 1000).toISOString(), status: LETTER_STATUS[letter] ?? 'unreachable', latencyMs: l < 0 ? null : l });
-  } else {
-    samples = recentSamples(tl, HISTORY_LIMIT);
-  }
-  recentCache.set(tl, { n: count, lastAt: end, lastLetter: letter, samples });
-  return samples;
-}
-
-/** The last `n` probes as samples. */
-export function recentSamples(tl: Timeline, n: number = HISTORY_LIMIT): ProbeSample[] {
-  const out: ProbeSample[] = [];
+export function samplesUntil(tl: Timeline, until: number, limit: number = HISTORY_LIMIT): ProbeSample[] {
   const count = tl.s.length;
   let t = tl.t0;
+  let last = -1;
   for (let i = 0; i < count; i++) {
     t += i === 0 ? 0 : (tl.dt[i] as number);
-    if (i < count - n) continue;
+    if (t > until) break;
+    last = i;
+  }
+  const out: ProbeSample[] = [];
+  t = tl.t0;
+  for (let i = 0; i <= last; i++) {
+    t += i === 0 ? 0 : (tl.dt[i] as number);
+    if (i <= last - limit) continue;
     const l = tl.l[i] as number;
     out.push({ at: new Date(t * 1000).toISOString(), status: LETTER_STATUS[tl.s[i] as string] ?? 'unreachable', latencyMs: l < 0 ? null : l });
   }
   return out;
+}
+
+/** The last `n` probes as samples. */
+export function recentSamples(tl: Timeline, n: number = HISTORY_LIMIT): ProbeSample[] {
+  return samplesUntil(tl, Infinity, n);
 }
 
 /** Most cycles a source in `action_required` sits out (a new login is also noticed at once). */
@@ -403,15 +383,28 @@ export function emptyStateFile(): KeeperStateFile {
  * Reads `keeper-state.json`. A missing file is a first start. A corrupt one (hand-edited,
  * truncated by a dying disk) is moved aside, never overwritten in place, so nothing a person
  * might want to inspect is lost; it holds no credential, so starting afresh is safe.
+ *
+ * The file as {@link saveKeeperState} writes it (one source per line) is read line by line: a
+ * keeper of 10,000 sources never holds the whole file as one string nor its parse as one tree
+ * (bench/keeper-scale, issue 9). Anything else (an older keeper's file, a hand edit) is parsed
+ * whole, as before.
  */
 export async function loadKeeperState(path: string, now: number = Date.now()): Promise<StateLoad> {
-  let text: string;
+  let fh;
   try {
-    text = await readFile(path, 'utf8');
+    fh = await open(path, 'r');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'missing', state: emptyStateFile() };
     throw err;
   }
+  let byLine: KeeperStateFile | undefined;
+  try {
+    byLine = await readLineLayout(fh.readLines({ encoding: 'utf8', autoClose: false }));
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+  if (byLine) return { kind: 'loaded', state: byLine };
+  const text = await readFile(path, 'utf8');
   const reason = (() => {
     try {
       const parsed = JSON.parse(text) as unknown;
@@ -424,6 +417,55 @@ export async function loadKeeperState(path: string, now: number = Date.now()): P
   const movedTo = `${path}.corrupt-${new Date(now).toISOString().replace(/[:.]/g, '-')}`;
   await rename(path, movedTo);
   return { kind: 'corrupt', state: emptyStateFile(), movedTo, reason };
+}
+
+/** The first line of the layout {@link saveKeeperState} writes (everything but the sources), and its last. */
+const LAYOUT_HEAD = '{"version":1,';
+const LAYOUT_SOURCES = ',"sources":{';
+const LAYOUT_END = '}}';
+
+/**
+ * The state from a file in the one-source-per-line layout, or undefined at the first line that
+ * does not fit it (the caller then parses the file whole, which also says what is wrong).
+ */
+async function readLineLayout(lines: AsyncIterable<string>): Promise<KeeperStateFile | undefined> {
+  let head: Record<string, unknown> | undefined;
+  const sources: Record<string, SourceKeeperState> = {};
+  let ended = false;
+  for await (const line of lines) {
+    if (head === undefined) {
+      if (!line.startsWith(LAYOUT_HEAD) || !line.endsWith(LAYOUT_SOURCES)) return undefined;
+      const parsed = parseJson(`${line}${LAYOUT_END}`);
+      if (!isObject(parsed)) return undefined;
+      head = parsed;
+      continue;
+    }
+    if (ended) {
+      if (line.trim() !== '') return undefined;
+      continue;
+    }
+    if (line === LAYOUT_END) {
+      ended = true;
+      continue;
+    }
+    const entry = parseJson(`{${line.endsWith(',') ? line.slice(0, -1) : line}}`);
+    if (!isObject(entry)) return undefined;
+    const keys = Object.keys(entry);
+    const raw = entry[keys[0] as string];
+    if (keys.length !== 1 || !isObject(raw)) return undefined;
+    sources[keys[0] as string] = sanitizeSource(raw);
+  }
+  if (!head || !ended) return undefined;
+  const state = parseStateFile({ ...head, sources: {} });
+  return typeof state === 'string' ? undefined : { ...state, sources };
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Validates a parsed state file; returns an explanation when it is not one. */
@@ -480,17 +522,27 @@ function sanitizeSource(raw: Record<string, unknown>): SourceKeeperState {
 const isCount = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 0;
 
 /**
- * A timeline as saved, checked: arrays of the same length, whole non-negative numbers (that fit
- * the typed arrays), known letters. One that fails is dropped (history only; nothing a
- * credential depends on).
+ * A timeline as saved, checked: gaps and latencies of the same length as the letters, either as
+ * written now ({@link TimelineFileJson}: varints) or by an older keeper (arrays of numbers);
+ * whole non-negative numbers (that fit the typed arrays), known letters. One that fails is
+ * dropped (history only; nothing a credential depends on).
  */
 function sanitizeTimeline(raw: Record<string, unknown>): Timeline {
   const { t0, dt, s, l } = raw;
-  if (!isCount(t0) || !Array.isArray(dt) || typeof s !== 'string' || !Array.isArray(l)) return emptyTimeline();
-  if (dt.length !== s.length || l.length !== s.length || !/^[oedua]*$/.test(s)) return emptyTimeline();
-  if (!dt.every((x) => isCount(x) && x <= 0xffffffff) || !l.every((x) => x === -1 || (isCount(x) && x <= MAX_LATENCY_MS))) return emptyTimeline();
-  const tl = new Timeline(t0, Uint32Array.from(dt as number[]), s, Int32Array.from(l as number[]));
-  if (s.length > TIMELINE_MAX_SAMPLES) {
+  if (!isCount(t0) || typeof s !== 'string' || !/^[oedua]*$/.test(s)) return emptyTimeline();
+  const n = s.length;
+  let tl: Timeline;
+  if (typeof dt === 'string' && typeof l === 'string') {
+    const gaps = new Uint32Array(n);
+    const latencies = new Int32Array(n);
+    if (!readVarints(dt, gaps, n, 0, 0xffffffff) || !readVarints(l, latencies, n, 1, MAX_LATENCY_MS)) return emptyTimeline();
+    tl = new Timeline(t0, gaps, s, latencies);
+  } else {
+    if (!Array.isArray(dt) || !Array.isArray(l) || dt.length !== n || l.length !== n) return emptyTimeline();
+    if (!dt.every((x) => isCount(x) && x <= 0xffffffff) || !l.every((x) => x === -1 || (isCount(x) && x <= MAX_LATENCY_MS))) return emptyTimeline();
+    tl = new Timeline(t0, Uint32Array.from(dt as number[]), s, Int32Array.from(l as number[]));
+  }
+  if (n > TIMELINE_MAX_SAMPLES) {
     // Cut by re-appending the tail (keeps the window rules in one place).
     const cut = emptyTimeline();
     const all = recentSamples(tl, TIMELINE_MAX_SAMPLES);
@@ -498,6 +550,62 @@ function sanitizeTimeline(raw: Record<string, unknown>): Timeline {
     return cut;
   }
   return tl;
+}
+
+/**
+ * A {@link Timeline} as `keeper-state.json` keeps it: the gaps and the latencies (+ 1, so "none"
+ * is 0) as unsigned LEB128 varints in base64. A probe every 20 to 300 s with a latency under
+ * 16 s takes 2 to 4 bytes where the arrays of numbers took ~7 characters: 10,000 sources of full
+ * timelines are ~12 MB on disk instead of ~26 MB, and load as one short string each.
+ */
+export interface TimelineFileJson {
+  t0: number;
+  dt: string;
+  s: string;
+  l: string;
+}
+
+export function timelineForFile(tl: Timeline): TimelineFileJson {
+  const n = tl.s.length;
+  return { t0: tl.t0, dt: writeVarints(tl.dt, n, 0), s: tl.s, l: writeVarints(tl.l, n, 1) };
+}
+
+/** The first `n` values (each + `bias`, whole and 0 ≤ v < 2^35) as base64 LEB128 varints. */
+function writeVarints(values: ArrayLike<number>, n: number, bias: number): string {
+  const out = Buffer.allocUnsafe(n * 5);
+  let o = 0;
+  for (let i = 0; i < n; i++) {
+    let v = (values[i] as number) + bias;
+    while (v >= 0x80) {
+      out[o++] = (v % 0x80) | 0x80;
+      v = Math.floor(v / 0x80);
+    }
+    out[o++] = v;
+  }
+  return out.toString('base64', 0, o);
+}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** Reads exactly `n` varints (each - `bias`, at most `max`) into `into`; false when the text is not that. */
+function readVarints(text: string, into: Uint32Array | Int32Array, n: number, bias: number, max: number): boolean {
+  if (!BASE64.test(text)) return false;
+  const bytes = Buffer.from(text, 'base64');
+  let o = 0;
+  for (let i = 0; i < n; i++) {
+    let v = 0;
+    let scale = 1;
+    let b: number;
+    do {
+      if (o >= bytes.length || scale > 2 ** 28) return false;
+      b = bytes[o++] as number;
+      v += (b & 0x7f) * scale;
+      scale *= 0x80;
+    } while (b & 0x80);
+    if (v - bias > max) return false;
+    into[i] = v - bias;
+  }
+  return o === bytes.length;
 }
 
 /** A state file written before the timeline (an array of `{ at, status, latencyMs }`) carries over. */
@@ -529,7 +637,34 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** Writes the state atomically (temp file, fsync, rename, fsync dir). */
+/** Pieces of about this many characters are handed to the file write. */
+const WRITE_PIECE_CHARS = 64 * 1024;
+
+/**
+ * Writes the state atomically (temp file, fsync, rename, fsync dir), one source per line
+ * ({@link keeperStateText}), in pieces: never the whole file as one string or buffer.
+ */
 export async function saveKeeperState(path: string, state: KeeperStateFile): Promise<void> {
-  await writeFileAtomic(path, jsonLineBytes(state));
+  await writeFileAtomic(path, keeperStateText(state));
+}
+
+/**
+ * `keeper-state.json` as pieces of text: one JSON document, laid out as a first line with
+ * everything but the sources, then one line per source (its timeline as {@link TimelineFileJson}),
+ * then `}}`. Any JSON reader reads it; {@link loadKeeperState} reads it line by line.
+ */
+export function* keeperStateText(state: KeeperStateFile): Generator<string> {
+  const head = JSON.stringify({ version: state.version, savedAt: state.savedAt, cycles: state.cycles, activity: state.activity });
+  let piece = `${head.slice(0, -1)}${LAYOUT_SOURCES}\n`;
+  const names = Object.keys(state.sources);
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i] as string;
+    const s = state.sources[name] as SourceKeeperState;
+    piece += `${JSON.stringify(name)}:${JSON.stringify({ ...s, timeline: timelineForFile(s.timeline) })}${i < names.length - 1 ? ',' : ''}\n`;
+    if (piece.length >= WRITE_PIECE_CHARS) {
+      yield piece;
+      piece = '';
+    }
+  }
+  yield `${piece}${LAYOUT_END}\n`;
 }

@@ -62,15 +62,26 @@ export async function removeAbandonedTempFiles(dir: string, minAgeMs = ABANDONED
 /**
  * Writes `data` to `path` so that a reader sees either the old or the new bytes, never a mix,
  * and a crash never leaves a truncated file: fresh temp file (0600) → fsync → rename over →
- * fsync the directory (so the rename itself survives a power cut).
+ * fsync the directory (so the rename itself survives a power cut). `data` may come in pieces
+ * (an iterable of strings or bytes, written in turn): a large document is never one string.
  */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): Promise<{ dev: number; ino: number }> {
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array | Iterable<string | Uint8Array> | AsyncIterable<string | Uint8Array>,
+  mode = 0o600,
+): Promise<{ dev: number; ino: number }> {
   const dir = dirname(path);
   const tmp = await tempPathFor(path);
   const fh = await open(tmp, 'wx', mode);
   let written: { dev: number; ino: number };
   try {
-    await fh.writeFile(data);
+    if (typeof data === 'string' || data instanceof Uint8Array) await fh.writeFile(data);
+    else {
+      for await (const piece of data) {
+        const bytes = typeof piece === 'string' ? Buffer.from(piece, 'utf8') : piece;
+        for (let at = 0; at < bytes.length; ) at += (await fh.write(bytes, at, bytes.length - at)).bytesWritten;
+      }
+    }
     await fh.sync();
     const st = await fh.stat();
     written = { dev: st.dev, ino: st.ino };

@@ -28,12 +28,13 @@ import {
   loadKeeperState,
   noteActivity,
   HISTORY_LIMIT,
-  recentHistory,
   recentSamples,
+  samplesUntil,
   saveKeeperState,
   takeTurn,
   timelineEnd,
   TIMELINE_MAX_SAMPLES,
+  type SourceKeeperState,
   type Verdict,
 } from '../../../src/keeper/state.js';
 import { combineVerdict } from '../../../src/keeper/verdict.js';
@@ -605,7 +606,7 @@ test('timeline: one entry per probe, 24 h window and count bound, compact on dis
   assert.ok(JSON.stringify(day).length < 3000, `a 24 h timeline is ${JSON.stringify(day).length} bytes of JSON`);
 });
 
-test('timeline: held in typed arrays (4 bytes a probe each), saved and loaded as the same JSON, appendable after loading', async (t) => {
+test('timeline: held in typed arrays (4 bytes a probe each), saved compact and loaded back the same, appendable after loading', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'latchkey-timeline-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const t0 = Date.parse('2030-01-01T00:00:00Z');
@@ -619,8 +620,13 @@ test('timeline: held in typed arrays (4 bytes a probe each), saved and loaded as
   assert.equal(saved.l.at(-1), 40 + TIMELINE_MAX_SAMPLES + 49);
   const path = join(dir, 'keeper-state.json');
   await saveKeeperState(path, { version: 1, savedAt: new Date(t0).toISOString(), cycles: 1, sources: { a: { ...emptySourceState(), status: 'ok', timeline: tl } }, activity: emptyActivity() });
-  const onDisk = JSON.parse(await readFile(path, 'utf8')) as { sources: { a: { timeline: unknown } } };
-  assert.deepEqual(onDisk.sources.a.timeline, saved);
+  // On disk: varints in base64 (2 to 4 bytes a probe), one source per line.
+  const text = await readFile(path, 'utf8');
+  const onDisk = JSON.parse(text) as { sources: { a: { timeline: { t0: number; dt: string; s: string; l: string } } } };
+  assert.equal(onDisk.sources.a.timeline.s, saved.s);
+  assert.equal(typeof onDisk.sources.a.timeline.dt, 'string');
+  assert.ok(onDisk.sources.a.timeline.dt.length + onDisk.sources.a.timeline.l.length < 4 * TIMELINE_MAX_SAMPLES * 1.4, `${text.length} bytes`);
+  assert.equal(text.split('\n').length, 4, 'head, the one source, the end, and the final newline');
   const loaded = await loadKeeperState(path, t0 + 400 * 20_000);
   const back = loaded.state.sources.a!.timeline;
   assert.deepEqual(JSON.parse(JSON.stringify(back)), saved);
@@ -643,16 +649,43 @@ test('activity: probes and refreshes counted per hour for 24 h; the last 20 even
   assert.equal(a.recent[0]?.text, 'cycle 5');
 });
 
-test('recent history (health.json): incremental after each probe, equal to a full rebuild, also across the window edge', () => {
+test('recent history (health.json): the last probes as of the report, built when read and not kept', () => {
   const tl = emptyTimeline();
   const t0 = Date.parse('2030-01-01T00:00:00Z');
-  for (let i = 0; i < TIMELINE_MAX_SAMPLES + 40; i++) {
-    appendTimeline(tl, t0 + i * 60_000, i % 7 === 0 ? 'degraded' : 'ok', i % 5 === 0 ? null : i);
-    const got = recentHistory(tl);
-    assert.deepEqual(got, recentSamples(tl, HISTORY_LIMIT), `after probe ${i}`);
-    assert.equal(recentHistory(tl), got, 'unchanged timeline: the same array');
+  for (let i = 0; i < TIMELINE_MAX_SAMPLES + 40; i++) appendTimeline(tl, t0 + i * 60_000, i % 7 === 0 ? 'degraded' : 'ok', i % 5 === 0 ? null : i);
+  const s: SourceKeeperState = { ...emptySourceState(), status: 'ok', timeline: tl };
+  const report = buildHealthReport([['a', s]], t0, 300);
+  const asBuilt = recentSamples(tl, HISTORY_LIMIT);
+  assert.equal(asBuilt.length, HISTORY_LIMIT);
+  assert.deepEqual(report.sources.a!.history, asBuilt);
+  assert.notEqual(report.sources.a!.history, report.sources.a!.history, 'a new array at each read: nothing held between cycles');
+  // The timeline goes on (the next cycle's probes): the report still says what it said.
+  for (let i = 0; i < 5; i++) appendTimeline(tl, t0 + (TIMELINE_MAX_SAMPLES + 40 + i) * 60_000, 'unreachable', null);
+  assert.deepEqual(report.sources.a!.history, asBuilt);
+  assert.equal(JSON.parse(serializeHealthReport(report).toString('utf8')).sources.a.history.length, HISTORY_LIMIT);
+  assert.deepEqual(
+    samplesUntil(tl, (t0 + 302 * 60_000) / 1000, 3).map((p) => p.at),
+    [300, 301, 302].map((i) => new Date(t0 + i * 60_000).toISOString()),
+    'as of a time',
+  );
+});
+
+test('health.json bytes: built source by source, the same bytes as JSON.stringify of the whole report (with and without the keeper part)', () => {
+  const t0 = Date.parse('2030-01-01T00:00:00Z');
+  const entries: Array<[string, SourceKeeperState]> = [];
+  for (let i = 0; i < 300; i++) {
+    const v = applyVerdict(`s"${i}\u00e9`, emptySourceState(), { ...verdict(i % 3 === 0 ? 'ok' : 'unreachable'), message: `m ${i} ✓ "quoted"` }, 16).next;
+    entries.push([`s"${i}\u00e9`, v]);
   }
-  // A probe recorded at the same second as the last one (a clock stepped back): still right.
-  appendTimeline(tl, t0, 'unreachable', 1);
-  assert.deepEqual(recentHistory(tl), recentSamples(tl, HISTORY_LIMIT));
+  entries.push(['unchecked', emptySourceState()]);
+  const keeper = { nextCycleAt: null, config: { file: '/x/config.json', loadedAt: null, error: 'é' }, activity: emptyActivity() };
+  for (const report of [buildHealthReport(entries, t0, 300), buildHealthReport(entries, t0, 300, { keeper })]) {
+    const expected = `${JSON.stringify(report)}\n`;
+    for (const hint of [0, 10, expected.length, expected.length * 4]) {
+      const bytes = serializeHealthReport(report, hint);
+      assert.equal(bytes.toString('utf8'), expected, `size hint ${hint}`);
+      assert.ok(bytes.buffer.byteLength - bytes.length <= bytes.buffer.byteLength / 8, 'little slack kept');
+    }
+  }
+  assert.equal(serializeHealthReport(buildHealthReport([], t0, 300)).toString('utf8'), `${JSON.stringify(buildHealthReport([], t0, 300))}\n`);
 });
