@@ -12,7 +12,7 @@ import type { FetchLike } from './oauth/endpoint.js';
 import { homePaths, latchkeyHome, type HomePaths } from './paths.js';
 import { Secret } from './core/secret.js';
 import { FileStore } from './store/file-store.js';
-import type { SourceRecord, Store, StoredGrant } from './store/store.js';
+import type { SourceMeta, SourceRecord, Store, StoredGrant } from './store/store.js';
 import type { MethodName } from './config/constants.js';
 import type { SourceAuth } from './client/auth-path.js';
 import type { PreflightOptions, PreflightReport, ProbeOptions, ProbeResult } from './client/probe-types.js';
@@ -321,7 +321,8 @@ export class Latchkey implements LoginContext {
 
   /** One line of truth per source: what it uses, when it expires, what to do if broken. */
   async status(): Promise<SourceStatus[]> {
-    const records = await this.store.list();
+    // Metadata only: `status` decides from times and flags, never from a secret (issue 9).
+    const records = await this.store.listMeta();
     const out: SourceStatus[] = [];
     for (const [name, src] of this.config.sources) {
       out.push(await this.#statusOf(name, src, records.get(name)));
@@ -329,7 +330,7 @@ export class Latchkey implements LoginContext {
     return out;
   }
 
-  async #statusOf(name: string, src: ResolvedSource, rec: SourceRecord | undefined): Promise<SourceStatus> {
+  async #statusOf(name: string, src: ResolvedSource, rec: SourceMeta | undefined): Promise<SourceStatus> {
     // The same choice lk.fetch makes (first available method), so status and fetch agree.
     const authPath = (await this.authPath(name).catch(() => null)) ?? this.#bearer.get(name) ?? src.methods[0] ?? null;
     const base: SourceStatus = {
@@ -353,7 +354,7 @@ export class Latchkey implements LoginContext {
     });
     const now = this.clock.now();
     if (authPath === 'oauth') {
-      const g = rec?.grant;
+      const g = rec?.hasGrant && rec.obtainedAt !== undefined ? { ...rec, obtainedAt: rec.obtainedAt } : undefined;
       if (!g) return act('no_grant', 'relogin', 'no grant stored');
       base.expiresAt = g.expiresAt !== undefined ? new Date(g.expiresAt).toISOString() : null;
       if (g.revoked) return act('revoked', 'reauthorize', `grant revoked (${g.revoked.reason})`);
@@ -374,9 +375,9 @@ export class Latchkey implements LoginContext {
       const failing = rec?.lastFailure && rec.lastFailure.at > (rec.lastRefreshAt ?? 0) ? rec.lastFailure : undefined;
       if (failing) return act('failing', failing.kind === 'rejected' ? 'fix_config' : null, `last refresh failed: ${sanitizeRemoteText(failing.message, 500)}`);
       if (g.expiresAt === undefined) return act('ok', null, 'unknown expiry (refreshed on 401 and by the keeper)');
-      if (now >= g.expiresAt) return act(g.refreshToken ? 'expired' : 'expired', g.refreshToken ? null : 'relogin', g.refreshToken ? 'access token expired; refreshed on next use' : 'expired and no refresh token');
+      if (now >= g.expiresAt) return act('expired', g.hasRefreshToken ? null : 'relogin', g.hasRefreshToken ? 'access token expired; refreshed on next use' : 'expired and no refresh token');
       if (now >= refreshDueAt(g, skew)) return act('expiring', null, 'due for refresh');
-      return act('ok', null, g.refreshToken ? 'refreshable' : 'no refresh token');
+      return act('ok', null, g.hasRefreshToken ? 'refreshable' : 'no refresh token');
     }
     if (authPath === 'token' && src.token) {
       try {

@@ -148,8 +148,13 @@ export class HealthReportWriter {
     }
   }
 
-  /** Writes the serialized report atomically and remembers what it wrote. */
-  async write(bytes: string | Buffer): Promise<void> {
+  /** Size in bytes of the file last written (0 before the first write). */
+  get lastSize(): number {
+    return this.#last?.size ?? 0;
+  }
+
+  /** Writes the serialized report (whole, or in pieces) atomically and remembers what it wrote. */
+  async write(bytes: string | Buffer | Iterable<string>): Promise<void> {
     await writeFileAtomic(this.path, bytes);
     this.#writes += 1;
     const st = await stat(this.path);
@@ -164,6 +169,22 @@ export class HealthReportWriter {
  */
 export function serializeHealthReport(report: HealthReport, sizeHint = 0): Buffer {
   return bytesOfPieces(healthReportText(report), sizeHint);
+}
+
+/** Pieces handed to a file write are about this long. */
+const FILE_PIECE_CHARS = 64 * 1024;
+
+/** The report's JSON (as {@link serializeHealthReport}) in pieces of ~64 K characters, for a file write. */
+export function* healthReportPieces(report: HealthReport): Generator<string> {
+  let piece = '';
+  for (const text of healthReportText(report)) {
+    piece += text;
+    if (piece.length >= FILE_PIECE_CHARS) {
+      yield piece;
+      piece = '';
+    }
+  }
+  if (piece !== '') yield piece;
 }
 
 /** The report's JSON in pieces: one per source, in the key order `JSON.stringify` gives. */

@@ -8,12 +8,13 @@ import type { HealthExitCode, HealthStatus } from '../core/health.js';
 import { LatchkeyError } from '../core/errors.js';
 import { openLatchkey, type Latchkey, type OpenLatchkeyOptions } from '../latchkey.js';
 import type { FetchLike } from '../oauth/endpoint.js';
-import type { SourceRecord } from '../store/store.js';
+import { metaOf, type SourceMeta, type SourceRecord } from '../store/store.js';
 import { AlertDispatcher, kumaStatus, type AlertSettings, type AlertStageState } from './alerts.js';
 import {
   buildHealthReport,
   exitCodeFor,
   HealthReportWriter,
+  healthReportPieces,
   serializeHealthReport,
   type HealthReport,
   type KeeperReportInfo,
@@ -22,7 +23,7 @@ import {
 import { silentLog, type KeeperLog } from './log.js';
 import { KeeperMetrics } from './metrics.js';
 import { CANCELLED, probeWithDeadline, runBounded, type GroupCap, type ProbeFn } from './probe-stage.js';
-import { refreshAhead, type RefreshStageResult } from './refresh-stage.js';
+import { refreshAhead, type RefreshOutcome, type RefreshStageResult } from './refresh-stage.js';
 import { backoffCapCycles, ClockJumpDetector, DueTimes, jitteredDelayMs, refreshDueAt, refreshRetryDelayMs } from './scheduler.js';
 import {
   applyVerdict,
@@ -78,6 +79,8 @@ const MAX_REFRESH_SLEEP_MS = 15 * 60 * 1000;
 const REFRESH_SLOTS = 8;
 /** A grant with no known expiry (daily refresh) is queued as if it expired this long after its due time. */
 const DAILY_DEADLINE_SLACK_MS = 60 * 60 * 1000;
+/** Expired keyspace entries are swept at the end of a cycle at most this often (the first cycle always sweeps). */
+export const KEYSPACE_SWEEP_MS = 5 * 60 * 1000;
 /** Refreshes the timer found due wait this long for one `health.json` rewrite (a burst costs one write). */
 const REPORT_FLUSH_MS = 1000;
 /** Changes to the config directory settle for this long before the config is read again (editors write in steps). */
@@ -172,10 +175,15 @@ function zeroRefreshCounts(): Record<RefreshStageResult['kind'], number> {
   return { none: 0, not_due: 0, refreshed: 0, adopted: 0, transient: 0, revoked: 0, action: 0 };
 }
 
-/** Identifies the stored credential, so a new login is noticed (see `credentialStamp`). */
-export function credentialStamp(rec: SourceRecord | undefined): string | null {
-  if (rec?.grant) return `g:${rec.grant.obtainedAt}:${rec.grant.revoked ? 'revoked' : 'live'}`;
-  if (rec?.session) return `s:${rec.session.updatedAt}`;
+/**
+ * Identifies the stored credential, so a new login is noticed (see `credentialStamp`): the same
+ * stamp from a record and from its metadata (`store.listMeta()`, which the keeper lists by).
+ */
+export function credentialStamp(rec: SourceRecord | SourceMeta | undefined): string | null {
+  if (rec === undefined) return null;
+  const m = 'hasGrant' in rec ? rec : metaOf(rec);
+  if (m.hasGrant) return `g:${m.obtainedAt}:${m.revoked ? 'revoked' : 'live'}`;
+  if (m.hasSession) return `s:${m.sessionUpdatedAt}`;
   return null;
 }
 
@@ -200,7 +208,10 @@ export class Keeper {
   #timer: NodeJS.Timeout | undefined;
   #configStamp: string | undefined;
   #report: HealthReport;
-  #reportBytes: Buffer;
+  /** The report's bytes, built on the first request after each change (a keeper nobody asks keeps none). */
+  #reportBytes: Buffer | undefined;
+  /** Size of the last report serialized or written (the next one is about as long). */
+  #reportSize = 0;
   #readiness: Readiness;
   #readinessBytes: Buffer;
   #cyclesThisRun = 0;
@@ -221,6 +232,8 @@ export class Keeper {
   #configWatcher: FSWatcher | undefined;
   #configSettle: NodeJS.Timeout | undefined;
   #nextCycleDelayMs = 0;
+  /** When the keyspaces were last swept (keeper clock), see {@link KEYSPACE_SWEEP_MS}. */
+  #lastSweepAt: number | undefined;
   #historyCache: { bytes: Buffer; gzip: Buffer } | undefined;
   #reportGzip: { of: Buffer; gzip: Buffer } | undefined;
   readonly #onRefreshWake: ((wake: RefreshWake) => void) | undefined;
@@ -274,7 +287,7 @@ export class Keeper {
     this.#syncSources();
     // Until the first cycle: what the last run knew, dated when it was saved.
     this.#report = this.#buildReport(Date.parse(state.savedAt));
-    this.#reportBytes = serializeHealthReport(this.#report);
+    this.#reportBytes = undefined;
     this.#readiness = this.#computeReadiness();
     this.#readinessBytes = Buffer.from(JSON.stringify(this.#readiness));
     for (const [name, s] of this.#sourceEntries()) {
@@ -316,7 +329,8 @@ export class Keeper {
 
   /** {@link reportBytes} gzipped, built on the first request after each change. */
   get reportGzip(): Buffer {
-    if (this.#reportGzip?.of !== this.#reportBytes) this.#reportGzip = { of: this.#reportBytes, gzip: gzipSync(this.#reportBytes) };
+    const bytes = this.reportBytes;
+    if (this.#reportGzip?.of !== bytes) this.#reportGzip = { of: bytes, gzip: gzipSync(bytes) };
     return this.#reportGzip.gzip;
   }
 
@@ -346,6 +360,10 @@ export class Keeper {
 
   /** The report serialized once per change: `/api/health` sends these bytes as they are. */
   get reportBytes(): Buffer {
+    if (this.#reportBytes === undefined) {
+      this.#reportBytes = serializeHealthReport(this.#report, this.#reportSize);
+      this.#reportSize = this.#reportBytes.length;
+    }
     return this.#reportBytes;
   }
 
@@ -540,19 +558,20 @@ export class Keeper {
     for (const n of [...this.#dueBasis.keys()]) if (!keep.has(n)) this.#dueBasis.delete(n);
     for (const n of [...this.#refreshSchedule.keys()]) if (!keep.has(n)) this.#refreshSchedule.delete(n);
     if (oauth.length > 0) {
-      const records = await lk.store.list().catch(() => undefined);
+      // Metadata only (issue 9): planning reads no secret.
+      const records = await lk.store.listMeta().catch(() => undefined);
       if (records && lk === this.#lk) for (const name of oauth) if (!this.#refreshing.has(name)) this.#planOne(name, records.get(name));
     }
     this.#armRefreshTimer();
   }
 
-  #planOne(name: string, rec: SourceRecord | undefined, retryAt?: number): void {
-    const g = rec?.grant;
-    const basis = g ? `${g.obtainedAt}:${g.expiresAt ?? '-'}:${rec?.lastRefreshAt ?? '-'}:${g.revoked ? 'r' : 'l'}:${g.refreshToken ? 'rt' : '-'}` : '';
+  #planOne(name: string, meta: SourceMeta | undefined, retryAt?: number): void {
+    const g = meta?.hasGrant ? meta : undefined;
+    const basis = g ? `${g.obtainedAt}:${g.expiresAt ?? '-'}:${g.lastRefreshAt ?? '-'}:${g.revoked ? 'r' : 'l'}:${g.hasRefreshToken ? 'rt' : '-'}` : '';
     let at: number | undefined;
     if (retryAt !== undefined) at = retryAt;
     else if (basis !== '' && basis === this.#dueBasis.get(name) && this.#due.get(name) !== undefined) at = this.#due.get(name);
-    else at = refreshDueAt(rec, this.#random());
+    else at = refreshDueAt(meta, this.#random());
     this.#due.set(name, at);
     this.#dueBasis.set(name, basis);
     this.#refreshSchedule.set(name, { issuedAt: g && !g.revoked ? g.obtainedAt : undefined, refreshAt: at, expiresAt: g?.expiresAt });
@@ -615,7 +634,7 @@ export class Keeper {
   async #refreshDue(name: string, dueAt: number): Promise<void> {
     const lk = this.#lk;
     const startedAt = this.clock.now();
-    let result: RefreshStageResult;
+    let result: RefreshOutcome;
     try {
       // Removed from the config while it waited in the queue: nothing to do.
       result = this.stopping || lk !== this.#lk || !lk.config.sources.has(name) ? { kind: 'none' } : await refreshAhead(lk, name, false, dueAt);
@@ -632,11 +651,12 @@ export class Keeper {
     this.stages.refresh.counts[result.kind] += 1;
     const prev = this.#state.sources[name] ?? emptySourceState();
     const next = refreshStateUpdate(prev, result, finishedAt);
-    const rec = await lk.store.read(name).catch(() => undefined);
+    // What the refresh stage read back; read here only when it read nothing (its refresh threw).
+    const rec = 'after' in result ? result.after : await lk.store.read(name).then((r) => r && metaOf(r)).catch(() => undefined);
     if (lk !== this.#lk || !this.#state.sources[name]) return;
     // The report's expiry follows the token the keeper just obtained: a 6 s token refreshed every
     // 4 s never shows as expired between two probes 300 s apart.
-    const exp = rec?.grant?.expiresAt;
+    const exp = rec?.expiresAt;
     if (exp !== undefined && (result.kind === 'refreshed' || result.kind === 'adopted')) next.expiresAt = new Date(exp).toISOString();
     this.#state.sources[name] = next;
     this.#countRefresh(result, finishedAt, name, Math.max(0, startedAt - dueAt));
@@ -670,7 +690,7 @@ export class Keeper {
       void this.#enqueue(async () => {
         if (this.stopping) return;
         this.#report = this.#buildReport(this.clock.now());
-        this.#reportBytes = serializeHealthReport(this.#report, this.#reportBytes.length);
+        this.#reportBytes = undefined;
         await this.#writeReport('refresh');
         this.#readiness = this.#computeReadiness();
         this.#readinessBytes = Buffer.from(JSON.stringify(this.#readiness));
@@ -729,9 +749,10 @@ export class Keeper {
     }
     await this.#maybeReloadConfig(false);
     const names = [...this.#lk.config.sources.keys()];
-    // The store is read once for the cycle (DESIGN.md): refresh-ahead decides from this listing
-    // and reads a record again only for a grant it refreshes.
-    const records = await this.#lk.store.list().catch(() => undefined);
+    // The store is listed once for the cycle (DESIGN.md), metadata only: refresh-ahead decides
+    // from this listing, and a record (with its secrets) is read only for a grant it refreshes
+    // and by the probe of its own source.
+    const records = await this.#lk.store.listMeta().catch(() => undefined);
     const due = await this.#dueSources(names, records);
     this.stages.refresh.counts = zeroRefreshCounts();
     const changes: StateChange[] = [];
@@ -754,6 +775,7 @@ export class Keeper {
       this.#cyclesThisRun += 1;
     }
     this.stages.schedule.cycles = this.#state.cycles;
+    if (!this.stopping) await this.#sweepKeyspaces(now);
     this.stages.schedule.lastCycleFinishedAt = new Date(now).toISOString();
     this.stages.schedule.lastCycleMs = Math.round(performance.now() - startedMono);
     // Refreshes and logins of this cycle move due times; the report carries the new ones.
@@ -806,11 +828,28 @@ export class Keeper {
     return { groupOf: (name) => hosts.get(name) ?? '', perGroup: this.settings.perHostConcurrency };
   }
 
+  /**
+   * Removes the store's expired keyspace entries (the gateway's sessions, rotation successors and
+   * tickets): at the end of a cycle, at most once per {@link KEYSPACE_SWEEP_MS} (a sweep lists
+   * and reads every entry; expired ones are already invisible to readers, so this only reclaims
+   * space). Never fails the cycle.
+   */
+  async #sweepKeyspaces(now: number): Promise<void> {
+    if (this.#lastSweepAt !== undefined && now - this.#lastSweepAt < KEYSPACE_SWEEP_MS && now >= this.#lastSweepAt) return;
+    this.#lastSweepAt = now;
+    try {
+      const removed = await this.#lk.store.sweep();
+      if (removed > 0) this.log('info', 'keyspace_sweep', { removed, message: `removed ${removed} expired keyspace entr${removed === 1 ? 'y' : 'ies'}` });
+    } catch (err) {
+      this.log('warn', 'keyspace_sweep_failed', { message: `could not sweep expired keyspace entries: ${(err as Error)?.message ?? String(err)}; tried again at a later cycle` });
+    }
+  }
+
   /** Which sources take their turn this cycle (backoff), noticing new logins. */
-  async #dueSources(names: string[], listed: Map<string, SourceRecord> | undefined): Promise<string[]> {
+  async #dueSources(names: string[], listed: Map<string, SourceMeta> | undefined): Promise<string[]> {
     const waiting = names.filter((n) => (this.#state.sources[n]?.skipCycles ?? 0) > 0);
-    let records: Map<string, SourceRecord> | undefined;
-    if (waiting.length > 0) records = listed ?? (await this.#lk.store.list().catch(() => undefined));
+    let records: Map<string, SourceMeta> | undefined;
+    if (waiting.length > 0) records = listed ?? (await this.#lk.store.listMeta().catch(() => undefined));
     const due: string[] = [];
     for (const name of names) {
       const s = this.#state.sources[name] ?? emptySourceState();
@@ -830,12 +869,12 @@ export class Keeper {
   }
 
   /** Refresh-ahead, probe, verdict, state for one source. Never throws. */
-  async #check(name: string, records?: Map<string, SourceRecord>, onSlowProbe?: () => void): Promise<StateChange | undefined> {
+  async #check(name: string, records?: Map<string, SourceMeta>, onSlowProbe?: () => void): Promise<StateChange | undefined> {
     const lk = this.#lk;
     if (this.stopping) return undefined;
-    let refresh: RefreshStageResult;
+    let refresh: RefreshOutcome;
     try {
-      refresh = await refreshAhead(lk, name, false, undefined, records ? { record: records.get(name) } : undefined);
+      refresh = await refreshAhead(lk, name, false, undefined, records ? { meta: records.get(name) } : undefined);
     } catch (err) {
       refresh = { kind: 'transient', reason: 'two_thirds_lifetime', message: (err as Error)?.message ?? String(err) };
     }
@@ -856,9 +895,12 @@ export class Keeper {
     const verdict = combineVerdict(name, result, refresh, at, warm, lk.config.sources.get(name));
     const { next, change } = applyVerdict(name, refreshed, verdict, backoffCapCycles(this.settings.intervalSeconds * 1000));
     if (lk.config.sources.get(name)?.methods.some((m) => m === 'oauth' || m === 'session')) {
-      // The listing still describes the credential unless this check refreshed it.
-      const unchanged = records && (refresh.kind === 'none' || refresh.kind === 'not_due' || refresh.kind === 'revoked');
-      next.credentialStamp = credentialStamp(unchanged ? records.get(name) : await lk.store.read(name).catch(() => undefined));
+      // The listing still describes the credential unless this check refreshed it; a refresh read
+      // the source back (`after`); only a refresh that threw leaves a read to make here.
+      const unchanged = records && (refresh.kind === 'none' || refresh.kind === 'not_due' || refresh.kind === 'revoked') && !('after' in refresh);
+      next.credentialStamp = credentialStamp(
+        unchanged ? records.get(name) : 'after' in refresh ? refresh.after : await lk.store.read(name).catch(() => undefined),
+      );
     }
     // Removed from the config while this check ran (a reload between two awaits): not recorded.
     if (lk !== this.#lk || !this.#lk.config.sources.has(name)) return undefined;
@@ -885,7 +927,7 @@ export class Keeper {
       this.log('error', 'state_save_failed', { message });
     }
     this.#report = this.#buildReport(now);
-    this.#reportBytes = serializeHealthReport(this.#report, this.#reportBytes.length);
+    this.#reportBytes = undefined;
     await this.#writeReport(why);
     this.#readiness = this.#computeReadiness();
     this.#readinessBytes = Buffer.from(JSON.stringify(this.#readiness));
@@ -925,7 +967,10 @@ export class Keeper {
         const what = found === 'deleted' ? 'was deleted' : found === 'corrupted' ? 'was corrupted (not a valid report)' : 'was replaced by something else';
         this.log('warn', 'health_report_rewritten', { path, found, message: `${path} ${what} since the last ${why}; rewriting it` });
       }
-      await this.#writer.write(this.#reportBytes);
+      // Written source by source, in pieces: at 10,000 sources the report is ~20 MB, and a keeper
+      // that serves nobody never holds it whole (its bytes are built on the first request).
+      await this.#writer.write(this.#reportBytes ?? healthReportPieces(this.#report));
+      this.#reportSize = this.#writer.lastSize;
       this.metrics.recordReportWrite();
       this.stages.report = { ...this.stages.report, state: 'ok', writes: this.#writer.writes, lastWriteAt: this.#report.generatedAt, lastError: null };
     } catch (err) {

@@ -1,6 +1,6 @@
 import { LatchkeyError, type OperatorAction } from '../core/errors.js';
 import type { Latchkey } from '../latchkey.js';
-import type { SourceRecord } from '../store/store.js';
+import { metaOf, type SourceMeta } from '../store/store.js';
 import { refreshAheadReason, type RefreshReason } from './scheduler.js';
 
 /**
@@ -23,29 +23,49 @@ export type RefreshStageResult =
   /** A failure a person must fix (invalid_client, missing client secret, no grant). */
   | { kind: 'action'; operatorAction: OperatorAction; message: string };
 
+/** A refresh-stage result and, when the store was read back after a refresh, what it holds now. */
+export type RefreshOutcome = RefreshStageResult & {
+  /**
+   * The source's metadata as this call last read it (after a refresh: the new expiry, the new
+   * credential stamp). Absent when it read nothing (a listing was given and no refresh was made,
+   * or the refresh threw).
+   */
+  after?: SourceMeta | undefined;
+};
+
 /**
  * `dueAt`: the keeper's refresh timer woke for this grant at its due time; judge "due" as of
  * then, so a timer that fires a millisecond early (wall and monotonic clocks differ) still refreshes.
+ *
+ * Store reads (issue 9, one per need): none to decide when `listed` (the cycle's one metadata
+ * listing) is given, else one of this source; one after a refresh, to tell what happened (its
+ * metadata is handed back in `after`, so the caller need not read again).
  */
 export async function refreshAhead(
   lk: Latchkey,
   source: string,
   force = false,
   dueAt?: number,
-  /** The record as the cycle's one store listing saw it (saves a read of the whole store per source). */
-  listed?: { record: SourceRecord | undefined },
-): Promise<RefreshStageResult> {
+  /** The source's metadata as the cycle's one listing saw it (`store.listMeta()`: no secret read). */
+  listed?: { meta: SourceMeta | undefined },
+): Promise<RefreshOutcome> {
   const src = lk.config.sources.get(source);
   if (!src?.methods.includes('oauth')) return { kind: 'none' };
-  const rec = listed ? listed.record : await lk.store.read(source);
-  const g = rec?.grant;
-  if (!g) return { kind: 'none' };
-  if (g.revoked) {
-    return { kind: 'revoked', message: `the grant was revoked (${g.revoked.reason}) on ${new Date(g.revoked.at).toISOString()}` };
+  let meta: SourceMeta | undefined;
+  if (listed) meta = listed.meta;
+  else {
+    const rec = await lk.store.read(source);
+    meta = rec && metaOf(rec);
+  }
+  // What this call read itself is handed back too (the caller plans the next refresh from it).
+  const known = listed ? {} : { after: meta };
+  if (!meta?.hasGrant) return { kind: 'none', ...known };
+  if (meta.revoked) {
+    return { kind: 'revoked', message: `the grant was revoked (${meta.revoked.reason}) on ${new Date(meta.revoked.at).toISOString()}`, ...known };
   }
   const started = lk.clock.now();
-  const reason = force && g.refreshToken ? ('daily' as const) : refreshAheadReason(rec, Math.max(started, dueAt ?? started));
-  if (!reason) return { kind: 'not_due' };
+  const reason = force && meta.hasRefreshToken ? ('daily' as const) : refreshAheadReason(meta, Math.max(started, dueAt ?? started));
+  if (!reason) return { kind: 'not_due', ...known };
   try {
     await lk.engine.refreshNow(source);
   } catch (err) {
@@ -58,13 +78,14 @@ export async function refreshAhead(
   }
   // refreshNow fails open (it answers the current token on a transient failure): the store says
   // what really happened.
-  const after = await lk.store.read(source);
-  if (after?.lastRefreshAt !== undefined && after.lastRefreshAt >= started) return { kind: 'refreshed', reason };
+  const read = await lk.store.read(source);
+  const after = read && metaOf(read);
+  if (after?.lastRefreshAt !== undefined && after.lastRefreshAt >= started) return { kind: 'refreshed', reason, after };
   const f = after?.lastFailure;
   if (f && f.at >= started) {
-    if (f.kind === 'rejected') return { kind: 'action', operatorAction: 'fix_config', message: `the IdP rejected the refresh: ${f.message}` };
-    if (f.kind === 'invalid_grant') return { kind: 'revoked', message: f.message };
-    return { kind: 'transient', reason, message: f.message };
+    if (f.kind === 'rejected') return { kind: 'action', operatorAction: 'fix_config', message: `the IdP rejected the refresh: ${f.message}`, after };
+    if (f.kind === 'invalid_grant') return { kind: 'revoked', message: f.message, after };
+    return { kind: 'transient', reason, message: f.message, after };
   }
-  return { kind: 'adopted', reason };
+  return { kind: 'adopted', reason, after };
 }

@@ -1,4 +1,4 @@
-import type { SourceRecord } from '../store/store.js';
+import type { SourceMeta, SourceRecord } from '../store/store.js';
 
 /**
  * The keeper's "schedule" stage: pure decisions about *when* — the next cycle, whether a grant
@@ -35,29 +35,47 @@ export function nextCycleDelayMs(cycleStartedMono: number, nowMono: number, inte
 export type RefreshReason = 'two_thirds_lifetime' | 'daily' | 'expired';
 
 /**
+ * What refresh-ahead decides on: a stored record, or its metadata ({@link SourceMeta}, from
+ * `store.listMeta()`, which never reads a secret: the keeper plans every grant from it).
+ */
+export type RefreshBasis = Pick<SourceRecord, 'grant' | 'lastRefreshAt'> | SourceMeta;
+
+/** The grant's times, when it can be refreshed at all (a grant, not revoked, with a refresh token). */
+function refreshable(rec: RefreshBasis | undefined): { obtainedAt: number; expiresAt: number | undefined; lastRefreshAt: number } | undefined {
+  if (rec === undefined) return undefined;
+  if ('hasGrant' in rec) {
+    if (!rec.hasGrant || rec.revoked || !rec.hasRefreshToken || rec.obtainedAt === undefined) return undefined;
+    return { obtainedAt: rec.obtainedAt, expiresAt: rec.expiresAt, lastRefreshAt: rec.lastRefreshAt ?? 0 };
+  }
+  const g = rec.grant;
+  if (!g || g.revoked || !g.refreshToken) return undefined;
+  return { obtainedAt: g.obtainedAt, expiresAt: g.expiresAt, lastRefreshAt: rec.lastRefreshAt ?? 0 };
+}
+
+/**
  * Whether the keeper should refresh this grant now, and why. `undefined` = not due (or nothing
  * to refresh with: no grant, no refresh token, or a grant already known to be revoked).
  */
-export function refreshAheadReason(rec: Pick<SourceRecord, 'grant' | 'lastRefreshAt'> | undefined, now: number): RefreshReason | undefined {
-  const g = rec?.grant;
-  if (!g || g.revoked || !g.refreshToken) return undefined;
+export function refreshAheadReason(rec: RefreshBasis | undefined, now: number): RefreshReason | undefined {
+  const g = refreshable(rec);
+  if (!g) return undefined;
   if (g.expiresAt !== undefined) {
     if (now >= g.expiresAt) return 'expired';
     const lifetime = g.expiresAt - g.obtainedAt;
     if (now >= g.obtainedAt + lifetime * REFRESH_AHEAD_FRACTION) return 'two_thirds_lifetime';
   }
   // Time since the refresh token was last exchanged (a fresh login counts as the last exchange).
-  const lastExchange = Math.max(rec?.lastRefreshAt ?? 0, g.obtainedAt);
+  const lastExchange = Math.max(g.lastRefreshAt, g.obtainedAt);
   // A clock that jumped backwards puts `lastExchange` in the future: that is not "due".
   if (now - lastExchange >= DAILY_REFRESH_MS) return 'daily';
   return undefined;
 }
 
 /** When refresh-ahead will next be due for this grant (ms epoch), or undefined. */
-export function refreshAheadAt(rec: Pick<SourceRecord, 'grant' | 'lastRefreshAt'> | undefined): number | undefined {
-  const g = rec?.grant;
-  if (!g || g.revoked || !g.refreshToken) return undefined;
-  const daily = Math.max(rec?.lastRefreshAt ?? 0, g.obtainedAt) + DAILY_REFRESH_MS;
+export function refreshAheadAt(rec: RefreshBasis | undefined): number | undefined {
+  const g = refreshable(rec);
+  if (!g) return undefined;
+  const daily = Math.max(g.lastRefreshAt, g.obtainedAt) + DAILY_REFRESH_MS;
   if (g.expiresAt === undefined) return daily;
   return Math.min(daily, g.obtainedAt + (g.expiresAt - g.obtainedAt) * REFRESH_AHEAD_FRACTION);
 }
@@ -73,9 +91,9 @@ export const DAILY_JITTER_MS = 10 * 60 * 1000;
  * do not hit their IdPs in the same millisecond; the jitter only ever delays (to at most ~72 % of
  * the lifetime), so {@link refreshAheadReason} agrees the grant is due when the keeper wakes.
  */
-export function refreshDueAt(rec: Pick<SourceRecord, 'grant' | 'lastRefreshAt'> | undefined, random: number): number | undefined {
+export function refreshDueAt(rec: RefreshBasis | undefined, random: number): number | undefined {
   const base = refreshAheadAt(rec);
-  const g = rec?.grant;
+  const g = refreshable(rec);
   if (base === undefined || !g) return undefined;
   const r = Math.min(1, Math.max(0, random));
   if (g.expiresAt !== undefined && base < g.expiresAt) {

@@ -186,14 +186,13 @@ export class SessionMethod implements AuthMethod {
       return jar;
     }
     if (!this.#config.cdp && !(this.#config.renewUrl && jar.effective.size > 0)) throw this.#error(this.#missingMessage(jar));
-    // Nothing usable stored: obtain it (once across processes, under the source's lock).
-    return this.#lk.store.withLock(this.#source, async (tx) => {
+    // Nothing usable stored: obtain it (once across processes, under the source's lock). The
+    // cookies are handed out (memo) only once withLock resolved: what the lock's work wrote is
+    // durable then (committed, in PostgreSQL), never before (store contract v2).
+    const obtained = await this.#lk.store.withLock(this.#source, async (tx) => {
       const again = await tx.read(this.#source);
       const stored = this.#jar(base, storedCookies(again));
-      if (this.#usable(stored)) {
-        this.#memo = stored;
-        return stored;
-      }
+      if (this.#usable(stored)) return stored;
       const failures: string[] = [];
       // A session cookie without its CSRF cookie (a cookieHeader holding only the session):
       // the renewal URL re-issues the rest.
@@ -210,7 +209,6 @@ export class SessionMethod implements AuthMethod {
           const next = this.#jar(base, await this.#captureFromBrowser(false, signal));
           if (!this.#usable(next)) throw this.#error(this.#missingMessage(next, 'the signed-in tab'));
           await this.#persist(tx, again, next.overlay);
-          this.#memo = next;
           return next;
         } catch (err) {
           if (!(err instanceof LatchkeyError)) throw err;
@@ -219,6 +217,8 @@ export class SessionMethod implements AuthMethod {
       }
       throw this.#error(failures.join('; '));
     });
+    this.#memo = obtained;
+    return obtained;
   }
 
   async #baseCookies(): Promise<Map<string, Secret>> {
@@ -269,20 +269,19 @@ export class SessionMethod implements AuthMethod {
   // ---- recovery ------------------------------------------------------------------------
 
   async #recoverUnderLock(used: PreparedAuth, signal: AbortSignal): Promise<void> {
-    await this.#lk.store.withLock(this.#source, async (tx) => {
+    // The lock's work says what to remember; it is remembered (and a failure thrown) only once
+    // withLock resolved, so no caller is handed cookies whose write is not durable yet, and a
+    // failure does not undo what was stored (a transaction that throws rolls back).
+    const outcome = await this.#lk.store.withLock(this.#source, async (tx): Promise<{ memo: Jar | undefined; error?: LatchkeyError }> => {
       let rec = await tx.read(this.#source);
       const base = await this.#baseCookies();
       const current = this.#jar(base, storedCookies(rec));
       // Double-check: another process renewed while we waited for the lock.
-      if (this.#usable(current) && current.prepared.credential !== used.credential) {
-        this.#memo = current;
-        return;
-      }
+      if (this.#usable(current) && current.prepared.credential !== used.credential) return { memo: current };
       const failures: string[] = [];
       if (this.#config.renewUrl) {
         try {
-          await this.#renewOverHttp(tx, rec, current, signal);
-          return;
+          return { memo: await this.#renewOverHttp(tx, rec, current, signal) };
         } catch (err) {
           if (!(err instanceof LatchkeyError)) throw err;
           failures.push(stripSource(err.message, this.#source));
@@ -294,11 +293,10 @@ export class SessionMethod implements AuthMethod {
           const next = this.#jar(base, captured);
           if (!this.#usable(next)) throw this.#error(this.#missingMessage(next, 'the reloaded tab'));
           rec = await this.#persist(tx, rec, next.overlay);
-          this.#memo = next;
           if (next.prepared.credential === used.credential) {
             throw this.#error(`reloading the tab matching ${this.#tabUrl} did not change its session cookies; the browser session itself has expired`);
           }
-          return;
+          return { memo: next };
         } catch (err) {
           if (!(err instanceof LatchkeyError)) throw err;
           failures.push(stripSource(err.message, this.#source));
@@ -309,16 +307,16 @@ export class SessionMethod implements AuthMethod {
         const headerOnly = this.#jar(base, new Map());
         if (this.#usable(headerOnly) && headerOnly.prepared.credential !== used.credential) {
           await this.#persist(tx, rec, new Map());
-          this.#memo = headerOnly;
-          return;
+          return { memo: headerOnly };
         }
       }
-      this.#memo = undefined;
       if (failures.length === 0) {
-        throw this.#error(`the session cookies for ${this.#origin.origin} were rejected, and neither session.renewUrl nor session.cdp is configured to renew them`);
+        return { memo: undefined, error: this.#error(`the session cookies for ${this.#origin.origin} were rejected, and neither session.renewUrl nor session.cdp is configured to renew them`) };
       }
-      throw this.#error(failures.join('; '));
+      return { memo: undefined, error: this.#error(failures.join('; ')) };
     });
+    this.#memo = outcome.memo;
+    if (outcome.error) throw outcome.error;
   }
 
   /** Renewal (a): GET renewUrl with the session cookies; apply its Set-Cookie headers. */
@@ -360,7 +358,7 @@ export class SessionMethod implements AuthMethod {
     const next = this.#jar(current.base, overlay);
     if (!this.#usable(next)) throw this.#error(this.#missingMessage(next, `the answer of the renewal URL ${url.origin}${url.pathname}`));
     await this.#persist(tx, rec, overlay);
-    this.#memo = next;
+    // The caller remembers it once the lock's work is durable (withLock resolved).
     return next;
   }
 
