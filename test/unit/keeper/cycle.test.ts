@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Secret } from '../../../src/core/secret.js';
 import { Keeper } from '../../../src/keeper/keeper.js';
 import { jsonLineLog } from '../../../src/keeper/log.js';
 import { makeHome, type TempHome } from '../../helpers/home.js';
@@ -408,4 +409,34 @@ test('the refresh timer never hammers an IdP that refuses the client: one attemp
   assert.equal(k.report.sources.hub?.operatorAction, 'fix_config');
   const due = Date.parse(k.stages.refresh.nextDueAt ?? '');
   assert.ok(due - Date.now() > 3_000_000, 'the next attempt is an interval away');
+});
+
+test('expired keyspace entries (the gateway\'s sessions, tickets) are swept after a cycle, at most every 5 minutes; live ones stay', async (t) => {
+  const w = await world(t, ['ok']);
+  const k = await w.open();
+  const store = k.lk.store;
+  await store.put('tickets', 'spent', new Secret('ticket-value-1'), 1);
+  await store.put('sessions', 'live', new Secret('session-value-1'), 3_600_000);
+  await new Promise((r) => setTimeout(r, 20)); // the file store's expiry runs on the wall clock
+  await k.runCycle();
+  assert.equal(await store.delete('tickets', 'spent'), false, 'the expired entry is gone (not merely hidden) after the cycle');
+  assert.equal((await store.get('sessions', 'live'))?.reveal(), 'session-value-1');
+  // The next cycles within 5 minutes (keeper clock) do not list the keyspaces again…
+  await store.put('tickets', 'spent-later', new Secret('ticket-value-2'), 1);
+  await new Promise((r) => setTimeout(r, 20));
+  await k.runCycle();
+  assert.equal(await store.get('tickets', 'spent-later'), undefined, 'expired: invisible to readers at once');
+  await store.put('tickets', 'spent-later', new Secret('ticket-value-2'), 1);
+  await new Promise((r) => setTimeout(r, 20));
+  await k.runCycle();
+  assert.ok(w.events('keyspace_sweep').length === 1, w.logText());
+  // …the first cycle 5 minutes after the last sweep does.
+  w.clock.advance(5 * 60_000);
+  await k.runCycle();
+  assert.equal(await store.delete('tickets', 'spent-later'), false);
+  assert.deepEqual(
+    w.events('keyspace_sweep').map((e) => e.removed),
+    [1, 1],
+  );
+  await k.stop(0);
 });

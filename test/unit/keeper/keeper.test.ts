@@ -297,6 +297,44 @@ test('runBounded never exceeds its concurrency and finishes everything', async (
   assert.equal(done.length, 50);
 });
 
+test('runBounded with a per-host share: one host holds at most its share while another host waits; alone, it gets every slot', async () => {
+  // 20 probes of a slow host, then 4 of a fast one; 6 slots, 3 per host.
+  const items = [...Array(20).keys()].map((i) => `slow-${i}`).concat([...Array(4).keys()].map((i) => `fast-${i}`));
+  const inFlight = { slow: 0, fast: 0 };
+  let fastWaiting = 4;
+  let peakSlowWhileFastWaits = 0;
+  let peakSlowAlone = 0;
+  let peakTotal = 0;
+  const started: string[] = [];
+  await runBounded(
+    items,
+    6,
+    async (item) => {
+      const host = item.startsWith('slow') ? 'slow' : 'fast';
+      started.push(item);
+      inFlight[host]++;
+      if (host === 'fast') fastWaiting--;
+      peakTotal = Math.max(peakTotal, inFlight.slow + inFlight.fast);
+      if (fastWaiting > 0) peakSlowWhileFastWaits = Math.max(peakSlowWhileFastWaits, inFlight.slow);
+      if (fastWaiting === 0 && inFlight.fast === 0) peakSlowAlone = Math.max(peakSlowAlone, inFlight.slow);
+      await new Promise((r) => setTimeout(r, host === 'slow' ? 30 : 5));
+      inFlight[host]--;
+    },
+    0,
+    { groupOf: (item) => item.split('-')[0]!, perGroup: 3 },
+  );
+  assert.equal(started.length, 24, 'everything ran');
+  assert.equal(peakTotal, 6);
+  assert.equal(peakSlowWhileFastWaits, 3, 'while probes of the fast host waited for a slot, the slow one held at most its share');
+  assert.equal(peakSlowAlone, 6, 'once nobody else waited, the slow host got every slot');
+  assert.ok(started.indexOf('fast-0') < 6, `the fast host started among the first six (${started.slice(0, 6).join(', ')})`);
+  assert.deepEqual(
+    started.filter((i) => i.startsWith('slow')),
+    [...Array(20).keys()].map((i) => `slow-${i}`),
+    'in order within a host',
+  );
+});
+
 test('runBounded: a released task gives its slot to the next item and is still waited for; released tasks are bounded too', async () => {
   // Items 0 and 1 stall until the end and release their slots; with 2 slots and 1 release
   // allowed, item 1 cannot release, so it keeps its slot: the healthy items run on the other one.
