@@ -35,7 +35,7 @@ export function clientConfig(target: PgTarget, timeouts: PgTimeouts, application
 
 /** A pool whose idle connections are expendable: a killed backend or a restart costs the next statement a reconnect, never the process. */
 export function createPool(target: PgTarget, timeouts: PgTimeouts, max: number): pg.Pool {
-  const pool = new pg.Pool({ ...clientConfig(target, timeouts, 'latchkey'), max, idleTimeoutMillis: 10_000, allowExitOnIdle: true });
+  const pool = new pg.Pool({ ...clientConfig(target, timeouts, `latchkey ${HOLDER}`.slice(0, 63)), max, idleTimeoutMillis: 10_000, allowExitOnIdle: true });
   // An idle client whose backend was terminated emits 'error' on the pool: without a listener the
   // process would crash. The pool drops it; the next statement connects anew.
   pool.on('error', () => undefined);

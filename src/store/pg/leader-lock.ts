@@ -32,7 +32,7 @@ export async function acquirePgLeaderLock(target: PgTarget, timeouts: PgTimeouts
   let announced = false;
   for (;;) {
     if (options.signal?.aborted) throw new LatchkeyError('LK_KEEPER', 'stopped while standing by for the keeper lock', { exitCode: ExitCode.ok });
-    const client = new pg.Client(clientConfig(target, timeouts, 'latchkey-leader'));
+    const client = new pg.Client(clientConfig(target, timeouts, `latchkey-leader ${HOLDER}`.slice(0, 63)));
     let gone = false;
     client.on('error', () => {
       gone = true;

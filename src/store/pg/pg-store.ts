@@ -15,7 +15,7 @@ import type { PgLeaderLock } from './leader-lock.js';
 /** Options of {@link PgStore}. */
 export interface PgStoreOptions {
   /** `postgres://user:password@host:port/database[?schema=name]` (the schema defaults to `latchkey`). */
-  url: string | Secret;
+  url: string | { reveal(): string };
   /**
    * The master key(s) secrets are sealed with; default: `LATCHKEY_MASTER_KEY` from `env`
    * (resolved on the first secret sealed or opened, so metadata reads need no key).
