@@ -94,6 +94,7 @@ export class PgStore implements Store {
   readonly #masterKey: PgStoreOptions['masterKey'];
   #ready: Promise<void> | undefined;
   #ring: Promise<MasterKeyring> | undefined;
+  #sealingRing: Promise<MasterKeyring> | undefined;
   #closed = false;
   readonly #leaders = new Set<LeaderLock>();
 
@@ -270,7 +271,7 @@ export class PgStore implements Store {
       },
       write: async (key, record, expectedVersion) => {
         bound('write', key);
-        const values = rowValues(key, record, await this.#keys());
+        const values = rowValues(key, record, await this.#sealingKeys());
         return underClaim(`write "${key}"`, async (c) => {
           const written = await this.#casWrite(c, key, values, expectedVersion);
           return { ...record, version: written } as SourceRecord;
@@ -348,7 +349,7 @@ export class PgStore implements Store {
   async #entryValues(keyspace: Keyspace, id: string, value: Secret, ttlMs: number): Promise<unknown[]> {
     checkId(keyspace, id);
     if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new LatchkeyError('LK_USAGE', `a ${keyspace} entry needs a positive lifetime (got ${String(ttlMs)} ms)`);
-    const ring = await this.#keys();
+    const ring = await this.#sealingKeys();
     const hash = idHash(id);
     return [keyspace, hash, seal(ring, entrySealedAt(keyspace, hash), value.reveal()), this.#now() + ttlMs, ring.current.id];
   }
@@ -434,6 +435,54 @@ export class PgStore implements Store {
       });
     }
     return this.#ring;
+  }
+
+  /**
+   * The ring to seal with, once its current key is proven to be one this store accepts (an active
+   * row of `master_keys`; the first writer of a store registers its key, unless values sealed
+   * with another key are already stored). A machine with a wrong key is refused before it seals
+   * anything: it can never leave rows that only it can read. Memoised (a failure is not kept).
+   */
+  #sealingKeys(): Promise<MasterKeyring> {
+    if (this.#sealingRing === undefined) {
+      const checking = (async () => {
+        const ring = await this.#keys();
+        const id = ring.current.id;
+        const at: SealedAt = { table: 'master_keys', column: 'check_value', row: id };
+        const S = this.#S;
+        await this.#transaction('check the master key', async (c) => {
+          await c.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`latchkey master keys ${this.target.schema}`]);
+          const { rows } = await c.query<{ id: string; active: boolean; check_value: Buffer }>(`SELECT id, active, check_value FROM ${S}.master_keys`);
+          const mine = rows.find((r) => r.id === id);
+          if (mine?.active) {
+            open(ring, at, mine.check_value); // throws if the row was forged for this id
+            return;
+          }
+          const active = rows.filter((r) => r.active).map((r) => r.id);
+          if (active.length === 0) {
+            const { rows: foreign } = await c.query<{ key_id: string }>(
+              `(SELECT key_id FROM ${S}.sources WHERE key_id IS NOT NULL AND key_id <> $1 LIMIT 1) UNION ALL (SELECT key_id FROM ${S}.entries WHERE key_id <> $1 LIMIT 1)`,
+              [id],
+            );
+            if (foreign[0] === undefined) {
+              await c.query(`INSERT INTO ${S}.master_keys (id, check_value) VALUES ($1, $2)`, [id, seal(ring, at, 'latchkey master key check')]);
+              return;
+            }
+            active.push(foreign[0].key_id);
+          }
+          throw new LatchkeyError(
+            'LK_STORE_KEY',
+            `the master key given (${id}) is not a key of the store ${this.location}, whose values are sealed with ${active.join(', ')}${mine ? ` (${id} was retired by a key rotation)` : ''}: set LATCHKEY_MASTER_KEY to the store's key on this machine; nothing was written`,
+          );
+        });
+        return ring;
+      })();
+      this.#sealingRing = checking;
+      checking.catch(() => {
+        if (this.#sealingRing === checking) this.#sealingRing = undefined;
+      });
+    }
+    return this.#sealingRing;
   }
 
   /** The schema check, once per store (a failure is not kept). */
