@@ -69,12 +69,14 @@ export function storeError(target: PgTarget, doing: string, err: unknown): Latch
   if (err instanceof LatchkeyError) return err;
   const where = `PostgreSQL at ${target.host}:${target.port}, database "${target.database}"`;
   if (isConnectionFailure(err)) {
-    return new LatchkeyError('LK_UNREACHABLE', `cannot ${doing}: ${where} did not answer (${describePgError(err)})`, { cause: err, operatorAction: 'check_network', fix: `check that ${target.host}:${target.port} is up and reachable from this machine` });
+    return new LatchkeyError('LK_UNREACHABLE', `cannot ${doing}: ${where} did not answer (${describePgError(err)})`, { cause: new Error(describePgError(err)), operatorAction: 'check_network', fix: `check that ${target.host}:${target.port} is up and reachable from this machine` });
   }
   const code = (err as { code?: string }).code;
   if (code === '28P01' || code === '28000' || code === '3D000') {
-    return new LatchkeyError('LK_UNREACHABLE', `cannot ${doing}: ${where} refused the connection (${describePgError(err)}); check the user, password and database of the store URL`, { cause: err, operatorAction: 'fix_config' });
+    return new LatchkeyError('LK_UNREACHABLE', `cannot ${doing}: ${where} refused the connection (${describePgError(err)}); check the user, password and database of the store URL`, { cause: new Error(describePgError(err)), operatorAction: 'fix_config' });
   }
   const transient = code === '57014' || code === '55P03' || code === '40001' || code === '40P01' || code === '25P03';
-  return new LatchkeyError('LK_STORE_IO', `cannot ${doing} (${where}): ${describePgError(err)}`, { cause: err, ...(transient ? { exitCode: ExitCode.unreachable } : {}) });
+  // The cause keeps the server's words but not its SQLSTATE as `code`: callers that describe a
+  // store failure by its errno-style code (the rotation core's `unsaved` message) then say the words.
+  return new LatchkeyError('LK_STORE_IO', `cannot ${doing} (${where}): ${describePgError(err)}`, { cause: new Error(describePgError(err)), ...(transient ? { exitCode: ExitCode.unreachable } : {}) });
 }

@@ -237,7 +237,7 @@ export class PgStore implements Store {
 
   #lost(claim: Claim, why: string): LatchkeyError {
     pgStoreCounters.lostClaimWrites++;
-    return new LatchkeyError('LK_STORE_CONFLICT', `the claim on "${claim.key}" (claim ${claim.generation}) was lost: ${why}; nothing was written`);
+    return new LatchkeyError('LK_CLAIM_LOST', `the claim on "${claim.key}" (claim ${claim.generation}) was lost: ${why}; nothing was written`);
   }
 
   #tx(claim: Claim, state: ClaimState): StoreTx {

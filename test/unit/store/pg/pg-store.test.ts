@@ -229,8 +229,8 @@ test('claims: a write through a claim lost to a takeover throws and writes nothi
   assert.equal(taken, 2, 'taken over (and stamped)');
   resume();
   const { r, w } = await holding;
-  assert.ok(r instanceof Error && (r as LatchkeyError).code === 'LK_STORE_CONFLICT' && /was lost/.test(r.message), 'its read says the claim is lost');
-  assert.ok(w instanceof Error && (w as LatchkeyError).code === 'LK_STORE_CONFLICT' && /nothing was written/.test(w.message));
+  assert.ok(r instanceof Error && (r as LatchkeyError).code === 'LK_CLAIM_LOST' && /was lost/.test(r.message), 'its read says the claim is lost');
+  assert.ok(w instanceof Error && (w as LatchkeyError).code === 'LK_CLAIM_LOST' && /nothing was written/.test(w.message));
   const after = await store.read('s');
   assert.equal(after?.grant?.refreshToken?.reveal(), 'rt-1', 'the late write changed nothing');
 });
