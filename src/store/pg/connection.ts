@@ -21,21 +21,39 @@ export const DEFAULT_TIMEOUTS: PgTimeouts = { statementTimeoutMs: 5_000, lockTim
 /** Who this process is in claims and leader rows: pid, host, and a nonce (two containers may share pid and host name). */
 export const HOLDER = `${process.pid}@${hostname()}#${randomBytes(3).toString('hex')}`;
 
+/**
+ * How the bounds reach the server: as startup parameters of every connection (the default), or,
+ * through a pooler that refuses them (PgBouncer: "unsupported startup parameter"), with
+ * `SET LOCAL` at the start of every transaction (each statement of the store then runs in one).
+ */
+export type BoundsVia = 'startup' | 'transaction';
+
 /** The client config of every connection of the store: the timeouts are startup parameters, set on every connection. */
-export function clientConfig(target: PgTarget, timeouts: PgTimeouts, applicationName: string): pg.ClientConfig {
+export function clientConfig(target: PgTarget, timeouts: PgTimeouts, applicationName: string, via: BoundsVia = 'startup'): pg.ClientConfig {
   return {
     connectionString: target.connectionString.reveal(),
-    statement_timeout: timeouts.statementTimeoutMs,
-    lock_timeout: timeouts.lockTimeoutMs,
-    idle_in_transaction_session_timeout: timeouts.idleInTransactionMs,
+    ...(via === 'startup'
+      ? { statement_timeout: timeouts.statementTimeoutMs, lock_timeout: timeouts.lockTimeoutMs, idle_in_transaction_session_timeout: timeouts.idleInTransactionMs }
+      : {}),
     connectionTimeoutMillis: timeouts.connectTimeoutMs,
     application_name: applicationName,
   };
 }
 
+/** `BEGIN` with the bounds set for the transaction (one round trip), for {@link BoundsVia} `transaction`. */
+export function beginBounded(timeouts: PgTimeouts): string {
+  const ms = (n: number): number => Math.max(0, Math.floor(n));
+  return `BEGIN; SET LOCAL statement_timeout = ${ms(timeouts.statementTimeoutMs)}; SET LOCAL lock_timeout = ${ms(timeouts.lockTimeoutMs)}; SET LOCAL idle_in_transaction_session_timeout = ${ms(timeouts.idleInTransactionMs)}`;
+}
+
+/** True when a pooler refused the bounds as startup parameters (PgBouncer). */
+export function refusedStartupParameter(err: unknown): boolean {
+  return /unsupported startup parameter/i.test((err as Error | undefined)?.message ?? '');
+}
+
 /** A pool whose idle connections are expendable: a killed backend or a restart costs the next statement a reconnect, never the process. */
-export function createPool(target: PgTarget, timeouts: PgTimeouts, max: number): pg.Pool {
-  const pool = new pg.Pool({ ...clientConfig(target, timeouts, `latchkey ${HOLDER}`.slice(0, 63)), max, idleTimeoutMillis: 10_000, allowExitOnIdle: true });
+export function createPool(target: PgTarget, timeouts: PgTimeouts, max: number, via: BoundsVia = 'startup'): pg.Pool {
+  const pool = new pg.Pool({ ...clientConfig(target, timeouts, `latchkey ${HOLDER}`.slice(0, 63), via), max, idleTimeoutMillis: 10_000, allowExitOnIdle: true });
   // An idle client whose backend was terminated emits 'error' on the pool: without a listener the
   // process would crash. The pool drops it; the next statement connects anew.
   pool.on('error', () => undefined);

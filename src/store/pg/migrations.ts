@@ -168,9 +168,9 @@ export interface Queryable {
  * Applies the migrations `schema` lacks, in one transaction (idempotent: a second run applies
  * nothing). A schema newer than this code is refused, unchanged.
  */
-export async function migrate(client: Queryable, schema: string, location: string): Promise<MigrateResult> {
+export async function migrate(client: Queryable, schema: string, location: string, begin = 'BEGIN'): Promise<MigrateResult> {
   const S = quoteIdent(schema);
-  await client.query('BEGIN');
+  await client.query(begin);
   try {
     // Serialises concurrent migrations of the same schema (two machines running `latchkey migrate`).
     await client.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`latchkey migrate ${schema}`]);

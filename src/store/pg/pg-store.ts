@@ -4,7 +4,7 @@ import { LatchkeyError } from '../../core/errors.js';
 import { Secret } from '../../core/secret.js';
 import type { SecretOpener } from '../store-document.js';
 import { KEYSPACES, type Keyspace, type LeaderLock, type LeaderLockOptions, type SourceMeta, type SourceRecord, type Store, type StoreTx, type WithLockOptions } from '../store.js';
-import { createPool, DEFAULT_TIMEOUTS, HOLDER, storeError, type PgTimeouts } from './connection.js';
+import { beginBounded, createPool, DEFAULT_TIMEOUTS, HOLDER, refusedStartupParameter, storeError, type BoundsVia, type PgTimeouts } from './connection.js';
 import { open, seal, type MasterKey, type MasterKeyring, type SealedAt } from './envelope.js';
 import { masterKeyFromEnv } from './master-key.js';
 import { checkSchema, migrate, type MigrateResult } from './migrations.js';
@@ -83,7 +83,10 @@ export class PgStore implements Store {
   readonly location: string;
   readonly target: PgTarget;
   readonly #S: string;
-  readonly #pool: pg.Pool;
+  #pool: pg.Pool;
+  /** How the connection bounds reach the server (switched to `transaction` behind a pooler that refuses them at startup). */
+  #boundsVia: BoundsVia = 'startup';
+  readonly #poolSize: number;
   readonly #timeouts: PgTimeouts;
   readonly #env: NodeJS.ProcessEnv;
   readonly #now: () => number;
@@ -103,7 +106,8 @@ export class PgStore implements Store {
     this.location = this.target.location;
     this.#S = quoteIdent(this.target.schema);
     this.#timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
-    this.#pool = createPool(this.target, this.#timeouts, options.poolSize ?? 4);
+    this.#poolSize = options.poolSize ?? 4;
+    this.#pool = createPool(this.target, this.#timeouts, this.#poolSize);
     this.#env = options.env ?? process.env;
     this.#now = options.now ?? Date.now;
     this.#openSecret = options.openSecret ?? ((v) => new Secret(v));
@@ -122,7 +126,7 @@ export class PgStore implements Store {
   async migrate(): Promise<MigrateResult> {
     const client = await this.#connect('migrate the store');
     try {
-      return await migrate(client, this.target.schema, this.location);
+      return await migrate(client, this.target.schema, this.location, this.#boundsVia === 'transaction' ? beginBounded(this.#timeouts) : 'BEGIN');
     } catch (err) {
       throw storeError(this.target, 'migrate the store', err);
     } finally {
@@ -400,7 +404,7 @@ export class PgStore implements Store {
   async leaderLock(options: LeaderLockOptions = {}): Promise<PgLeaderLock> {
     await this.#ensureReady();
     const { acquirePgLeaderLock } = await import('./leader-lock.js');
-    const lock = await acquirePgLeaderLock(this.target, this.#timeouts, options);
+    const lock = await acquirePgLeaderLock(this.target, this.#timeouts, options, this.#boundsVia);
     this.#leaders.add(lock);
     return {
       path: lock.path,
@@ -491,7 +495,7 @@ export class PgStore implements Store {
       const checking = (async () => {
         let client: pg.PoolClient | undefined;
         try {
-          client = await this.#pool.connect();
+          client = await this.#acquire();
           await checkSchema(client, this.target.schema, this.location);
         } catch (err) {
           throw storeError(this.target, `open the store ${this.location}`, err);
@@ -510,15 +514,45 @@ export class PgStore implements Store {
   async #connect(doing: string): Promise<pg.PoolClient> {
     if (this.#closed) throw new LatchkeyError('LK_STORE_IO', `cannot ${doing}: the store ${this.location} was closed`);
     try {
-      return await this.#pool.connect();
+      return await this.#acquire();
     } catch (err) {
       throw storeError(this.target, doing, err);
     }
   }
 
+  /**
+   * A pooled connection. A pooler that refuses the bounds as startup parameters (PgBouncer in
+   * any mode: "unsupported startup parameter") switches the store, once, to a pool without them
+   * and `SET LOCAL` bounds in every transaction: the bounds hold either way.
+   */
+  async #acquire(): Promise<pg.PoolClient> {
+    try {
+      return await this.#pool.connect();
+    } catch (err) {
+      if (this.#boundsVia !== 'startup' || !refusedStartupParameter(err)) throw err;
+      const old = this.#pool;
+      this.#boundsVia = 'transaction';
+      this.#pool = createPool(this.target, this.#timeouts, this.#poolSize, 'transaction');
+      await old.end().catch(() => undefined);
+      return this.#pool.connect();
+    }
+  }
+
+  /** How the bounds reach the server (`transaction`: behind a pooler such as PgBouncer). */
+  get boundsVia(): BoundsVia {
+    return this.#boundsVia;
+  }
+
   async #query<R extends object = Record<string, unknown>>(doing: string, text: string, values?: unknown[]): Promise<{ rows: R[]; rowCount: number | null }> {
     if (this.#closed) throw new LatchkeyError('LK_STORE_IO', `cannot ${doing}: the store ${this.location} was closed`);
     await this.#ensureReady();
+    // Behind a pooler, every statement runs in a transaction that sets the bounds first.
+    if (this.#boundsVia === 'transaction') {
+      return this.#transaction(doing, async (c) => {
+        const r = await c.query(text, values);
+        return { rows: r.rows as R[], rowCount: r.rowCount };
+      });
+    }
     try {
       const r = await this.#pool.query(text, values);
       return { rows: r.rows as R[], rowCount: r.rowCount };
@@ -532,7 +566,7 @@ export class PgStore implements Store {
     const c = await this.#connect(doing);
     let broken: unknown;
     try {
-      await c.query('BEGIN');
+      await c.query(this.#boundsVia === 'transaction' ? beginBounded(this.#timeouts) : 'BEGIN');
       const result = await work(c);
       await c.query('COMMIT');
       return result;
