@@ -2,6 +2,7 @@ import { LatchkeyError } from '../core/errors.js';
 import { FileStore } from './file-store.js';
 import type { Store } from './store.js';
 import type { StoreUrl } from './pg/url.js';
+import type { PgStore, PgStoreOptions } from './pg/pg-store.js';
 
 /** Where the store is chosen from: the environment, the config's `store` section, the profile's paths. */
 export interface StoreChoice {
@@ -69,4 +70,14 @@ async function referencedUrl(ref: string, env: NodeJS.ProcessEnv): Promise<strin
   // keyring:, or an env:/file: reference without a value: the resolver's value or its error.
   const { resolveSecretRef } = await import('../config/secret-ref.js');
   return (await resolveSecretRef(ref, env)).reveal();
+}
+
+/**
+ * Opens the PostgreSQL store at `options.url` (`postgres://user:password@host:port/database[?schema=name]`),
+ * loading the driver only now. Experimental (fleet mode). Run `store.migrate()` (or
+ * `latchkey migrate`) once per store; pass the store to `openLatchkey({ store })`.
+ */
+export async function openPostgresStore(options: PgStoreOptions): Promise<PgStore> {
+  const { PgStore: Pg } = await import('./pg/pg-store.js');
+  return new Pg(options);
 }
