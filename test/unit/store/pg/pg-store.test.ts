@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LatchkeyError } from '../../../../src/core/errors.js';
 import { Secret } from '../../../../src/core/secret.js';
-import { parseMasterKey } from '../../../../src/store/pg/envelope.js';
+import { open as openSealed, parseMasterKey, rewrap, seal, sealedKeyId } from '../../../../src/store/pg/envelope.js';
 import { masterKeyFromEnv } from '../../../../src/store/pg/master-key.js';
 import { SCHEMA_VERSION } from '../../../../src/store/pg/migrations.js';
 import { PgStore } from '../../../../src/store/pg/pg-store.js';
@@ -249,44 +249,47 @@ test('claims: a key that is not a source (a session lock) is quarantined after a
   assert.equal(await store.withLock('session:x', async () => 'mine'), 'mine', 'free once the quarantine is over');
 });
 
-test('key rotation primitives: register the new key, re-wrap every value (same ciphertexts, same versions), retire the old; readers with the new key only see everything', { skip }, async (t) => {
+test('master keys: the new key of a rotation registers itself when the ring holds an active old one; the old key is retired only once no value uses it; a machine on a retired key cannot write', { skip }, async (t) => {
   const { url, schema, store } = await schemaFor(t);
-  for (let i = 0; i < 5; i++) await writeRecord(store, `s${i}`, { ...grant(`at-${i}`, `rt-${i}`), session: { cookies: { c: new Secret(`cookie-${i}`) }, updatedAt: 1 } }, 0);
-  for (let i = 0; i < 3; i++) await store.put('sessions', `id-${i}`, new Secret(`v-${i}`), 60_000);
+  await writeRecord(store, 's1', grant('at-1', 'rt-1'), 0);
+  await store.put('sessions', 'id-1', new Secret('v-1'), 60_000);
   const oldKey = parseMasterKey(new Secret(TEST_MASTER_KEY_TEXT), 'old');
   const newKey = parseMasterKey(new Secret(Buffer.alloc(32, 42).toString('base64')), 'new');
+  const stranger = openPgStore(url, { masterKey: newKey });
   const rotating = openPgStore(url, { masterKey: { current: newKey, previous: new Map([[oldKey.id, oldKey]]) } });
-  const newOnly = openPgStore(url, { masterKey: newKey });
   t.after(async () => {
+    await stranger.close();
     await rotating.close();
-    await newOnly.close();
   });
-  await assert.rejects(rotating.retireKey(oldKey.id), (e: LatchkeyError) => e.code === 'LK_STORE_KEY' && /still seals 8 stored values/.test(e.message));
-  await rotating.registerCurrentKey();
-  const versions = await pgExec(`SELECT name, version FROM "${schema}".sources ORDER BY name`);
-  let total = 0;
-  for (let n = await rotating.rewrapBatch(3); n > 0; n = await rotating.rewrapBatch(3)) total += n;
-  assert.equal(total, 8, 'every row re-wrapped once');
-  assert.deepEqual(await pgExec(`SELECT name, version FROM "${schema}".sources ORDER BY name`), versions, 'versions unchanged');
-  assert.deepEqual(await pgExec(`SELECT DISTINCT key_id FROM "${schema}".sources UNION SELECT DISTINCT key_id FROM "${schema}".entries`), [{ key_id: newKey.id }]);
-  assert.equal((await newOnly.read('s3'))?.session?.cookies.c?.reveal(), 'cookie-3');
-  assert.equal((await newOnly.get('sessions', 'id-2'))?.reveal(), 'v-2');
-  await assert.rejects(store.read('s3'), (e: LatchkeyError) => e.code === 'LK_STORE_KEY' && e.message.includes(newKey.id));
+  await assert.rejects(writeRecord(stranger, 'x', grant('x', 'y'), 0), code('LK_STORE_KEY'), 'a new key alone is not accepted');
+  // The rotating machine reads old values and writes new ones; its key is registered on the way.
+  const rec = (await rotating.read('s1'))!;
+  await writeRecord(rotating, 's1', grant('at-2', 'rt-2'), rec.version);
+  assert.deepEqual((await pgExec<{ id: string; active: boolean }>(`SELECT id, active FROM "${schema}".master_keys ORDER BY created_at`)).map((r) => r.id), [oldKey.id, newKey.id]);
+  await assert.rejects(rotating.retireKey(oldKey.id), (e: LatchkeyError) => e.code === 'LK_STORE_KEY' && /still seals 1 stored values/.test(e.message));
+  await rotating.put('sessions', 'id-1', new Secret('v-1b'), 60_000);
   await rotating.retireKey(oldKey.id);
+  assert.equal((await stranger.read('s1'))?.grant?.refreshToken?.reveal(), 'rt-2', 'everything opens with the new key alone');
   const stale = openPgStore(url); // a machine still on the old key
   t.after(() => stale.close());
   await assert.rejects(writeRecord(stale, 'fresh', grant('x', 'y'), 0), (e: LatchkeyError) => e.code === 'LK_STORE_KEY' && /retired/.test(e.message));
-  await writeRecord(newOnly, 'fresh', grant('x', 'y'), 0);
+  await writeRecord(stranger, 'fresh', grant('x', 'y'), 0);
 });
 
-test('re-wrapping refuses a tampered value, naming it, and rewrites nothing of its row', { skip }, async (t) => {
-  const { url, schema, store } = await schemaFor(t);
-  await writeRecord(store, 'a', grant('at-a', 'rt-a'), 0);
-  await pgExec(`UPDATE "${schema}".sources SET refresh_token = set_byte(refresh_token, length(refresh_token) - 1, get_byte(refresh_token, length(refresh_token) - 1) # 1) WHERE name = 'a'`);
-  const before = await pgExec(`SELECT * FROM "${schema}".sources`);
+test('re-wrapping (envelope rewrap) refuses a tampered value, naming it, and re-wraps a good one without touching its ciphertext', { skip }, async () => {
   const oldKey = parseMasterKey(new Secret(TEST_MASTER_KEY_TEXT), 'old');
-  const rotating = openPgStore(url, { masterKey: { current: parseMasterKey(new Secret(Buffer.alloc(32, 43).toString('base64')), 'new'), previous: new Map([[oldKey.id, oldKey]]) } });
-  t.after(() => rotating.close());
-  await assert.rejects(rotating.rewrapBatch(), (e: LatchkeyError) => e.code === 'LK_STORE_CORRUPT' && /sources\.refresh_token of a/.test(e.message));
-  assert.deepEqual(await pgExec(`SELECT * FROM "${schema}".sources`), before);
+  const newKey = parseMasterKey(new Secret(Buffer.alloc(32, 43).toString('base64')), 'new');
+  const at = { table: 'sources', column: 'refresh_token', row: 'a' };
+  const sealed = seal({ current: oldKey }, at, 'rt-a');
+  const ring = { current: newKey, previous: new Map([[oldKey.id, oldKey]]) };
+  const again = rewrap(ring, at, sealed);
+  assert.equal(sealedKeyId(again), newKey.id);
+  // After the header (version, key id, wrap nonce, wrapped data key, wrap tag: 69 bytes).
+  assert.deepEqual(again.subarray(69), sealed.subarray(69), 'the nonce, ciphertext and tag are unchanged');
+  assert.notDeepEqual(again.subarray(0, 69), sealed.subarray(0, 69), 'the header is new');
+  assert.equal(openSealed({ current: newKey }, at, again), 'rt-a');
+  const tampered = Buffer.from(sealed);
+  tampered[tampered.length - 1]! ^= 1;
+  assert.throws(() => rewrap(ring, at, tampered), (e: LatchkeyError) => e.code === 'LK_STORE_CORRUPT' && /sources\.refresh_token of a/.test(e.message));
+  assert.throws(() => rewrap(ring, { ...at, row: 'b' }, sealed), (e: LatchkeyError) => e.code === 'LK_STORE_CORRUPT', 'bound to its row');
 });
