@@ -7,6 +7,7 @@ import { KEYSPACES, type Keyspace, type LeaderLock, type LeaderLockOptions, type
 import { beginBounded, createPool, DEFAULT_TIMEOUTS, HOLDER, refusedStartupParameter, storeError, type BoundsVia, type PgTimeouts } from './connection.js';
 import { open, seal, type MasterKey, type MasterKeyring, type SealedAt } from './envelope.js';
 import { masterKeyFromEnv } from './master-key.js';
+import { ClaimWakeups } from './claim-wakeups.js';
 import { checkSchema, migrate, type MigrateResult } from './migrations.js';
 import { META_COLUMNS, metaOfRow, RECORD_COLUMNS, recordOfRow, rowValues, WRITE_CASTS, WRITE_COLUMNS, type SourceRow } from './source-rows.js';
 import { parsePgUrl, quoteIdent, type PgTarget } from './url.js';
@@ -30,7 +31,10 @@ export interface PgStoreOptions {
   leaseMs?: number;
   /** How long {@link PgStore.withLock} waits for a claim (default 45 s). */
   lockTimeoutMs?: number;
-  /** Poll interval while a claim is held by another (default 25 ms, jittered). */
+  /**
+   * Poll interval while a claim is held by another (default 25 ms, jittered); 250 ms once this
+   * process listens for releases (LISTEN/NOTIFY wakes it at once; not behind a transaction pooler).
+   */
   pollMs?: number;
   /** Connection bounds (statement, lock, idle-in-transaction, connect). */
   timeouts?: Partial<PgTimeouts>;
@@ -99,6 +103,7 @@ export class PgStore implements Store {
   #ring: Promise<MasterKeyring> | undefined;
   #sealingRing: Promise<MasterKeyring> | undefined;
   #closed = false;
+  readonly #wakeups: ClaimWakeups;
   readonly #leaders = new Set<LeaderLock>();
 
   constructor(options: PgStoreOptions) {
@@ -115,6 +120,7 @@ export class PgStore implements Store {
     this.#lockTimeoutMs = options.lockTimeoutMs ?? 45_000;
     this.#pollMs = options.pollMs ?? 25;
     this.#masterKey = options.masterKey;
+    this.#wakeups = new ClaimWakeups(this.target, this.#timeouts);
   }
 
   /** The schema's tables (quoted), for modules built on this store (leader lock, fleet). */
@@ -192,7 +198,10 @@ export class PgStore implements Store {
   async claim(key: string, timeoutMs: number): Promise<Claim> {
     const id = randomUUID();
     const deadline = Date.now() + timeoutMs;
+    const digest = ClaimWakeups.digest(key);
+    let listening = false;
     for (;;) {
+      const heard = this.#wakeups.heard(digest);
       const { rows } = await this.#query<{ status: string; generation: string; holder: string | null; wait_ms: string }>(
         `claim the lock of "${key}"`,
         `SELECT status, generation, holder, wait_ms FROM ${this.#S}.lk_claim($1, $2, $3, $4)`,
@@ -220,7 +229,12 @@ export class PgStore implements Store {
       if (left <= 0) {
         throw new LatchkeyError('LK_LOCK_TIMEOUT', `timed out after ${timeoutMs} ms waiting for the lock of "${key}" in ${this.location}, held by ${r.holder ?? 'another process'} (claim ${r.generation}, lease ends in ${waitMs} ms)`);
       }
-      await sleep(Math.min(left, waitMs + 1, this.#pollMs * (0.5 + Math.random())));
+      if (!listening) {
+        listening = await this.#wakeups.start(this.#boundsVia);
+        // Listening from now on: try once more at once (a release just before LISTEN was not heard).
+        if (listening) continue;
+      }
+      await this.#wakeups.wait(digest, Math.min(left, waitMs + 1, listening ? 250 : this.#pollMs * (0.5 + Math.random())), heard);
     }
   }
 
@@ -236,7 +250,12 @@ export class PgStore implements Store {
 
   /** Lets go of a claim (if it is still ours). */
   async release(claim: Claim): Promise<void> {
-    await this.#query(`release the lock of "${claim.key}"`, `UPDATE ${this.#S}.claims SET claim_id = NULL, lease_until = now() WHERE key = $1 AND claim_id = $2`, [claim.key, claim.id]);
+    // Committed with the release, the notification wakes the processes waiting for this key.
+    await this.#query(
+      `release the lock of "${claim.key}"`,
+      `WITH released AS (UPDATE ${this.#S}.claims SET claim_id = NULL, lease_until = now() WHERE key = $1 AND claim_id = $2 RETURNING key) SELECT pg_notify($3, $4) FROM released`,
+      [claim.key, claim.id, this.#wakeups.channel, ClaimWakeups.digest(claim.key)],
+    );
   }
 
   #lost(claim: Claim, why: string): LatchkeyError {
@@ -452,6 +471,7 @@ export class PgStore implements Store {
     if (this.#closed) return;
     this.#closed = true;
     for (const lock of [...this.#leaders]) await lock.release().catch(() => undefined);
+    await this.#wakeups.close();
     await this.#pool.end().catch(() => undefined);
   }
 
@@ -624,8 +644,4 @@ export class PgStore implements Store {
       c.release(broken !== undefined && !(broken instanceof LatchkeyError) ? (broken as Error) : undefined);
     }
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 }

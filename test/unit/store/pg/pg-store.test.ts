@@ -14,9 +14,11 @@ import { Secret } from '../../../../src/core/secret.js';
 import { open as openSealed, parseMasterKey, rewrap, seal, sealedKeyId } from '../../../../src/store/pg/envelope.js';
 import { masterKeyFromEnv } from '../../../../src/store/pg/master-key.js';
 import { SCHEMA_VERSION } from '../../../../src/store/pg/migrations.js';
-import { PgStore } from '../../../../src/store/pg/pg-store.js';
+import pg from 'pg';
+import { ClaimWakeups } from '../../../../src/store/pg/claim-wakeups.js';
+import { PgStore, pgStoreCounters } from '../../../../src/store/pg/pg-store.js';
 import type { SourceRecordInput, StoreTx } from '../../../../src/store/store.js';
-import { freshPgSchema, openPgStore, pgExec, pgSkipReason, TEST_MASTER_KEY_TEXT } from '../../../fixtures/pg.js';
+import { freshPgSchema, openPgStore, pgExec, pgSkipReason, pgTestUrl, TEST_MASTER_KEY_TEXT } from '../../../fixtures/pg.js';
 import { writeRecord } from '../../../helpers/store.js';
 
 const skip = pgSkipReason();
@@ -293,3 +295,38 @@ test('re-wrapping (envelope rewrap) refuses a tampered value, naming it, and re-
   assert.throws(() => rewrap(ring, at, tampered), (e: LatchkeyError) => e.code === 'LK_STORE_CORRUPT' && /sources\.refresh_token of a/.test(e.message));
   assert.throws(() => rewrap(ring, { ...at, row: 'b' }, sealed), (e: LatchkeyError) => e.code === 'LK_STORE_CORRUPT', 'bound to its row');
 });
+
+test('claims: a release is announced on the store channel by the digest of its key (a session id never leaves in a notification); a waiter listening is woken by it', { skip }, async (t) => {
+  const { url, store } = await schemaFor(t);
+  const listener = new pg.Client({ connectionString: pgTestUrl() });
+  listener.on('error', () => undefined);
+  await listener.connect();
+  t.after(() => listener.end());
+  const heard: string[] = [];
+  listener.on('notification', (m) => heard.push(`${m.channel} ${m.payload ?? ''}`));
+  const channel = new ClaimWakeups(store.target, { statementTimeoutMs: 1, lockTimeoutMs: 1, idleInTransactionMs: 1, connectTimeoutMs: 1 }).channel;
+  await listener.query(`LISTEN "${channel}"`);
+  await store.withLock('session:secret-session-id', async () => undefined);
+  await until(() => heard.length === 1, 'the notification');
+  assert.deepEqual(heard, [`${channel} ${ClaimWakeups.digest('session:secret-session-id')}`]);
+  assert.ok(!heard[0]!.includes('secret-session-id'));
+  // A waiter in another store: woken by the release, it takes the claim (its polls are counted).
+  const other = openPgStore(url, { pollMs: 60_000 });
+  t.after(() => other.close());
+  let release!: () => void;
+  const holding = store.withLock('k', () => new Promise<void>((r) => (release = r)));
+  while (release === undefined) await new Promise((r) => setTimeout(r, 5));
+  const waiting = other.withLock('k', async () => 'mine', { timeoutMs: 30_000 });
+  await until(() => pgStoreCounters.busyPolls > 0, 'the waiter finding the key busy');
+  release();
+  await holding;
+  assert.equal(await waiting, 'mine');
+});
+
+async function until(cond: () => boolean, what: string): Promise<void> {
+  const end = Date.now() + 10_000;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`still waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
