@@ -603,6 +603,20 @@ export class PgStore implements Store {
     }
   }
 
+  /**
+   * The bounds as the server applies them to this store's statements (`current_setting`, read
+   * the way every statement runs: on a pooled connection, or in a bounded transaction behind a
+   * pooler). For diagnostics and tests.
+   */
+  async connectionBounds(): Promise<{ statementTimeout: string; lockTimeout: string; idleInTransactionSessionTimeout: string }> {
+    const { rows } = await this.#query<{ s: string; l: string; i: string }>(
+      'read the connection bounds',
+      `SELECT current_setting('statement_timeout') AS s, current_setting('lock_timeout') AS l, current_setting('idle_in_transaction_session_timeout') AS i`,
+    );
+    const r = rows[0]!;
+    return { statementTimeout: r.s, lockTimeout: r.l, idleInTransactionSessionTimeout: r.i };
+  }
+
   /** How the bounds reach the server (`transaction`: behind a pooler such as PgBouncer). */
   get boundsVia(): BoundsVia {
     return this.#boundsVia;

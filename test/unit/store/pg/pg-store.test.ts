@@ -330,3 +330,13 @@ async function until(cond: () => boolean, what: string): Promise<void> {
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+test('every connection of the store carries the statement, lock and idle-in-transaction bounds (defaults, and as configured)', { skip }, async (t) => {
+  const { url, store } = await schemaFor(t);
+  assert.deepEqual(await store.connectionBounds(), { statementTimeout: '5s', lockTimeout: '3s', idleInTransactionSessionTimeout: '10s' });
+  const tight = openPgStore(url, { timeouts: { statementTimeoutMs: 1_500, lockTimeoutMs: 700, idleInTransactionMs: 2_000 }, poolSize: 3 });
+  t.after(() => tight.close());
+  // Several connections at once (a pool of 3 busy together): each has the bounds.
+  const all = await Promise.all(Array.from({ length: 6 }, () => tight.connectionBounds()));
+  for (const b of all) assert.deepEqual(b, { statementTimeout: '1500ms', lockTimeout: '700ms', idleInTransactionSessionTimeout: '2s' });
+});
