@@ -144,7 +144,7 @@ export async function finishLogin(ctx: GatewayContext, req: IncomingMessage, sha
     if (err instanceof CallbackError) {
       ctx.metrics.logins.inc({ outcome: err.error });
       ctx.log('warn', 'login_failed', { error: err.error, message: err.message });
-      return { ...problem(err.status, err.error, err.message), cookies: clear };
+      return { ...problem(err.status, err.error, err.message, err.status === 503 ? { 'Retry-After': '5' } : {}), cookies: clear };
     }
     ctx.metrics.logins.inc({ outcome: 'unavailable' });
     return { ...unavailable(5), cookies: clear };
@@ -154,7 +154,7 @@ export async function finishLogin(ctx: GatewayContext, req: IncomingMessage, sha
   if (sub && (typeof claims.email !== 'string' || typeof claims.name !== 'string')) claims = { ...(await ctx.oidc.userInfo(exchanged.accessToken, sub)), ...claims };
   if (!sub) {
     ctx.metrics.logins.inc({ outcome: 'invalid_id_token' });
-    return { ...problem(502, 'invalid_id_token', 'the ID token\'s subject is not usable'), cookies: clear };
+    return { ...problem(400, 'invalid_id_token', 'the ID token\'s subject is not usable; start the sign-in again'), cookies: clear };
   }
   const now = ctx.clock.now();
   const expiresAt = expiresAtOf(requestedAt, exchanged.expiresIn);
