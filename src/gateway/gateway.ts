@@ -138,6 +138,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       return settings ?? { clientId: options.clientId };
     },
     confirmRefusalDelayMs: options.confirmRefusalDelayMs,
+    lockTimeoutMs: options.lockTimeoutMs,
     onEvent: (e) => {
       metrics.onEngineEvent(e);
       if (e.outcome !== 'adopted') log(e.outcome === 'refreshed' ? 'info' : 'warn', 'refresh', { outcome: e.outcome, durationMs: e.durationMs, message: e.message });

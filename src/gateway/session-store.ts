@@ -138,6 +138,10 @@ export class SessionStore {
         return data && toRecord(data);
       },
       write: async (tx, record, expectedVersion) => this.#writeUnderLock(tx, sid, record, expectedVersion),
+      readUnlocked: async () => {
+        const data = this.#open(sid, await this.#o.store.get('sessions', sid));
+        return data && toRecord(data);
+      },
     };
   }
 
