@@ -205,7 +205,22 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const authTable = new RouteTable(routeList.filter((r) => r.path.startsWith('/auth/')));
   const fullTable = new RouteTable(routeList);
 
-  const isPublic = (path: string): boolean => publicPaths.some((p) => p === '/' || path === p || path.startsWith(`${p}/`));
+  /**
+   * Public paths are matched on a path without dot segments or backslashes (raw or
+   * percent-encoded): `/public/../admin` would match `/public` here and be `/admin` upstream.
+   * Such a path is never public (it needs a session like any other).
+   */
+  const isPublic = (path: string): boolean => {
+    if (publicPaths.length === 0) return false;
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(path);
+    } catch {
+      return false;
+    }
+    if (decoded.includes('\\') || /(^|\/)\.{1,2}(;[^/]*)?(\/|$)/.test(decoded)) return false;
+    return publicPaths.some((p) => p === '/' || path === p || path.startsWith(`${p}/`));
+  };
 
   /**
    * The one core every front end uses: answers the gateway's own routes and every refusal
@@ -220,6 +235,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     const shaped = requestShape(req, trusted);
     if (!shaped.ok) return reply(problem(400, 'bad_request', shaped.message));
     const shape = shaped.shape;
+    // Origin-form targets only (RFC 9112 §3.2.1): an absolute-form one is meant for a forward proxy.
+    if (!req.url?.startsWith('/')) return reply(problem(400, 'bad_request', 'the request target must be a path (origin-form)'));
     const path = pathOf(req.url);
     const table = own.health ? fullTable : authTable;
     if (path.startsWith('/auth/') || (own.health && (path === '/livez' || path === '/readyz' || path === '/metrics'))) {
@@ -335,6 +352,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         const shaped = requestShape(req, trusted);
         if (!shaped.ok) return refuseUpgrade(socket, 400, 'bad_request', shaped.message);
         const shape = shaped.shape;
+        if (!req.url?.startsWith('/')) return refuseUpgrade(socket, 400, 'bad_request', 'the request target must be a path (origin-form)');
         if (!proxy) return refuseUpgrade(socket, 404, 'not_found', 'this gateway has no upstream');
         const { url, tickets } = takeTicket(req.url);
         const path = pathOf(url);
