@@ -4,6 +4,7 @@
  * identity headers and without the gateway's cookies, /auth/me, forward-auth, logout.
  */
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { after, before, test } from 'node:test';
 import { startGateway, type RunningGateway } from '../../src/gateway/server.js';
 import { startIdp, type Idp } from '../fixtures/idp.js';
@@ -20,7 +21,7 @@ before(async () => {
   idp = await startIdp({ accessTokenTtl: 60, redirectUris: ['http://127.0.0.1/auth/callback'] });
   upstream = await startUpstream();
   home = await makeHome();
-  gw = await startGateway({ issuer: idp.issuer, clientId: 'public-client', upstream: upstream.url, home: home.home, log: (level, event, fields) => logs.push(JSON.stringify({ level, event, ...fields })) });
+  gw = await startGateway({ issuer: idp.issuer, clientId: 'public-client', upstream: upstream.url, home: home.home, upstreamCsrf: true, log: (level, event, fields) => logs.push(JSON.stringify({ level, event, ...fields })) });
 });
 after(async () => {
   await gw.close();
@@ -123,6 +124,43 @@ test('logout: CSRF header required; revokes the refresh token, deletes every coo
   assert.equal((await get('/auth/me', jar)).status, 401);
   jar.store(res);
   assert.equal(jar.cookies.size, 0);
+});
+
+test('proxying: hop-by-hop headers (and those Connection names) dropped, keep-alive to the upstream, CSRF on state-changing requests when configured', async () => {
+  const { jar } = await signIn(gw.url, { login: 'hops' });
+  upstream.seen.length = 0;
+  const u = new URL(gw.url);
+  const status = await new Promise<number>((resolve, reject) => {
+    const r = request({ host: u.hostname, port: u.port, path: '/hop', headers: { cookie: jar.header(), connection: 'keep-alive, x-private-hop', 'x-private-hop': 'secret', 'keep-alive': 'timeout=5', te: 'trailers', 'proxy-authorization': 'Basic eA==' } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    r.on('error', reject);
+    r.end();
+  });
+  assert.equal(status, 200);
+  const h = upstream.seen[0]?.headers ?? {};
+  for (const name of ['x-private-hop', 'te', 'proxy-authorization', 'keep-alive']) assert.equal(h[name], undefined, name);
+  for (let i = 0; i < 10; i++) assert.equal((await get(`/seq/${i}`, jar)).status, 200);
+  const ports = new Set(upstream.seen.slice(1).map((s) => s.remotePort));
+  assert.ok(ports.size <= 2, `10 sequential requests used ${ports.size} upstream connections`);
+
+  const post = (headers: Record<string, string>): Promise<Response> => fetch(`${gw.url}/api/save`, { method: 'POST', headers: { cookie: jar.header(), 'content-type': 'application/json', ...headers }, body: '{"a":1}' });
+  assert.equal((await post({})).status, 403);
+  assert.equal((await post({ 'x-latchkey-csrf': '1', origin: 'https://evil.test' })).status, 403);
+  const ok = await post({ 'x-latchkey-csrf': '1', origin: gw.url });
+  assert.equal(ok.status, 200);
+  assert.equal(((await ok.json()) as { body: string }).body, '{"a":1}');
+});
+
+test('/metrics, /livez and /readyz', async () => {
+  const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+  assert.match(metrics, /latchkey_gateway_logins_total\{outcome="ok"\} \d+/);
+  assert.match(metrics, /latchkey_gateway_requests_total/);
+  assert.equal((await fetch(`${gw.url}/livez`)).status, 200);
+  assert.equal((await fetch(`${gw.url}/readyz`)).status, 200);
+  assert.equal((await fetch(`${gw.url}/auth/nothing`)).status, 404);
+  assert.equal((await fetch(`${gw.url}/auth/logout`)).status, 405);
 });
 
 test('the log never holds a token, a cookie value or a session id', () => {
