@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import { startGateway, type RunningGateway } from '../../src/gateway/server.js';
 import { startIdp, type Idp } from '../fixtures/idp.js';
 import { makeHome, type TempHome } from '../helpers/home.js';
-import { Jar, signIn, startUpstream, type Upstream } from '../helpers/gateway.js';
+import { authorizeAtIdp, Jar, signIn, startUpstream, type Upstream } from '../helpers/gateway.js';
 
 let idp: Idp;
 let upstream: Upstream;
@@ -52,6 +52,32 @@ test('sign-in: PKCE S256, state, nonce; the callback sets sealed access and refr
   for (const v of jar.cookies.values()) assert.match(v, /^v1\.[A-Za-z0-9_-]+$/);
   const setAt = jar.seen.find((l) => l.startsWith('latchkey_at='));
   assert.match(setAt ?? '', /; Path=\/; Max-Age=\d+; HttpOnly; SameSite=Lax$/);
+});
+
+test('two tabs sign in at once: each attempt has its own transaction cookie, both callbacks succeed; a fourth attempt retires the oldest', async () => {
+  const jar = new Jar();
+  const start = async (): Promise<URL> => {
+    const res = await get('/auth/login?next=%2Ftab', jar);
+    assert.equal(res.status, 302);
+    return new URL(res.headers.get('location') ?? '');
+  };
+  const first = await start();
+  const second = await start();
+  assert.equal([...jar.cookies.keys()].filter((k) => k.startsWith('latchkey_login_')).length, 2);
+  // The second tab finishes first, then the first one: neither overwrote the other.
+  for (const url of [second, first]) {
+    const cb = await authorizeAtIdp(url, 'tabs');
+    const res = await get(`/auth/callback${cb.search}`, jar);
+    assert.equal(res.status, 302, await res.text());
+    assert.equal(res.headers.get('location'), '/tab');
+  }
+  assert.equal([...jar.cookies.keys()].filter((k) => k.startsWith('latchkey_login_')).length, 0, 'each callback deleted its own transaction cookie');
+  const many = new Jar();
+  for (let i = 0; i < 4; i++) {
+    const res = await fetch(`${gw.url}/auth/login`, { redirect: 'manual', headers: { cookie: many.header() } });
+    many.store(res);
+  }
+  assert.equal([...many.cookies.keys()].filter((k) => k.startsWith('latchkey_login_')).length, 3);
 });
 
 test('a signed-in request reaches the upstream with identity headers, without the gateway cookies or forged identity headers', async () => {
