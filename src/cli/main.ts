@@ -23,6 +23,7 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   service: () => import('./commands/service.js'),
   secrets: () => import('./commands/secrets.js'),
   migrate: () => import('./commands/migrate.js'),
+  gateway: () => import('./commands/gateway.js'),
 };
 
 /** Registers a command (used by modules that add commands). */
