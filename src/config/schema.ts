@@ -149,11 +149,35 @@ export const KeeperConfigSchema = v.strictObject({
   alerts: v.optional(AlertsConfigSchema),
 });
 
+/**
+ * The `gateway` section: what `latchkey gateway` runs with when its flags do not say (flags win).
+ * Secrets are references, like everywhere in the config.
+ */
+export const GatewayConfigSchema = v.strictObject({
+  upstream: v.optional(httpUrl),
+  issuer: v.optional(httpUrl),
+  clientId: v.optional(v.pipe(v.string(), v.minLength(1, 'expected a non-empty client id'))),
+  clientSecret: v.optional(secretRef),
+  clientAuth: v.optional(v.picklist(clientAuthMethods)),
+  host: v.optional(v.string()),
+  port: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(65535))),
+  trustedProxies: v.optional(v.array(v.pipe(v.string(), v.regex(/^[0-9A-Fa-f:.]+(\/\d{1,3})?$/, 'expected an IP address or CIDR (10.0.0.0/8)')))),
+  publicPaths: v.optional(v.array(v.pipe(v.string(), v.regex(/^\/[^\s?#\\]*$/, 'expected a path prefix starting with /')))),
+  scopes: v.optional(v.string()),
+  /** The sealing key (32 bytes, base64 or hex) behind a reference; default: `gateway.key` in LATCHKEY_HOME. */
+  sealKey: v.optional(secretRef),
+  refreshTokenLifetimeSeconds: v.optional(positiveInt),
+  refreshSkewSeconds: v.optional(v.pipe(v.number(), v.minValue(0))),
+  postLogoutRedirectUri: v.optional(httpUrl),
+  upstreamCsrf: v.optional(v.boolean()),
+});
+
 export const ConfigSchema = v.strictObject({
   $schema: v.optional(v.string()),
   version: v.optional(v.literal(1)),
   sources: v.optional(v.record(v.pipe(v.string(), v.regex(SOURCE_NAME, 'source names are letters, digits, ".", "_" and "-"')), SourceConfigSchema)),
   keeper: v.optional(KeeperConfigSchema),
+  gateway: v.optional(GatewayConfigSchema),
 });
 
 /** A source's `oauth` method: token endpoint, client, and the optional login endpoints. */
@@ -168,5 +192,7 @@ export type ProbeConfig = v.InferOutput<typeof ProbeConfigSchema>;
 export type SourceConfig = v.InferOutput<typeof SourceConfigSchema>;
 /** The `keeper` section of the config file (interval, port, alerts). */
 export type KeeperConfig = v.InferOutput<typeof KeeperConfigSchema>;
+/** The `gateway` section of the config file. */
+export type GatewayConfig = v.InferOutput<typeof GatewayConfigSchema>;
 export type AlertsConfig = v.InferOutput<typeof AlertsConfigSchema>;
 export type ConfigFile = v.InferOutput<typeof ConfigSchema>;

@@ -19,3 +19,18 @@ export function csrfRefusal(req: Pick<IncomingMessage, 'headers'>): string | und
   }
   return undefined;
 }
+
+/**
+ * The gateway's variant of the same checks (issue 10): its custom header is
+ * `X-Latchkey-CSRF: 1`, and the origin to compare with is the public one (behind a trusted
+ * proxy it is not the `Host` the gateway sees). Undefined when the request may proceed.
+ */
+export function csrfRefusalFor(req: Pick<IncomingMessage, 'headers'>, options: { header: string; expectedOrigin: string }): string | undefined {
+  const name = options.header.toLowerCase();
+  if (req.headers[name] !== '1') return `missing header ${options.header}: 1`;
+  const site = req.headers['sec-fetch-site'];
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') return `cross-site request refused (Sec-Fetch-Site: ${String(site).slice(0, 32)})`;
+  const origin = req.headers.origin;
+  if (origin !== undefined && origin !== options.expectedOrigin) return 'cross-origin request refused (Origin)';
+  return undefined;
+}
