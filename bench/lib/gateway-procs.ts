@@ -2,7 +2,7 @@
  * The processes of the gateway benchmarks, each in its own process so the measured server never
  * shares an event loop with the load generator or the upstream:
  *
- * - the upstream app (test/fixtures/upstream-server.ts);
+ * - the upstream app (bench/gateway-upstream-server.ts);
  * - the Latchkey gateway, started the way users start it: `latchkey gateway --upstream …`;
  * - the peer: express-openid-connect + http-proxy-middleware (bench/gateway-peer-server.ts).
  *
@@ -14,8 +14,8 @@ import { fileURLToPath } from 'node:url';
 import { CLI_BIN } from './cli.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-/** dist/test/fixtures/upstream-server.js */
-export const UPSTREAM_SERVER = join(here, '..', '..', 'test', 'fixtures', 'upstream-server.js');
+/** dist/bench/gateway-upstream-server.js */
+export const UPSTREAM_SERVER = join(here, '..', 'gateway-upstream-server.js');
 /** dist/bench/gateway-peer-server.js */
 export const PEER_SERVER = join(here, '..', 'gateway-peer-server.js');
 

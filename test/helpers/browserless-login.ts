@@ -1,8 +1,8 @@
 /**
- * Signs in through a relying party (the Latchkey gateway, or express-openid-connect in the
- * bench) at the test IdP without a browser: plain HTTP, following redirects by hand across
- * origins with one cookie jar per origin, and submitting the IdP's login/consent form the way
- * a person would. The IdP fixture's interaction is a single HTML form (login = consent), so
+ * Signs in through any relying party (the Latchkey gateway, or express-openid-connect in the
+ * bench) at the test IdP without a browser: plain HTTP, following the relying party's
+ * redirects by hand with one cookie jar per origin, and the IdP's login/consent form submitted
+ * the way a person would (by the gateway tests' `authorizeAtIdp`). The IdP fixture's interaction is a single HTML form (login = consent), so
  * nothing here bypasses the protocol: the relying party runs its real authorization-code +
  * PKCE flow, state and nonce included, and the IdP issues real tokens.
  *
@@ -11,6 +11,7 @@
  * `checkConnection` afterwards.
  */
 import { cookieAccess, type JarCookie } from '../../src/remote/cookie-jar.js';
+import { authorizeAtIdp } from './gateway.js';
 
 /** Cookie jars by origin (`http://127.0.0.1:PORT`). */
 export type OriginJars = Map<string, Map<string, JarCookie>>;
@@ -75,34 +76,36 @@ export async function fetchWithJars(
 }
 
 /**
- * Starts at `startUrl` (a protected page, or the gateway's `/auth/login?next=…`), follows
- * redirects, fills the IdP's login form with `login`, and stops at the first answer that is
- * neither a redirect nor the IdP's form: normally the protected page itself.
+ * Starts at `startUrl` on the relying party (a protected page, or the gateway's
+ * `/auth/login?next=…`) and follows its redirects like a browser. The hop that leaves for
+ * another origin is the authorization request: the IdP part (login page, consent) is driven by
+ * `authorizeAtIdp` (test/helpers/gateway.ts); its redirect back is fetched on the relying party
+ * with its jar, and redirects are followed again until an answer that is not a redirect,
+ * normally the protected page itself.
  */
 export async function signIn(startUrl: string, options: { login?: string; jars?: OriginJars; maxHops?: number } = {}): Promise<SignInResult> {
   const jars = options.jars ?? new Map();
   const start = new URL(startUrl);
   const hops: Hop[] = [];
-  let next: { url: string; method: string; body?: URLSearchParams } = { url: start.href, method: 'GET' };
+  let next = start.href;
+  let visitedIdp = false;
   for (let i = 0; i < (options.maxHops ?? 20); i++) {
-    const res = await fetchWithJars(jars, next.url, {
-      method: next.method,
-      ...(next.body ? { body: next.body, headers: { 'content-type': 'application/x-www-form-urlencoded' } } : {}),
-    });
-    hops.push({ method: next.method, url: next.url, status: res.status });
+    const res = await fetchWithJars(jars, next);
+    hops.push({ method: 'GET', url: next, status: res.status });
     const text = await res.text();
-    if (res.status >= 300 && res.status < 400) {
-      const location = res.headers.get('location');
-      if (!location) throw new Error(`signIn: ${res.status} without Location at ${next.url}`);
-      next = { url: new URL(location, next.url).href, method: 'GET' };
+    if (res.status < 300 || res.status >= 400) return { finalUrl: next, finalStatus: res.status, finalBody: text, jar: jarFor(jars, start.origin), jars, hops };
+    const location = res.headers.get('location');
+    if (!location) throw new Error(`signIn: ${res.status} without Location at ${next}`);
+    const target = new URL(location, next);
+    if (target.origin !== start.origin) {
+      if (visitedIdp) throw new Error(`signIn: sent to ${target.origin} a second time: ${hops.map((h) => `${h.url} ${h.status}`).join(' → ')}`);
+      visitedIdp = true;
+      const callback = await authorizeAtIdp(target, options.login ?? 'alice');
+      hops.push({ method: 'GET', url: `${target.origin} (login and consent)`, status: 303 });
+      next = callback.href;
       continue;
     }
-    const form = /<form[^>]*method="post"[^>]*action="([^"]+)"/i.exec(text);
-    if (res.status === 200 && new URL(next.url).pathname.startsWith('/interaction/') && form?.[1]) {
-      next = { url: new URL(form[1].replace(/&amp;/g, '&'), next.url).href, method: 'POST', body: new URLSearchParams({ login: options.login ?? 'alice' }) };
-      continue;
-    }
-    return { finalUrl: next.url, finalStatus: res.status, finalBody: text, jar: jarFor(jars, start.origin), jars, hops };
+    next = target.href;
   }
   throw new Error(`signIn: more than ${options.maxHops ?? 20} hops: ${hops.map((h) => `${h.method} ${h.url} ${h.status}`).join(' → ')}`);
 }
