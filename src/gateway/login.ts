@@ -1,4 +1,4 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import * as oauth from 'oauth4webapi';
 import { Secret } from '../core/secret.js';
@@ -127,6 +127,15 @@ export async function finishLogin(ctx: GatewayContext, req: IncomingMessage, sha
     ctx.metrics.logins.inc({ outcome: 'replayed' });
     return badRequest('login_replayed', 'this sign-in was already completed (or expired); start again at /auth/login', clear);
   }
+  // A code this gateway already exchanged is never sent again: the IdP's reuse detection would
+  // revoke the grant of the session the first exchange created (RFC 6749 §4.1.2).
+  const code = query.get('code');
+  const codeKey = code ? `code:${createHash('sha256').update(code).digest('base64url')}` : undefined;
+  if (codeKey && (await ctx.store.get('tickets', codeKey)) !== undefined) {
+    ctx.metrics.logins.inc({ outcome: 'code_replayed' });
+    return badRequest('code_replayed', 'this authorization code was already used; start again at /auth/login', clear);
+  }
+  if (codeKey) await ctx.store.put('tickets', codeKey, new Secret('1'), LOGIN_TTL_SECONDS * 1000);
   const requestedAt = ctx.clock.now();
   let exchanged;
   try {
@@ -135,7 +144,7 @@ export async function finishLogin(ctx: GatewayContext, req: IncomingMessage, sha
     if (err instanceof CallbackError) {
       ctx.metrics.logins.inc({ outcome: err.error });
       ctx.log('warn', 'login_failed', { error: err.error, message: err.message });
-      return { ...problem(err.status, err.error, err.message), cookies: clear };
+      return { ...problem(err.status, err.error, err.message, err.status === 503 ? { 'Retry-After': '5' } : {}), cookies: clear };
     }
     ctx.metrics.logins.inc({ outcome: 'unavailable' });
     return { ...unavailable(5), cookies: clear };
@@ -145,7 +154,7 @@ export async function finishLogin(ctx: GatewayContext, req: IncomingMessage, sha
   if (sub && (typeof claims.email !== 'string' || typeof claims.name !== 'string')) claims = { ...(await ctx.oidc.userInfo(exchanged.accessToken, sub)), ...claims };
   if (!sub) {
     ctx.metrics.logins.inc({ outcome: 'invalid_id_token' });
-    return { ...problem(502, 'invalid_id_token', 'the ID token\'s subject is not usable'), cookies: clear };
+    return { ...problem(400, 'invalid_id_token', 'the ID token\'s subject is not usable; start the sign-in again'), cookies: clear };
   }
   const now = ctx.clock.now();
   const expiresAt = expiresAtOf(requestedAt, exchanged.expiresIn);

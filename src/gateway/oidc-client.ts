@@ -133,17 +133,16 @@ export class OidcClient {
       res = await oauth.processAuthorizationCodeResponse(d.server, this.#client, response, { expectedNonce: p.nonce, requireIdToken: true, recognizedTokenTypes: RECOGNIZED_TOKEN_TYPES });
     } catch (err) {
       if (err instanceof oauth.ResponseBodyError) {
-        if (err.status >= 500) throw new CallbackError(502, 'idp_unavailable', `the IdP's token endpoint answered HTTP ${err.status}`);
+        if (err.status >= 500) throw new CallbackError(503, 'idp_unavailable', `the IdP's token endpoint answered HTTP ${err.status}; try again shortly`);
         throw new CallbackError(400, 'code_rejected', `the IdP refused the authorization code (${sanitizeRemoteText(err.error, 64)}); sign in again`);
       }
       if (err instanceof oauth.OperationProcessingError) {
-        throw new CallbackError(502, 'invalid_token_response', `the IdP's token response is not valid (${sanitizeRemoteText(err.message, 120)})`);
+        throw new CallbackError(400, 'invalid_token_response', `the IdP's token response is not valid (${sanitizeRemoteText(err.message, 120)}); start the sign-in again`);
       }
-      if (err instanceof LatchkeyError) throw new CallbackError(502, 'idp_unavailable', `the IdP's token endpoint is unreachable`);
-      throw new CallbackError(502, 'idp_unavailable', 'the IdP did not answer the code exchange');
+      throw new CallbackError(503, 'idp_unavailable', 'the IdP did not answer the code exchange; try again shortly');
     }
     const idToken = res.id_token;
-    if (!idToken) throw new CallbackError(502, 'invalid_token_response', 'the IdP sent no ID token');
+    if (!idToken) throw new CallbackError(400, 'invalid_token_response', 'the IdP sent no ID token; start the sign-in again');
     const claims = await this.verifyIdToken(idToken, p.nonce);
     const expiry = readExpiresIn(res.expires_in);
     const rexp = readExpiresIn((res as Record<string, unknown>).refresh_expires_in);
@@ -171,9 +170,9 @@ export class OidcClient {
       ({ payload } = await jwtVerify(idToken, this.#jwks, { issuer: d.issuer, audience: this.#o.clientId, currentDate: new Date(this.#o.clock.now()), clockTolerance: 30, requiredClaims: ['sub', 'exp', 'iat'] }));
     } catch (err) {
       const code = (err as { code?: string }).code ?? 'ERR_JWT_INVALID';
-      throw new CallbackError(502, 'invalid_id_token', `the ID token is not valid (${sanitizeRemoteText(code, 48)})`);
+      throw new CallbackError(400, 'invalid_id_token', `the ID token is not valid (${sanitizeRemoteText(code, 48)}); start the sign-in again`);
     }
-    if (payload.nonce !== nonce) throw new CallbackError(502, 'invalid_id_token', 'the ID token is not valid (nonce)');
+    if (payload.nonce !== nonce) throw new CallbackError(400, 'invalid_id_token', 'the ID token is not valid (nonce); start the sign-in again');
     return payload;
   }
 

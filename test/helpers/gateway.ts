@@ -161,3 +161,47 @@ export async function authorizeAtIdp(authorizationUrl: URL, login: string): Prom
   }
   throw new Error('authorizeAtIdp: too many hops');
 }
+
+/** A gateway running in a child process (test/helpers/gateway-child.ts). */
+export interface ChildGateway {
+  url: string;
+  stderr: () => string;
+  close(): Promise<void>;
+}
+
+/** Starts a gateway in its own process; resolves once it printed its ready line. */
+export async function startChildGateway(options: Record<string, unknown>): Promise<ChildGateway> {
+  const { spawn } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const script = fileURLToPath(new URL('./gateway-child.js', import.meta.url));
+  const child = spawn(process.execPath, [script, JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH, HOME: process.env.HOME } });
+  let out = '';
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`gateway child did not start: ${err}`)), 15_000);
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /^latchkey gateway listening on (http:\/\/\S+)\n/m.exec(out);
+      if (m?.[1]) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`gateway child exited ${code}: ${err}`));
+    });
+  });
+  return {
+    url,
+    stderr: () => err,
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+        setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
+      }),
+  };
+}

@@ -1,0 +1,139 @@
+/**
+ * Transparent refresh at the gateway against the real IdP, time moved by the injected clock:
+ * an IdP failure is a 503 with Retry-After and the cookies kept; only a refused refresh token
+ * (invalid_grant, confirmed once) ends the session and clears its cookies, and a request that was
+ * already behind (its cookies of an older generation) never clears anything; /auth/me never
+ * refreshes; minting a ws-ticket refreshes and hands out the rotated cookies.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { startGateway, type RunningGateway } from '../../src/gateway/server.js';
+import { closedPort } from '../helpers/closed-port.js';
+import { startIdp, type Idp } from '../fixtures/idp.js';
+import { makeHome, type TempHome } from '../helpers/home.js';
+import { Jar, signIn, startUpstream, type Upstream } from '../helpers/gateway.js';
+
+let idp: Idp;
+let upstream: Upstream;
+let home: TempHome;
+let gw: RunningGateway;
+let offset = 0;
+const clock = { now: () => Date.now() + offset };
+
+before(async () => {
+  idp = await startIdp({ accessTokenTtl: 60, redirectUris: ['http://127.0.0.1/auth/callback'] });
+  upstream = await startUpstream();
+  home = await makeHome();
+  gw = await startGateway({ issuer: idp.issuer, clientId: 'public-client', upstream: upstream.url, home: home.home, clock, confirmRefusalDelayMs: 10, sessionCacheMs: 0, log: () => undefined });
+});
+after(async () => {
+  await gw.close();
+  await upstream.close();
+  await idp.close();
+  await home.cleanup();
+});
+
+async function call(path: string, jar: Jar, headers: Record<string, string> = {}, init: RequestInit = {}): Promise<Response> {
+  return fetch(`${gw.url}${path}`, { redirect: 'manual', ...init, headers: { cookie: jar.header(), accept: 'application/json', ...headers }, signal: AbortSignal.timeout(20_000) });
+}
+
+const deletes = (res: Response): boolean => res.headers.getSetCookie().some((l) => /latchkey_(at|rt)=;/.test(l));
+
+test('IdP down during a refresh: 503 with Retry-After, cookies kept; once it is back, the refresh goes through', async () => {
+  offset = 0;
+  const { jar } = await signIn(gw.url, { login: 'flaky' });
+  // Due but still valid: a failing IdP does not stop the request (fail open while valid).
+  offset += 45_000;
+  idp.setFault({ kind: 'status', status: 503, times: 1 });
+  assert.equal((await call('/api', jar)).status, 200);
+  // Expired: now the same failure is a 503.
+  offset += 45_000;
+  idp.setFault({ kind: 'status', status: 503, body: '{"error":"temporarily_unavailable"}' });
+  try {
+    const res = await call('/api', jar);
+    assert.equal(res.status, 503);
+    assert.ok(Number(res.headers.get('retry-after')) >= 1);
+    assert.equal(deletes(res), false, 'cookies kept');
+    assert.equal(((await res.json()) as { error: string }).error, 'temporarily_unavailable');
+  } finally {
+    idp.setFault(null);
+  }
+  offset += 31_000; // past the cool-down
+  const ok = await call('/api', jar);
+  assert.equal(ok.status, 200);
+  assert.ok(ok.headers.getSetCookie().some((l) => l.startsWith('latchkey_at=v1.')));
+  assert.equal(idp.stats.revokedGrants, 0);
+});
+
+test('/auth/me never refreshes or sets a cookie, even when the access token is due', async () => {
+  offset = 0;
+  const { jar } = await signIn(gw.url, { login: 'reader' });
+  offset += 45_000;
+  const before = idp.stats.refreshRequests;
+  const res = await call('/auth/me', jar);
+  assert.equal(res.status, 200);
+  assert.equal(((await res.json()) as { session: { refreshDue: boolean } }).session.refreshDue, true);
+  assert.equal(res.headers.getSetCookie().length, 0);
+  assert.equal(idp.stats.refreshRequests, before);
+});
+
+test('ws-ticket refreshes a due session and answers with the rotated cookies', async () => {
+  offset = 0;
+  const { jar } = await signIn(gw.url, { login: 'desk' });
+  offset += 45_000;
+  const before = idp.stats.refreshSuccesses;
+  const res = await call('/auth/ws-ticket', new Jar(), { cookie: `latchkey_rt=${jar.cookies.get('latchkey_rt')}`, 'x-latchkey-csrf': '1' }, { method: 'POST' });
+  assert.equal(res.status, 200);
+  assert.equal(idp.stats.refreshSuccesses, before + 1);
+  const names = res.headers.getSetCookie().map((l) => l.split('=')[0]);
+  assert.ok(names.includes('latchkey_at') && names.includes('latchkey_rt'));
+});
+
+test('invalid_grant for the current generation ends the session: API 401 session_expired, page 302, cookies cleared', async () => {
+  offset = 0;
+  const { jar } = await signIn(gw.url, { login: 'revoked' });
+  offset += 45_000;
+  idp.setFault({ kind: 'json', status: 400, body: { error: 'invalid_grant', error_description: 'grant revoked' }, times: 2 });
+  const res = await call('/api/thing', jar);
+  idp.setFault(null);
+  assert.equal(res.status, 401);
+  assert.deepEqual(await res.json(), { error: 'session_expired', loginUrl: '/auth/login?next=%2Fapi%2Fthing' });
+  assert.ok(deletes(res), 'the cookies of the ended session are cleared');
+  const page = await call('/page', jar, { accept: 'text/html' });
+  assert.equal(page.status, 302);
+  assert.equal(page.headers.get('location'), '/auth/login?next=%2Fpage');
+  assert.equal((await call('/auth/me', jar)).status, 401);
+});
+
+test('a request already behind (older generation) never clears the cookies when the session then ends', async () => {
+  offset = 0;
+  const { jar } = await signIn(gw.url, { login: 'racer' });
+  const old = jar.clone();
+  offset += 45_000;
+  const first = await call('/api', jar);
+  assert.equal(first.status, 200);
+  jar.store(first); // the winner's browser now holds generation 2
+  offset += 45_000; // generation 2 is due in turn, and the IdP refuses it
+  idp.setFault({ kind: 'json', status: 400, body: { error: 'invalid_grant' }, times: 2 });
+  const late = await call('/api', old);
+  idp.setFault(null);
+  assert.equal(late.status, 401);
+  assert.equal(deletes(late), false, 'a request behind clears nothing');
+});
+
+test('an IdP that cannot be reached: /auth/login and /readyz answer 503 with Retry-After, /livez 200', async () => {
+  const port = await closedPort();
+  const h = await makeHome();
+  const down = await startGateway({ issuer: `http://127.0.0.1:${port}`, clientId: 'x', upstream: upstream.url, home: h.home, log: () => undefined });
+  try {
+    const login = await fetch(`${down.url}/auth/login`, { redirect: 'manual' });
+    assert.equal(login.status, 503);
+    assert.equal(login.headers.get('retry-after'), '5');
+    assert.equal((await fetch(`${down.url}/readyz`)).status, 503);
+    assert.equal((await fetch(`${down.url}/livez`)).status, 200);
+    assert.equal((await fetch(`${down.url}/api`, { headers: { accept: 'application/json' } })).status, 401);
+  } finally {
+    await down.close();
+    await h.cleanup();
+  }
+});
