@@ -84,3 +84,25 @@ describe('hasLiveSession', () => {
     assert.equal(hasLiveSession([{ name: REFRESH_COOKIE, value: 'r', expiresAt: Date.now() - 60_000 }]), false);
   });
 });
+
+describe('the contract with the gateway', () => {
+  test('the remote client knows exactly the gateway\'s access/refresh cookie names and prefixes', async () => {
+    // Imported here, not in src/remote: the client must not load the gateway, but the two must agree.
+    const rules = await import('../../../src/gateway/cookie-rules.js');
+    assert.equal(ACCESS_COOKIE, rules.COOKIE_BASE.at);
+    assert.equal(REFRESH_COOKIE, rules.COOKIE_BASE.rt);
+    assert.deepEqual([...COOKIE_NAME_PREFIXES], [...rules.NAME_PREFIXES]);
+    const gatewayNames = new Set<string>();
+    for (const https of [false, true]) {
+      for (const prefix of ['', '/dash']) {
+        for (const kind of ['at', 'rt'] as const) {
+          gatewayNames.add(rules.cookieRule(kind, { https, prefix }).name);
+          for (const v of rules.cookieVariants(kind, { https, prefix })) gatewayNames.add(v.name);
+        }
+      }
+    }
+    assert.deepEqual([...gatewayNames].sort(), [...SESSION_COOKIE_NAMES].sort());
+    // The login-transaction cookie is not a session.
+    assert.equal(isSessionCookieName(rules.cookieRule('login', { https: false, prefix: '' }, 'Ab3-x_9Q').name), false);
+  });
+});
