@@ -21,6 +21,7 @@ import type { RequestShape } from './request-shape.js';
 /** The three cookies: access, refresh, login transaction. */
 export type CookieKind = 'at' | 'rt' | 'login';
 
+/** The base names of the gateway's cookies (before any `__Host-` / `__Secure-` prefix). */
 export const COOKIE_BASE: Readonly<Record<CookieKind, string>> = { at: 'latchkey_at', rt: 'latchkey_rt', login: 'latchkey_login' };
 /** Every name prefix a gateway cookie can carry. */
 export const NAME_PREFIXES = ['__Host-', '__Secure-', ''] as const;

@@ -143,12 +143,27 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       if (e.outcome !== 'adopted') log(e.outcome === 'refreshed' ? 'info' : 'warn', 'refresh', { outcome: e.outcome, durationMs: e.durationMs, message: e.message });
     },
   });
-  const auth = new SessionAuth({ sessions, cookies, refresher, clock, skewMs, metrics, sessionCacheMs: options.sessionCacheMs ?? 1000 });
+  const auth = new SessionAuth({
+    sessions,
+    cookies,
+    refresher,
+    clock,
+    skewMs,
+    metrics,
+    sessionCacheMs: options.sessionCacheMs ?? 1000,
+    ...(options.accessTokenCheck === 'expiry' ? {} : { checkAccessToken: (at: string) => oidc.checkAccessToken(at) }),
+  });
   const ctx: GatewayContext = { store, key, clock, oidc, sessions, cookies, auth, tickets: new Tickets(store, key), metrics, log, postLogoutRedirectUri: options.postLogoutRedirectUri };
   const proxy = upstream ? new UpstreamProxy(upstream, metrics) : undefined;
   const ensureSettings = async (): Promise<void> => {
     settings ??= await oidc.refreshSettings(skewMs);
   };
+  // Expired tickets, login markers, successors and ended sessions are removed once a minute
+  // (several gateways sweeping the same store is safe: the file store claims before removing).
+  const sweeper = setInterval(() => {
+    store.sweep().catch((err: unknown) => log('warn', 'sweep_failed', { message: err instanceof Error ? err.message : 'sweep failed' }));
+  }, options.sweepIntervalMs ?? 60_000);
+  sweeper.unref();
   // Discovery at start-up, without failing it: /readyz says 503 until the IdP answered once.
   void ensureSettings().catch(() => log('warn', 'discovery_failed', { message: `cannot read the IdP's metadata yet (${options.issuer}); retrying on demand` }));
 
@@ -348,6 +363,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       }
     },
     async close() {
+      clearInterval(sweeper);
       proxy?.close();
       if (ownsStore) await store.close();
     },

@@ -161,10 +161,7 @@ export class OidcClient {
   /** The ID token's signature (the IdP's JWKS), `iss`, `aud`, `exp` and `nonce`, by our clock. */
   async verifyIdToken(idToken: string, nonce: string): Promise<JWTPayload> {
     const d = await this.server();
-    this.#jwks ??= createRemoteJWKSet(new URL(d.server.jwks_uri as string), {
-      [customFetch]: (url: string, init: RequestInit) => this.#o.fetch(url, init),
-      timeoutDuration: this.#o.timeoutMs ?? 10_000,
-    } as Parameters<typeof createRemoteJWKSet>[1]);
+    this.#jwks ??= this.#remoteJwks(d);
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(idToken, this.#jwks, { issuer: d.issuer, audience: this.#o.clientId, currentDate: new Date(this.#o.clock.now()), clockTolerance: 30, requiredClaims: ['sub', 'exp', 'iat'] }));
@@ -191,6 +188,58 @@ export class OidcClient {
     } catch {
       return {};
     }
+  }
+
+  /**
+   * Whether an access token is still good, checked at the IdP's own terms: a JWT against the
+   * JWKS (signature, `iss`, `exp`), an opaque token by introspection (RFC 7662) when the IdP
+   * offers it. `unknown` when it cannot be told (no introspection, the IdP unreachable, the
+   * client not allowed to introspect): the caller then goes by the stored expiry.
+   */
+  async checkAccessToken(accessToken: string): Promise<'active' | 'inactive' | 'unknown'> {
+    let d: DiscoveredEndpoints;
+    try {
+      d = await this.server();
+    } catch {
+      return 'unknown';
+    }
+    const parts = accessToken.split('.');
+    if (parts.length === 3) {
+      let header: { alg?: unknown } | undefined;
+      try {
+        header = JSON.parse(Buffer.from(parts[0] as string, 'base64url').toString('utf8')) as { alg?: unknown };
+      } catch {
+        header = undefined;
+      }
+      if (header && typeof header.alg === 'string' && header.alg !== 'none') {
+        try {
+          this.#jwks ??= this.#remoteJwks(d);
+          await jwtVerify(accessToken, this.#jwks, { issuer: d.issuer, currentDate: new Date(this.#o.clock.now()), clockTolerance: 5 });
+          return 'active';
+        } catch (err) {
+          const code = (err as { code?: string }).code ?? '';
+          // A key we cannot fetch says nothing about the token.
+          return code === 'ERR_JWKS_TIMEOUT' || code === 'ERR_JOSE_GENERIC' ? 'unknown' : 'inactive';
+        }
+      }
+    }
+    const endpoint = d.server.introspection_endpoint;
+    if (!endpoint) return 'unknown';
+    try {
+      const opts = requestOptions(new URL(endpoint), this.#o.fetch, this.#o.timeoutMs ?? 10_000);
+      const res = await oauth.introspectionRequest(d.server, this.#client, this.#auth, accessToken, { ...opts, additionalParameters: { token_type_hint: 'access_token' } });
+      const answer = await oauth.processIntrospectionResponse(d.server, this.#client, res);
+      return answer.active ? 'active' : 'inactive';
+    } catch {
+      return 'unknown';
+    }
+  }
+
+  #remoteJwks(d: DiscoveredEndpoints): ReturnType<typeof createRemoteJWKSet> {
+    return createRemoteJWKSet(new URL(d.server.jwks_uri as string), {
+      [customFetch]: (url: string, init: RequestInit) => this.#o.fetch(url, init),
+      timeoutDuration: this.#o.timeoutMs ?? 10_000,
+    } as Parameters<typeof createRemoteJWKSet>[1]);
   }
 
   /** RFC 7009: revokes a refresh token where the IdP offers it (best effort). */

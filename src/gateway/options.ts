@@ -47,6 +47,15 @@ export interface GatewayOptions {
   successorTtlSeconds?: number;
   /** Pause before a refused refresh token is confirmed once (default 1000 ms; see docs/DESIGN.md). */
   confirmRefusalDelayMs?: number;
+  /**
+   * How a live session's access token is judged: `idp` (default) checks it once per session
+   * generation and process at the IdP's terms (a JWT against the JWKS, an opaque token by
+   * introspection when offered), remembered until it expires, so a token revoked at the IdP
+   * sends the session to a refresh; `expiry` trusts the stored expiry alone (no call).
+   */
+  accessTokenCheck?: 'idp' | 'expiry';
+  /** How often expired store entries (tickets, login markers, successors, sessions) are swept (default 60 000 ms). */
+  sweepIntervalMs?: number;
   /** Environment for secret references and the default home (default `process.env`). */
   env?: NodeJS.ProcessEnv;
   /** Log sink (default: JSON lines on stderr). */

@@ -64,21 +64,25 @@ export class SessionRefresher {
     return this.#flights.size;
   }
 
-  /** Refreshes `sid` (or joins the refresh under way for it). */
-  refresh(sid: string): Promise<RefreshResult> {
+  /**
+   * Refreshes `sid` (or joins the refresh under way for it). `rejected`: the access token the
+   * IdP said is no longer active (refreshed even though it has not expired, unless a sibling
+   * already replaced it).
+   */
+  refresh(sid: string, rejected?: string): Promise<RefreshResult> {
     let flight = this.#flights.get(sid);
     if (!flight) {
-      flight = this.#run(sid).finally(() => this.#flights.delete(sid));
+      flight = this.#run(sid, rejected).finally(() => this.#flights.delete(sid));
       this.#flights.set(sid, flight);
     }
     return flight;
   }
 
-  async #run(sid: string): Promise<RefreshResult> {
+  async #run(sid: string, rejected?: string): Promise<RefreshResult> {
     const before = await this.#o.sessions.load(sid);
     if (!before) return { kind: 'ended', gen: -1 };
     try {
-      await rotateGrant(this.#deps, this.#o.sessions.slot(sid, this.#o.settings), {});
+      await rotateGrant(this.#deps, this.#o.sessions.slot(sid, this.#o.settings), rejected !== undefined ? { rejected } : {});
     } catch (err) {
       return this.#failed(sid, before, err);
     }

@@ -40,6 +40,11 @@ export interface SessionAuthOptions {
   metrics: GatewayMetrics;
   /** How long a session read stays in this process's memory (default 1000 ms; 0 = always read the store). */
   sessionCacheMs: number;
+  /**
+   * Checks a session's access token once per generation (JWT against the JWKS, or
+   * introspection), remembered until the token expires; absent = the stored expiry decides.
+   */
+  checkAccessToken?: (accessToken: string) => Promise<'active' | 'inactive' | 'unknown'>;
 }
 
 interface Cached {
@@ -50,6 +55,8 @@ interface Cached {
 export class SessionAuth {
   readonly #o: SessionAuthOptions;
   readonly #cache = new BoundedMap<string, Cached>(10_000);
+  /** `<sid>.<generation>` → until when its access token is known good (checked at the IdP). */
+  readonly #checked = new BoundedMap<string, number>(10_000);
 
   constructor(options: SessionAuthOptions) {
     this.#o = options;
@@ -97,7 +104,19 @@ export class SessionAuth {
       const successor = await this.#o.sessions.successorOf(sid, pointer.gen);
       this.#o.metrics.olderGeneration.inc({ window: successor !== undefined ? 'successor' : 'stale' });
     }
-    const due = now >= accessDueAt(session, this.#o.skewMs, now);
+    let due = now >= accessDueAt(session, this.#o.skewMs, now);
+    let rejected: string | undefined;
+    if (!due && options.refresh && this.#o.checkAccessToken && !((this.#checked.get(`${sid}.${session.gen}`) ?? 0) > now)) {
+      const verdict = await this.#o.checkAccessToken(session.accessToken);
+      if (verdict === 'active') this.#checked.set(`${sid}.${session.gen}`, session.expiresAt ?? now + 300_000);
+      // Cannot be told (no introspection for this client, the IdP unreachable): the stored expiry decides; asked again in a minute.
+      if (verdict === 'unknown') this.#checked.set(`${sid}.${session.gen}`, Math.min(session.expiresAt ?? now + 60_000, now + 60_000));
+      if (verdict === 'inactive') {
+        // Revoked or otherwise dead before its time: refresh (the refresh token decides whether the session lives on).
+        due = true;
+        rejected = session.accessToken;
+      }
+    }
     const hasAccessPointer = pointers.some((p) => p.kind === 'at' && p.sid === sid);
     if (!due) {
       // Live access token. A request that came with only the refresh cookie (the access cookie
@@ -108,10 +127,10 @@ export class SessionAuth {
     if (!options.refresh) return { kind: 'ok', sid, session, setCookies: [], refreshed: false };
     if (!session.refreshToken) {
       // Nothing to refresh with: an access-token-only session ends with its token.
-      if (session.expiresAt !== undefined && now >= session.expiresAt) return { kind: 'ended', setCookies: behind ? [] : this.#o.cookies.clear(shape) };
+      if (rejected !== undefined || (session.expiresAt !== undefined && now >= session.expiresAt)) return { kind: 'ended', setCookies: behind ? [] : this.#o.cookies.clear(shape) };
       return { kind: 'ok', sid, session, setCookies: [], refreshed: false };
     }
-    const r = await this.#o.refresher.refresh(sid);
+    const r = await this.#o.refresher.refresh(sid, rejected);
     this.forget(sid);
     if (r.kind === 'unavailable') return r;
     if (r.kind === 'ended') {

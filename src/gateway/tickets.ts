@@ -10,6 +10,7 @@ import type { SealKey } from './seal.js';
  * the same ticket, exactly one accepts it.
  */
 
+/** How long a WebSocket ticket is good for (it is also good only once). */
 export const TICKET_TTL_SECONDS = 30;
 export const TICKET_FORMAT = /^[A-Za-z0-9_-]{43}$/;
 

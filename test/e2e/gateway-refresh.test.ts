@@ -7,7 +7,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Secret } from '../../src/core/secret.js';
+import { sealKeyFromSecret } from '../../src/gateway/seal.js';
 import { startGateway, type RunningGateway } from '../../src/gateway/server.js';
+import { FileStore } from '../../src/store/file-store.js';
 import { closedPort } from '../helpers/closed-port.js';
 import { startIdp, type Idp } from '../fixtures/idp.js';
 import { makeHome, type TempHome } from '../helpers/home.js';
@@ -134,6 +139,37 @@ test('an IdP that cannot be reached: /auth/login and /readyz answer 503 with Ret
     assert.equal((await fetch(`${down.url}/api`, { headers: { accept: 'application/json' } })).status, 401);
   } finally {
     await down.close();
+    await h.cleanup();
+  }
+});
+
+test('an access token revoked at the IdP is noticed before it expires (introspection), and the revoked grant ends the session', async () => {
+  const h = await makeHome();
+  const confidential = await startGateway({ issuer: idp.issuer, clientId: 'basic-client', clientSecret: new Secret('basic-secret'), upstream: upstream.url, home: h.home, confirmRefusalDelayMs: 10, sessionCacheMs: 0, log: () => undefined });
+  try {
+    const { jar } = await signIn(confidential.url, { login: 'admin-revoked' });
+    const ok = await fetch(`${confidential.url}/api`, { headers: { cookie: jar.header() } });
+    assert.equal(ok.status, 200);
+    // Find the session's refresh token the way an admin console would find the grant: here, from the sealed store entry.
+    const key = sealKeyFromSecret(new Secret(await readFile(join(h.home, 'gateway.key'), 'utf8')));
+    const sid = String(key.openJson(jar.cookies.get('latchkey_rt') as string, 'rt')?.s);
+    const store = new FileStore({ path: join(h.home, 'store.json') });
+    const entry = await store.get('sessions', sid);
+    const rt = String(key.openJson(entry?.reveal() ?? '', `session:${sid}`)?.refreshToken);
+    assert.equal(await idp.revokeGrantOf(rt), true);
+    // The same access cookie, still far from expiry: the gateway asks the IdP once for this generation.
+    // Cached "active" verdict for this process: a fresh gateway on the same home asks anew.
+    const fresh = await startGateway({ issuer: idp.issuer, clientId: 'basic-client', clientSecret: new Secret('basic-secret'), upstream: upstream.url, home: h.home, confirmRefusalDelayMs: 10, sessionCacheMs: 0, log: () => undefined });
+    try {
+      const res = await fetch(`${fresh.url}/api`, { headers: { cookie: jar.header(), accept: 'application/json' } });
+      assert.equal(res.status, 401);
+      assert.equal(((await res.json()) as { error: string }).error, 'session_expired');
+      assert.ok(deletes(res));
+    } finally {
+      await fresh.close();
+    }
+  } finally {
+    await confidential.close();
     await h.cleanup();
   }
 });
