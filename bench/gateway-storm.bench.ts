@@ -16,7 +16,8 @@
  *   refresh-when-expired middleware of its documentation (bench/gateway-peer-server.ts).
  *
  * Figures per subject: logouts (answers telling the browser it is signed out: 401 or a
- * redirect to the login; goal 0), revoked grants at the IdP (reuse detection; goal 0), IdP
+ * redirect to the login; goal 0; with the answers that deleted the refresh cookie alongside),
+ * revoked grants at the IdP (reuse detection; goal 0), IdP
  * refresh calls (goal: exactly one per round), % of requests answered 200 by the upstream,
  * and the storm's p99 latency.
  *
@@ -60,6 +61,8 @@ interface StormResult {
   logouts: number;
   unavailable: number;
   other: number;
+  /** answers that deleted the browser's session cookie (the refresh cookie, or the peer's appSession) */
+  cookieClears: number;
   statuses: Record<string, number>;
   latenciesMs: number[];
   idp: IdpCounters;
@@ -87,6 +90,13 @@ async function hit(url: string, cookie: string): Promise<{ status: number; locat
   }
 }
 
+/** A `Set-Cookie` that deletes the session itself: the refresh cookie (any variant) or the peer's `appSession`. */
+function deletesSessionCookie(header: string): boolean {
+  const name = header.slice(0, header.indexOf('=')).trim();
+  if (!/^(__Host-|__Secure-)?latchkey_rt$|^appSession(\.\d+)?$/.test(name)) return false;
+  return /;\s*max-age=0\b/i.test(header) || /;\s*expires=[^;]*1970/i.test(header);
+}
+
 /**
  * Runs the rounds against `servers` (requests alternate between them) with a browser signed in
  * at `signInUrl`.
@@ -100,7 +110,7 @@ async function storm(subject: Subject, servers: ServerProcess[], signInUrl: stri
   const jar: Map<string, JarCookie> = signedIn.jar;
   const access = cookieAccess(jar);
   const before = await idp.stats();
-  const r: StormResult = { subject, requests: 0, ok: 0, logouts: 0, unavailable: 0, other: 0, statuses: {}, latenciesMs: [], idp: before, sessionAliveAfter: false, extra: {} };
+  const r: StormResult = { subject, requests: 0, ok: 0, logouts: 0, unavailable: 0, other: 0, cookieClears: 0, statuses: {}, latenciesMs: [], idp: before, sessionAliveAfter: false, extra: {} };
   const errors: Record<string, number> = {};
   for (let round = 0; round < ROUNDS; round++) {
     await sleep(TTL_S * 1000 + 300);
@@ -127,6 +137,7 @@ async function storm(subject: Subject, servers: ServerProcess[], signInUrl: stri
       } else if (a.status === 401 || (a.status >= 300 && a.status < 400 && /login|\/auth\b|authorize/i.test(a.location ?? ''))) r.logouts += 1;
       else if (a.status === 503) r.unavailable += 1;
       else r.other += 1;
+      if (a.setCookies.some(deletesSessionCookie)) r.cookieClears += 1;
       if (a.error) errors[a.error] = (errors[a.error] ?? 0) + 1;
     }
     note(`${subject} round ${round + 1}/${ROUNDS}: ${roundOk}/${STORM} ok`);
@@ -173,7 +184,7 @@ async function peerPhase(gut: GatewayUnderTest, idp: IdpProcess): Promise<StormR
 function report(r: StormResult): void {
   const subject = r.subject;
   const load = { rounds: ROUNDS, requestsPerRound: STORM, processes: 2, accessTokenTtlS: TTL_S };
-  out({ figure: 'logouts', value: r.logouts, limit: 0, unit: 'answers', subject, extra: { definition: '401 or redirect to the login during the storms', sessionAliveAfter: r.sessionAliveAfter, ...load } });
+  out({ figure: 'logouts', value: r.logouts, limit: 0, unit: 'answers', subject, extra: { definition: '401 or redirect to the login during the storms', cookieClears: r.cookieClears, sessionAliveAfter: r.sessionAliveAfter, ...load } });
   out({ figure: 'revoked_grants', value: r.idp.revokedGrants, limit: 0, unit: 'grants', subject, extra: { source: 'IdP counters (refresh-token reuse detection)' } });
   // Exactly one per round: fewer would mean stale tokens were served, more means a second refresh.
   const refreshes = figureLine(BENCH, {
