@@ -120,6 +120,8 @@ export interface CookieAccess {
   forRequest(url: URL, now: number): Promise<CookieLike[]>;
   /** Stores what a response from `url` set. */
   apply(url: URL, setCookieHeaders: readonly string[], now: number): Promise<CookieChanges>;
+  /** Removes every cookie a request to `url` would carry whose name `which` selects; returns their names. */
+  removeWhere(url: URL, which: (name: string) => boolean): Promise<string[]>;
 }
 
 /** True when the store is Electron's `session.cookies` rather than a plain jar. */
@@ -184,6 +186,12 @@ function judge(url: URL, header: string, now: number): Verdict {
 
 function jarAccess(jar: CookieJar): CookieAccess {
   return {
+    async removeWhere(_url, which) {
+      // One gateway per jar: every cookie in it is the gateway's, whatever its path.
+      const names = [...(await jar.values())].map((c) => c?.name).filter((n): n is string => typeof n === 'string' && which(n));
+      for (const name of names) await jar.delete(name);
+      return names;
+    },
     async forRequest(url, now) {
       const out: CookieLike[] = [];
       for (const c of await jar.values()) {
@@ -244,6 +252,15 @@ function electronSameSite(s: string | undefined): ElectronCookieDetails['sameSit
 
 function electronAccess(cookies: ElectronCookies): CookieAccess {
   return {
+    async removeWhere(url, which) {
+      const removed: string[] = [];
+      for (const c of await cookies.get({ url: url.href })) {
+        if (typeof c?.name !== 'string' || !which(c.name)) continue;
+        await cookies.remove(new URL(c.path ?? '/', url.origin).href, c.name);
+        removed.push(c.name);
+      }
+      return removed;
+    },
     async forRequest(url, now) {
       const list = await cookies.get({ url: url.href });
       const out: CookieLike[] = [];

@@ -3,13 +3,14 @@
  * out" apart from "the network is down", and keeps the session's rotated cookies.
  *
  * ```ts
- * import { hasLiveSession, checkConnection } from 'latchkey/remote';
+ * import { hasLiveSession, checkConnection, signOut } from 'latchkey/remote';
  *
  * const url = 'https://dash.example.com/';
  * const cookies = session.defaultSession.cookies;            // Electron, or a Map<string, JarCookie>
  * if (!hasLiveSession(await cookies.get({ url }))) return showSignIn();
  * const state = await checkConnection(url, cookies);         // mints a ws-ticket: the real answer
  * // state.status: 'connected' | 'needsLogin' | 'unreachable' | 'rejected'
+ * await signOut(url, cookies);                                // ends it there, clears it here
  * ```
  *
  * This entry imports nothing from the keeper, the CLI or the token engine: it is safe to load
@@ -31,9 +32,17 @@ export {
 export type { CookieLike, LiveSessionOptions } from './session-cookies.js';
 
 /** The authoritative probe (a ws-ticket mint) and its outcomes. */
-export { checkConnection, gatewayBaseUrl, CSRF_HEADER, WS_TICKET_PATH, LOGIN_PATH } from './check-connection.js';
+export { checkConnection, WS_TICKET_PATH, LOGIN_PATH } from './check-connection.js';
 /** Options and outcomes of {@link checkConnection}. */
-export type { CheckConnectionOptions, ConnectionState, Connected, NeedsLogin, Unreachable, Rejected } from './check-connection.js';
+export type { CheckConnectionOptions, ConnectionState, Connected, NeedsLogin } from './check-connection.js';
+/** "Sign out": the gateway ends the session, and no session cookie is left in the client's store. */
+export { signOut, LOGOUT_PATH } from './sign-out.js';
+/** Options and result of {@link signOut}. */
+export type { SignOutOptions, SignOutResult } from './sign-out.js';
+/** What every call to the gateway shares: the base URL rule, the CSRF header, the options and the two failure outcomes. */
+export { gatewayBaseUrl, CSRF_HEADER } from './gateway-request.js';
+/** Options of every call; `unreachable` (try later) and `rejected` (wrong URL or proxy) outcomes. */
+export type { GatewayCallOptions, Unreachable, Rejected } from './gateway-request.js';
 
 /** The cookie stores {@link checkConnection} reads and updates: a plain jar, or Electron's `session.cookies`. */
 export type { CookieJar, JarCookie, ElectronCookies, ElectronCookie, ElectronCookieDetails, CookieChanges } from './cookie-jar.js';

@@ -10,7 +10,9 @@
  *   the gateway cleared removed;
  * - the IdP's token endpoint failing (5xx) → `unreachable` (503 from the gateway), cookies kept;
  * - the gateway down → `unreachable`, cookies kept, never `needsLogin`;
- * - the same with Electron's `session.cookies` shape.
+ * - the same with Electron's `session.cookies` shape;
+ * - signOut: the gateway ends the session (the refresh token revoked at the IdP, the end-session
+ *   URL named), no session cookie is left, and a copy of the old cookies is refused.
  *
  * The access token lives 4 s at this IdP (the access cookie about 2 s: it lapses when the token
  * is due for refresh), so "expired" is real: the tests wait for it.
@@ -22,7 +24,7 @@ import { startGateway, type RunningGateway } from '../../src/gateway/server.js';
 import { loadOrCreateKeyFile } from '../../src/gateway/seal.js';
 import { SessionStore } from '../../src/gateway/session-store.js';
 import { homePaths } from '../../src/paths.js';
-import { checkConnection, hasLiveSession, type JarCookie } from '../../src/remote/index.js';
+import { checkConnection, hasLiveSession, signOut, type JarCookie } from '../../src/remote/index.js';
 import { cookieAccess } from '../../src/remote/cookie-jar.js';
 import { FileStore } from '../../src/store/file-store.js';
 import { startIdp, type Idp } from '../fixtures/idp.js';
@@ -87,7 +89,7 @@ async function refreshTokenOf(jar: Map<string, JarCookie>): Promise<string> {
   }
 }
 
-describe('checkConnection against the real gateway', () => {
+describe('the remote client against the real gateway', () => {
   test('access expired + refresh present → connected; the rotated cookies are kept; one refresh at the IdP', async () => {
     const jar = await signedInJar('alice');
     await waitForAccessExpiry(jar);
@@ -230,5 +232,19 @@ describe('checkConnection against the real gateway', () => {
     const ended = await checkConnection(gw.url, electron);
     assert.equal(ended.status, 'needsLogin', JSON.stringify(ended));
     assert.equal(hasLiveSession(await electron.get({ url: `${gw.url}/` })), false);
+  });
+
+  test('signOut: the gateway ends the session and revokes at the IdP; no session cookie left; copied cookies are refused', async () => {
+    const jar = await signedInJar('mallory-free');
+    const copy = new Map([...jar].map(([k, v]) => [k, { ...v }]));
+    const revokedBefore = idp.stats.revocationEndpointRevokedGrants;
+    const out = await signOut(gw.url, jar);
+    assert.equal(out.gateway, 'ended', JSON.stringify(out));
+    assert.equal(new URL(out.endSessionUrl ?? 'about:blank').origin, idp.issuer, 'RP-initiated logout at the IdP');
+    assert.deepEqual(out.removed.sort(), ['latchkey_at', 'latchkey_rt']);
+    assert.equal(hasLiveSession(jar), false);
+    assert.equal(idp.stats.revocationEndpointRevokedGrants, revokedBefore + 1, 'the refresh token was revoked');
+    const state = await checkConnection(gw.url, copy);
+    assert.ok(state.status === 'needsLogin' && state.reason === 'session_expired', JSON.stringify(state));
   });
 });

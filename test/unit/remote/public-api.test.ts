@@ -23,7 +23,7 @@ test('every export of latchkey/remote has TSDoc at its declaration', () => {
   assert.ok(mod);
   const exports = checker.getExportsOfModule(mod);
   const names = exports.map((s) => s.getName());
-  for (const expected of ['hasLiveSession', 'checkConnection', 'CookieJar', 'ElectronCookies', 'ConnectionState', 'Secret']) assert.ok(names.includes(expected), expected);
+  for (const expected of ['hasLiveSession', 'checkConnection', 'signOut', 'CookieJar', 'ElectronCookies', 'ConnectionState', 'Secret']) assert.ok(names.includes(expected), expected);
   const undocumented = exports
     .filter((sym) => {
       const target = sym.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(sym) : sym;
