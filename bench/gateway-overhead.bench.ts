@@ -3,6 +3,9 @@
  * autocannon, three subjects in the same run against the same upstream process:
  *
  * - `bare`: the upstream itself (the ceiling);
+ * - `node-proxy`: a plain Node keep-alive reverse proxy with no authentication at all
+ *   (bench/gateway-floor-proxy.ts): what any Node proxy costs, so the gateway's own work is
+ *   the rest;
  * - `latchkey`: `latchkey gateway --upstream …` (one process, signed in through the real
  *   authorization-code flow at the test IdP);
  * - `peer`: express-openid-connect + http-proxy-middleware with a keep-alive agent and its
@@ -16,10 +19,10 @@
  * 401s quickly would look fast, so its non-2xx count is printed and fails the figure.
  *
  * Figures: requests_per_s and p99_ms per subject; latchkey/peer requests/s ratio (goal ≥ 1.5);
- * latchkey/bare requests/s ratio and p99 added over bare (informational).
+ * latchkey/bare and latchkey/node-proxy requests/s ratios and p99 added over bare (informational).
  *
  * Env: LATCHKEY_BENCH_SECONDS (per run, default 8), LATCHKEY_BENCH_ROUNDS (default 2),
- * LATCHKEY_BENCH_CONNECTIONS (default 32), LATCHKEY_BENCH_SUBJECTS (default bare,latchkey,peer).
+ * LATCHKEY_BENCH_CONNECTIONS (default 32), LATCHKEY_BENCH_SUBJECTS (default bare,node-proxy,latchkey,peer).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -29,7 +32,7 @@ import { startIdpProcess, type IdpProcess } from '../test/fixtures/idp-process.j
 import { TEST_CLIENTS } from '../test/fixtures/idp-clients.js';
 import { cookieHeaderOf, signIn } from '../test/helpers/browserless-login.js';
 import { cannon, type CannonRun } from './lib/cannon.js';
-import { startLatchkeyGateway, startPeerProcess, startUpstreamProcess, stopAll, type ServerProcess } from './lib/gateway-procs.js';
+import { startFloorProxy, startLatchkeyGateway, startPeerProcess, startUpstreamProcess, stopAll, type ServerProcess } from './lib/gateway-procs.js';
 import { note, reporter } from './lib/report.js';
 import { median } from './lib/stats.js';
 
@@ -41,7 +44,7 @@ const WARMUP_SECONDS = 2;
 const CLIENT = TEST_CLIENTS['basic-client'];
 const out = reporter(BENCH);
 
-type Subject = 'bare' | 'latchkey' | 'peer';
+type Subject = 'bare' | 'node-proxy' | 'latchkey' | 'peer';
 
 interface Target {
   subject: Subject;
@@ -66,7 +69,7 @@ async function signedInHeaders(startUrl: string, subject: Subject): Promise<Reco
 }
 
 async function main(): Promise<void> {
-  const subjects = (process.env.LATCHKEY_BENCH_SUBJECTS ?? 'bare,latchkey,peer').split(',') as Subject[];
+  const subjects = (process.env.LATCHKEY_BENCH_SUBJECTS ?? 'bare,node-proxy,latchkey,peer').split(',') as Subject[];
   note(`${BENCH}: ${subjects.join(', ')}; ${ROUNDS} round(s) x ${SECONDS} s, ${CONNECTIONS} connections, GET /whoami`);
   const idp = await startIdpProcess({ accessTtl: 3600, redirectUris: ['http://127.0.0.1/auth/callback'] });
   idpToClose = idp;
@@ -78,6 +81,11 @@ async function main(): Promise<void> {
     const gut = { upstream: upstream.url, issuer: idp.info.issuer, clientId: CLIENT.clientId, clientSecret: CLIENT.clientSecret ?? '' };
     const targets: Target[] = [];
     if (subjects.includes('bare')) targets.push({ subject: 'bare', url: `${upstream.url}/whoami`, headers: { accept: 'application/json' } });
+    if (subjects.includes('node-proxy')) {
+      const floor = await startFloorProxy(upstream.url);
+      servers.push(floor);
+      targets.push({ subject: 'node-proxy', url: `${floor.url}/whoami`, headers: { accept: 'application/json' } });
+    }
     if (subjects.includes('latchkey')) {
       const gw = await startLatchkeyGateway({ ...gut, home });
       servers.push(gw);
@@ -118,6 +126,7 @@ async function main(): Promise<void> {
     const lk = summary.get('latchkey');
     const peer = summary.get('peer');
     const bare = summary.get('bare');
+    const floor = summary.get('node-proxy');
     if (lk && peer) {
       out({ figure: 'rps_ratio_vs_peer', value: lk.rps / peer.rps, limit: 1.5, compare: 'min', unit: 'x peer', subject: 'latchkey', extra: { latchkeyRps: Math.round(lk.rps), peerRps: Math.round(peer.rps), peer: 'express-openid-connect 3.4 + http-proxy-middleware 3 (keep-alive agent)' } });
       out({ figure: 'p99_ratio_vs_peer', value: lk.p99 / peer.p99, unit: 'x peer', subject: 'latchkey', extra: { latchkeyP99Ms: lk.p99, peerP99Ms: peer.p99 } });
@@ -125,6 +134,9 @@ async function main(): Promise<void> {
     if (lk && bare) {
       out({ figure: 'rps_ratio_vs_bare', value: lk.rps / bare.rps, unit: 'x bare', subject: 'latchkey', extra: { latchkeyRps: Math.round(lk.rps), bareRps: Math.round(bare.rps) } });
       out({ figure: 'p99_added_ms', value: lk.p99 - bare.p99, unit: 'ms', subject: 'latchkey', extra: { latchkeyP99Ms: lk.p99, bareP99Ms: bare.p99 } });
+    }
+    if (lk && floor) {
+      out({ figure: 'rps_ratio_vs_node_proxy', value: lk.rps / floor.rps, unit: 'x node-proxy', subject: 'latchkey', extra: { latchkeyRps: Math.round(lk.rps), nodeProxyRps: Math.round(floor.rps), note: 'a plain Node keep-alive proxy without authentication' } });
     }
     if (peer && bare) out({ figure: 'rps_ratio_vs_bare', value: peer.rps / bare.rps, unit: 'x bare', subject: 'peer', extra: { peerRps: Math.round(peer.rps), bareRps: Math.round(bare.rps) } });
   } finally {

@@ -4,7 +4,8 @@
  *
  * - the upstream app (bench/gateway-upstream-server.ts);
  * - the Latchkey gateway, started the way users start it: `latchkey gateway --upstream …`;
- * - the peer: express-openid-connect + http-proxy-middleware (bench/gateway-peer-server.ts).
+ * - the peer: express-openid-connect + http-proxy-middleware (bench/gateway-peer-server.ts);
+ * - the floor: a plain Node reverse proxy without authentication (bench/gateway-floor-proxy.ts).
  *
  * Every process is stopped by {@link stopAll} too (Ctrl-C on the bench, a failed phase).
  */
@@ -16,6 +17,8 @@ import { CLI_BIN } from './cli.js';
 const here = dirname(fileURLToPath(import.meta.url));
 /** dist/bench/gateway-upstream-server.js */
 export const UPSTREAM_SERVER = join(here, '..', 'gateway-upstream-server.js');
+/** dist/bench/gateway-floor-proxy.js */
+export const FLOOR_PROXY = join(here, '..', 'gateway-floor-proxy.js');
 /** dist/bench/gateway-peer-server.js */
 export const PEER_SERVER = join(here, '..', 'gateway-peer-server.js');
 
@@ -108,6 +111,11 @@ function jsonField(field: string): (line: string) => string | undefined {
 /** The upstream app in its own process. */
 export function startUpstreamProcess(): Promise<ServerProcess> {
   return spawnServer([UPSTREAM_SERVER], process.env, jsonField('origin'));
+}
+
+/** The floor: a plain Node keep-alive reverse proxy without authentication (bench/gateway-floor-proxy.ts). */
+export function startFloorProxy(upstream: string): Promise<ServerProcess> {
+  return spawnServer([FLOOR_PROXY, '--upstream', upstream], process.env, jsonField('url'));
 }
 
 /** Options of the two gateways under test. */
