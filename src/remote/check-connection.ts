@@ -77,8 +77,8 @@ function loginUrlFrom(body: unknown, base: URL): string {
  * - Anything else (404, 403, a redirect, a 200 without a ticket): `rejected`.
  *
  * Never throws for what the network or the gateway does; throws a `LatchkeyError`
- * (`LK_USAGE`, `LK_INSECURE_ENDPOINT`) only for a bad `gatewayUrl`, and a `TypeError` for
- * something that is not a cookie store.
+ * (`LK_USAGE`, `LK_INSECURE_ENDPOINT`) only for a bad `gatewayUrl` or something that is not a
+ * cookie store.
  *
  * @param gatewayUrl The gateway's base URL, deployment prefix included
  *   (`https://example.com/` or `https://example.com/dash/`).

@@ -14,6 +14,7 @@
  * does not match the gateway's host is ignored. Values never appear in a message.
  */
 import { checkCookie, domainMatches, isExpiredSetCookie, parseSetCookie, type CookieRejection, type SetCookie } from '../http/cookies.js';
+import { LatchkeyError } from '../core/errors.js';
 import { isLoopbackHost } from '../net/loopback.js';
 import type { CookieLike } from './session-cookies.js';
 
@@ -129,12 +130,16 @@ function isElectronCookies(store: CookieJar | ElectronCookies): store is Electro
   return typeof (store as Partial<ElectronCookies>).remove === 'function' && typeof (store as Partial<CookieJar>).delete !== 'function';
 }
 
+function notACookieStore(): LatchkeyError {
+  return new LatchkeyError('LK_USAGE', 'cookies must be a cookie jar (values/set/delete) or Electron session.cookies (get/set/remove)');
+}
+
 /** A read/write view of either store (detected by shape: Electron's has `remove`, a jar `delete`). */
 export function cookieAccess(store: CookieJar | ElectronCookies): CookieAccess {
-  if (typeof store !== 'object' || store === null) throw new TypeError('cookies must be a cookie jar (values/set/delete) or Electron session.cookies (get/set/remove)');
+  if (typeof store !== 'object' || store === null) throw notACookieStore();
   if (isElectronCookies(store)) return electronAccess(store);
   if (typeof store.values !== 'function' || typeof store.set !== 'function' || typeof store.delete !== 'function') {
-    throw new TypeError('cookies must be a cookie jar (values/set/delete) or Electron session.cookies (get/set/remove)');
+    throw notACookieStore();
   }
   return jarAccess(store);
 }

@@ -7,6 +7,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cookieAccess, defaultCookiePath, pathMatches, type JarCookie } from '../../../src/remote/cookie-jar.js';
 import { FakeElectronCookies } from '../../helpers/electron-cookies.js';
+import { LatchkeyError } from '../../../src/core/errors.js';
 
 const NOW = Date.parse('2026-11-30T09:00:00Z');
 const HTTPS = new URL('https://dash.example.com/auth/ws-ticket');
@@ -115,9 +116,9 @@ describe('plain jar', () => {
     assert.deepEqual((await a.forRequest(LOOPBACK, NOW)).map((c) => `${c.name}=${c.value}`), ['latchkey_rt=R']);
   });
 
-  test('something that is neither store is a TypeError naming both shapes', () => {
+  test('something that is neither store is LK_USAGE naming both shapes', () => {
     for (const bad of [null, {}, { get() {}, set() {} }, 'cookies']) {
-      assert.throws(() => cookieAccess(bad as never), (e: unknown) => e instanceof TypeError && /values\/set\/delete.*get\/set\/remove/.test(e.message));
+      assert.throws(() => cookieAccess(bad as never), (e: unknown) => e instanceof LatchkeyError && e.code === 'LK_USAGE' && /values\/set\/delete.*get\/set\/remove/.test(e.message));
     }
   });
 });
