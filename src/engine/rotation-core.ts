@@ -88,6 +88,11 @@ export interface GrantSlot {
   settings: OAuthClientSettings;
   read(tx: StoreTx): Promise<SourceRecord | undefined>;
   write(tx: StoreTx, record: SourceRecordInput, expectedVersion: number): Promise<SourceRecord>;
+  /**
+   * The record read without the lock (when the lock could not be had in time). Absent: the
+   * store's source record under `key` (a configured source's slot).
+   */
+  readUnlocked?(): Promise<SourceRecord | undefined>;
 }
 
 /** The slot of a configured source: its record in the store's sources, under its own key. */
@@ -270,7 +275,7 @@ class Rotation {
   /** Someone holds the lock far too long: fail open rather than replay their refresh token. */
   async lockTimedOut(err: LatchkeyError): Promise<Served> {
     const d = this.#d;
-    const grant = d.memory.held.get(this.#key)?.grant ?? usableGrant(this.#slot.name, await d.store.read(this.#key));
+    const grant = d.memory.held.get(this.#key)?.grant ?? usableGrant(this.#slot.name, await (this.#slot.readUnlocked ? this.#slot.readUnlocked() : d.store.read(this.#key)));
     this.#event('fail_open', err.message);
     this.publish();
     const now = d.clock.now();

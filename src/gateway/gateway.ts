@@ -138,6 +138,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       return settings ?? { clientId: options.clientId };
     },
     confirmRefusalDelayMs: options.confirmRefusalDelayMs,
+    lockTimeoutMs: options.lockTimeoutMs,
     onEvent: (e) => {
       metrics.onEngineEvent(e);
       if (e.outcome !== 'adopted') log(e.outcome === 'refreshed' ? 'info' : 'warn', 'refresh', { outcome: e.outcome, durationMs: e.durationMs, message: e.message });
@@ -180,31 +181,52 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     }
     return h(req, shape);
   };
-  const handlers = new Map<string, Handler>([
-    ['GET /auth/login', (req, shape) => startLogin(ctx, req, shape)],
-    ['GET /auth/callback', needsIdp((req, shape) => finishLogin(ctx, req, shape))],
-    ['POST /auth/logout', csrf((req, shape) => logout(ctx, req, shape))],
-    ['GET /auth/me', async (req, shape) => me(ctx, req, shape, skewMs)],
-    ['POST /auth/ws-ticket', csrf(needsIdp((req, shape) => wsTicket(ctx, req, shape)))],
-    ['GET /auth/check', needsIdp((req, shape) => check(ctx, req, shape))],
-    ['GET /livez', async () => json(200, { status: 'ok' })],
-    ['GET /readyz', async () => (oidc.ready ? json(200, { status: 'ready' }) : json(503, { status: 'not_ready', message: 'the IdP has not answered discovery yet' }, { 'Retry-After': '5' }))],
-    [
-      'GET /metrics',
-      async () => {
-        metrics.inFlight.set(refresher.inFlight);
-        return { status: 200, headers: { 'Content-Type': metrics.registry.contentType, 'Cache-Control': 'no-store' }, body: await metrics.registry.metrics() } satisfies Reply;
-      },
-    ],
-  ]);
-  const routeList: Route[] = [...handlers.keys()].map((k) => {
-    const [method, path] = k.split(' ') as ['GET' | 'POST', string];
-    return { method, path, auth: 'public', handle: () => problem(500, 'internal', 'not dispatched here') };
+  // The shape of each request in flight, for the route handlers (the route table hands them the request only).
+  const shapes = new WeakMap<IncomingMessage, RequestShape>();
+  // The gateway's CSRF rule (its own header, the public origin) wraps the handler (`csrf` below),
+  // so the table's generic `csrf` flag stays unset.
+  const route = (method: 'GET' | 'POST', path: string, h: Handler): Route => ({
+    method,
+    path,
+    auth: 'public',
+    handle: ({ req }) => h(req, shapes.get(req) as RequestShape),
   });
-  const authTable = new RouteTable(routeList.filter((r) => r.path.startsWith('/auth/')));
-  const fullTable = new RouteTable(routeList);
+  /** Every route the gateway answers itself, in one table (Fastify style: built once at start-up). */
+  const authRoutes: Route[] = [
+    route('GET', '/auth/login', (req, shape) => startLogin(ctx, req, shape)),
+    route('GET', '/auth/callback', needsIdp((req, shape) => finishLogin(ctx, req, shape))),
+    route('POST', '/auth/logout', csrf((req, shape) => logout(ctx, req, shape))),
+    route('GET', '/auth/me', async (req, shape) => me(ctx, req, shape, skewMs)),
+    route('POST', '/auth/ws-ticket', csrf(needsIdp((req, shape) => wsTicket(ctx, req, shape)))),
+    route('GET', '/auth/check', needsIdp((req, shape) => check(ctx, req, shape))),
+  ];
+  const healthRoutes: Route[] = [
+    route('GET', '/livez', async () => json(200, { status: 'ok' })),
+    route('GET', '/readyz', async () => (oidc.ready ? json(200, { status: 'ready' }) : json(503, { status: 'not_ready', message: 'the IdP has not answered discovery yet' }, { 'Retry-After': '5' }))),
+    route('GET', '/metrics', async () => {
+      metrics.inFlight.set(refresher.inFlight);
+      return { status: 200, headers: { 'Content-Type': metrics.registry.contentType, 'Cache-Control': 'no-store' }, body: await metrics.registry.metrics() } satisfies Reply;
+    }),
+  ];
+  const authTable = new RouteTable(authRoutes);
+  const fullTable = new RouteTable([...authRoutes, ...healthRoutes]);
 
-  const isPublic = (path: string): boolean => publicPaths.some((p) => p === '/' || path === p || path.startsWith(`${p}/`));
+  /**
+   * Public paths are matched on a path without dot segments or backslashes (raw or
+   * percent-encoded): `/public/../admin` would match `/public` here and be `/admin` upstream.
+   * Such a path is never public (it needs a session like any other).
+   */
+  const isPublic = (path: string): boolean => {
+    if (publicPaths.length === 0) return false;
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(path);
+    } catch {
+      return false;
+    }
+    if (decoded.includes('\\') || /(^|\/)\.{1,2}(;[^/]*)?(\/|$)/.test(decoded)) return false;
+    return publicPaths.some((p) => p === '/' || path === p || path.startsWith(`${p}/`));
+  };
 
   /**
    * The one core every front end uses: answers the gateway's own routes and every refusal
@@ -219,13 +241,15 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     const shaped = requestShape(req, trusted);
     if (!shaped.ok) return reply(problem(400, 'bad_request', shaped.message));
     const shape = shaped.shape;
+    // Origin-form targets only (RFC 9112 §3.2.1): an absolute-form one is meant for a forward proxy.
+    if (!req.url?.startsWith('/')) return reply(problem(400, 'bad_request', 'the request target must be a path (origin-form)'));
     const path = pathOf(req.url);
     const table = own.health ? fullTable : authTable;
     if (path.startsWith('/auth/') || (own.health && (path === '/livez' || path === '/readyz' || path === '/metrics'))) {
       const m = table.match(req.method, path);
       if ('reply' in m) return reply(m.reply);
-      const handler = handlers.get(`${m.route.method} ${m.route.path}`) as Handler;
-      return reply(await handler(req, shape));
+      shapes.set(req, shape);
+      return reply(await m.route.handle({ req, body: undefined }));
     }
     if (isPublic(path)) {
       metrics.requests.inc({ outcome: 'public' });
@@ -289,7 +313,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       const req = request.raw;
       const res = reply.raw;
       let hijacked = false;
-      await guarded(undefined, async () => {
+      const done = await guarded(undefined, async () => {
         const r = await intercept(req, res, {
           health: false,
           beforeWrite: () => {
@@ -301,7 +325,15 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         present(req, r);
         request.latchkey = (req as IncomingMessage & { latchkey?: GatewayIdentity }).latchkey;
         if (r.setCookies.length) reply.header('set-cookie', [...r.setCookies]);
+        return true;
       });
+      if (done === undefined && !hijacked) {
+        // Fail closed: the app's handler must not run for a request the gateway could not judge.
+        hijacked = true;
+        reply.hijack();
+        if (!res.headersSent) sendReply(req, res, unavailable(5, 'the gateway could not complete the request; try again shortly'));
+        else res.destroy();
+      }
       if (!hijacked && res.headersSent) reply.hijack();
     });
   };
@@ -334,6 +366,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         const shaped = requestShape(req, trusted);
         if (!shaped.ok) return refuseUpgrade(socket, 400, 'bad_request', shaped.message);
         const shape = shaped.shape;
+        if (!req.url?.startsWith('/')) return refuseUpgrade(socket, 400, 'bad_request', 'the request target must be a path (origin-form)');
         if (!proxy) return refuseUpgrade(socket, 404, 'not_found', 'this gateway has no upstream');
         const { url, tickets } = takeTicket(req.url);
         const path = pathOf(url);

@@ -45,6 +45,8 @@ export interface GatewayOptions {
   sessionCacheMs?: number;
   /** Lifetime of a successor entry (default 60 s). */
   successorTtlSeconds?: number;
+  /** How long a refresh waits for another process holding the session's lock before answering 503 (default 20 000 ms). */
+  lockTimeoutMs?: number;
   /** Pause before a refused refresh token is confirmed once (default 1000 ms; see docs/DESIGN.md). */
   confirmRefusalDelayMs?: number;
   /**

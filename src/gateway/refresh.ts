@@ -29,7 +29,7 @@ export interface RefresherOptions {
   clock: Clock;
   fetch: FetchLike;
   settings: OAuthClientSettings;
-  /** Bound on waiting for a sibling's lock before answering 503 (default 20 s). */
+  /** Bound on waiting for a sibling's lock before answering 503 (default 20 s; then the current token is served while valid). */
   lockTimeoutMs?: number;
   tokenTimeoutMs?: number;
   cooldownMs?: number;
@@ -93,9 +93,11 @@ export class SessionRefresher {
   }
 
   async #failed(sid: string, before: SessionData, err: unknown): Promise<RefreshResult> {
+    // Logged out (or swept) meanwhile: over, whatever the error says.
+    if ((await this.#o.sessions.load(sid).catch(() => before)) === undefined) return { kind: 'ended', gen: before.gen };
     if (err instanceof LatchkeyError) {
       const refusedClient = err.cause instanceof RefreshError && err.cause.answer === 'invalid_client';
-      if (err.code === 'LK_GRANT_REVOKED' || err.code === 'LK_GRANT_INVALID' || err.code === 'LK_NO_GRANT' || refusedClient) {
+      if (err.code === 'LK_GRANT_REVOKED' || err.code === 'LK_GRANT_INVALID' || refusedClient) {
         // Over for good for the generation the IdP refused; a session a sibling replaced meanwhile is not ours to end.
         const now = await this.#o.sessions.load(sid).catch(() => undefined);
         const gen = now?.gen ?? before.gen;

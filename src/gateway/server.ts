@@ -29,7 +29,11 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
   });
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
+  // Upgraded connections leave the server's books: kept here so that close() can end them.
+  const upgraded = new Set<import('node:stream').Duplex>();
   server.on('upgrade', (req, socket, head) => {
+    upgraded.add(socket);
+    socket.once('close', () => upgraded.delete(socket));
     void gateway.upgrade(req, socket, head);
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
@@ -54,9 +58,14 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       closing ??= (async () => {
         const done = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
-        const timer = setTimeout(() => server.closeAllConnections(), 10_000);
+        for (const s of upgraded) s.end();
+        const timer = setTimeout(() => {
+          server.closeAllConnections();
+          for (const s of upgraded) s.destroy();
+        }, 10_000);
         await done;
         clearTimeout(timer);
+        for (const s of upgraded) s.destroy();
         await gateway.close();
       })();
       return closing;

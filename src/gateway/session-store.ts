@@ -110,9 +110,15 @@ export class SessionStore {
     await this.#o.store.put('sessions', sid, this.#seal(sid, data), this.#ttl(data));
   }
 
+  /**
+   * Ends a session (logout). Under the session's lock: a refresh in flight in another process
+   * must not write the entry back after it was deleted.
+   */
   async delete(sid: string): Promise<void> {
     if (!SESSION_ID.test(sid)) return;
-    await this.#o.store.delete('sessions', sid);
+    await this.#o.store.withLock(SessionStore.lockKey(sid), async (tx) => {
+      await tx.deleteEntry('sessions', sid);
+    }, { timeoutMs: 20_000 });
   }
 
   /** Whether generation `gen` of `sid` was rotated less than the successor TTL ago (and to which generation). */
@@ -138,6 +144,10 @@ export class SessionStore {
         return data && toRecord(data);
       },
       write: async (tx, record, expectedVersion) => this.#writeUnderLock(tx, sid, record, expectedVersion),
+      readUnlocked: async () => {
+        const data = this.#open(sid, await this.#o.store.get('sessions', sid));
+        return data && toRecord(data);
+      },
     };
   }
 

@@ -5,6 +5,7 @@
  * secret in the body or the log, and the valid session of someone else is never harmed.
  */
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { after, before, test } from 'node:test';
 import { startGateway, type RunningGateway } from '../../src/gateway/server.js';
 import { startIdp, type Idp } from '../fixtures/idp.js';
@@ -38,7 +39,7 @@ before(async () => {
   upstream = await startUpstream();
   home = await makeHome();
   const log = (level: string, event: string, fields?: Record<string, unknown>): void => void logs.push(JSON.stringify({ level, event, ...fields }));
-  gw = await startGateway({ issuer: idp.issuer, clientId: 'public-client', upstream: upstream.url, home: home.home, log });
+  gw = await startGateway({ issuer: idp.issuer, clientId: 'public-client', upstream: upstream.url, home: home.home, log, publicPaths: ['/public'] });
   tampering = await startGateway({ issuer: idp.issuer, clientId: 'public-client', upstream: upstream.url, home: home.home, log, fetch: tamperingFetch });
   ({ jar: victim } = await signIn(gw.url, { login: 'victim' }));
 });
@@ -151,6 +152,27 @@ test('header injection and open redirects through next: 400; good next values ar
   }
   const ok = await call(`/auth/login?next=${encodeURIComponent('/a/./b/../c?d=1#e')}`, '');
   assert.equal(ok.status, 302);
+});
+
+/** A raw request (fetch would resolve dot segments before sending). */
+function raw(path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(gw.url);
+    const r = request({ host: u.hostname, port: u.port, path, headers: { accept: 'application/json' } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    r.on('error', reject);
+    r.end();
+  });
+}
+
+test('public paths: dot segments (raw, encoded, with ;params) never make a protected path public; absolute-form targets are refused', async () => {
+  assert.equal(await raw('/public/file'), 200);
+  for (const p of ['/public/../admin', '/public/%2e%2e/admin', '/public/%2E%2E/admin', '/public/..;/admin', '/public/./../admin', '/public\\..\\admin']) {
+    assert.equal(await raw(p), 401, p);
+  }
+  assert.equal(await raw(`http://127.0.0.1:${new URL(gw.url).port}/public/file`), 400);
 });
 
 test('no stack trace, no token, no sealed value in any answer or log line', () => {

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, test } from 'node:test';
+import WebSocket from 'ws';
 import { startIdp, type Idp } from '../fixtures/idp.js';
 import { cliPath, makeHome, runCli } from '../helpers/home.js';
 import { signIn, startUpstream, type Upstream } from '../helpers/gateway.js';
@@ -59,7 +60,15 @@ test('flags: one ready line, a signed-in request is proxied, SIGTERM exits 0 wit
     assert.equal(res.status, 200);
     assert.equal(((await res.json()) as { headers: Record<string, string> }).headers['x-forwarded-user'], 'cli');
     assert.equal((await fetch(`${gw.url}/open/y`)).status, 200);
+    // An open WebSocket does not keep a stopping gateway alive.
+    const ws = new WebSocket(`${gw.url.replace('http', 'ws')}/live`, { headers: { cookie: jar.header(), origin: gw.url } });
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()));
     assert.equal(await gw.stop(), 0);
+    await closed;
     assert.equal(gw.stdout().split('\n').filter(Boolean).length, 1);
   } finally {
     await h.cleanup();

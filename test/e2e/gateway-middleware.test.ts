@@ -105,3 +105,46 @@ for (const index of [0, 1, 2]) {
     assert.equal(me.status, 401);
   });
 }
+
+test('fail closed: when the store fails, every front end answers 503 and the app\'s handler never runs', async () => {
+  const { FileStore } = await import('../../src/store/file-store.js');
+  const { join } = await import('node:path');
+  const real = new FileStore({ path: join(home.home, 'store.json') });
+  const broken = new Proxy(real, {
+    get(target, prop, receiver) {
+      if (prop === 'get') return async () => Promise.reject(new Error('EIO: the disk is on fire'));
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+  const { jar } = await signIn(servers[0]?.url as string, { login: 'broken' });
+  const bad = await createGateway({ issuer: idp.issuer, clientId: 'public-client', home: home.home, store: broken, sessionCacheMs: 0, log: () => undefined });
+  let ran = 0;
+  const plain = createServer((req, res) =>
+    bad.middleware.node(req, res, () => {
+      ran++;
+      res.end('app');
+    }),
+  );
+  const fastify = Fastify();
+  await fastify.register(bad.middleware.fastify);
+  fastify.all('/*', async () => {
+    ran++;
+    return 'app';
+  });
+  await fastify.listen({ port: 0, host: '127.0.0.1' });
+  const urls = [await listen(plain), `http://127.0.0.1:${(fastify.server.address() as AddressInfo).port}`];
+  try {
+    for (const url of urls) {
+      const res = await fetch(`${url}/inside`, { headers: { cookie: jar.header() } });
+      assert.equal(res.status, 503, url);
+      const text = await res.text();
+      assert.doesNotMatch(text, /disk is on fire|\n\s+at /);
+    }
+    assert.equal(ran, 0);
+  } finally {
+    await closeServer(plain)();
+    await fastify.close();
+    await bad.close();
+  }
+});

@@ -173,3 +173,38 @@ test('an access token revoked at the IdP is noticed before it expires (introspec
     await h.cleanup();
   }
 });
+
+test('a sibling holding the session\'s lock past the bound: 503 with Retry-After and the cookies kept; once released, the refresh goes through', async () => {
+  const quick = await startGateway({ issuer: idp.issuer, clientId: 'public-client', upstream: upstream.url, home: home.home, clock, lockTimeoutMs: 300, sessionCacheMs: 0, log: () => undefined });
+  try {
+    offset = 0;
+    const { jar } = await signIn(quick.url, { login: 'locked' });
+    offset += 61_000; // expired, not only due
+    const key = sealKeyFromSecret(new Secret(await readFile(join(home.home, 'gateway.key'), 'utf8')));
+    const sid = String(key.openJson(jar.cookies.get('latchkey_rt') as string, 'rt')?.s);
+    const store = new FileStore({ path: join(home.home, 'store.json') });
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let held!: () => void;
+    const holding = new Promise<void>((resolve) => (held = resolve));
+    const lock = store.withLock(`session:${sid}`, async () => {
+      held();
+      await released;
+    });
+    await holding;
+    const before = idp.stats.refreshRequests;
+    const res = await fetch(`${quick.url}/api`, { headers: { cookie: jar.header(), accept: 'application/json' } });
+    assert.equal(res.status, 503);
+    assert.ok(Number(res.headers.get('retry-after')) >= 1);
+    assert.equal(deletes(res), false);
+    assert.equal(idp.stats.refreshRequests, before, 'nothing was sent while another held the lock');
+    release();
+    await lock;
+    offset += 31_000; // past the cool-down the timeout recorded
+    const ok = await fetch(`${quick.url}/api`, { headers: { cookie: jar.header() } });
+    assert.equal(ok.status, 200);
+    assert.equal(idp.stats.revokedGrants, 0);
+  } finally {
+    await quick.close();
+  }
+});

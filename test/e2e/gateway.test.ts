@@ -4,11 +4,12 @@
  * identity headers and without the gateway's cookies, /auth/me, forward-auth, logout.
  */
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { after, before, test } from 'node:test';
 import { startGateway, type RunningGateway } from '../../src/gateway/server.js';
 import { startIdp, type Idp } from '../fixtures/idp.js';
 import { makeHome, type TempHome } from '../helpers/home.js';
-import { Jar, signIn, startUpstream, type Upstream } from '../helpers/gateway.js';
+import { authorizeAtIdp, Jar, signIn, startUpstream, type Upstream } from '../helpers/gateway.js';
 
 let idp: Idp;
 let upstream: Upstream;
@@ -20,7 +21,7 @@ before(async () => {
   idp = await startIdp({ accessTokenTtl: 60, redirectUris: ['http://127.0.0.1/auth/callback'] });
   upstream = await startUpstream();
   home = await makeHome();
-  gw = await startGateway({ issuer: idp.issuer, clientId: 'public-client', upstream: upstream.url, home: home.home, log: (level, event, fields) => logs.push(JSON.stringify({ level, event, ...fields })) });
+  gw = await startGateway({ issuer: idp.issuer, clientId: 'public-client', upstream: upstream.url, home: home.home, upstreamCsrf: true, log: (level, event, fields) => logs.push(JSON.stringify({ level, event, ...fields })) });
 });
 after(async () => {
   await gw.close();
@@ -51,6 +52,32 @@ test('sign-in: PKCE S256, state, nonce; the callback sets sealed access and refr
   for (const v of jar.cookies.values()) assert.match(v, /^v1\.[A-Za-z0-9_-]+$/);
   const setAt = jar.seen.find((l) => l.startsWith('latchkey_at='));
   assert.match(setAt ?? '', /; Path=\/; Max-Age=\d+; HttpOnly; SameSite=Lax$/);
+});
+
+test('two tabs sign in at once: each attempt has its own transaction cookie, both callbacks succeed; a fourth attempt retires the oldest', async () => {
+  const jar = new Jar();
+  const start = async (): Promise<URL> => {
+    const res = await get('/auth/login?next=%2Ftab', jar);
+    assert.equal(res.status, 302);
+    return new URL(res.headers.get('location') ?? '');
+  };
+  const first = await start();
+  const second = await start();
+  assert.equal([...jar.cookies.keys()].filter((k) => k.startsWith('latchkey_login_')).length, 2);
+  // The second tab finishes first, then the first one: neither overwrote the other.
+  for (const url of [second, first]) {
+    const cb = await authorizeAtIdp(url, 'tabs');
+    const res = await get(`/auth/callback${cb.search}`, jar);
+    assert.equal(res.status, 302, await res.text());
+    assert.equal(res.headers.get('location'), '/tab');
+  }
+  assert.equal([...jar.cookies.keys()].filter((k) => k.startsWith('latchkey_login_')).length, 0, 'each callback deleted its own transaction cookie');
+  const many = new Jar();
+  for (let i = 0; i < 4; i++) {
+    const res = await fetch(`${gw.url}/auth/login`, { redirect: 'manual', headers: { cookie: many.header() } });
+    many.store(res);
+  }
+  assert.equal([...many.cookies.keys()].filter((k) => k.startsWith('latchkey_login_')).length, 3);
 });
 
 test('a signed-in request reaches the upstream with identity headers, without the gateway cookies or forged identity headers', async () => {
@@ -123,6 +150,43 @@ test('logout: CSRF header required; revokes the refresh token, deletes every coo
   assert.equal((await get('/auth/me', jar)).status, 401);
   jar.store(res);
   assert.equal(jar.cookies.size, 0);
+});
+
+test('proxying: hop-by-hop headers (and those Connection names) dropped, keep-alive to the upstream, CSRF on state-changing requests when configured', async () => {
+  const { jar } = await signIn(gw.url, { login: 'hops' });
+  upstream.seen.length = 0;
+  const u = new URL(gw.url);
+  const status = await new Promise<number>((resolve, reject) => {
+    const r = request({ host: u.hostname, port: u.port, path: '/hop', headers: { cookie: jar.header(), connection: 'keep-alive, x-private-hop', 'x-private-hop': 'secret', 'keep-alive': 'timeout=5', te: 'trailers', 'proxy-authorization': 'Basic eA==' } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    r.on('error', reject);
+    r.end();
+  });
+  assert.equal(status, 200);
+  const h = upstream.seen[0]?.headers ?? {};
+  for (const name of ['x-private-hop', 'te', 'proxy-authorization', 'keep-alive']) assert.equal(h[name], undefined, name);
+  for (let i = 0; i < 10; i++) assert.equal((await get(`/seq/${i}`, jar)).status, 200);
+  const ports = new Set(upstream.seen.slice(1).map((s) => s.remotePort));
+  assert.ok(ports.size <= 2, `10 sequential requests used ${ports.size} upstream connections`);
+
+  const post = (headers: Record<string, string>): Promise<Response> => fetch(`${gw.url}/api/save`, { method: 'POST', headers: { cookie: jar.header(), 'content-type': 'application/json', ...headers }, body: '{"a":1}' });
+  assert.equal((await post({})).status, 403);
+  assert.equal((await post({ 'x-latchkey-csrf': '1', origin: 'https://evil.test' })).status, 403);
+  const ok = await post({ 'x-latchkey-csrf': '1', origin: gw.url });
+  assert.equal(ok.status, 200);
+  assert.equal(((await ok.json()) as { body: string }).body, '{"a":1}');
+});
+
+test('/metrics, /livez and /readyz', async () => {
+  const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+  assert.match(metrics, /latchkey_gateway_logins_total\{outcome="ok"\} \d+/);
+  assert.match(metrics, /latchkey_gateway_requests_total/);
+  assert.equal((await fetch(`${gw.url}/livez`)).status, 200);
+  assert.equal((await fetch(`${gw.url}/readyz`)).status, 200);
+  assert.equal((await fetch(`${gw.url}/auth/nothing`)).status, 404);
+  assert.equal((await fetch(`${gw.url}/auth/logout`)).status, 405);
 });
 
 test('the log never holds a token, a cookie value or a session id', () => {

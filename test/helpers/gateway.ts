@@ -41,6 +41,8 @@ export interface UpstreamSeen {
   method: string;
   url: string;
   headers: IncomingHttpHeaders;
+  /** The gateway's end of the connection (the same port again = a kept-alive connection). */
+  remotePort?: number;
 }
 
 export interface Upstream {
@@ -60,7 +62,7 @@ export async function startUpstream(): Promise<Upstream> {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const entry = { method: req.method ?? '', url: req.url ?? '', headers: req.headers };
-      seen.push(entry);
+      seen.push({ ...entry, remotePort: req.socket.remotePort });
       const body = JSON.stringify({ ...entry, body: Buffer.concat(chunks).toString('utf8') });
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) });
       res.end(body);

@@ -80,16 +80,15 @@ export const command: Command = {
     io.stdout.write(`latchkey gateway listening on ${running.url}\n`);
     return new Promise<number>((resolve) => {
       let stopping = false;
+      // First signal: stop accepting, let requests in flight finish. A second one: exit at once.
       const stop = (): void => {
-        if (stopping) {
-          process.exit(ExitCode.interrupted);
-        }
+        if (stopping) process.exit(ExitCode.interrupted);
         stopping = true;
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
-        process.on('SIGINT', stop);
-        process.on('SIGTERM', stop);
-        void running.close().then(() => resolve(ExitCode.ok));
+        void running.close().then(() => {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+          resolve(ExitCode.ok);
+        });
       };
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
