@@ -67,6 +67,7 @@ test('IdP down during a refresh: 503 with Retry-After, cookies kept; once it is 
   const ok = await call('/api', jar);
   assert.equal(ok.status, 200);
   assert.ok(ok.headers.getSetCookie().some((l) => l.startsWith('latchkey_at=v1.')));
+  assert.equal(ok.headers.get('cache-control'), 'private', 'an answer carrying session cookies is never kept by a shared cache');
   assert.equal(idp.stats.revokedGrants, 0);
 });
 
