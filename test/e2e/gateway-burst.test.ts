@@ -110,3 +110,12 @@ test('50 parallel requests, same expired access cookie and refresh cookie, 2 pro
   assert.equal(idp.stats.revokedGrants, 0);
   assert.equal(pointer(newCookie(again, 'latchkey_rt'), 'rt')?.g, 3);
 });
+
+test('sessions are shared: signed in on one process, used on the other; a logout on one ends it on both', async () => {
+  await writeFile(clockFile, '0');
+  const { jar } = await signIn(b.url, { login: 'shared' });
+  assert.equal((await fetch(`${a.url}/api/shared`, { headers: { cookie: jar.header() } })).status, 200);
+  const out = await fetch(`${a.url}/auth/logout`, { method: 'POST', headers: { cookie: jar.header(), 'x-latchkey-csrf': '1' } });
+  assert.equal(out.status, 200);
+  for (const gw of [a, b]) assert.equal((await fetch(`${gw.url}/api/shared`, { headers: { cookie: jar.header(), accept: 'application/json' } })).status, 401);
+});
