@@ -31,7 +31,7 @@ before(async () => {
   home = await makeHome();
   clockFile = join(home.home, '..', 'clock-offset');
   await writeFile(clockFile, '0');
-  const options = { issuer: idp.issuer, clientId: 'public-client', upstream: upstream.url, home: home.home, clockFile, sessionCacheMs: 0 };
+  const options = { issuer: idp.issuer, clientId: 'public-client', upstream: upstream.url, home: home.home, clockFile };
   // Started at the same instant: both must end up with the one key (link(2), no clobbering).
   [a, b] = await Promise.all([startChildGateway(options), startChildGateway(options)]);
   key = sealKeyFromSecret(new Secret(await readFile(join(home.home, 'gateway.key'), 'utf8')));
