@@ -84,7 +84,8 @@ test('50 parallel requests, same expired access cookie and refresh cookie, 2 pro
   }
   assert.deepEqual([...gens], ['2/2']);
 
-  // Later, a request still carrying generation 1 (a tab that missed the Set-Cookie) gets generation 2, and no refresh.
+  // 10 s later, a request still carrying generation 1 (a tab that missed the Set-Cookie) gets generation 2, and no refresh.
+  await writeFile(clockFile, '55000');
   for (const gw of [a, b]) {
     const res = await fetch(`${gw.url}/api/late`, { headers: { cookie, accept: 'application/json' } });
     assert.equal(res.status, 200);
