@@ -36,6 +36,8 @@ export interface PgStoreOptions {
    * process listens for releases (LISTEN/NOTIFY wakes it at once; not behind a transaction pooler).
    */
   pollMs?: number;
+  /** Listen for releases while waiting for a claim (default true; polling alone when false). */
+  listen?: boolean;
   /** Connection bounds (statement, lock, idle-in-transaction, connect). */
   timeouts?: Partial<PgTimeouts>;
   /** Pool size (default 4). */
@@ -104,6 +106,7 @@ export class PgStore implements Store {
   #sealingRing: Promise<MasterKeyring> | undefined;
   #closed = false;
   readonly #wakeups: ClaimWakeups;
+  readonly #listen: boolean;
   readonly #leaders = new Set<LeaderLock>();
 
   constructor(options: PgStoreOptions) {
@@ -121,6 +124,7 @@ export class PgStore implements Store {
     this.#pollMs = options.pollMs ?? 25;
     this.#masterKey = options.masterKey;
     this.#wakeups = new ClaimWakeups(this.target, this.#timeouts);
+    this.#listen = options.listen ?? true;
   }
 
   /** The schema's tables (quoted), for modules built on this store (leader lock, fleet). */
@@ -229,7 +233,7 @@ export class PgStore implements Store {
       if (left <= 0) {
         throw new LatchkeyError('LK_LOCK_TIMEOUT', `timed out after ${timeoutMs} ms waiting for the lock of "${key}" in ${this.location}, held by ${r.holder ?? 'another process'} (claim ${r.generation}, lease ends in ${waitMs} ms)`);
       }
-      if (!listening) {
+      if (!listening && this.#listen) {
         listening = await this.#wakeups.start(this.#boundsVia);
         // Listening from now on: try once more at once (a release just before LISTEN was not heard).
         if (listening) continue;
