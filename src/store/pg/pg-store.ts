@@ -299,10 +299,8 @@ export class PgStore implements Store {
       write: async (key, record, expectedVersion) => {
         bound('write', key);
         const values = rowValues(key, record, await this.#sealingKeys());
-        return underClaim(`write "${key}"`, async (c) => {
-          const written = await this.#casWrite(c, key, values, expectedVersion);
-          return { ...record, version: written } as SourceRecord;
-        });
+        const written = await this.#casWrite(claim, key, values, expectedVersion);
+        return { ...record, version: written } as SourceRecord;
       },
       remove: async (key, expectedVersion) => {
         bound('removal', key);
@@ -345,25 +343,39 @@ export class PgStore implements Store {
     };
   }
 
-  /** Compare-and-set of a source row on its version; the new version. */
-  async #casWrite(c: pg.PoolClient, key: string, values: unknown[], expectedVersion: number): Promise<number> {
+  /**
+   * Compare-and-set of a source row on its version **and** on the claim, in one statement (the
+   * crash window of a refresh ends with it: one round trip): the claim row is locked first
+   * (`FOR UPDATE` in the CTE, the same order as a takeover's), so a takeover either committed
+   * before (no row written) or waits until this has committed. The new version.
+   */
+  async #casWrite(claim: Claim, key: string, values: unknown[], expectedVersion: number): Promise<number> {
     const S = this.#S;
+    const n = values.length;
     const params = WRITE_COLUMNS.map((col, i) => `$${i + 2}::${WRITE_CASTS[col]}`);
-    let rows: { version: string }[];
-    if (expectedVersion === 0) {
-      ({ rows } = await c.query<{ version: string }>(
-        `INSERT INTO ${S}.sources (name, version, ${WRITE_COLUMNS.join(', ')}) VALUES ($1, 1, ${params.join(', ')}) ON CONFLICT (name) DO NOTHING RETURNING version`,
-        [key, ...values],
-      ));
-    } else {
-      ({ rows } = await c.query<{ version: string }>(
-        `UPDATE ${S}.sources SET version = version + 1, updated_at = now(), ${WRITE_COLUMNS.map((col, i) => `${col} = ${params[i]!}`).join(', ')} WHERE name = $1 AND version = $${values.length + 2} RETURNING version`,
-        [key, ...values, expectedVersion],
-      ));
-    }
+    const held = `WITH held AS (SELECT 1 FROM ${S}.claims WHERE key = $${n + 2} AND claim_id = $${n + 3}::uuid FOR UPDATE)`;
+    const { rows } =
+      expectedVersion === 0
+        ? await this.#query<{ version: string }>(
+            `write "${key}"`,
+            `${held} INSERT INTO ${S}.sources (name, version, ${WRITE_COLUMNS.join(', ')}) SELECT $1, 1, ${params.join(', ')} WHERE EXISTS (SELECT 1 FROM held) ON CONFLICT (name) DO NOTHING RETURNING version`,
+            [key, ...values, claim.key, claim.id],
+          )
+        : await this.#query<{ version: string }>(
+            `write "${key}"`,
+            `${held} UPDATE ${S}.sources SET version = version + 1, updated_at = now(), ${WRITE_COLUMNS.map((col, i) => `${col} = ${params[i]!}`).join(', ')} WHERE name = $1 AND version = $${n + 4} AND EXISTS (SELECT 1 FROM held) RETURNING version`,
+            [key, ...values, claim.key, claim.id, expectedVersion],
+          );
     if (rows[0] !== undefined) return Number(rows[0].version);
-    const { rows: found } = await c.query<{ version: string }>(`SELECT version FROM ${S}.sources WHERE name = $1`, [key]);
-    throw new LatchkeyError('LK_STORE_CONFLICT', `store record for "${key}" changed underneath (expected version ${expectedVersion}, found ${found[0] === undefined ? 0 : Number(found[0].version)})`, { source: key });
+    // Not written: say why (the claim lost, or the version moved on).
+    const { rows: why } = await this.#query<{ ours: boolean | null; version: string | null }>(
+      `check the write of "${key}"`,
+      `SELECT (SELECT claim_id = $2::uuid FROM ${S}.claims WHERE key = $3) AS ours, (SELECT version FROM ${S}.sources WHERE name = $1) AS version`,
+      [key, claim.id, claim.key],
+    );
+    if (why[0]?.ours !== true) throw this.#lost(claim, 'its lease expired and another process took it over');
+    const found = why[0].version === null ? 0 : Number(why[0].version);
+    throw new LatchkeyError('LK_STORE_CONFLICT', `store record for "${key}" changed underneath (expected version ${expectedVersion}, found ${found})`, { source: key });
   }
 
   // ---- keyspaces -----------------------------------------------------------------------------
