@@ -5,11 +5,11 @@ import { Secret } from '../../core/secret.js';
 import type { SecretOpener } from '../store-document.js';
 import { KEYSPACES, type Keyspace, type LeaderLock, type LeaderLockOptions, type SourceMeta, type SourceRecord, type Store, type StoreTx, type WithLockOptions } from '../store.js';
 import { beginBounded, createPool, DEFAULT_TIMEOUTS, HOLDER, refusedStartupParameter, storeError, type BoundsVia, type PgTimeouts } from './connection.js';
-import { open, seal, type MasterKey, type MasterKeyring, type SealedAt } from './envelope.js';
+import { open, rewrap, seal, type MasterKey, type MasterKeyring, type SealedAt } from './envelope.js';
 import { masterKeyFromEnv } from './master-key.js';
 import { ClaimWakeups } from './claim-wakeups.js';
 import { checkSchema, migrate, type MigrateResult } from './migrations.js';
-import { META_COLUMNS, metaOfRow, RECORD_COLUMNS, recordOfRow, rowValues, WRITE_CASTS, WRITE_COLUMNS, type SourceRow } from './source-rows.js';
+import { META_COLUMNS, metaOfRow, RECORD_COLUMNS, recordOfRow, rowValues, sourceSealedAt, WRITE_CASTS, WRITE_COLUMNS, type SourceRow } from './source-rows.js';
 import { parsePgUrl, quoteIdent, type PgTarget } from './url.js';
 import type { PgLeaderLock } from './leader-lock.js';
 
@@ -449,6 +449,41 @@ export class PgStore implements Store {
       [id, seal(ring, { table: 'master_keys', column: 'check_value', row: id }, 'latchkey master key check')],
     );
     this.#sealingRing = undefined;
+  }
+
+  /**
+   * Re-wraps the data keys of up to `limit` rows (of `sources`, then `entries`) whose values are
+   * not yet under the ring's current key; the ciphertexts and the record versions are unchanged
+   * (the content is the same). Each value is authenticated first: a tampered one throws naming
+   * it, and nothing of its row is rewritten. Rows being written right now are skipped (`FOR
+   * UPDATE SKIP LOCKED`) for a later call. Returns how many rows were re-wrapped (0: none left).
+   */
+  async rewrapBatch(limit = 100): Promise<number> {
+    const ring = await this.#keys();
+    const id = ring.current.id;
+    const S = this.#S;
+    return this.#transaction('re-wrap stored values', async (c) => {
+      let done = 0;
+      const { rows } = await c.query<{ name: string; access_token: Buffer | null; refresh_token: Buffer | null; session_cookies: Buffer | null }>(
+        `SELECT name, access_token, refresh_token, session_cookies FROM ${S}.sources WHERE key_id IS DISTINCT FROM $1 AND (access_token IS NOT NULL OR refresh_token IS NOT NULL OR session_cookies IS NOT NULL) LIMIT $2 FOR UPDATE SKIP LOCKED`,
+        [id, limit],
+      );
+      for (const r of rows) {
+        const again = (col: 'access_token' | 'refresh_token' | 'session_cookies'): Buffer | null => (r[col] ? rewrap(ring, sourceSealedAt(r.name, col), r[col]) : null);
+        await c.query(`UPDATE ${S}.sources SET access_token = $2, refresh_token = $3, session_cookies = $4, key_id = $5 WHERE name = $1`, [r.name, again('access_token'), again('refresh_token'), again('session_cookies'), id]);
+        done++;
+      }
+      if (done >= limit) return done;
+      const { rows: entries } = await c.query<{ keyspace: Keyspace; id_hash: Buffer; value: Buffer }>(
+        `SELECT keyspace, id_hash, value FROM ${S}.entries WHERE key_id <> $1 LIMIT $2 FOR UPDATE SKIP LOCKED`,
+        [id, limit - done],
+      );
+      for (const e of entries) {
+        await c.query(`UPDATE ${S}.entries SET value = $3, key_id = $4 WHERE keyspace = $1 AND id_hash = $2`, [e.keyspace, e.id_hash, rewrap(ring, entrySealedAt(e.keyspace, e.id_hash), e.value), id]);
+        done++;
+      }
+      return done;
+    });
   }
 
   /**
