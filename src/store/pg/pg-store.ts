@@ -5,11 +5,11 @@ import { Secret } from '../../core/secret.js';
 import type { SecretOpener } from '../store-document.js';
 import { KEYSPACES, type Keyspace, type LeaderLock, type LeaderLockOptions, type SourceMeta, type SourceRecord, type Store, type StoreTx, type WithLockOptions } from '../store.js';
 import { beginBounded, createPool, DEFAULT_TIMEOUTS, HOLDER, refusedStartupParameter, storeError, type BoundsVia, type PgTimeouts } from './connection.js';
-import { open, seal, type MasterKey, type MasterKeyring, type SealedAt } from './envelope.js';
+import { open, rewrap, seal, type MasterKey, type MasterKeyring, type SealedAt } from './envelope.js';
 import { masterKeyFromEnv } from './master-key.js';
 import { ClaimWakeups } from './claim-wakeups.js';
 import { checkSchema, migrate, type MigrateResult } from './migrations.js';
-import { META_COLUMNS, metaOfRow, RECORD_COLUMNS, recordOfRow, rowValues, WRITE_CASTS, WRITE_COLUMNS, type SourceRow } from './source-rows.js';
+import { META_COLUMNS, metaOfRow, RECORD_COLUMNS, recordOfRow, rowValues, sourceSealedAt, WRITE_CASTS, WRITE_COLUMNS, type SourceRow } from './source-rows.js';
 import { parsePgUrl, quoteIdent, type PgTarget } from './url.js';
 import type { PgLeaderLock } from './leader-lock.js';
 
@@ -36,6 +36,8 @@ export interface PgStoreOptions {
    * process listens for releases (LISTEN/NOTIFY wakes it at once; not behind a transaction pooler).
    */
   pollMs?: number;
+  /** Listen for releases while waiting for a claim (default true; polling alone when false). */
+  listen?: boolean;
   /** Connection bounds (statement, lock, idle-in-transaction, connect). */
   timeouts?: Partial<PgTimeouts>;
   /** Pool size (default 4). */
@@ -104,6 +106,7 @@ export class PgStore implements Store {
   #sealingRing: Promise<MasterKeyring> | undefined;
   #closed = false;
   readonly #wakeups: ClaimWakeups;
+  readonly #listen: boolean;
   readonly #leaders = new Set<LeaderLock>();
 
   constructor(options: PgStoreOptions) {
@@ -121,6 +124,7 @@ export class PgStore implements Store {
     this.#pollMs = options.pollMs ?? 25;
     this.#masterKey = options.masterKey;
     this.#wakeups = new ClaimWakeups(this.target, this.#timeouts);
+    this.#listen = options.listen ?? true;
   }
 
   /** The schema's tables (quoted), for modules built on this store (leader lock, fleet). */
@@ -229,12 +233,12 @@ export class PgStore implements Store {
       if (left <= 0) {
         throw new LatchkeyError('LK_LOCK_TIMEOUT', `timed out after ${timeoutMs} ms waiting for the lock of "${key}" in ${this.location}, held by ${r.holder ?? 'another process'} (claim ${r.generation}, lease ends in ${waitMs} ms)`);
       }
-      if (!listening) {
+      if (!listening && this.#listen) {
         listening = await this.#wakeups.start(this.#boundsVia);
         // Listening from now on: try once more at once (a release just before LISTEN was not heard).
         if (listening) continue;
       }
-      await this.#wakeups.wait(digest, Math.min(left, waitMs + 1, listening ? 250 : this.#pollMs * (0.5 + Math.random())), heard);
+      await this.#wakeups.wait(digest, Math.min(left, waitMs + 1, listening && this.#wakeups.listening ? 250 : this.#pollMs * (0.5 + Math.random())), heard);
     }
   }
 
@@ -295,10 +299,8 @@ export class PgStore implements Store {
       write: async (key, record, expectedVersion) => {
         bound('write', key);
         const values = rowValues(key, record, await this.#sealingKeys());
-        return underClaim(`write "${key}"`, async (c) => {
-          const written = await this.#casWrite(c, key, values, expectedVersion);
-          return { ...record, version: written } as SourceRecord;
-        });
+        const written = await this.#casWrite(claim, key, values, expectedVersion);
+        return { ...record, version: written } as SourceRecord;
       },
       remove: async (key, expectedVersion) => {
         bound('removal', key);
@@ -341,25 +343,39 @@ export class PgStore implements Store {
     };
   }
 
-  /** Compare-and-set of a source row on its version; the new version. */
-  async #casWrite(c: pg.PoolClient, key: string, values: unknown[], expectedVersion: number): Promise<number> {
+  /**
+   * Compare-and-set of a source row on its version **and** on the claim, in one statement (the
+   * crash window of a refresh ends with it: one round trip): the claim row is locked first
+   * (`FOR UPDATE` in the CTE, the same order as a takeover's), so a takeover either committed
+   * before (no row written) or waits until this has committed. The new version.
+   */
+  async #casWrite(claim: Claim, key: string, values: unknown[], expectedVersion: number): Promise<number> {
     const S = this.#S;
+    const n = values.length;
     const params = WRITE_COLUMNS.map((col, i) => `$${i + 2}::${WRITE_CASTS[col]}`);
-    let rows: { version: string }[];
-    if (expectedVersion === 0) {
-      ({ rows } = await c.query<{ version: string }>(
-        `INSERT INTO ${S}.sources (name, version, ${WRITE_COLUMNS.join(', ')}) VALUES ($1, 1, ${params.join(', ')}) ON CONFLICT (name) DO NOTHING RETURNING version`,
-        [key, ...values],
-      ));
-    } else {
-      ({ rows } = await c.query<{ version: string }>(
-        `UPDATE ${S}.sources SET version = version + 1, updated_at = now(), ${WRITE_COLUMNS.map((col, i) => `${col} = ${params[i]!}`).join(', ')} WHERE name = $1 AND version = $${values.length + 2} RETURNING version`,
-        [key, ...values, expectedVersion],
-      ));
-    }
+    const held = `WITH held AS (SELECT 1 FROM ${S}.claims WHERE key = $${n + 2} AND claim_id = $${n + 3}::uuid FOR UPDATE)`;
+    const { rows } =
+      expectedVersion === 0
+        ? await this.#query<{ version: string }>(
+            `write "${key}"`,
+            `${held} INSERT INTO ${S}.sources (name, version, ${WRITE_COLUMNS.join(', ')}) SELECT $1, 1, ${params.join(', ')} WHERE EXISTS (SELECT 1 FROM held) ON CONFLICT (name) DO NOTHING RETURNING version`,
+            [key, ...values, claim.key, claim.id],
+          )
+        : await this.#query<{ version: string }>(
+            `write "${key}"`,
+            `${held} UPDATE ${S}.sources SET version = version + 1, updated_at = now(), ${WRITE_COLUMNS.map((col, i) => `${col} = ${params[i]!}`).join(', ')} WHERE name = $1 AND version = $${n + 4} AND EXISTS (SELECT 1 FROM held) RETURNING version`,
+            [key, ...values, claim.key, claim.id, expectedVersion],
+          );
     if (rows[0] !== undefined) return Number(rows[0].version);
-    const { rows: found } = await c.query<{ version: string }>(`SELECT version FROM ${S}.sources WHERE name = $1`, [key]);
-    throw new LatchkeyError('LK_STORE_CONFLICT', `store record for "${key}" changed underneath (expected version ${expectedVersion}, found ${found[0] === undefined ? 0 : Number(found[0].version)})`, { source: key });
+    // Not written: say why (the claim lost, or the version moved on).
+    const { rows: why } = await this.#query<{ ours: boolean | null; version: string | null }>(
+      `check the write of "${key}"`,
+      `SELECT (SELECT claim_id = $2::uuid FROM ${S}.claims WHERE key = $3) AS ours, (SELECT version FROM ${S}.sources WHERE name = $1) AS version`,
+      [key, claim.id, claim.key],
+    );
+    if (why[0]?.ours !== true) throw this.#lost(claim, 'its lease expired and another process took it over');
+    const found = why[0].version === null ? 0 : Number(why[0].version);
+    throw new LatchkeyError('LK_STORE_CONFLICT', `store record for "${key}" changed underneath (expected version ${expectedVersion}, found ${found})`, { source: key });
   }
 
   // ---- keyspaces -----------------------------------------------------------------------------
@@ -433,6 +449,41 @@ export class PgStore implements Store {
       [id, seal(ring, { table: 'master_keys', column: 'check_value', row: id }, 'latchkey master key check')],
     );
     this.#sealingRing = undefined;
+  }
+
+  /**
+   * Re-wraps the data keys of up to `limit` rows (of `sources`, then `entries`) whose values are
+   * not yet under the ring's current key; the ciphertexts and the record versions are unchanged
+   * (the content is the same). Each value is authenticated first: a tampered one throws naming
+   * it, and nothing of its row is rewritten. Rows being written right now are skipped (`FOR
+   * UPDATE SKIP LOCKED`) for a later call. Returns how many rows were re-wrapped (0: none left).
+   */
+  async rewrapBatch(limit = 100): Promise<number> {
+    const ring = await this.#keys();
+    const id = ring.current.id;
+    const S = this.#S;
+    return this.#transaction('re-wrap stored values', async (c) => {
+      let done = 0;
+      const { rows } = await c.query<{ name: string; access_token: Buffer | null; refresh_token: Buffer | null; session_cookies: Buffer | null }>(
+        `SELECT name, access_token, refresh_token, session_cookies FROM ${S}.sources WHERE key_id IS DISTINCT FROM $1 AND (access_token IS NOT NULL OR refresh_token IS NOT NULL OR session_cookies IS NOT NULL) LIMIT $2 FOR UPDATE SKIP LOCKED`,
+        [id, limit],
+      );
+      for (const r of rows) {
+        const again = (col: 'access_token' | 'refresh_token' | 'session_cookies'): Buffer | null => (r[col] ? rewrap(ring, sourceSealedAt(r.name, col), r[col]) : null);
+        await c.query(`UPDATE ${S}.sources SET access_token = $2, refresh_token = $3, session_cookies = $4, key_id = $5 WHERE name = $1`, [r.name, again('access_token'), again('refresh_token'), again('session_cookies'), id]);
+        done++;
+      }
+      if (done >= limit) return done;
+      const { rows: entries } = await c.query<{ keyspace: Keyspace; id_hash: Buffer; value: Buffer }>(
+        `SELECT keyspace, id_hash, value FROM ${S}.entries WHERE key_id <> $1 LIMIT $2 FOR UPDATE SKIP LOCKED`,
+        [id, limit - done],
+      );
+      for (const e of entries) {
+        await c.query(`UPDATE ${S}.entries SET value = $3, key_id = $4 WHERE keyspace = $1 AND id_hash = $2`, [e.keyspace, e.id_hash, rewrap(ring, entrySealedAt(e.keyspace, e.id_hash), e.value), id]);
+        done++;
+      }
+      return done;
+    });
   }
 
   /**

@@ -251,6 +251,36 @@ test('claims: a key that is not a source (a session lock) is quarantined after a
   assert.equal(await store.withLock('session:x', async () => 'mine'), 'mine', 'free once the quarantine is over');
 });
 
+test('key rotation primitives: register the new key, re-wrap every value (same ciphertexts, same versions), retire the old; readers with the new key only see everything', { skip }, async (t) => {
+  const { url, schema, store } = await schemaFor(t);
+  for (let i = 0; i < 5; i++) await writeRecord(store, `s${i}`, { ...grant(`at-${i}`, `rt-${i}`), session: { cookies: { c: new Secret(`cookie-${i}`) }, updatedAt: 1 } }, 0);
+  for (let i = 0; i < 3; i++) await store.put('sessions', `id-${i}`, new Secret(`v-${i}`), 60_000);
+  const oldKey = parseMasterKey(new Secret(TEST_MASTER_KEY_TEXT), 'old');
+  const newKey = parseMasterKey(new Secret(Buffer.alloc(32, 42).toString('base64')), 'new');
+  const rotating = openPgStore(url, { masterKey: { current: newKey, previous: new Map([[oldKey.id, oldKey]]) } });
+  const newOnly = openPgStore(url, { masterKey: newKey });
+  t.after(async () => {
+    await rotating.close();
+    await newOnly.close();
+  });
+  await assert.rejects(rotating.retireKey(oldKey.id), (e: LatchkeyError) => e.code === 'LK_STORE_KEY' && /still seals 8 stored values/.test(e.message));
+  await rotating.registerCurrentKey();
+  const versions = await pgExec(`SELECT name, version FROM "${schema}".sources ORDER BY name`);
+  let total = 0;
+  for (let n = await rotating.rewrapBatch(3); n > 0; n = await rotating.rewrapBatch(3)) total += n;
+  assert.equal(total, 8, 'every row re-wrapped once');
+  assert.deepEqual(await pgExec(`SELECT name, version FROM "${schema}".sources ORDER BY name`), versions, 'versions unchanged');
+  assert.deepEqual(await pgExec(`SELECT DISTINCT key_id FROM "${schema}".sources UNION SELECT DISTINCT key_id FROM "${schema}".entries`), [{ key_id: newKey.id }]);
+  assert.equal((await newOnly.read('s3'))?.session?.cookies.c?.reveal(), 'cookie-3');
+  assert.equal((await newOnly.get('sessions', 'id-2'))?.reveal(), 'v-2');
+  await assert.rejects(store.read('s3'), (e: LatchkeyError) => e.code === 'LK_STORE_KEY' && e.message.includes(newKey.id));
+  await rotating.retireKey(oldKey.id);
+  const stale = openPgStore(url); // a machine still on the old key
+  t.after(() => stale.close());
+  await assert.rejects(writeRecord(stale, 'fresh', grant('x', 'y'), 0), (e: LatchkeyError) => e.code === 'LK_STORE_KEY' && /retired/.test(e.message));
+  await writeRecord(newOnly, 'fresh', grant('x', 'y'), 0);
+});
+
 test('master keys: the new key of a rotation registers itself when the ring holds an active old one; the old key is retired only once no value uses it; a machine on a retired key cannot write', { skip }, async (t) => {
   const { url, schema, store } = await schemaFor(t);
   await writeRecord(store, 's1', grant('at-1', 'rt-1'), 0);
