@@ -22,6 +22,7 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   health: () => import('./commands/health.js'),
   service: () => import('./commands/service.js'),
   secrets: () => import('./commands/secrets.js'),
+  store: () => import('./commands/store.js'),
 };
 
 /** Registers a command (used by modules that add commands). */
