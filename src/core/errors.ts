@@ -72,6 +72,8 @@ export const ERRORS = {
   LK_SESSION: spec('LK_SESSION', ExitCode.actionRequired, 401, 'the browser session is missing or expired'),
   LK_KEYRING: spec('LK_KEYRING', ExitCode.usage, 500, 'the OS keyring is unavailable or refused'),
   LK_KEEPER: spec('LK_KEEPER', ExitCode.usage, 500, 'the keeper cannot run (port in use, another keeper, a bad health.json)'),
+  LK_STORE_SCHEMA: spec('LK_STORE_SCHEMA', ExitCode.usage, 500, 'the PostgreSQL schema is missing, older (run `latchkey migrate`) or newer than this Latchkey'),
+  LK_STORE_KEY: spec('LK_STORE_KEY', ExitCode.usage, 500, 'the master key is missing, malformed or not the one the stored secrets were sealed with'),
 } as const satisfies { [C in string]: ErrorSpec<C> };
 
 /** A stable error code (the keys of {@link ERRORS}). */

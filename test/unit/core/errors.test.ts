@@ -34,6 +34,8 @@ const EXPECTED: Record<ErrorCode, { exit: ExitCode; http: number }> = {
   LK_SESSION: { exit: ExitCode.actionRequired, http: 401 },
   LK_KEYRING: { exit: ExitCode.usage, http: 500 },
   LK_KEEPER: { exit: ExitCode.usage, http: 500 },
+  LK_STORE_SCHEMA: { exit: ExitCode.usage, http: 500 },
+  LK_STORE_KEY: { exit: ExitCode.usage, http: 500 },
 };
 
 test('every entry of the table is named by its code, with a known exit code, an HTTP error status and a summary', () => {

@@ -1,0 +1,503 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type pg from 'pg';
+import { LatchkeyError } from '../../core/errors.js';
+import { Secret } from '../../core/secret.js';
+import type { SecretOpener } from '../store-document.js';
+import { KEYSPACES, type Keyspace, type LeaderLock, type LeaderLockOptions, type SourceMeta, type SourceRecord, type Store, type StoreTx, type WithLockOptions } from '../store.js';
+import { createPool, DEFAULT_TIMEOUTS, HOLDER, storeError, type PgTimeouts } from './connection.js';
+import { open, seal, type MasterKey, type MasterKeyring, type SealedAt } from './envelope.js';
+import { masterKeyFromEnv } from './master-key.js';
+import { checkSchema, migrate, type MigrateResult } from './migrations.js';
+import { META_COLUMNS, metaOfRow, RECORD_COLUMNS, recordOfRow, rowValues, WRITE_CASTS, WRITE_COLUMNS, type SourceRow } from './source-rows.js';
+import { parsePgUrl, quoteIdent, type PgTarget } from './url.js';
+import type { PgLeaderLock } from './leader-lock.js';
+
+/** Options of {@link PgStore}. */
+export interface PgStoreOptions {
+  /** `postgres://user:password@host:port/database[?schema=name]` (the schema defaults to `latchkey`). */
+  url: string | Secret;
+  /**
+   * The master key(s) secrets are sealed with; default: `LATCHKEY_MASTER_KEY` from `env`
+   * (resolved on the first secret sealed or opened, so metadata reads need no key).
+   */
+  masterKey?: MasterKey | MasterKeyring | (() => Promise<MasterKey | MasterKeyring>);
+  env?: NodeJS.ProcessEnv;
+  /** The clock keyspace expiry is judged by (default Date.now). */
+  now?: () => number;
+  /** How an opened secret's text becomes a Secret (default: wrapped as is). */
+  openSecret?: SecretOpener;
+  /** A claim's lease (default 30 s, above the 15 s token timeout); renewed every third of it while the work runs. */
+  leaseMs?: number;
+  /** How long {@link PgStore.withLock} waits for a claim (default 45 s). */
+  lockTimeoutMs?: number;
+  /** Poll interval while a claim is held by another (default 25 ms, jittered). */
+  pollMs?: number;
+  /** Connection bounds (statement, lock, idle-in-transaction, connect). */
+  timeouts?: Partial<PgTimeouts>;
+  /** Pool size (default 4). */
+  poolSize?: number;
+}
+
+/** What a claim is while held (see "Fleet mode: claim before use" in docs/DESIGN.md). */
+export interface Claim {
+  key: string;
+  id: string;
+  generation: number;
+  /** The previous holder, when this claim took over an expired lease. */
+  tookOverFrom?: string;
+}
+
+interface ClaimState {
+  open: boolean;
+  /** Set when a renewal found the claim taken over. */
+  lost?: string;
+}
+
+/**
+ * Counters of every PgStore of this process (benchmarks and tests): claims taken, claim polls
+ * that found the key busy, takeovers of expired leases, writes refused because the claim was lost.
+ */
+export const pgStoreCounters = { claims: 0, busyPolls: 0, takeovers: 0, lostClaimWrites: 0, reads: 0 };
+
+const idHash = (id: string): Buffer => createHash('sha256').update(id, 'utf8').digest();
+const entrySealedAt = (keyspace: Keyspace, hash: Buffer): SealedAt => ({ table: 'entries', column: keyspace, row: hash.toString('hex') });
+
+function checkKeyspace(keyspace: Keyspace): void {
+  if (!KEYSPACES.includes(keyspace)) throw new LatchkeyError('LK_USAGE', `unknown store keyspace "${String(keyspace)}" (known: ${KEYSPACES.join(', ')})`);
+}
+function checkId(keyspace: Keyspace, id: string): void {
+  checkKeyspace(keyspace);
+  if (typeof id !== 'string' || id === '') throw new LatchkeyError('LK_USAGE', `a ${keyspace} entry needs a non-empty id`);
+}
+
+/**
+ * The PostgreSQL store (store contract v2; docs/DESIGN.md "Fleet mode: claim before use").
+ *
+ * Locks are claims in committed rows with a lease on the database's clock, never a transaction
+ * or a lock held across the locked work: `withLock` claims, renews the lease while the work runs,
+ * and every `tx` call is its own short statement or transaction that re-checks the claim (a write
+ * is compare-and-set on the version and on the claim). Secrets are sealed per value
+ * (src/store/pg/envelope.ts); metadata columns are plain, so {@link listMeta} opens nothing.
+ */
+export class PgStore implements Store {
+  readonly location: string;
+  readonly target: PgTarget;
+  readonly #S: string;
+  readonly #pool: pg.Pool;
+  readonly #timeouts: PgTimeouts;
+  readonly #env: NodeJS.ProcessEnv;
+  readonly #now: () => number;
+  readonly #openSecret: SecretOpener;
+  readonly #leaseMs: number;
+  readonly #lockTimeoutMs: number;
+  readonly #pollMs: number;
+  readonly #masterKey: PgStoreOptions['masterKey'];
+  #ready: Promise<void> | undefined;
+  #ring: Promise<MasterKeyring> | undefined;
+  #closed = false;
+  readonly #leaders = new Set<LeaderLock>();
+
+  constructor(options: PgStoreOptions) {
+    this.target = parsePgUrl(options.url);
+    this.location = this.target.location;
+    this.#S = quoteIdent(this.target.schema);
+    this.#timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
+    this.#pool = createPool(this.target, this.#timeouts, options.poolSize ?? 4);
+    this.#env = options.env ?? process.env;
+    this.#now = options.now ?? Date.now;
+    this.#openSecret = options.openSecret ?? ((v) => new Secret(v));
+    this.#leaseMs = options.leaseMs ?? 30_000;
+    this.#lockTimeoutMs = options.lockTimeoutMs ?? 45_000;
+    this.#pollMs = options.pollMs ?? 25;
+    this.#masterKey = options.masterKey;
+  }
+
+  /** The schema's tables (quoted), for modules built on this store (leader lock, fleet). */
+  get schema(): string {
+    return this.target.schema;
+  }
+
+  /** Applies the migrations this store's schema lacks (`latchkey migrate`); idempotent. */
+  async migrate(): Promise<MigrateResult> {
+    const client = await this.#connect('migrate the store');
+    try {
+      return await migrate(client, this.target.schema, this.location);
+    } catch (err) {
+      throw storeError(this.target, 'migrate the store', err);
+    } finally {
+      client.release();
+    }
+  }
+
+  // ---- reads ---------------------------------------------------------------------------------
+
+  async read(source: string): Promise<SourceRecord | undefined> {
+    pgStoreCounters.reads++;
+    const { rows } = await this.#query<SourceRow>(`read "${source}"`, `SELECT ${RECORD_COLUMNS} FROM ${this.#S}.sources WHERE name = $1`, [source]);
+    const row = rows[0];
+    return row === undefined ? undefined : recordOfRow(row, await this.#keys(), this.#openSecret);
+  }
+
+  async list(): Promise<Map<string, SourceRecord>> {
+    const { rows } = await this.#query<SourceRow>('list the sources', `SELECT ${RECORD_COLUMNS} FROM ${this.#S}.sources ORDER BY name`);
+    const out = new Map<string, SourceRecord>();
+    if (rows.length === 0) return out;
+    const ring = await this.#keys();
+    for (const row of rows) out.set(row.name, recordOfRow(row, ring, this.#openSecret));
+    return out;
+  }
+
+  async listMeta(): Promise<Map<string, SourceMeta>> {
+    const { rows } = await this.#query<SourceRow>('list the sources', `SELECT ${META_COLUMNS} FROM ${this.#S}.sources ORDER BY name`);
+    return new Map(rows.map((row) => [row.name, metaOfRow(row)]));
+  }
+
+  // ---- the lock: claim before use ------------------------------------------------------------
+
+  async withLock<T>(key: string, fn: (tx: StoreTx) => Promise<T>, options: WithLockOptions = {}): Promise<T> {
+    const claim = await this.claim(key, options.timeoutMs ?? this.#lockTimeoutMs);
+    const state: ClaimState = { open: true };
+    let renewing: Promise<void> | undefined;
+    const timer = setInterval(() => {
+      renewing ??= this.renew(claim)
+        .then((ours) => {
+          if (!ours) state.lost = `its lease expired and another process took it over`;
+        })
+        .catch(() => undefined) // the database is unreachable: the lease runs on; the next tick tries again
+        .finally(() => {
+          renewing = undefined;
+        });
+    }, Math.max(50, Math.floor(this.#leaseMs / 3)));
+    timer.unref();
+    try {
+      return await fn(this.#tx(claim, state));
+    } finally {
+      state.open = false;
+      clearInterval(timer);
+      await renewing;
+      await this.release(claim).catch(() => undefined); // not released: the lease runs out, then peers take over
+    }
+  }
+
+  /**
+   * Claims `key` (waiting up to `timeoutMs` while a live lease holds it): one committed statement
+   * (`lk_claim`), then the claim is ours until released or its lease expires. Exported for the
+   * fleet's own locked work; {@link withLock} is the usual way.
+   */
+  async claim(key: string, timeoutMs: number): Promise<Claim> {
+    const id = randomUUID();
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const { rows } = await this.#query<{ status: string; generation: string; holder: string | null; wait_ms: string }>(
+        `claim the lock of "${key}"`,
+        `SELECT status, generation, holder, wait_ms FROM ${this.#S}.lk_claim($1, $2, $3, $4)`,
+        [key, id, HOLDER, this.#leaseMs],
+      );
+      const r = rows[0]!;
+      if (r.status === 'claimed' || r.status === 'taken_over') {
+        pgStoreCounters.claims++;
+        const claim: Claim = { key, id, generation: Number(r.generation) };
+        if (r.status === 'taken_over') {
+          pgStoreCounters.takeovers++;
+          claim.tookOverFrom = r.holder ?? 'unknown';
+        }
+        return claim;
+      }
+      const waitMs = Number(r.wait_ms);
+      if (r.status === 'quarantined') {
+        throw new LatchkeyError(
+          'LK_LOCK_TIMEOUT',
+          `the lock of "${key}" in ${this.location} is quarantined for ${waitMs} ms more: its holder ${r.holder ?? ''} lost its lease mid-work and may still save what it did, so no one else may act on it before then`,
+        );
+      }
+      pgStoreCounters.busyPolls++;
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new LatchkeyError('LK_LOCK_TIMEOUT', `timed out after ${timeoutMs} ms waiting for the lock of "${key}" in ${this.location}, held by ${r.holder ?? 'another process'} (claim ${r.generation}, lease ends in ${waitMs} ms)`);
+      }
+      await sleep(Math.min(left, waitMs + 1, this.#pollMs * (0.5 + Math.random())));
+    }
+  }
+
+  /** Extends a live claim's lease; false when it is no longer ours (taken over after it expired). */
+  async renew(claim: Claim): Promise<boolean> {
+    const { rowCount } = await this.#query(
+      `renew the lease of "${claim.key}"`,
+      `UPDATE ${this.#S}.claims SET lease_until = now() + $3 * interval '1 millisecond' WHERE key = $1 AND claim_id = $2`,
+      [claim.key, claim.id, this.#leaseMs],
+    );
+    return rowCount === 1;
+  }
+
+  /** Lets go of a claim (if it is still ours). */
+  async release(claim: Claim): Promise<void> {
+    await this.#query(`release the lock of "${claim.key}"`, `UPDATE ${this.#S}.claims SET claim_id = NULL, lease_until = now() WHERE key = $1 AND claim_id = $2`, [claim.key, claim.id]);
+  }
+
+  #lost(claim: Claim, why: string): LatchkeyError {
+    pgStoreCounters.lostClaimWrites++;
+    return new LatchkeyError('LK_STORE_CONFLICT', `the claim on "${claim.key}" (claim ${claim.generation}) was lost: ${why}; nothing was written`);
+  }
+
+  #tx(claim: Claim, state: ClaimState): StoreTx {
+    const lockKey = claim.key;
+    const bound = (what: string, key?: string): void => {
+      if (!state.open) throw new LatchkeyError('LK_STORE_IO', `a ${what}${key === undefined ? '' : ` of "${key}"`} came after its lock was released; nothing was written`);
+      if (key !== undefined && key !== lockKey) throw new LatchkeyError('LK_STORE_IO', `a ${what} of "${key}" under the lock of "${lockKey}": each key is written under its own lock; nothing was written`);
+      if (state.lost !== undefined) throw this.#lost(claim, state.lost);
+    };
+    // One short transaction holding the claim row: the claim is ours for the whole of it (a
+    // takeover has to wait for the row, then finds the work committed).
+    const underClaim = async <T>(doing: string, work: (c: pg.PoolClient) => Promise<T>): Promise<T> =>
+      this.#transaction(doing, async (c) => {
+        const { rowCount } = await c.query(`SELECT 1 FROM ${this.#S}.claims WHERE key = $1 AND claim_id = $2 FOR UPDATE`, [lockKey, claim.id]);
+        if (rowCount !== 1) throw this.#lost(claim, 'its lease expired and another process took it over');
+        return work(c);
+      });
+    const S = this.#S;
+    return {
+      read: async (key) => {
+        bound('read', key);
+        pgStoreCounters.reads++;
+        const { rows } = await this.#query<SourceRow & { ours: boolean | null }>(
+          `read "${key}"`,
+          `SELECT c.claim_id IS NOT DISTINCT FROM $2::uuid AS ours, ${RECORD_COLUMNS.split(', ').map((col) => `s.${col}`).join(', ')} FROM ${S}.claims c LEFT JOIN ${S}.sources s ON s.name = c.key WHERE c.key = $1`,
+          [key, claim.id],
+        );
+        const row = rows[0];
+        if (!row?.ours) throw this.#lost(claim, 'its lease expired and another process took it over');
+        return row.name === null ? undefined : recordOfRow(row, await this.#keys(), this.#openSecret);
+      },
+      write: async (key, record, expectedVersion) => {
+        bound('write', key);
+        const values = rowValues(key, record, await this.#keys());
+        return underClaim(`write "${key}"`, async (c) => {
+          const written = await this.#casWrite(c, key, values, expectedVersion);
+          return { ...record, version: written } as SourceRecord;
+        });
+      },
+      remove: async (key, expectedVersion) => {
+        bound('removal', key);
+        await underClaim(`remove "${key}"`, async (c) => {
+          const { rows } = await c.query<{ version: string }>(`SELECT version FROM ${S}.sources WHERE name = $1 FOR UPDATE`, [key]);
+          const current = rows[0];
+          if (current === undefined) return;
+          if (expectedVersion !== undefined && Number(current.version) !== expectedVersion) {
+            throw new LatchkeyError('LK_STORE_CONFLICT', `store record for "${key}" changed underneath`, { source: key });
+          }
+          await c.query(`DELETE FROM ${S}.sources WHERE name = $1`, [key]);
+        });
+      },
+      getEntry: async (keyspace, id) => {
+        bound(`read of a ${keyspace} entry`);
+        checkId(keyspace, id);
+        const hash = idHash(id);
+        const { rows } = await this.#query<{ ours: boolean; value: Buffer | null }>(
+          `read a ${keyspace} entry`,
+          `SELECT c.claim_id IS NOT DISTINCT FROM $4::uuid AS ours, e.value FROM ${S}.claims c LEFT JOIN ${S}.entries e ON e.keyspace = $1 AND e.id_hash = $2 AND e.expires_at > $3 WHERE c.key = $5`,
+          [keyspace, hash, this.#now(), claim.id, lockKey],
+        );
+        const row = rows[0];
+        if (!row?.ours) throw this.#lost(claim, 'its lease expired and another process took it over');
+        return row.value === null ? undefined : this.#openSecret(open(await this.#keys(), entrySealedAt(keyspace, hash), row.value));
+      },
+      putEntry: async (keyspace, id, value, ttlMs) => {
+        bound(`write of a ${keyspace} entry`);
+        const put = await this.#entryValues(keyspace, id, value, ttlMs);
+        await underClaim(`write a ${keyspace} entry`, (c) => c.query(this.#putSql(), put));
+      },
+      deleteEntry: async (keyspace, id) => {
+        bound(`removal of a ${keyspace} entry`);
+        checkId(keyspace, id);
+        return underClaim(`remove a ${keyspace} entry`, async (c) => {
+          const { rowCount } = await c.query(`DELETE FROM ${S}.entries WHERE keyspace = $1 AND id_hash = $2`, [keyspace, idHash(id)]);
+          return rowCount === 1;
+        });
+      },
+    };
+  }
+
+  /** Compare-and-set of a source row on its version; the new version. */
+  async #casWrite(c: pg.PoolClient, key: string, values: unknown[], expectedVersion: number): Promise<number> {
+    const S = this.#S;
+    const params = WRITE_COLUMNS.map((col, i) => `$${i + 2}::${WRITE_CASTS[col]}`);
+    let rows: { version: string }[];
+    if (expectedVersion === 0) {
+      ({ rows } = await c.query<{ version: string }>(
+        `INSERT INTO ${S}.sources (name, version, ${WRITE_COLUMNS.join(', ')}) VALUES ($1, 1, ${params.join(', ')}) ON CONFLICT (name) DO NOTHING RETURNING version`,
+        [key, ...values],
+      ));
+    } else {
+      ({ rows } = await c.query<{ version: string }>(
+        `UPDATE ${S}.sources SET version = version + 1, updated_at = now(), ${WRITE_COLUMNS.map((col, i) => `${col} = ${params[i]!}`).join(', ')} WHERE name = $1 AND version = $${values.length + 2} RETURNING version`,
+        [key, ...values, expectedVersion],
+      ));
+    }
+    if (rows[0] !== undefined) return Number(rows[0].version);
+    const { rows: found } = await c.query<{ version: string }>(`SELECT version FROM ${S}.sources WHERE name = $1`, [key]);
+    throw new LatchkeyError('LK_STORE_CONFLICT', `store record for "${key}" changed underneath (expected version ${expectedVersion}, found ${found[0] === undefined ? 0 : Number(found[0].version)})`, { source: key });
+  }
+
+  // ---- keyspaces -----------------------------------------------------------------------------
+
+  #putSql(): string {
+    return `INSERT INTO ${this.#S}.entries (keyspace, id_hash, value, expires_at, key_id) VALUES ($1, $2, $3, $4, $5)
+      ON CONFLICT (keyspace, id_hash) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at, key_id = EXCLUDED.key_id`;
+  }
+
+  async #entryValues(keyspace: Keyspace, id: string, value: Secret, ttlMs: number): Promise<unknown[]> {
+    checkId(keyspace, id);
+    if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new LatchkeyError('LK_USAGE', `a ${keyspace} entry needs a positive lifetime (got ${String(ttlMs)} ms)`);
+    const ring = await this.#keys();
+    const hash = idHash(id);
+    return [keyspace, hash, seal(ring, entrySealedAt(keyspace, hash), value.reveal()), this.#now() + ttlMs, ring.current.id];
+  }
+
+  async put(keyspace: Keyspace, id: string, value: Secret, ttlMs: number): Promise<void> {
+    const values = await this.#entryValues(keyspace, id, value, ttlMs);
+    await this.#query(`write a ${keyspace} entry`, this.#putSql(), values);
+  }
+
+  async get(keyspace: Keyspace, id: string): Promise<Secret | undefined> {
+    checkId(keyspace, id);
+    const hash = idHash(id);
+    const { rows } = await this.#query<{ value: Buffer }>(`read a ${keyspace} entry`, `SELECT value FROM ${this.#S}.entries WHERE keyspace = $1 AND id_hash = $2 AND expires_at > $3`, [keyspace, hash, this.#now()]);
+    const row = rows[0];
+    return row === undefined ? undefined : this.#openSecret(open(await this.#keys(), entrySealedAt(keyspace, hash), row.value));
+  }
+
+  async delete(keyspace: Keyspace, id: string): Promise<boolean> {
+    checkId(keyspace, id);
+    const { rowCount } = await this.#query(`remove a ${keyspace} entry`, `DELETE FROM ${this.#S}.entries WHERE keyspace = $1 AND id_hash = $2`, [keyspace, idHash(id)]);
+    return rowCount === 1;
+  }
+
+  /** `DELETE … RETURNING`: one statement, so of N concurrent consumers exactly one gets the row. */
+  async consume(keyspace: Keyspace, id: string): Promise<Secret | undefined> {
+    checkId(keyspace, id);
+    const hash = idHash(id);
+    const { rows } = await this.#query<{ value: Buffer; expires_at: number }>(
+      `consume a ${keyspace} entry`,
+      `DELETE FROM ${this.#S}.entries WHERE keyspace = $1 AND id_hash = $2 RETURNING value, expires_at`,
+      [keyspace, hash],
+    );
+    const row = rows[0];
+    if (row === undefined || Number(row.expires_at) <= this.#now()) return undefined;
+    return this.#openSecret(open(await this.#keys(), entrySealedAt(keyspace, hash), row.value));
+  }
+
+  async sweep(): Promise<number> {
+    const { rowCount } = await this.#query('sweep expired entries', `DELETE FROM ${this.#S}.entries WHERE expires_at <= $1`, [this.#now()]);
+    // Claim rows of keys nobody has claimed for a day (old sessions' lock keys): not entries, not counted.
+    await this.#query('sweep idle claims', `DELETE FROM ${this.#S}.claims WHERE claim_id IS NULL AND (quarantine_until IS NULL OR quarantine_until < now()) AND claimed_at < now() - interval '1 day'`);
+    return rowCount ?? 0;
+  }
+
+  // ---- leadership, lifecycle -----------------------------------------------------------------
+
+  /** The store's leader lock: a session-level advisory lock on a dedicated connection, plus an epoch (src/store/pg/leader-lock.ts). */
+  async leaderLock(options: LeaderLockOptions = {}): Promise<PgLeaderLock> {
+    await this.#ensureReady();
+    const { acquirePgLeaderLock } = await import('./leader-lock.js');
+    const lock = await acquirePgLeaderLock(this.target, this.#timeouts, options);
+    this.#leaders.add(lock);
+    return {
+      path: lock.path,
+      epoch: lock.epoch,
+      release: async () => {
+        this.#leaders.delete(lock);
+        await lock.release();
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const lock of [...this.#leaders]) await lock.release().catch(() => undefined);
+    await this.#pool.end().catch(() => undefined);
+  }
+
+  // ---- plumbing ------------------------------------------------------------------------------
+
+  /** The master key ring, resolved once (a failure is not kept: the next call tries again). */
+  #keys(): Promise<MasterKeyring> {
+    if (this.#ring === undefined) {
+      const given = this.#masterKey;
+      const resolving = (async (): Promise<MasterKeyring> => {
+        const k = typeof given === 'function' ? await given() : (given ?? (await masterKeyFromEnv(this.#env)));
+        return 'current' in k ? k : { current: k };
+      })();
+      this.#ring = resolving;
+      resolving.catch(() => {
+        if (this.#ring === resolving) this.#ring = undefined;
+      });
+    }
+    return this.#ring;
+  }
+
+  /** The schema check, once per store (a failure is not kept). */
+  #ensureReady(): Promise<void> {
+    if (this.#ready === undefined) {
+      const checking = (async () => {
+        let client: pg.PoolClient | undefined;
+        try {
+          client = await this.#pool.connect();
+          await checkSchema(client, this.target.schema, this.location);
+        } catch (err) {
+          throw storeError(this.target, `open the store ${this.location}`, err);
+        } finally {
+          client?.release();
+        }
+      })();
+      this.#ready = checking;
+      checking.catch(() => {
+        if (this.#ready === checking) this.#ready = undefined;
+      });
+    }
+    return this.#ready;
+  }
+
+  async #connect(doing: string): Promise<pg.PoolClient> {
+    if (this.#closed) throw new LatchkeyError('LK_STORE_IO', `cannot ${doing}: the store ${this.location} was closed`);
+    try {
+      return await this.#pool.connect();
+    } catch (err) {
+      throw storeError(this.target, doing, err);
+    }
+  }
+
+  async #query<R extends object = Record<string, unknown>>(doing: string, text: string, values?: unknown[]): Promise<{ rows: R[]; rowCount: number | null }> {
+    if (this.#closed) throw new LatchkeyError('LK_STORE_IO', `cannot ${doing}: the store ${this.location} was closed`);
+    await this.#ensureReady();
+    try {
+      const r = await this.#pool.query(text, values);
+      return { rows: r.rows as R[], rowCount: r.rowCount };
+    } catch (err) {
+      throw storeError(this.target, doing, err);
+    }
+  }
+
+  async #transaction<T>(doing: string, work: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    await this.#ensureReady();
+    const c = await this.#connect(doing);
+    let broken: unknown;
+    try {
+      await c.query('BEGIN');
+      const result = await work(c);
+      await c.query('COMMIT');
+      return result;
+    } catch (err) {
+      broken = err;
+      await c.query('ROLLBACK').catch(() => undefined);
+      throw storeError(this.target, doing, err);
+    } finally {
+      // A connection that broke mid-transaction is not given back to the pool.
+      c.release(broken !== undefined && !(broken instanceof LatchkeyError) ? (broken as Error) : undefined);
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+}
