@@ -6,7 +6,8 @@
  *
  *   node fleet-stampede-worker.js --home DIR --source NAME --url PROTECTED_URL --callers N --start-at MS --deadline MS
  */
-import { openLatchkey } from '../src/index.js';
+import { pgStoreCounters } from '../src/store/pg/pg-store.js';
+import { openFleetLatchkey } from './lib/fleet-store.js';
 import { parseWorkerArgs, required, runLoad } from './lib/load.js';
 import { timedTokens } from './lib/token-waits.js';
 
@@ -15,9 +16,7 @@ const source = required(args, 'source');
 const outcomes: Record<string, number> = {};
 const env: NodeJS.ProcessEnv = {};
 for (const name of ['LATCHKEY_STORE', 'LATCHKEY_MASTER_KEY']) if (process.env[name] !== undefined) env[name] = process.env[name];
-const lk = await openLatchkey({
-  home: required(args, 'home'),
-  env,
+const lk = await openFleetLatchkey(required(args, 'home'), env, {
   onRefresh: (e) => {
     const k = `refresh_${e.outcome}`;
     outcomes[k] = (outcomes[k] ?? 0) + 1;
@@ -33,4 +32,5 @@ const counts = await runLoad({
   extra: outcomes,
 });
 await lk.close();
+for (const [k, v] of Object.entries(pgStoreCounters)) outcomes[`pg_${k}`] = v;
 process.stdout.write(`${JSON.stringify({ ...counts, waits: timed.waits(), storeKind: lk.store.constructor.name })}\n`);

@@ -52,8 +52,13 @@ const TTL_S = 2;
 const IDP_LATENCY_MS = 50;
 /** Beyond the peer's lock TTL (10 s), inside Latchkey's token deadline (15 s). */
 const SLOW_IDP_LATENCY_MS = 11_000;
-/** Where in the run the slow answers fall (the first refresh after each mark). */
-const SLOW_MARKS = [0.25, 0.65];
+/**
+ * Where in the run the slow answers fall (the first refresh after each mark); a mark is pushed
+ * back to 3 s after the previous slow answer ended, so no caller meets two in a row.
+ * LATCHKEY_BENCH_SLOW=0 turns them off (a trial run of the plain load).
+ */
+const SLOW_MARKS = process.env.LATCHKEY_BENCH_SLOW === '0' ? [] : [0.25, 0.65];
+const SLOW_GAP_MS = 3_000;
 const START_DELAY_MS = Number(process.env.LATCHKEY_BENCH_START_DELAY_MS ?? 6_000);
 const KILL_AFTER_DEADLINE_MS = 25_000;
 const WAIT_MARGIN_MS = 50;
@@ -91,6 +96,8 @@ function delayOf(r: ProxiedRequest): number {
   const mark = schedule.marks[schedule.next];
   if (mark !== undefined && r.receivedAt >= mark) {
     schedule.next++;
+    const following = schedule.marks[schedule.next];
+    if (following !== undefined) schedule.marks[schedule.next] = Math.max(following, r.receivedAt + SLOW_IDP_LATENCY_MS + SLOW_GAP_MS);
     return SLOW_IDP_LATENCY_MS;
   }
   return IDP_LATENCY_MS;
