@@ -23,6 +23,7 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   service: () => import('./commands/service.js'),
   secrets: () => import('./commands/secrets.js'),
   store: () => import('./commands/store.js'),
+  'rotate-key': () => import('./commands/rotate-key.js'),
 };
 
 /** Registers a command (used by modules that add commands). */

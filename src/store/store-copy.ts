@@ -29,6 +29,8 @@ export interface CopyOptions {
   dryRun?: boolean;
   /** Lock wait per record (default: each store's own). */
   lockTimeoutMs?: number;
+  /** How each side lists / takes keyspace entries (default: the store itself, when it implements {@link EntryTransfer}). */
+  entries?: { from?: EntryTransfer; to?: EntryTransfer };
   /** Called after each record (progress). */
   onRecord?: (kind: 'source' | Keyspace, name: string, outcome: CopyOutcome) => void;
 }
@@ -110,14 +112,16 @@ export async function copyStore(from: Store, to: Store, options: CopyOptions = {
       report.skippedKeyspaces[ks] = 'single-use entries are not duplicated';
       continue;
     }
-    if (!hasEntryTransfer(from) || !hasEntryTransfer(to)) {
-      report.skippedKeyspaces[ks] = `${hasEntryTransfer(from) ? '--to' : '--from'} store cannot list its entries`;
+    const fromEntries = options.entries?.from ?? (hasEntryTransfer(from) ? from : undefined);
+    const toEntries = options.entries?.to ?? (hasEntryTransfer(to) ? to : undefined);
+    if (fromEntries === undefined || toEntries === undefined) {
+      report.skippedKeyspaces[ks] = `the ${fromEntries === undefined ? '--from' : '--to'} store cannot list its entries`;
       continue;
     }
     const counts = emptyOutcomes(() => 0);
-    const entries = await onSide('from', from, () => from.rawEntries(ks));
+    const entries = await onSide('from', from, () => fromEntries.rawEntries(ks));
     for (const entry of entries) {
-      const outcome = options.dryRun ? 'copied' : await onSide('to', to, () => to.putRawEntry(ks, entry));
+      const outcome = options.dryRun ? 'copied' : await onSide('to', to, () => toEntries.putRawEntry(ks, entry));
       counts[outcome]++;
       options.onRecord?.(ks, entry.digest.slice(0, 8), outcome);
     }

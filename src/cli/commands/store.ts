@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { ExitCode, LatchkeyError } from '../../core/errors.js';
-import { copyStore, type CopyReport, type CopySide } from '../../store/store-copy.js';
+import { copyStore, type CopyReport, type CopySide, type EntryTransfer } from '../../store/store-copy.js';
 import { fileStoreExists, openStoreSpec, parseStoreSpec, type StoreSpec } from '../../store/store-spec.js';
 import type { Store } from '../../store/store.js';
 import { usageError, type CliIO, type Command } from '../io.js';
@@ -32,30 +32,56 @@ export const command: Command = {
     if (fromSpec.kind === 'file' && !(await fileStoreExists(fromSpec.path))) {
       throw new LatchkeyError('LK_USAGE', `--from ${fromSpec.path}: there is no store file there; nothing was copied`);
     }
-    const from = await open(fromSpec, 'from', io);
-    let to: Store | undefined;
+    const closers: (() => Promise<void>)[] = [];
+    const from = await open(fromSpec, 'from', io, closers);
+    let to: Opened | undefined;
     try {
-      to = await open(toSpec, 'to', io);
-      const report = await copyStore(from, to, { dryRun: values['dry-run'] === true });
+      to = await open(toSpec, 'to', io, closers);
+      const report = await copyStore(from, to, { dryRun: values['dry-run'] === true, entries: { from: from.entries, to: to.entries } });
       io.stdout.write(values.json ? `${JSON.stringify(report)}\n` : formatReport(report, from.location, to.location, values['dry-run'] === true));
       return ExitCode.ok;
     } finally {
-      await Promise.allSettled([from.close(), to?.close()]);
+      await Promise.allSettled([from.close(), to?.close(), ...closers.map((c) => c())]);
     }
   },
 };
 
-async function open(spec: StoreSpec, side: CopySide, io: CliIO): Promise<Store> {
+type Opened = Store & { entries?: EntryTransfer };
+
+async function open(spec: StoreSpec, side: CopySide, io: CliIO, closers: (() => Promise<void>)[]): Promise<Opened> {
   try {
-    return await openStoreSpec(spec, (url) => openPostgresStore(url, io.env));
+    let entries: EntryTransfer | undefined;
+    const store: Opened = await openStoreSpec(spec, async (url) => {
+      const pgStore = await openPostgresStore(url, io.env);
+      entries = pgStore.entries;
+      closers.push(() => pgStore.entries.close());
+      return pgStore.store;
+    });
+    if (entries !== undefined) store.entries = entries;
+    return store;
   } catch (err) {
     if (err instanceof LatchkeyError) throw new LatchkeyError(err.code, `--${side}: ${err.message}`, { exitCode: err.exitCode, fix: err.fix, cause: err });
     throw err;
   }
 }
 
-async function openPostgresStore(_url: string, _env: NodeJS.ProcessEnv): Promise<Store> {
-  throw new LatchkeyError('LK_USAGE', 'this build has no PostgreSQL store');
+/** A PostgreSQL store (schema checked now, so a bad URL or a missing schema is named before anything is read) with its entry transfer. */
+async function openPostgresStore(url: string, env: NodeJS.ProcessEnv): Promise<{ store: Store; entries: EntryTransfer & { close(): Promise<void> } }> {
+  const [{ PgStore }, { PgEntryTransfer }, { masterKeyringFromEnv }] = await Promise.all([
+    import('../../store/pg/pg-store.js'),
+    import('../../store/pg/entry-transfer.js'),
+    import('../../store/pg/master-keyring.js'),
+  ]);
+  let ring: ReturnType<typeof masterKeyringFromEnv> | undefined;
+  const keys = (): ReturnType<typeof masterKeyringFromEnv> => (ring ??= masterKeyringFromEnv(env));
+  const store = new PgStore({ url, env, masterKey: keys });
+  try {
+    await store.listMeta();
+  } catch (err) {
+    await store.close().catch(() => undefined);
+    throw err;
+  }
+  return { store, entries: new PgEntryTransfer(store.target, keys) };
 }
 
 function formatReport(r: CopyReport, from: string, to: string, dryRun: boolean): string {
