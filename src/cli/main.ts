@@ -35,7 +35,7 @@ async function mainHelp(io: CliIO): Promise<number> {
   const lines = ['latchkey: keeps API credentials alive for automations', '', 'Usage: latchkey <command> [options]   (latchkey <command> --help for details)', '', 'Commands:'];
   for (const [name, load] of Object.entries(commands)) {
     const { command } = await load();
-    lines.push(`  ${name.padEnd(10)} ${command.summary}`);
+    lines.push(`  ${name.padEnd(11)} ${command.summary}`);
   }
   lines.push('', 'Environment: LATCHKEY_HOME selects the profile directory (config, store, health).');
   lines.push('Exit codes: 0 ok, 1 usage/config error, 3 unreachable or transient, 4 operator action required.');
