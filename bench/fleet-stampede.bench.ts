@@ -42,6 +42,7 @@ import { note, reporter } from './lib/report.js';
 import { spawnWorker, type WorkerResult } from './lib/spawn.js';
 import { waitPercentiles } from './lib/token-waits.js';
 import { prepareFleetStore } from './lib/fleet-store.js';
+import { createRunDatabase } from './lib/run-database.js';
 
 const BENCH = 'fleet-stampede';
 const MACHINES = 2;
@@ -63,7 +64,6 @@ const START_DELAY_MS = Number(process.env.LATCHKEY_BENCH_START_DELAY_MS ?? 6_000
 const KILL_AFTER_DEADLINE_MS = 25_000;
 const WAIT_MARGIN_MS = 50;
 
-const PG_URL = process.env.LATCHKEY_BENCH_PG_URL ?? process.env.LATCHKEY_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const REDIS_URL = process.env.LATCHKEY_BENCH_REDIS_URL ?? process.env.LATCHKEY_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -306,36 +306,10 @@ function report(p: PhaseResult): Summary {
   return { authorized, refreshCalls: p.idp.refreshRequests };
 }
 
-/** A database of its own for the run: created here, dropped at the end. */
-async function createRunDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
-  const name = `lk_fleet_bench_${randomBytes(5).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 5_000 });
-  await admin.connect();
-  try {
-    await admin.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await admin.end();
-  }
-  const url = new URL(PG_URL);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    drop: async () => {
-      const c = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 5_000 });
-      await c.connect();
-      try {
-        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      } finally {
-        await c.end();
-      }
-    },
-  };
-}
-
 async function main(): Promise<void> {
   const subjects = (process.env.LATCHKEY_BENCH_SUBJECTS ?? 'latchkey,peer').split(',') as Subject[];
   note(`fleet-stampede: ${MACHINES} machines x ${PROCESSES} processes x ${CALLERS} callers, ${SECONDS} s per subject, access TTL ${TTL_S} s, IdP ${IDP_LATENCY_MS} ms with ${SLOW_MARKS.length} answers of ${SLOW_IDP_LATENCY_MS} ms (${subjects.join(' then ')})`);
-  const runDb = await createRunDatabase();
+  const runDb = await createRunDatabase('lk_fleet_bench');
   cleanups.push(() => runDb.drop());
   const idp = await startIdpProcess({ accessTtl: TTL_S });
   cleanups.push(() => idp.close());
