@@ -1,8 +1,9 @@
 import type { Clock } from '../core/clock.js';
 import { LatchkeyError } from '../core/errors.js';
+import { abortableWait } from '../core/wait.js';
 import { DEFAULT_TOKEN_TIMEOUT_MS } from '../oauth/refresh-error.js';
 import type { FetchLike } from '../oauth/endpoint.js';
-import type { SourceRecord, Store, StoredGrant } from '../store/store.js';
+import type { SourceRecord, Store, StoredGrant, WithLockOptions } from '../store/store.js';
 import { BoundedMap, DEFAULT_MAP_BOUND } from './bounded-map.js';
 import { refreshDueAt, usableGrant } from './expiry.js';
 import { coolingUntil, rotateGrant, SOURCE_POLICY, sourceSlot, unsavedMessage, type EngineEvent, type OAuthClientSettings, type RotationRequest, type SlotMemory, type Unsaved } from './rotation-core.js';
@@ -43,6 +44,8 @@ const DEFAULT_COOLDOWN_MS = 30_000;
 const DEFAULT_PERSIST_RETRY_DELAYS_MS = [100, 500, 1500] as const;
 const DEFAULT_UNSAVED_RETRY_MS = 5_000;
 const DEFAULT_CONFIRM_REFUSAL_DELAY_MS = 1_000;
+/** While another holder has the lock, how often the store is read for its result. */
+const WATCH_HOLDER_MS = 25;
 
 /** What {@link TokenEngine.unsaved} reports about a held grant (never its tokens). */
 export interface UnsavedInfo {
@@ -196,7 +199,42 @@ export class TokenEngine {
       return this.#remember(source, grant, settings, cooling);
     }
     // The read above is not repeated for the decision: the locked unit re-reads (it must).
-    return this.#refreshUnderLock(source, {});
+    return this.#refreshOrAdopt(source, settings);
+  }
+
+  /**
+   * A plain (not forced) refresh: under the lock; but when another holder has the lock (a
+   * process of another machine refreshing the same grant), the store is read meanwhile, unlocked,
+   * every {@link WATCH_HOLDER_MS}, and as soon as it holds a fresh grant (the holder's result:
+   * what a store lets read is durable, committed or renamed), that grant is served and the wait
+   * for the lock stops. Without this, every process of a fleet would take the lock in turn after
+   * the holder only to adopt its rotation: their callers would wait for N claims, not one
+   * refresh. Nothing is sent to the IdP from here; a forced refresh (401, keeper) never uses it.
+   */
+  async #refreshOrAdopt(source: string, settings: OAuthClientSettings): Promise<string> {
+    const stop = new AbortController();
+    let adopt!: (token: string) => void;
+    const adopted = new Promise<string>((resolve) => (adopt = resolve));
+    const watch = async (): Promise<void> => {
+      while (!stop.signal.aborted) {
+        await abortableWait(WATCH_HOLDER_MS, stop.signal);
+        if (stop.signal.aborted) return;
+        const g = (await this.#store.read(source).catch(() => undefined))?.grant;
+        if (g !== undefined && g.revoked === undefined && this.#clock.now() < refreshDueAt(g, settings.skewMs) && !stop.signal.aborted) {
+          stop.abort();
+          adopt(this.#remember(source, g, settings));
+        }
+      }
+    };
+    const locked = this.#refreshUnderLock(source, {}, { onBusy: () => void watch(), signal: stop.signal });
+    try {
+      return await Promise.race([locked, adopted]);
+    } finally {
+      // Once one answered: the watch ends; a lock still waited for is given up (the work of one
+      // already held runs to its end, its answer unused).
+      stop.abort();
+      locked.catch(() => undefined);
+    }
   }
 
   #coolingUntil(source: string, rec: SourceRecord | undefined, now: number): number | undefined {
@@ -208,7 +246,7 @@ export class TokenEngine {
    * policy (fail open). The memo is filled only once the rotation resolved, that is, once what
    * it wrote is durable: never from inside the lock.
    */
-  async #refreshUnderLock(source: string, request: RotationRequest): Promise<string> {
+  async #refreshUnderLock(source: string, request: RotationRequest, lockOptions?: WithLockOptions): Promise<string> {
     const settings = await this.#settings(source);
     let served;
     try {
@@ -224,6 +262,7 @@ export class TokenEngine {
           memory: this.#memory,
           policy: SOURCE_POLICY,
           emit: (e) => this.#onEvent?.(e),
+          ...(lockOptions ? { lockOptions } : {}),
         },
         sourceSlot(source, settings),
         request,

@@ -71,6 +71,17 @@ export interface SourceMeta {
 
 export interface WithLockOptions {
   timeoutMs?: number;
+  /**
+   * Called once when the lock is found held by another holder and the call starts waiting (a
+   * backend may never call it: the file store does not). The engine then watches the store for
+   * that holder's result, which it may serve without the lock (it is durable once readable).
+   */
+  onBusy?: () => void;
+  /**
+   * Stop waiting when this aborts before the lock is had: `withLock` rejects with
+   * LK_LOCK_TIMEOUT and `fn` never runs. Once the lock is held, the work runs to its end.
+   */
+  signal?: AbortSignal;
 }
 
 /**

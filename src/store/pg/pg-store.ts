@@ -155,7 +155,7 @@ export class PgStore implements Store {
   // ---- the lock: claim before use ------------------------------------------------------------
 
   async withLock<T>(key: string, fn: (tx: StoreTx) => Promise<T>, options: WithLockOptions = {}): Promise<T> {
-    const claim = await this.claim(key, options.timeoutMs ?? this.#lockTimeoutMs);
+    const claim = await this.claim(key, options.timeoutMs ?? this.#lockTimeoutMs, options);
     const state: ClaimState = { open: true };
     let renewing: Promise<void> | undefined;
     const timer = setInterval(() => {
@@ -184,10 +184,12 @@ export class PgStore implements Store {
    * (`lk_claim`), then the claim is ours until released or its lease expires. Exported for the
    * fleet's own locked work; {@link withLock} is the usual way.
    */
-  async claim(key: string, timeoutMs: number): Promise<Claim> {
+  async claim(key: string, timeoutMs: number, wait: Pick<WithLockOptions, 'onBusy' | 'signal'> = {}): Promise<Claim> {
     const id = randomUUID();
     const deadline = Date.now() + timeoutMs;
+    let busy = false;
     for (;;) {
+      if (wait.signal?.aborted) throw new LatchkeyError('LK_LOCK_TIMEOUT', `stopped waiting for the lock of "${key}" in ${this.location} (the caller no longer needs it)`);
       const { rows } = await this.#query<{ status: string; generation: string; holder: string | null; wait_ms: string }>(
         `claim the lock of "${key}"`,
         `SELECT status, generation, holder, wait_ms FROM ${this.#S}.lk_claim($1, $2, $3, $4)`,
@@ -211,6 +213,10 @@ export class PgStore implements Store {
         );
       }
       pgStoreCounters.busyPolls++;
+      if (!busy) {
+        busy = true;
+        wait.onBusy?.();
+      }
       const left = deadline - Date.now();
       if (left <= 0) {
         throw new LatchkeyError('LK_LOCK_TIMEOUT', `timed out after ${timeoutMs} ms waiting for the lock of "${key}" in ${this.location}, held by ${r.holder ?? 'another process'} (claim ${r.generation}, lease ends in ${waitMs} ms)`);
