@@ -52,6 +52,16 @@ export type { Preset } from './config/presets.js';
  * being reshaped (store contract v2) and may change in a minor release.
  */
 export { FileStore } from './store/file-store.js';
+/**
+ * Choosing and opening a store: `openStore` picks what the CLI picks (`LATCHKEY_STORE`, the
+ * config's `store.url`, else the file store); `openPostgresStore` opens a PostgreSQL store.
+ * Experimental (fleet mode).
+ */
+export { openStore, openPostgresStore } from './store/open-store.js';
+/** Where a store is chosen from; the PostgreSQL store and its options. Experimental (fleet mode). */
+export type { StoreChoice } from './store/open-store.js';
+/** The PostgreSQL store (claim before use, sealed secrets) and its options. Experimental (fleet mode). */
+export type { PgStore, PgStoreOptions } from './store/pg/pg-store.js';
 /** The store contract and its records. Experimental (store contract v2). */
 export type { Store, SourceRecord, StoredGrant, StoredSession, WithLockOptions } from './store/store.js';
 /** What `onRefresh` receives after each refresh attempt (metrics, logs). Stable. */

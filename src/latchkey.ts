@@ -12,6 +12,7 @@ import type { FetchLike } from './oauth/endpoint.js';
 import { homePaths, latchkeyHome, type HomePaths } from './paths.js';
 import { Secret } from './core/secret.js';
 import { FileStore } from './store/file-store.js';
+import { openStore, storeConfigured } from './store/open-store.js';
 import type { SourceRecord, Store, StoredGrant } from './store/store.js';
 import type { MethodName } from './config/constants.js';
 import type { SourceAuth } from './client/auth-path.js';
@@ -503,5 +504,7 @@ export async function openLatchkey(options: OpenLatchkeyOptions = {}): Promise<L
   const home = options.home ?? latchkeyHome(env);
   const paths = homePaths(home);
   const config = options.config ?? (await loadConfig(paths.config));
-  return new Latchkey(config, { ...options, env, paths });
+  // LATCHKEY_STORE / the config's `store` section, else the file store under `home`.
+  const store = options.store ?? (storeConfigured(env, config.raw.store) ? await openStore({ env, config: config.raw.store, paths }) : undefined);
+  return new Latchkey(config, { ...options, env, paths, ...(store ? { store } : {}) });
 }

@@ -83,7 +83,8 @@ function tokenAnswer(args: readonly string[], env: NodeJS.ProcessEnv): FastPathA
   // validates it (and writes the stamp).
   const config = stampedConfig(readText(paths.config), readText(stampPathFor(paths.config)), paths.config);
   const src = config?.sources.get(source);
-  if (src === undefined) return undefined;
+  // Another store (PostgreSQL) than the profile's file: the full path reads it.
+  if (src === undefined || env.LATCHKEY_STORE || config?.raw.store) return undefined;
   const kind = bearerMethod(src);
   const token = kind === 'oauth' ? freshStoredToken(source, src, paths) : kind === 'token' && src.token ? plainSecretValue(src.token.secret, env, readSecretFile) : undefined;
   return token === undefined ? undefined : { stdout: `${token}\n`, exitCode: ExitCode.ok };

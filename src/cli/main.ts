@@ -22,6 +22,7 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   health: () => import('./commands/health.js'),
   service: () => import('./commands/service.js'),
   secrets: () => import('./commands/secrets.js'),
+  migrate: () => import('./commands/migrate.js'),
   store: () => import('./commands/store.js'),
   'rotate-key': () => import('./commands/rotate-key.js'),
 };
@@ -38,6 +39,7 @@ async function mainHelp(io: CliIO): Promise<number> {
     lines.push(`  ${name.padEnd(11)} ${command.summary}`);
   }
   lines.push('', 'Environment: LATCHKEY_HOME selects the profile directory (config, store, health).');
+  lines.push('             LATCHKEY_STORE=postgres://… keeps grants in PostgreSQL (latchkey migrate once; LATCHKEY_MASTER_KEY seals them).');
   lines.push('Exit codes: 0 ok, 1 usage/config error, 3 unreachable or transient, 4 operator action required.');
   io.stdout.write(`${lines.join('\n')}\n`);
   return ExitCode.ok;

@@ -149,11 +149,21 @@ export const KeeperConfigSchema = v.strictObject({
   alerts: v.optional(AlertsConfigSchema),
 });
 
+/**
+ * Where grants live when not in the profile's file store: a PostgreSQL URL behind a secret
+ * reference (it carries a password), e.g. `{ "url": "env:LATCHKEY_PG_URL" }`. `LATCHKEY_STORE`
+ * in the environment wins over it.
+ */
+export const StoreConfigSchema = v.strictObject({
+  url: secretRef,
+});
+
 export const ConfigSchema = v.strictObject({
   $schema: v.optional(v.string()),
   version: v.optional(v.literal(1)),
   sources: v.optional(v.record(v.pipe(v.string(), v.regex(SOURCE_NAME, 'source names are letters, digits, ".", "_" and "-"')), SourceConfigSchema)),
   keeper: v.optional(KeeperConfigSchema),
+  store: v.optional(StoreConfigSchema),
 });
 
 /** A source's `oauth` method: token endpoint, client, and the optional login endpoints. */
@@ -170,3 +180,5 @@ export type SourceConfig = v.InferOutput<typeof SourceConfigSchema>;
 export type KeeperConfig = v.InferOutput<typeof KeeperConfigSchema>;
 export type AlertsConfig = v.InferOutput<typeof AlertsConfigSchema>;
 export type ConfigFile = v.InferOutput<typeof ConfigSchema>;
+/** The `store` section of the config file (a PostgreSQL URL behind a secret reference). */
+export type StoreConfig = v.InferOutput<typeof StoreConfigSchema>;

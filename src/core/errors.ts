@@ -73,6 +73,7 @@ export const ERRORS = {
   LK_KEYRING: spec('LK_KEYRING', ExitCode.usage, 500, 'the OS keyring is unavailable or refused'),
   LK_KEEPER: spec('LK_KEEPER', ExitCode.usage, 500, 'the keeper cannot run (port in use, another keeper, a bad health.json)'),
   LK_STORE_SCHEMA: spec('LK_STORE_SCHEMA', ExitCode.usage, 500, 'the PostgreSQL schema is missing, older (run `latchkey migrate`) or newer than this Latchkey'),
+  LK_CLAIM_LOST: spec('LK_CLAIM_LOST', ExitCode.unreachable, 503, "a PostgreSQL claim's lease expired and another process took it over: nothing was written under it"),
   LK_STORE_KEY: spec('LK_STORE_KEY', ExitCode.usage, 500, 'the master key is missing, malformed or not the one the stored secrets were sealed with'),
 } as const satisfies { [C in string]: ErrorSpec<C> };
 

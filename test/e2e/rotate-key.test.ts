@@ -45,7 +45,7 @@ function runLoad(env: NodeJS.ProcessEnv, args: string[]): Promise<ChildResult> {
   });
 }
 
-test('rotate-key re-wraps every row online: no failed call under load, then the new key alone opens everything', { skip }, async (t) => {
+test('rotate-key re-wraps every row online (the documented steps): no failed call under load, then the new key alone opens everything', { skip }, async (t) => {
   const db = await freshPgSchema();
   t.after(() => db.cleanup());
   const idp = await startIdp({ accessTokenTtl: 2 });
@@ -62,21 +62,33 @@ test('rotate-key re-wraps every row online: no failed call under load, then the 
   await lk.close();
   idp.stats.reset();
 
-  // The processes get both keys (new current, old previous), then the rotation runs under load.
-  const env = { PATH: process.env.PATH, HOME: process.env.HOME, LATCHKEY_STORE: db.url, LATCHKEY_MASTER_KEY: NEW_KEY_TEXT, LATCHKEY_MASTER_KEY_PREVIOUS: TEST_MASTER_KEY_TEXT };
-  const loads = [0, 1].map(() => runLoad(env, [h.home, idp.protectedUrl, SOURCES.join(','), '8', '7000']));
+  const base = { PATH: process.env.PATH, HOME: process.env.HOME, LATCHKEY_STORE: db.url };
+  const rotator = { ...base, LATCHKEY_MASTER_KEY: NEW_KEY_TEXT, LATCHKEY_MASTER_KEY_OTHER: TEST_MASTER_KEY_TEXT };
+  const results: ChildResult[] = [];
+  // Step 1: the processes open both keys, still sealing with the old one; step 2 runs under them.
+  const step1 = { ...base, LATCHKEY_MASTER_KEY: TEST_MASTER_KEY_TEXT, LATCHKEY_MASTER_KEY_OTHER: NEW_KEY_TEXT };
+  let loads = [0, 1].map(() => runLoad(step1, [h.home, idp.protectedUrl, SOURCES.join(','), '8', '5000']));
   await new Promise((r) => setTimeout(r, 2_000));
-  const rotated = await runCli(['rotate-key', '--json'], { env, timeoutMs: 60_000 });
+  const rotated = await runCli(['rotate-key', '--json'], { env: rotator, timeoutMs: 60_000 });
   assert.equal(rotated.code, 0, rotated.stderr);
-  const report = JSON.parse(rotated.stdout) as { keyId: string; remaining: number; failures: unknown[]; sources: { rewrapped: number; current: number }; entries: { rewrapped: number } };
+  const report = JSON.parse(rotated.stdout) as { keyId: string; rewrapped: number; retired: string[]; activeOthers: string[] };
   assert.equal(report.keyId, NEW_KEY.id);
-  assert.equal(report.remaining, 0);
-  assert.deepEqual(report.failures, []);
-  assert.equal(report.entries.rewrapped, 1);
-  assert.equal(report.sources.rewrapped + report.sources.current, SOURCES.length);
+  assert.ok(report.rewrapped >= 1, 'rows were re-wrapped');
+  assert.deepEqual(report.activeOthers, [TEST_MASTER_KEY.id], 'the old key stays active until retired');
   assert.ok(!rotated.stdout.includes(NEW_KEY_TEXT) && !rotated.stderr.includes(NEW_KEY_TEXT), 'no key printed');
+  results.push(...(await Promise.all(loads)));
 
-  const results = await Promise.all(loads);
+  // Step 3: the processes seal with the new key; step 4 (re-wrap the rest, retire the old key) under them.
+  loads = [0, 1].map(() => runLoad(rotator, [h.home, idp.protectedUrl, SOURCES.join(','), '8', '5000']));
+  await new Promise((r) => setTimeout(r, 2_000));
+  const retired = await runCli(['rotate-key', '--retire', '--json'], { env: rotator, timeoutMs: 60_000 });
+  assert.equal(retired.code, 0, retired.stderr);
+  const final = JSON.parse(retired.stdout) as { remaining: number; retired: string[]; activeOthers: string[] };
+  assert.equal(final.remaining, 0);
+  assert.deepEqual(final.retired, [TEST_MASTER_KEY.id]);
+  assert.deepEqual(final.activeOthers, []);
+  results.push(...(await Promise.all(loads)));
+
   const total = results.reduce((a, r) => ({ ok: a.ok + r.ok, unauthorized: a.unauthorized + r.unauthorized, errors: a.errors + r.errors }), { ok: 0, unauthorized: 0, errors: 0 });
   assert.equal(total.errors, 0, `errors: ${results.flatMap((r) => r.messages).join('; ')}`);
   assert.equal(total.unauthorized, 0, 'every protected call authorized');
@@ -96,9 +108,9 @@ test('rotate-key re-wraps every row online: no failed call under load, then the 
   await assert.rejects(stale.read('a'), (err: unknown) => err instanceof LatchkeyError && err.code === 'LK_STORE_KEY' && err.message.includes(NEW_KEY.id));
 
   // A re-run finds nothing to do.
-  const again = await runCli(['rotate-key'], { env });
+  const again = await runCli(['rotate-key'], { env: rotator });
   assert.equal(again.code, 0, again.stderr);
-  assert.match(again.stdout, /0 source\(s\) and 0 entries re-wrapped, 3 source\(s\) and 1 entry already under it/);
+  assert.match(again.stdout, /0 row\(s\) re-wrapped under master key [0-9a-f]{16}; 0 still under another key/);
 });
 
 test('rotate-key refuses what it cannot open: a swapped ciphertext and a missing old key are named, left as they are', { skip }, async (t) => {
@@ -113,20 +125,24 @@ test('rotate-key refuses what it cannot open: a swapped ciphertext and a missing
   await pgExec(`UPDATE "${db.schema}".sources SET refresh_token = (SELECT refresh_token FROM "${db.schema}".sources WHERE name = 'x') WHERE name = 'y'`);
   const before = await pgExec<{ name: string; refresh_token: Buffer }>(`SELECT name, refresh_token FROM "${db.schema}".sources ORDER BY name`);
 
-  const noPrevious = { PATH: process.env.PATH, HOME: process.env.HOME, LATCHKEY_MASTER_KEY: NEW_KEY_TEXT };
-  const missing = await runCli(['rotate-key', '--store', db.url], { env: noPrevious });
+  const noOther = { PATH: process.env.PATH, HOME: process.env.HOME, LATCHKEY_MASTER_KEY: NEW_KEY_TEXT };
+  const missing = await runCli(['rotate-key', '--store', db.url], { env: noOther });
   assert.equal(missing.code, 1);
-  assert.match(missing.stderr, /LATCHKEY_MASTER_KEY_PREVIOUS/);
-  assert.match(missing.stderr, /source x/);
+  assert.match(missing.stderr, /was sealed with master key/);
+  assert.match(missing.stderr, /fix: set LATCHKEY_MASTER_KEY_OTHER/);
 
-  const env = { ...noPrevious, LATCHKEY_MASTER_KEY_PREVIOUS: TEST_MASTER_KEY_TEXT };
+  const env = { ...noOther, LATCHKEY_MASTER_KEY_OTHER: TEST_MASTER_KEY_TEXT };
   const tampered = await runCli(['rotate-key', '--store', db.url], { env });
   assert.equal(tampered.code, 1, tampered.stderr);
-  assert.match(tampered.stderr, /source y/);
+  assert.match(tampered.stderr, /refresh_token of y/);
   assert.match(tampered.stderr, /fails authentication/);
   const after = await pgExec<{ name: string; refresh_token: Buffer; key_id: string }>(`SELECT name, refresh_token, key_id FROM "${db.schema}".sources ORDER BY name`);
   assert.equal(after[1]!.refresh_token.equals(before[1]!.refresh_token), true, 'the tampered row is left byte for byte');
-  assert.equal(after[0]!.key_id, NEW_KEY.id, 'the good row was re-wrapped');
+  assert.equal(after[1]!.key_id, TEST_MASTER_KEY.id, 'nothing of the tampered row was rewritten');
+
+  const retire = await runCli(['rotate-key', '--store', db.url, '--retire'], { env });
+  assert.equal(retire.code, 1);
+  assert.match(retire.stderr, /fails authentication|still seals/);
 
   const notPg = await runCli(['rotate-key', '--store', '/tmp/store.json'], { env });
   assert.equal(notPg.code, 1);

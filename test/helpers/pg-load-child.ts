@@ -1,7 +1,7 @@
 // Child process for the PostgreSQL key-rotation test: C callers for D ms, each taking a token of
 // one of the sources (round robin) from a PostgreSQL store and using it on the protected endpoint.
 // The store URL and keys come from the environment (LATCHKEY_STORE, LATCHKEY_MASTER_KEY,
-// LATCHKEY_MASTER_KEY_PREVIOUS). Prints one JSON line of counts.
+// LATCHKEY_MASTER_KEY_OTHER). Prints one JSON line of counts.
 import { openLatchkey } from '../../src/latchkey.js';
 import { masterKeyringFromEnv } from '../../src/store/pg/master-keyring.js';
 import { PgStore } from '../../src/store/pg/pg-store.js';

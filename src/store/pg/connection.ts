@@ -21,21 +21,39 @@ export const DEFAULT_TIMEOUTS: PgTimeouts = { statementTimeoutMs: 5_000, lockTim
 /** Who this process is in claims and leader rows: pid, host, and a nonce (two containers may share pid and host name). */
 export const HOLDER = `${process.pid}@${hostname()}#${randomBytes(3).toString('hex')}`;
 
+/**
+ * How the bounds reach the server: as startup parameters of every connection (the default), or,
+ * through a pooler that refuses them (PgBouncer: "unsupported startup parameter"), with
+ * `SET LOCAL` at the start of every transaction (each statement of the store then runs in one).
+ */
+export type BoundsVia = 'startup' | 'transaction';
+
 /** The client config of every connection of the store: the timeouts are startup parameters, set on every connection. */
-export function clientConfig(target: PgTarget, timeouts: PgTimeouts, applicationName: string): pg.ClientConfig {
+export function clientConfig(target: PgTarget, timeouts: PgTimeouts, applicationName: string, via: BoundsVia = 'startup'): pg.ClientConfig {
   return {
     connectionString: target.connectionString.reveal(),
-    statement_timeout: timeouts.statementTimeoutMs,
-    lock_timeout: timeouts.lockTimeoutMs,
-    idle_in_transaction_session_timeout: timeouts.idleInTransactionMs,
+    ...(via === 'startup'
+      ? { statement_timeout: timeouts.statementTimeoutMs, lock_timeout: timeouts.lockTimeoutMs, idle_in_transaction_session_timeout: timeouts.idleInTransactionMs }
+      : {}),
     connectionTimeoutMillis: timeouts.connectTimeoutMs,
     application_name: applicationName,
   };
 }
 
+/** `BEGIN` with the bounds set for the transaction (one round trip), for {@link BoundsVia} `transaction`. */
+export function beginBounded(timeouts: PgTimeouts): string {
+  const ms = (n: number): number => Math.max(0, Math.floor(n));
+  return `BEGIN; SET LOCAL statement_timeout = ${ms(timeouts.statementTimeoutMs)}; SET LOCAL lock_timeout = ${ms(timeouts.lockTimeoutMs)}; SET LOCAL idle_in_transaction_session_timeout = ${ms(timeouts.idleInTransactionMs)}`;
+}
+
+/** True when a pooler refused the bounds as startup parameters (PgBouncer). */
+export function refusedStartupParameter(err: unknown): boolean {
+  return /unsupported startup parameter/i.test((err as Error | undefined)?.message ?? '');
+}
+
 /** A pool whose idle connections are expendable: a killed backend or a restart costs the next statement a reconnect, never the process. */
-export function createPool(target: PgTarget, timeouts: PgTimeouts, max: number): pg.Pool {
-  const pool = new pg.Pool({ ...clientConfig(target, timeouts, 'latchkey'), max, idleTimeoutMillis: 10_000, allowExitOnIdle: true });
+export function createPool(target: PgTarget, timeouts: PgTimeouts, max: number, via: BoundsVia = 'startup'): pg.Pool {
+  const pool = new pg.Pool({ ...clientConfig(target, timeouts, `latchkey ${HOLDER}`.slice(0, 63), via), max, idleTimeoutMillis: 10_000, allowExitOnIdle: true });
   // An idle client whose backend was terminated emits 'error' on the pool: without a listener the
   // process would crash. The pool drops it; the next statement connects anew.
   pool.on('error', () => undefined);
@@ -69,12 +87,14 @@ export function storeError(target: PgTarget, doing: string, err: unknown): Latch
   if (err instanceof LatchkeyError) return err;
   const where = `PostgreSQL at ${target.host}:${target.port}, database "${target.database}"`;
   if (isConnectionFailure(err)) {
-    return new LatchkeyError('LK_UNREACHABLE', `cannot ${doing}: ${where} did not answer (${describePgError(err)})`, { cause: err, operatorAction: 'check_network', fix: `check that ${target.host}:${target.port} is up and reachable from this machine` });
+    return new LatchkeyError('LK_UNREACHABLE', `cannot ${doing}: ${where} did not answer (${describePgError(err)})`, { cause: new Error(describePgError(err)), operatorAction: 'check_network', fix: `check that ${target.host}:${target.port} is up and reachable from this machine` });
   }
   const code = (err as { code?: string }).code;
   if (code === '28P01' || code === '28000' || code === '3D000') {
-    return new LatchkeyError('LK_UNREACHABLE', `cannot ${doing}: ${where} refused the connection (${describePgError(err)}); check the user, password and database of the store URL`, { cause: err, operatorAction: 'fix_config' });
+    return new LatchkeyError('LK_UNREACHABLE', `cannot ${doing}: ${where} refused the connection (${describePgError(err)}); check the user, password and database of the store URL`, { cause: new Error(describePgError(err)), operatorAction: 'fix_config' });
   }
   const transient = code === '57014' || code === '55P03' || code === '40001' || code === '40P01' || code === '25P03';
-  return new LatchkeyError('LK_STORE_IO', `cannot ${doing} (${where}): ${describePgError(err)}`, { cause: err, ...(transient ? { exitCode: ExitCode.unreachable } : {}) });
+  // The cause keeps the server's words but not its SQLSTATE as `code`: callers that describe a
+  // store failure by its errno-style code (the rotation core's `unsaved` message) then say the words.
+  return new LatchkeyError('LK_STORE_IO', `cannot ${doing} (${where}): ${describePgError(err)}`, { cause: new Error(describePgError(err)), ...(transient ? { exitCode: ExitCode.unreachable } : {}) });
 }

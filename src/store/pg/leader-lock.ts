@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { ExitCode, LatchkeyError } from '../../core/errors.js';
 import type { LeaderInfo, LeaderLock, LeaderLockOptions } from '../store.js';
-import { clientConfig, HOLDER, storeError, type PgTimeouts } from './connection.js';
+import { clientConfig, HOLDER, refusedStartupParameter, storeError, type BoundsVia, type PgTimeouts } from './connection.js';
 import { quoteIdent, type PgTarget } from './url.js';
 
 /** A PostgreSQL leader lock as held: the store contract's lock plus the epoch of this leadership. */
@@ -25,22 +25,26 @@ const HEARTBEAT_MS = 15_000;
  * at every heartbeat, whether the backend running that statement is the one holding the lock;
  * refused with LK_KEEPER (see docs/DESIGN.md "Fleet mode: claim before use", Leadership).
  */
-export async function acquirePgLeaderLock(target: PgTarget, timeouts: PgTimeouts, options: LeaderLockOptions = {}): Promise<PgLeaderLock> {
+export async function acquirePgLeaderLock(target: PgTarget, timeouts: PgTimeouts, options: LeaderLockOptions = {}, via: BoundsVia = 'startup'): Promise<PgLeaderLock> {
   const S = quoteIdent(target.schema);
   const path = `${target.location} (advisory lock ${LOCK_CLASS}/hash of schema "${target.schema}")`;
   const heartbeatMs = options.heartbeatMs ?? HEARTBEAT_MS;
   let announced = false;
   for (;;) {
     if (options.signal?.aborted) throw new LatchkeyError('LK_KEEPER', 'stopped while standing by for the keeper lock', { exitCode: ExitCode.ok });
-    const client = new pg.Client(clientConfig(target, timeouts, 'latchkey-leader'));
     let gone = false;
-    client.on('error', () => {
+    const client = await connectDirect(target, timeouts, via, () => {
       gone = true;
     });
+    // Before any lock is taken (a session lock taken through a transaction pooler would stay on a
+    // pooled server connection): is this connection ours alone?
     try {
-      await client.connect();
+      const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      const pooled = await multiplexed(target, timeouts, via, rows[0]!.pid);
+      if (pooled !== undefined) throw pooled;
     } catch (err) {
-      throw storeError(target, 'take the keeper lock', err);
+      await client.end().catch(() => undefined);
+      throw storeError(target, 'check the keeper lock', err);
     }
     let got: { got: boolean; pid: number };
     try {
@@ -53,6 +57,7 @@ export async function acquirePgLeaderLock(target: PgTarget, timeouts: PgTimeouts
     if (got.got) {
       const problem = await sessionProblem(client, target, got.pid).catch((err: unknown) => storeError(target, 'check the keeper lock', err));
       if (problem !== undefined) {
+        await client.query(`SELECT pg_advisory_unlock($1, hashtext($2) & 2147483647)`, [LOCK_CLASS, target.schema]).catch(() => undefined);
         await client.end().catch(() => undefined);
         throw problem;
       }
@@ -133,6 +138,52 @@ function held(client: pg.Client, target: PgTarget, S: string, path: string, pid:
   };
 }
 
+/** A dedicated connection (not from any pool), with the bounds as the store's pool has them. */
+async function connectDirect(target: PgTarget, timeouts: PgTimeouts, via: BoundsVia, onError: () => void): Promise<pg.Client> {
+  for (const v of via === 'startup' ? (['startup', 'transaction'] as const) : (['transaction'] as const)) {
+    const client = new pg.Client(clientConfig(target, timeouts, `latchkey-leader ${HOLDER}`.slice(0, 63), v));
+    client.on('error', onError);
+    try {
+      await client.connect();
+      return client;
+    } catch (err) {
+      await client.end().catch(() => undefined);
+      // A pooler refusing the bounds at startup: try without them (and find out below what it is).
+      if (v === 'startup' && refusedStartupParameter(err)) continue;
+      throw storeError(target, 'take the keeper lock', err);
+    }
+  }
+  throw new LatchkeyError('LK_KEEPER', `cannot connect to ${target.location} for the keeper lock`);
+}
+
+/**
+ * A second connection holds a transaction open and asks for its backend: if it is the backend
+ * the lock was just taken on (`pid`), two client connections share one server connection, which
+ * a pooler in transaction (or statement) mode does and a direct or session-mode connection never
+ * does. PgBouncer hands the server connection released last to the next transaction, so the
+ * probe catches it at once, before any lock is taken; the check after taking it and at every
+ * heartbeat ({@link sessionProblem}) catches the rest.
+ */
+async function multiplexed(target: PgTarget, timeouts: PgTimeouts, via: BoundsVia, pid: number): Promise<LatchkeyError | undefined> {
+  const probe = await connectDirect(target, timeouts, via, () => undefined);
+  try {
+    await probe.query('BEGIN');
+    const { rows } = await probe.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+    await probe.query('ROLLBACK');
+    return rows[0]!.pid === pid ? pooledProblem(target, pid, rows[0]!.pid) : undefined;
+  } finally {
+    await probe.end().catch(() => undefined);
+  }
+}
+
+function pooledProblem(target: PgTarget, pid: number, other: number): LatchkeyError {
+  return new LatchkeyError(
+    'LK_KEEPER',
+    `keeper leadership needs a direct connection to PostgreSQL, but ${target.host}:${target.port} (database "${target.database}") shares server connections between client connections (the lock was taken on backend ${pid}; ${other === pid ? 'another client connection was then served by that same backend' : `the next statement ran on backend ${other}`}): a pooler in transaction mode (PgBouncer pool_mode=transaction) cannot hold a session-level lock. Point the keeper's LATCHKEY_STORE at the PostgreSQL server itself (or at PgBouncer in session mode); token, fetch and the gateway may keep using the pooler.`,
+    { exitCode: ExitCode.usage },
+  );
+}
+
 /**
  * Whether the lock taken on backend `pid` is held by the backend running this very statement.
  * A different backend: the client connection is multiplexed (PgBouncer in transaction mode).
@@ -144,11 +195,7 @@ async function sessionProblem(client: pg.Client, target: PgTarget, pid: number):
   );
   const r = rows[0]!;
   if (r.pid === pid && r.held) return undefined;
-  return new LatchkeyError(
-    'LK_KEEPER',
-    `keeper leadership needs a direct connection to PostgreSQL, but ${target.host}:${target.port} (database "${target.database}") moved this session to another server connection between two statements (backend ${pid} took the lock, backend ${r.pid} answered next): a pooler in transaction mode (PgBouncer pool_mode=transaction) cannot hold a session-level lock. Point the keeper's LATCHKEY_STORE at the PostgreSQL server itself (or at PgBouncer in session mode); token, fetch and the gateway may keep using the pooler.`,
-    { exitCode: ExitCode.usage },
-  );
+  return pooledProblem(target, pid, r.pid);
 }
 
 async function readHolder(client: pg.Client, S: string): Promise<LeaderInfo | undefined> {

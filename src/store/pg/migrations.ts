@@ -121,6 +121,26 @@ END
 $fn$;
 `,
   },
+  {
+    version: 2,
+    name: 'master_keys (which master keys may seal)',
+    sql: `
+-- The master keys this store's values may be sealed with (by id; the key itself is never stored).
+-- A writer whose key is not an active one here is refused before it seals anything, so a machine
+-- with a wrong key can never leave rows only it can read. The first writer registers its key;
+-- \`latchkey rotate-key\` adds the new one, re-wraps every value, then retires the old one.
+CREATE TABLE $S.master_keys (
+  id text PRIMARY KEY,
+  -- a constant sealed with the key for this row: proves whoever registered it held the key
+  check_value bytea NOT NULL,
+  active boolean NOT NULL DEFAULT true,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  retired_at timestamptz
+);
+-- A store migrated from version 1 has no row here: its first writer registers its key only if no
+-- stored value is sealed with another one (src/store/pg/pg-store.ts, sealing keys).
+`,
+  },
 ];
 
 /** The schema version this code reads and writes. */
@@ -148,9 +168,9 @@ export interface Queryable {
  * Applies the migrations `schema` lacks, in one transaction (idempotent: a second run applies
  * nothing). A schema newer than this code is refused, unchanged.
  */
-export async function migrate(client: Queryable, schema: string, location: string): Promise<MigrateResult> {
+export async function migrate(client: Queryable, schema: string, location: string, begin = 'BEGIN'): Promise<MigrateResult> {
   const S = quoteIdent(schema);
-  await client.query('BEGIN');
+  await client.query(begin);
   try {
     // Serialises concurrent migrations of the same schema (two machines running `latchkey migrate`).
     await client.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`latchkey migrate ${schema}`]);

@@ -4,18 +4,18 @@ import { LatchkeyError } from '../../core/errors.js';
 import { Secret } from '../../core/secret.js';
 import type { SecretOpener } from '../store-document.js';
 import { KEYSPACES, type Keyspace, type LeaderLock, type LeaderLockOptions, type SourceMeta, type SourceRecord, type Store, type StoreTx, type WithLockOptions } from '../store.js';
-import { createPool, DEFAULT_TIMEOUTS, HOLDER, storeError, type PgTimeouts } from './connection.js';
-import { open, seal, type MasterKey, type MasterKeyring, type SealedAt } from './envelope.js';
-import { masterKeyFromEnv } from './master-key.js';
+import { beginBounded, createPool, DEFAULT_TIMEOUTS, HOLDER, refusedStartupParameter, storeError, type BoundsVia, type PgTimeouts } from './connection.js';
+import { open, rewrap, seal, type MasterKey, type MasterKeyring, type SealedAt } from './envelope.js';
+import { masterKeyringFromEnv } from './master-keyring.js';
 import { checkSchema, migrate, type MigrateResult } from './migrations.js';
-import { META_COLUMNS, metaOfRow, RECORD_COLUMNS, recordOfRow, rowValues, WRITE_CASTS, WRITE_COLUMNS, type SourceRow } from './source-rows.js';
+import { META_COLUMNS, metaOfRow, RECORD_COLUMNS, recordOfRow, rowValues, sourceSealedAt, WRITE_CASTS, WRITE_COLUMNS, type SourceRow } from './source-rows.js';
 import { parsePgUrl, quoteIdent, type PgTarget } from './url.js';
 import type { PgLeaderLock } from './leader-lock.js';
 
 /** Options of {@link PgStore}. */
 export interface PgStoreOptions {
   /** `postgres://user:password@host:port/database[?schema=name]` (the schema defaults to `latchkey`). */
-  url: string | Secret;
+  url: string | { reveal(): string };
   /**
    * The master key(s) secrets are sealed with; default: `LATCHKEY_MASTER_KEY` from `env`
    * (resolved on the first secret sealed or opened, so metadata reads need no key).
@@ -83,7 +83,10 @@ export class PgStore implements Store {
   readonly location: string;
   readonly target: PgTarget;
   readonly #S: string;
-  readonly #pool: pg.Pool;
+  #pool: pg.Pool;
+  /** How the connection bounds reach the server (switched to `transaction` behind a pooler that refuses them at startup). */
+  #boundsVia: BoundsVia = 'startup';
+  readonly #poolSize: number;
   readonly #timeouts: PgTimeouts;
   readonly #env: NodeJS.ProcessEnv;
   readonly #now: () => number;
@@ -94,6 +97,7 @@ export class PgStore implements Store {
   readonly #masterKey: PgStoreOptions['masterKey'];
   #ready: Promise<void> | undefined;
   #ring: Promise<MasterKeyring> | undefined;
+  #sealingRing: Promise<MasterKeyring> | undefined;
   #closed = false;
   readonly #leaders = new Set<LeaderLock>();
 
@@ -102,7 +106,8 @@ export class PgStore implements Store {
     this.location = this.target.location;
     this.#S = quoteIdent(this.target.schema);
     this.#timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
-    this.#pool = createPool(this.target, this.#timeouts, options.poolSize ?? 4);
+    this.#poolSize = options.poolSize ?? 4;
+    this.#pool = createPool(this.target, this.#timeouts, this.#poolSize);
     this.#env = options.env ?? process.env;
     this.#now = options.now ?? Date.now;
     this.#openSecret = options.openSecret ?? ((v) => new Secret(v));
@@ -121,7 +126,7 @@ export class PgStore implements Store {
   async migrate(): Promise<MigrateResult> {
     const client = await this.#connect('migrate the store');
     try {
-      return await migrate(client, this.target.schema, this.location);
+      return await migrate(client, this.target.schema, this.location, this.#boundsVia === 'transaction' ? beginBounded(this.#timeouts) : 'BEGIN');
     } catch (err) {
       throw storeError(this.target, 'migrate the store', err);
     } finally {
@@ -242,7 +247,7 @@ export class PgStore implements Store {
 
   #lost(claim: Claim, why: string): LatchkeyError {
     pgStoreCounters.lostClaimWrites++;
-    return new LatchkeyError('LK_STORE_CONFLICT', `the claim on "${claim.key}" (claim ${claim.generation}) was lost: ${why}; nothing was written`);
+    return new LatchkeyError('LK_CLAIM_LOST', `the claim on "${claim.key}" (claim ${claim.generation}) was lost: ${why}; nothing was written`);
   }
 
   #tx(claim: Claim, state: ClaimState): StoreTx {
@@ -276,7 +281,7 @@ export class PgStore implements Store {
       },
       write: async (key, record, expectedVersion) => {
         bound('write', key);
-        const values = rowValues(key, record, await this.#keys());
+        const values = rowValues(key, record, await this.#sealingKeys());
         return underClaim(`write "${key}"`, async (c) => {
           const written = await this.#casWrite(c, key, values, expectedVersion);
           return { ...record, version: written } as SourceRecord;
@@ -354,7 +359,7 @@ export class PgStore implements Store {
   async #entryValues(keyspace: Keyspace, id: string, value: Secret, ttlMs: number): Promise<unknown[]> {
     checkId(keyspace, id);
     if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new LatchkeyError('LK_USAGE', `a ${keyspace} entry needs a positive lifetime (got ${String(ttlMs)} ms)`);
-    const ring = await this.#keys();
+    const ring = await this.#sealingKeys();
     const hash = idHash(id);
     return [keyspace, hash, seal(ring, entrySealedAt(keyspace, hash), value.reveal()), this.#now() + ttlMs, ring.current.id];
   }
@@ -399,13 +404,79 @@ export class PgStore implements Store {
     return rowCount ?? 0;
   }
 
+  // ---- master keys (for `latchkey rotate-key`) ------------------------------------------------
+
+  /**
+   * Registers the ring's current key as one that may seal (the first step of a key rotation,
+   * run with the new key as `current` and the old one in `previous`). Idempotent.
+   */
+  async registerCurrentKey(): Promise<void> {
+    const ring = await this.#keys();
+    const id = ring.current.id;
+    await this.#query(
+      'register the master key',
+      `INSERT INTO ${this.#S}.master_keys (id, check_value) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET active = true, retired_at = NULL`,
+      [id, seal(ring, { table: 'master_keys', column: 'check_value', row: id }, 'latchkey master key check')],
+    );
+    this.#sealingRing = undefined;
+  }
+
+  /**
+   * Re-wraps the data keys of up to `limit` rows (of `sources`, then `entries`) whose values are
+   * not yet under the ring's current key; the ciphertexts and the record versions are unchanged
+   * (the content is the same). Each value is authenticated first: a tampered one throws naming
+   * it, and nothing of its row is rewritten. Rows being written right now are skipped (`FOR
+   * UPDATE SKIP LOCKED`) for a later call. Returns how many rows were re-wrapped (0: none left).
+   */
+  async rewrapBatch(limit = 100): Promise<number> {
+    const ring = await this.#keys();
+    const id = ring.current.id;
+    const S = this.#S;
+    return this.#transaction('re-wrap stored values', async (c) => {
+      let done = 0;
+      const { rows } = await c.query<{ name: string; access_token: Buffer | null; refresh_token: Buffer | null; session_cookies: Buffer | null }>(
+        `SELECT name, access_token, refresh_token, session_cookies FROM ${S}.sources WHERE key_id IS DISTINCT FROM $1 AND (access_token IS NOT NULL OR refresh_token IS NOT NULL OR session_cookies IS NOT NULL) LIMIT $2 FOR UPDATE SKIP LOCKED`,
+        [id, limit],
+      );
+      for (const r of rows) {
+        const again = (col: 'access_token' | 'refresh_token' | 'session_cookies'): Buffer | null => (r[col] ? rewrap(ring, sourceSealedAt(r.name, col), r[col]) : null);
+        await c.query(`UPDATE ${S}.sources SET access_token = $2, refresh_token = $3, session_cookies = $4, key_id = $5 WHERE name = $1`, [r.name, again('access_token'), again('refresh_token'), again('session_cookies'), id]);
+        done++;
+      }
+      if (done >= limit) return done;
+      const { rows: entries } = await c.query<{ keyspace: Keyspace; id_hash: Buffer; value: Buffer }>(
+        `SELECT keyspace, id_hash, value FROM ${S}.entries WHERE key_id <> $1 LIMIT $2 FOR UPDATE SKIP LOCKED`,
+        [id, limit - done],
+      );
+      for (const e of entries) {
+        await c.query(`UPDATE ${S}.entries SET value = $3, key_id = $4 WHERE keyspace = $1 AND id_hash = $2`, [e.keyspace, e.id_hash, rewrap(ring, entrySealedAt(e.keyspace, e.id_hash), e.value), id]);
+        done++;
+      }
+      return done;
+    });
+  }
+
+  /**
+   * Retires a master key (the last step of a rotation): refused while any stored value is still
+   * sealed with it. Writers still holding it are refused from their next check (within a minute).
+   */
+  async retireKey(keyId: string): Promise<void> {
+    const S = this.#S;
+    await this.#transaction('retire the master key', async (c) => {
+      await c.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`latchkey master keys ${this.target.schema}`]);
+      const { rows } = await c.query<{ n: string }>(`SELECT (SELECT count(*) FROM ${S}.sources WHERE key_id = $1) + (SELECT count(*) FROM ${S}.entries WHERE key_id = $1) AS n`, [keyId]);
+      if (Number(rows[0]!.n) > 0) throw new LatchkeyError('LK_STORE_KEY', `master key ${keyId} still seals ${rows[0]!.n} stored values of ${this.location}: re-wrap them first; nothing was retired`);
+      await c.query(`UPDATE ${S}.master_keys SET active = false, retired_at = now() WHERE id = $1`, [keyId]);
+    });
+  }
+
   // ---- leadership, lifecycle -----------------------------------------------------------------
 
   /** The store's leader lock: a session-level advisory lock on a dedicated connection, plus an epoch (src/store/pg/leader-lock.ts). */
   async leaderLock(options: LeaderLockOptions = {}): Promise<PgLeaderLock> {
     await this.#ensureReady();
     const { acquirePgLeaderLock } = await import('./leader-lock.js');
-    const lock = await acquirePgLeaderLock(this.target, this.#timeouts, options);
+    const lock = await acquirePgLeaderLock(this.target, this.#timeouts, options, this.#boundsVia);
     this.#leaders.add(lock);
     return {
       path: lock.path,
@@ -431,7 +502,7 @@ export class PgStore implements Store {
     if (this.#ring === undefined) {
       const given = this.#masterKey;
       const resolving = (async (): Promise<MasterKeyring> => {
-        const k = typeof given === 'function' ? await given() : (given ?? (await masterKeyFromEnv(this.#env)));
+        const k = typeof given === 'function' ? await given() : (given ?? (await masterKeyringFromEnv(this.#env)));
         return 'current' in k ? k : { current: k };
       })();
       this.#ring = resolving;
@@ -442,13 +513,65 @@ export class PgStore implements Store {
     return this.#ring;
   }
 
+  /**
+   * The ring to seal with, once its current key is proven to be one this store accepts (an active
+   * row of `master_keys`; the first writer of a store registers its key, unless values sealed
+   * with another key are already stored). A machine with a wrong key is refused before it seals
+   * anything: it can never leave rows that only it can read. Memoised (a failure is not kept).
+   */
+  #sealingKeys(): Promise<MasterKeyring> {
+    if (this.#sealingRing === undefined) {
+      const checking = (async () => {
+        const ring = await this.#keys();
+        const id = ring.current.id;
+        const at: SealedAt = { table: 'master_keys', column: 'check_value', row: id };
+        const S = this.#S;
+        await this.#transaction('check the master key', async (c) => {
+          await c.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`latchkey master keys ${this.target.schema}`]);
+          const { rows } = await c.query<{ id: string; active: boolean; check_value: Buffer }>(`SELECT id, active, check_value FROM ${S}.master_keys`);
+          const mine = rows.find((r) => r.id === id);
+          if (mine?.active) {
+            open(ring, at, mine.check_value); // throws if the row was forged for this id
+            return;
+          }
+          const active = rows.filter((r) => r.active).map((r) => r.id);
+          if (active.length === 0) {
+            const { rows: foreign } = await c.query<{ key_id: string }>(
+              `(SELECT key_id FROM ${S}.sources WHERE key_id IS NOT NULL AND key_id <> $1 LIMIT 1) UNION ALL (SELECT key_id FROM ${S}.entries WHERE key_id <> $1 LIMIT 1)`,
+              [id],
+            );
+            if (foreign[0] === undefined) {
+              await c.query(`INSERT INTO ${S}.master_keys (id, check_value) VALUES ($1, $2)`, [id, seal(ring, at, 'latchkey master key check')]);
+              return;
+            }
+            active.push(foreign[0].key_id);
+          }
+          throw new LatchkeyError(
+            'LK_STORE_KEY',
+            `the master key given (${id}) is not a key of the store ${this.location}, whose values are sealed with ${active.join(', ')}${mine ? ` (${id} was retired by a key rotation)` : ''}: set LATCHKEY_MASTER_KEY to the store's key on this machine; nothing was written`,
+          );
+        });
+        return ring;
+      })();
+      this.#sealingRing = checking;
+      checking.catch(() => {
+        if (this.#sealingRing === checking) this.#sealingRing = undefined;
+      });
+      // Checked again after a minute: a key retired by a rotation stops sealing within it.
+      setTimeout(() => {
+        if (this.#sealingRing === checking) this.#sealingRing = undefined;
+      }, 60_000).unref();
+    }
+    return this.#sealingRing;
+  }
+
   /** The schema check, once per store (a failure is not kept). */
   #ensureReady(): Promise<void> {
     if (this.#ready === undefined) {
       const checking = (async () => {
         let client: pg.PoolClient | undefined;
         try {
-          client = await this.#pool.connect();
+          client = await this.#acquire();
           await checkSchema(client, this.target.schema, this.location);
         } catch (err) {
           throw storeError(this.target, `open the store ${this.location}`, err);
@@ -467,15 +590,45 @@ export class PgStore implements Store {
   async #connect(doing: string): Promise<pg.PoolClient> {
     if (this.#closed) throw new LatchkeyError('LK_STORE_IO', `cannot ${doing}: the store ${this.location} was closed`);
     try {
-      return await this.#pool.connect();
+      return await this.#acquire();
     } catch (err) {
       throw storeError(this.target, doing, err);
     }
   }
 
+  /**
+   * A pooled connection. A pooler that refuses the bounds as startup parameters (PgBouncer in
+   * any mode: "unsupported startup parameter") switches the store, once, to a pool without them
+   * and `SET LOCAL` bounds in every transaction: the bounds hold either way.
+   */
+  async #acquire(): Promise<pg.PoolClient> {
+    try {
+      return await this.#pool.connect();
+    } catch (err) {
+      if (this.#boundsVia !== 'startup' || !refusedStartupParameter(err)) throw err;
+      const old = this.#pool;
+      this.#boundsVia = 'transaction';
+      this.#pool = createPool(this.target, this.#timeouts, this.#poolSize, 'transaction');
+      await old.end().catch(() => undefined);
+      return this.#pool.connect();
+    }
+  }
+
+  /** How the bounds reach the server (`transaction`: behind a pooler such as PgBouncer). */
+  get boundsVia(): BoundsVia {
+    return this.#boundsVia;
+  }
+
   async #query<R extends object = Record<string, unknown>>(doing: string, text: string, values?: unknown[]): Promise<{ rows: R[]; rowCount: number | null }> {
     if (this.#closed) throw new LatchkeyError('LK_STORE_IO', `cannot ${doing}: the store ${this.location} was closed`);
     await this.#ensureReady();
+    // Behind a pooler, every statement runs in a transaction that sets the bounds first.
+    if (this.#boundsVia === 'transaction') {
+      return this.#transaction(doing, async (c) => {
+        const r = await c.query(text, values);
+        return { rows: r.rows as R[], rowCount: r.rowCount };
+      });
+    }
     try {
       const r = await this.#pool.query(text, values);
       return { rows: r.rows as R[], rowCount: r.rowCount };
@@ -489,7 +642,7 @@ export class PgStore implements Store {
     const c = await this.#connect(doing);
     let broken: unknown;
     try {
-      await c.query('BEGIN');
+      await c.query(this.#boundsVia === 'transaction' ? beginBounded(this.#timeouts) : 'BEGIN');
       const result = await work(c);
       await c.query('COMMIT');
       return result;

@@ -1,169 +1,93 @@
-import type pg from 'pg';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { LatchkeyError } from '../../core/errors.js';
-import type { Keyspace } from '../store.js';
 import { createPool, DEFAULT_TIMEOUTS, storeError } from './connection.js';
-import { rewrap, sealedKeyId, type MasterKeyring, type SealedAt } from './envelope.js';
-import { checkSchema } from './migrations.js';
-import { sourceSealedAt } from './source-rows.js';
-import { quoteIdent, type PgTarget } from './url.js';
+import type { PgStore } from './pg-store.js';
+import { quoteIdent } from './url.js';
 
 /**
- * `latchkey rotate-key`: re-wraps every sealed value of a PostgreSQL store under the current
- * master key, online. Only the wrapped data key of each value changes (envelope encryption: the
- * ciphertext and its tag stay as they are), after both layers authenticated with the old key.
+ * `latchkey rotate-key`, over the store's key primitives (src/store/pg/pg-store.ts, "master
+ * keys"): register the ring's current key as one that may seal; re-wrap, batch after batch,
+ * every value still under another key (only the wrapped data key changes: the ciphertext, its tag
+ * and the record's version stay, so a refresh that read the row before still passes its
+ * compare-and-set); with `retire`, retire every other key once no value uses it.
  *
- * Each row is its own short transaction (`SELECT … FOR UPDATE`, re-wrap, `UPDATE`), so the store
- * keeps serving meanwhile: the version is not bumped (the content is the same), so a refresh that
- * read the row before and writes after still passes its compare-and-set; what it writes is sealed
- * with its own current key. Processes keep opening both old and new values while this runs,
- * because every value names its key id and their keyring holds both (LATCHKEY_MASTER_KEY = the
- * new key, LATCHKEY_MASTER_KEY_PREVIOUS = the old one; see "Key rotation" in docs/DESIGN.md).
- *
- * A pass re-wraps what it finds under another key; passes repeat (up to `maxPasses`) while rows
- * under an old key keep appearing (a process still sealing with the old key as current). A value
- * that does not open (a key not in the ring, a tag that fails) is never rewritten: it is reported
- * by row and column, and the others go on.
+ * Online: each batch is one short transaction that skips rows being written (`SKIP LOCKED`);
+ * those are taken by a later batch. Processes keep opening every value meanwhile because each
+ * value names its key id and their ring holds both keys (LATCHKEY_MASTER_KEY plus
+ * LATCHKEY_MASTER_KEY_OTHER; "Key rotation" in docs/DESIGN.md). While some process still seals
+ * with the old key as its current one, rows come back under it: the report says how many, and
+ * retiring is refused until they are gone.
  */
 export interface RotateKeyReport {
   /** The key every value is now sealed with (its id: safe to print). */
   keyId: string;
-  passes: number;
-  sources: { rewrapped: number; current: number };
-  entries: { rewrapped: number; current: number };
-  /** Rows still under another key after the last pass (0 when the rotation is complete). */
+  /** Rows re-wrapped by this run. */
+  rewrapped: number;
+  /** Rows (sources and entries) still under another key at the end. */
   remaining: number;
-  /** Values that could not be re-wrapped (never rewritten). */
-  failures: { row: string; code: string; message: string }[];
+  /** Keys retired by this run (with `retire`). */
+  retired: string[];
+  /** Other keys still active (they may still seal). */
+  activeOthers: string[];
 }
 
 export interface RotateKeyOptions {
-  maxPasses?: number;
-  /** Called after each row re-wrapped (progress). */
-  onRow?: (kind: 'source' | 'entry', rewrapped: boolean) => void;
+  /** Retire every other key once no stored value uses it. */
+  retire?: boolean;
+  /** Rows per batch (default 100). */
+  batch?: number;
+  /** How long to keep re-wrapping rows that come back under another key, or that were being written (default 10 s). */
+  settleMs?: number;
 }
 
-const SOURCE_COLUMNS = ['access_token', 'refresh_token', 'session_cookies'] as const;
-
-export async function rotateMasterKey(target: PgTarget, ring: MasterKeyring, options: RotateKeyOptions = {}): Promise<RotateKeyReport> {
-  const pool = createPool(target, DEFAULT_TIMEOUTS, 2);
-  const S = quoteIdent(target.schema);
-  const current = ring.current.id;
-  const report: RotateKeyReport = { keyId: current, passes: 0, sources: { rewrapped: 0, current: 0 }, entries: { rewrapped: 0, current: 0 }, remaining: 0, failures: [] };
-  const failed = new Set<string>();
-  const q = async <R extends pg.QueryResultRow>(doing: string, text: string, values: unknown[] = []): Promise<pg.QueryResult<R>> => {
+export async function rotateMasterKey(store: PgStore, keyId: string, options: RotateKeyOptions = {}): Promise<RotateKeyReport> {
+  await store.registerCurrentKey();
+  const pool = createPool(store.target, DEFAULT_TIMEOUTS, 1);
+  const S = quoteIdent(store.target.schema);
+  const count = async (): Promise<number> => {
     try {
-      return await pool.query<R>(text, values);
+      const { rows } = await pool.query<{ n: string }>(
+        `SELECT (SELECT count(*) FROM ${S}.sources WHERE key_id IS DISTINCT FROM $1 AND (access_token IS NOT NULL OR refresh_token IS NOT NULL OR session_cookies IS NOT NULL))
+              + (SELECT count(*) FROM ${S}.entries WHERE key_id <> $1) AS n`,
+        [keyId],
+      );
+      return Number(rows[0]?.n ?? 0);
     } catch (err) {
-      throw storeError(target, doing, err);
+      throw storeError(store.target, 'count the values under another key', err);
     }
   };
   try {
-    const client = await pool.connect().catch((err: unknown) => {
-      throw storeError(target, 'open the store', err);
-    });
-    try {
-      await checkSchema(client, target.schema, target.location);
-    } catch (err) {
-      throw storeError(target, 'check the store schema', err);
-    } finally {
-      client.release();
+    let rewrapped = 0;
+    const settleBy = Date.now() + (options.settleMs ?? 10_000);
+    for (;;) {
+      const n = await store.rewrapBatch(options.batch ?? 100);
+      rewrapped += n;
+      if (n > 0) continue;
+      // Nothing left that is not being written right now: done, or wait for those rows' writers.
+      if ((await count()) === 0 || Date.now() >= settleBy) break;
+      await sleep(100);
     }
-    const totalSources = Number((await q<{ n: string }>('count the sources', `SELECT count(*) AS n FROM ${S}.sources`)).rows[0]?.n ?? 0);
-    const totalEntries = Number((await q<{ n: string }>('count the entries', `SELECT count(*) AS n FROM ${S}.entries`)).rows[0]?.n ?? 0);
-    const maxPasses = options.maxPasses ?? 3;
-    for (let pass = 0; pass < maxPasses; pass++) {
-      report.passes = pass + 1;
-      let found = 0;
-      const sources = await q<{ name: string }>(
-        'list the sources under another key',
-        `SELECT name FROM ${S}.sources WHERE key_id IS DISTINCT FROM $1 AND (access_token IS NOT NULL OR refresh_token IS NOT NULL OR session_cookies IS NOT NULL) ORDER BY name`,
-        [current],
-      );
-      for (const { name } of sources.rows) {
-        if (failed.has(`source ${name}`)) continue;
-        found++;
-        await rewrapRow(pool, target, `source ${name}`, failed, report, async (c) => {
-          const { rows } = await c.query<Record<(typeof SOURCE_COLUMNS)[number], Buffer | null>>(`SELECT ${SOURCE_COLUMNS.join(', ')} FROM ${S}.sources WHERE name = $1 FOR UPDATE`, [name]);
-          const row = rows[0];
-          if (row === undefined) return false; // removed meanwhile
-          const next = SOURCE_COLUMNS.map((col) => (row[col] === null ? null : rewrapped(ring, sourceSealedAt(name, col), row[col])));
-          if (next.every((v, i) => v === row[SOURCE_COLUMNS[i]!])) {
-            await c.query(`UPDATE ${S}.sources SET key_id = $2 WHERE name = $1`, [name, current]);
-            return false;
-          }
-          await c.query(`UPDATE ${S}.sources SET access_token = $2, refresh_token = $3, session_cookies = $4, key_id = $5 WHERE name = $1`, [name, ...next, current]);
-          return true;
-        }).then((did) => {
-          if (did) report.sources.rewrapped++;
-          options.onRow?.('source', did);
-        });
+    const remaining = await count();
+    const others = async (): Promise<string[]> => {
+      try {
+        const { rows } = await pool.query<{ id: string }>(`SELECT id FROM ${S}.master_keys WHERE active AND id <> $1 ORDER BY id`, [keyId]);
+        return rows.map((r) => r.id);
+      } catch (err) {
+        throw storeError(store.target, 'list the master keys', err);
       }
-      const entries = await q<{ keyspace: Keyspace; id_hash: Buffer }>(
-        'list the entries under another key',
-        `SELECT keyspace, id_hash FROM ${S}.entries WHERE key_id IS DISTINCT FROM $1 ORDER BY keyspace, id_hash`,
-        [current],
-      );
-      for (const { keyspace, id_hash } of entries.rows) {
-        const digest = id_hash.toString('hex');
-        const label = `${keyspace} entry ${digest.slice(0, 12)}…`;
-        if (failed.has(label)) continue;
-        found++;
-        await rewrapRow(pool, target, label, failed, report, async (c) => {
-          const { rows } = await c.query<{ value: Buffer }>(`SELECT value FROM ${S}.entries WHERE keyspace = $1 AND id_hash = $2 FOR UPDATE`, [keyspace, id_hash]);
-          const row = rows[0];
-          if (row === undefined) return false; // consumed or swept meanwhile
-          const next = rewrapped(ring, { table: 'entries', column: keyspace, row: digest }, row.value);
-          await c.query(`UPDATE ${S}.entries SET value = $3, key_id = $4 WHERE keyspace = $1 AND id_hash = $2`, [keyspace, id_hash, next, current]);
-          return next !== row.value;
-        }).then((did) => {
-          if (did) report.entries.rewrapped++;
-          options.onRow?.('entry', did);
-        });
+    };
+    const retired: string[] = [];
+    if (options.retire) {
+      for (const id of await others()) {
+        await store.retireKey(id);
+        retired.push(id);
       }
-      if (found === 0) break;
     }
-    const left = await q<{ n: string }>(
-      'count the rows under another key',
-      `SELECT (SELECT count(*) FROM ${S}.sources WHERE key_id IS DISTINCT FROM $1 AND (access_token IS NOT NULL OR refresh_token IS NOT NULL OR session_cookies IS NOT NULL))
-            + (SELECT count(*) FROM ${S}.entries WHERE key_id IS DISTINCT FROM $1) AS n`,
-      [current],
-    );
-    report.remaining = Number(left.rows[0]?.n ?? 0);
-    report.sources.current = totalSources - report.sources.rewrapped;
-    report.entries.current = totalEntries - report.entries.rewrapped;
-    return report;
+    return { keyId, rewrapped, remaining, retired, activeOthers: await others() };
+  } catch (err) {
+    if (err instanceof LatchkeyError) throw err;
+    throw storeError(store.target, 're-wrap the stored values', err);
   } finally {
     await pool.end().catch(() => undefined);
-  }
-}
-
-/** The value re-wrapped under the ring's current key (the same Buffer when it already is). */
-function rewrapped(ring: MasterKeyring, at: SealedAt, sealed: Buffer): Buffer {
-  return sealedKeyId(sealed) === ring.current.id ? sealed : rewrap(ring, at, sealed);
-}
-
-/** One row in one short transaction; a value that does not open is recorded, never rewritten. */
-async function rewrapRow(pool: pg.Pool, target: PgTarget, label: string, failed: Set<string>, report: RotateKeyReport, work: (c: pg.PoolClient) => Promise<boolean>): Promise<boolean> {
-  let client: pg.PoolClient;
-  try {
-    client = await pool.connect();
-  } catch (err) {
-    throw storeError(target, `re-wrap the ${label}`, err);
-  }
-  try {
-    await client.query('BEGIN');
-    const did = await work(client);
-    await client.query('COMMIT');
-    return did;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    if (err instanceof LatchkeyError && (err.code === 'LK_STORE_KEY' || err.code === 'LK_STORE_CORRUPT')) {
-      failed.add(label);
-      report.failures.push({ row: label, code: err.code, message: err.message });
-      return false;
-    }
-    throw storeError(target, `re-wrap the ${label}`, err);
-  } finally {
-    client.release();
   }
 }

@@ -1,10 +1,34 @@
 import { LatchkeyError } from '../../core/errors.js';
 import { Secret } from '../../core/secret.js';
 
+/**
+ * A connection URL held without being printable (`[redacted]` in any string, JSON or inspect),
+ * like a {@link Secret}, but not registered with the sanitizer as a whole: its host and database
+ * must stay readable in messages. Its password alone is registered (see {@link parsePgUrl}).
+ */
+export class StoreUrl {
+  readonly #value: string;
+  constructor(value: string) {
+    this.#value = value;
+  }
+  reveal(): string {
+    return this.#value;
+  }
+  toString(): string {
+    return '[redacted]';
+  }
+  toJSON(): string {
+    return '[redacted]';
+  }
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return '[redacted]';
+  }
+}
+
 /** A PostgreSQL store URL taken apart: what to connect with (secret) and what to name in messages. */
 export interface PgTarget {
   /** The URL given to `pg` (credentials included, `schema` taken out). */
-  connectionString: Secret;
+  connectionString: StoreUrl;
   host: string;
   port: number;
   database: string;
@@ -28,7 +52,7 @@ export function isPostgresUrl(value: string): boolean {
  * Parses a store URL. Errors name the part that is wrong and never echo the URL (it may carry a
  * password).
  */
-export function parsePgUrl(url: Secret | string): PgTarget {
+export function parsePgUrl(url: { reveal(): string } | string): PgTarget {
   const text = (typeof url === 'string' ? url : url.reveal()).trim();
   let u: URL;
   try {
@@ -46,7 +70,7 @@ export function parsePgUrl(url: Secret | string): PgTarget {
   u.searchParams.delete('schema');
   const location = `postgres://${host}:${port}/${encodeURIComponent(database)}${schema === DEFAULT_SCHEMA ? '' : `?schema=${schema}`}`;
   const password = u.password === '' ? undefined : new Secret(decodeURIComponent(u.password));
-  return { connectionString: new Secret(u.toString()), host, port, database, schema, location, ...(password ? { password } : {}) };
+  return { connectionString: new StoreUrl(u.toString()), host, port, database, schema, location, ...(password ? { password } : {}) };
 }
 
 /** `"x"`: a schema name quoted as an SQL identifier (the name is already restricted to [a-z0-9_]). */

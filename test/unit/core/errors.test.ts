@@ -36,6 +36,7 @@ const EXPECTED: Record<ErrorCode, { exit: ExitCode; http: number }> = {
   LK_KEEPER: { exit: ExitCode.usage, http: 500 },
   LK_STORE_SCHEMA: { exit: ExitCode.usage, http: 500 },
   LK_STORE_KEY: { exit: ExitCode.usage, http: 500 },
+  LK_CLAIM_LOST: { exit: ExitCode.unreachable, http: 503 },
 };
 
 test('every entry of the table is named by its code, with a known exit code, an HTTP error status and a summary', () => {
