@@ -2,12 +2,10 @@
 import { openLatchkey, type GrantInput, type Latchkey } from '../../src/index.js';
 import { PgStore } from '../../src/store/pg/pg-store.js';
 
-/** Opens Latchkey on `home` with the PostgreSQL store `env.LATCHKEY_STORE` names (sealed with `env.LATCHKEY_MASTER_KEY`). */
+/** Opens Latchkey on `home` as a user does: the store is the one `env.LATCHKEY_STORE` names (sealed with `env.LATCHKEY_MASTER_KEY`). */
 export async function openFleetLatchkey(home: string, env: NodeJS.ProcessEnv, options: Omit<Parameters<typeof openLatchkey>[0] & object, 'home' | 'env' | 'store'> = {}): Promise<Latchkey> {
-  const url = env.LATCHKEY_STORE;
-  if (url === undefined) throw new Error('LATCHKEY_STORE is not set');
-  const store = new PgStore({ url, env });
-  return openLatchkey({ ...options, home, env, store });
+  if (env.LATCHKEY_STORE === undefined) throw new Error('LATCHKEY_STORE is not set');
+  return openLatchkey({ ...options, home, env });
 }
 
 /** Migrates the store `storeEnv.LATCHKEY_STORE` names and installs `grant` for `source` through `home` (as `latchkey import` does). */
