@@ -45,7 +45,7 @@ const DEFAULT_PERSIST_RETRY_DELAYS_MS = [100, 500, 1500] as const;
 const DEFAULT_UNSAVED_RETRY_MS = 5_000;
 const DEFAULT_CONFIRM_REFUSAL_DELAY_MS = 1_000;
 /** While another holder has the lock, how often the store is read for its result. */
-const WATCH_HOLDER_MS = 25;
+const WATCH_HOLDER_MS = 40;
 
 /** What {@link TokenEngine.unsaved} reports about a held grant (never its tokens). */
 export interface UnsavedInfo {
@@ -199,20 +199,23 @@ export class TokenEngine {
       return this.#remember(source, grant, settings, cooling);
     }
     // The read above is not repeated for the decision: the locked unit re-reads (it must).
-    return this.#refreshOrAdopt(source, settings);
+    return this.#refreshOrAdopt(source, settings, grant);
   }
 
   /**
    * A plain (not forced) refresh: under the lock; but when another holder has the lock (a
    * process of another machine refreshing the same grant), the store is read meanwhile, unlocked,
-   * every {@link WATCH_HOLDER_MS}, and as soon as it holds a fresh grant (the holder's result:
-   * what a store lets read is durable, committed or renamed), that grant is served and the wait
-   * for the lock stops. Without this, every process of a fleet would take the lock in turn after
+   * every {@link WATCH_HOLDER_MS}, and as soon as it holds another, unexpired grant than the one
+   * read before (the holder's result: what a store lets read is durable, committed or renamed),
+   * that grant is served and the wait for the lock stops. Unexpired, not necessarily "fresh":
+   * with a short lifetime and a slow IdP a new token can be due for refresh-ahead by the time it
+   * is committed, and it is still the one to serve (the next call refreshes it, once). Without this, every process of a fleet would take the lock in turn after
    * the holder only to adopt its rotation: their callers would wait for N claims, not one
    * refresh. Nothing is sent to the IdP from here; a forced refresh (401, keeper) never uses it.
    */
-  async #refreshOrAdopt(source: string, settings: OAuthClientSettings): Promise<string> {
+  async #refreshOrAdopt(source: string, settings: OAuthClientSettings, seen: StoredGrant): Promise<string> {
     const stop = new AbortController();
+    const started = this.#clock.now();
     let adopt!: (token: string) => void;
     const adopted = new Promise<string>((resolve) => (adopt = resolve));
     const watch = async (): Promise<void> => {
@@ -220,9 +223,12 @@ export class TokenEngine {
         await abortableWait(WATCH_HOLDER_MS, stop.signal);
         if (stop.signal.aborted) return;
         const g = (await this.#store.read(source).catch(() => undefined))?.grant;
-        if (g !== undefined && g.revoked === undefined && this.#clock.now() < refreshDueAt(g, settings.skewMs) && !stop.signal.aborted) {
+        const usable = g !== undefined && g.revoked === undefined && !g.accessToken.equals(seen.accessToken) && (g.expiresAt === undefined || this.#clock.now() < g.expiresAt);
+        if (usable && !stop.signal.aborted) {
           stop.abort();
-          adopt(this.#remember(source, g, settings));
+          const token = this.#remember(source, g, settings);
+          this.#onEvent?.({ source, outcome: 'adopted', durationMs: this.#clock.now() - started, message: 'served the rotation another process committed while it held the lock' });
+          adopt(token);
         }
       }
     };

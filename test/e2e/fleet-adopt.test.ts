@@ -50,6 +50,6 @@ test('a waiter for the claim serves the holder’s committed rotation without ta
   assert.equal(idp.stats.revokedGrants, 0);
   assert.ok(pgStoreCounters.busyPolls > busyBefore, 'B found the claim held and waited');
   assert.equal(pgStoreCounters.claims - claimsBefore, 1, 'only A ever took the claim');
-  assert.deepEqual(eventsB, [], 'B neither refreshed nor failed open');
+  assert.deepEqual(eventsB, ['adopted'], 'B adopted: it neither refreshed nor failed open');
   assert.equal((await storeB.read('s'))?.grant?.accessToken.reveal(), ta);
 });

@@ -226,7 +226,25 @@ export class PgStore implements Store {
       if (left <= 0) {
         throw new LatchkeyError('LK_LOCK_TIMEOUT', `timed out after ${timeoutMs} ms waiting for the lock of "${key}" in ${this.location}, held by ${r.holder ?? 'another process'} (claim ${r.generation}, lease ends in ${waitMs} ms)`);
       }
-      await sleep(Math.min(left, waitMs + 1, this.#pollMs * (0.5 + Math.random())));
+      // Wait, looking with plain reads (no row lock, no write) until the lease looks free: a
+      // dozen waiters calling lk_claim would queue on the claim row's lock, in front of the
+      // holder's own writes (which check the claim holding that row).
+      // Backing off (up to 8 polls' worth): a waiter that watches the store for the holder's
+      // result (WithLockOptions.onBusy) does not need the claim soon.
+      for (let k = 0; ; k++) {
+        await sleep(Math.min(Math.max(0, deadline - Date.now()), this.#pollMs * Math.min(8, 1.5 ** k) * (0.5 + Math.random())));
+        if (wait.signal?.aborted || Date.now() >= deadline) break;
+        const peek = await this.#query<{ held: boolean }>(
+          `look at the lock of "${key}"`,
+          `SELECT (claim_id IS NOT NULL AND lease_until > now()) AS held FROM ${this.#S}.claims WHERE key = $1`,
+          [key],
+        );
+        if (peek.rows[0]?.held !== true) break;
+        pgStoreCounters.busyPolls++;
+      }
+      if (Date.now() >= deadline) {
+        throw new LatchkeyError('LK_LOCK_TIMEOUT', `timed out after ${timeoutMs} ms waiting for the lock of "${key}" in ${this.location}, held by ${r.holder ?? 'another process'} (claim ${r.generation})`);
+      }
     }
   }
 
