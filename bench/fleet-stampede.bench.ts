@@ -60,7 +60,7 @@ const SLOW_IDP_LATENCY_MS = 11_000;
  */
 const SLOW_MARKS = process.env.LATCHKEY_BENCH_SLOW === '0' ? [] : [0.25, 0.65];
 const SLOW_GAP_MS = 3_000;
-const START_DELAY_MS = Number(process.env.LATCHKEY_BENCH_START_DELAY_MS ?? 6_000);
+const START_DELAY_MS = Number(process.env.LATCHKEY_BENCH_START_DELAY_MS ?? 10_000);
 const KILL_AFTER_DEADLINE_MS = 25_000;
 const WAIT_MARGIN_MS = 50;
 
