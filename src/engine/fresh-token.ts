@@ -1,6 +1,5 @@
 import type { Clock } from '../core/clock.js';
 import { LatchkeyError } from '../core/errors.js';
-import { abortableWait } from '../core/wait.js';
 import { DEFAULT_TOKEN_TIMEOUT_MS } from '../oauth/refresh-error.js';
 import type { FetchLike } from '../oauth/endpoint.js';
 import type { SourceRecord, Store, StoredGrant, WithLockOptions } from '../store/store.js';
@@ -44,8 +43,6 @@ const DEFAULT_COOLDOWN_MS = 30_000;
 const DEFAULT_PERSIST_RETRY_DELAYS_MS = [100, 500, 1500] as const;
 const DEFAULT_UNSAVED_RETRY_MS = 5_000;
 const DEFAULT_CONFIRM_REFUSAL_DELAY_MS = 1_000;
-/** While another holder has the lock, how often the store is read for its result. */
-const WATCH_HOLDER_MS = 40;
 
 /** What {@link TokenEngine.unsaved} reports about a held grant (never its tokens). */
 export interface UnsavedInfo {
@@ -203,43 +200,35 @@ export class TokenEngine {
   }
 
   /**
-   * A plain (not forced) refresh: under the lock; but when another holder has the lock (a
-   * process of another machine refreshing the same grant), the store is read meanwhile, unlocked,
-   * every {@link WATCH_HOLDER_MS}, and as soon as it holds another, unexpired grant than the one
-   * read before (the holder's result: what a store lets read is durable, committed or renamed),
-   * that grant is served and the wait for the lock stops. Unexpired, not necessarily "fresh":
-   * with a short lifetime and a slow IdP a new token can be due for refresh-ahead by the time it
-   * is committed, and it is still the one to serve (the next call refreshes it, once). Without this, every process of a fleet would take the lock in turn after
-   * the holder only to adopt its rotation: their callers would wait for N claims, not one
-   * refresh. Nothing is sent to the IdP from here; a forced refresh (401, keeper) never uses it.
+   * A plain (not forced) refresh: under the lock; but while another holder has the lock (a
+   * process of another machine refreshing the same grant), each time the store is about to try
+   * again (a poll, or at once when it hears the holder's release) the record is read, unlocked,
+   * and if it holds another, unexpired grant than the one read before (the holder's result: what
+   * a store lets read is durable, committed or renamed), that grant is served and the wait stops.
+   * Unexpired, not necessarily "fresh": with a short lifetime and a slow IdP a new token can be
+   * due for refresh-ahead by the time it is committed, and it is still the one to serve (the next
+   * call refreshes it, once). Without this, every process of a fleet would take the lock in turn
+   * after the holder only to adopt its rotation. Nothing is sent to the IdP from here; a forced
+   * refresh (401, keeper) never uses it.
    */
   async #refreshOrAdopt(source: string, settings: OAuthClientSettings, seen: StoredGrant): Promise<string> {
     const stop = new AbortController();
     const started = this.#clock.now();
-    let adopt!: (token: string) => void;
-    const adopted = new Promise<string>((resolve) => (adopt = resolve));
-    const watch = async (): Promise<void> => {
-      while (!stop.signal.aborted) {
-        await abortableWait(WATCH_HOLDER_MS, stop.signal);
-        if (stop.signal.aborted) return;
-        const g = (await this.#store.read(source).catch(() => undefined))?.grant;
-        const usable = g !== undefined && g.revoked === undefined && !g.accessToken.equals(seen.accessToken) && (g.expiresAt === undefined || this.#clock.now() < g.expiresAt);
-        if (usable && !stop.signal.aborted) {
-          stop.abort();
-          const token = this.#remember(source, g, settings);
-          this.#onEvent?.({ source, outcome: 'adopted', durationMs: this.#clock.now() - started, message: 'served the rotation another process committed while it held the lock' });
-          adopt(token);
-        }
-      }
-    };
-    const locked = this.#refreshUnderLock(source, {}, { onBusy: () => void watch(), signal: stop.signal });
-    try {
-      return await Promise.race([locked, adopted]);
-    } finally {
-      // Once one answered: the watch ends; a lock still waited for is given up (the work of one
-      // already held runs to its end, its answer unused).
+    let adopted: string | undefined;
+    const whileWaiting = async (): Promise<boolean> => {
+      const g = (await this.#store.read(source).catch(() => undefined))?.grant;
+      if (g === undefined || g.revoked !== undefined || g.accessToken.equals(seen.accessToken)) return false;
+      if (g.expiresAt !== undefined && this.#clock.now() >= g.expiresAt) return false;
+      adopted = this.#remember(source, g, settings);
+      this.#onEvent?.({ source, outcome: 'adopted', durationMs: this.#clock.now() - started, message: 'served the rotation another process committed while it held the lock' });
       stop.abort();
-      locked.catch(() => undefined);
+      return true;
+    };
+    try {
+      return await this.#refreshUnderLock(source, {}, { whileWaiting, signal: stop.signal });
+    } catch (err) {
+      if (adopted !== undefined) return adopted;
+      throw err;
     }
   }
 

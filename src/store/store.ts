@@ -72,11 +72,13 @@ export interface SourceMeta {
 export interface WithLockOptions {
   timeoutMs?: number;
   /**
-   * Called once when the lock is found held by another holder and the call starts waiting (a
-   * backend may never call it: the file store does not). The engine then watches the store for
-   * that holder's result, which it may serve without the lock (it is durable once readable).
+   * Called while the lock is held by another and this call waits, before each new attempt (after
+   * a poll interval, or at once when the holder's release is heard). Resolving true stops the
+   * wait: `withLock` rejects with LK_LOCK_TIMEOUT and `fn` never runs. The engine reads the store
+   * here and serves the holder's result (what the store lets read is durable) instead of taking
+   * the lock only to adopt it. A backend may never call it (the file store does not).
    */
-  onBusy?: () => void;
+  whileWaiting?: () => Promise<boolean>;
   /**
    * Stop waiting when this aborts before the lock is had: `withLock` rejects with
    * LK_LOCK_TIMEOUT and `fn` never runs. Once the lock is held, the work runs to its end.

@@ -1,9 +1,10 @@
 /**
  * Two engines (two processes' worth) on one PostgreSQL store, the real IdP behind a slow proxy:
- * while one holds the claim and refreshes, the other waits for the claim but watches the store,
- * and serves the holder's committed grant as soon as it is there, without ever taking the claim
- * (one claim, one refresh call, the same token for both). Without the watch, every process of a
- * fleet would take the claim in turn only to adopt the holder's rotation.
+ * while one holds the claim and refreshes, the other waits for the claim and, at each retry (a
+ * poll, or the holder's release heard), reads the store, and serves the holder's committed grant
+ * as soon as it is there, without ever taking the claim (one claim, one refresh call, the same
+ * token for both). Without it, every process of a fleet would take the claim in turn only to
+ * adopt the holder's rotation.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -27,6 +27,7 @@ test('through PgBouncer in transaction mode: reads, locked writes (claims), keys
   });
   await writeRecord(a, 's', { grant: { accessToken: new Secret('at-1'), refreshToken: new Secret('rt-1'), obtainedAt: 1, expiresAt: 2 } }, 0);
   assert.equal(a.boundsVia, 'transaction', 'PgBouncer refused the startup parameters; the bounds go with each transaction');
+  assert.deepEqual(await a.connectionBounds(), { statementTimeout: '5s', lockTimeout: '3s', idleInTransactionSessionTimeout: '10s' }, 'and they hold');
   // Two stores (two processes' worth of pools) incrementing under the claim: none lost.
   const bump = async (store: typeof a): Promise<void> => {
     for (let i = 0; i < 10; i++) {

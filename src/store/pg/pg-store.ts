@@ -7,6 +7,7 @@ import { KEYSPACES, type Keyspace, type LeaderLock, type LeaderLockOptions, type
 import { beginBounded, createPool, DEFAULT_TIMEOUTS, HOLDER, refusedStartupParameter, storeError, type BoundsVia, type PgTimeouts } from './connection.js';
 import { open, rewrap, seal, type MasterKey, type MasterKeyring, type SealedAt } from './envelope.js';
 import { masterKeyringFromEnv } from './master-keyring.js';
+import { ClaimWakeups } from './claim-wakeups.js';
 import { checkSchema, migrate, type MigrateResult } from './migrations.js';
 import { META_COLUMNS, metaOfRow, RECORD_COLUMNS, recordOfRow, rowValues, sourceSealedAt, WRITE_CASTS, WRITE_COLUMNS, type SourceRow } from './source-rows.js';
 import { parsePgUrl, quoteIdent, type PgTarget } from './url.js';
@@ -30,8 +31,13 @@ export interface PgStoreOptions {
   leaseMs?: number;
   /** How long {@link PgStore.withLock} waits for a claim (default 45 s). */
   lockTimeoutMs?: number;
-  /** Poll interval while a claim is held by another (default 25 ms, jittered). */
+  /**
+   * Poll interval while a claim is held by another (default 25 ms, jittered); 250 ms once this
+   * process listens for releases (LISTEN/NOTIFY wakes it at once; not behind a transaction pooler).
+   */
   pollMs?: number;
+  /** Listen for releases while waiting for a claim (default true; polling alone when false). */
+  listen?: boolean;
   /** Connection bounds (statement, lock, idle-in-transaction, connect). */
   timeouts?: Partial<PgTimeouts>;
   /** Pool size (default 4). */
@@ -99,6 +105,8 @@ export class PgStore implements Store {
   #ring: Promise<MasterKeyring> | undefined;
   #sealingRing: Promise<MasterKeyring> | undefined;
   #closed = false;
+  readonly #wakeups: ClaimWakeups;
+  readonly #listen: boolean;
   readonly #leaders = new Set<LeaderLock>();
 
   constructor(options: PgStoreOptions) {
@@ -115,6 +123,8 @@ export class PgStore implements Store {
     this.#lockTimeoutMs = options.lockTimeoutMs ?? 45_000;
     this.#pollMs = options.pollMs ?? 25;
     this.#masterKey = options.masterKey;
+    this.#wakeups = new ClaimWakeups(this.target, this.#timeouts);
+    this.#listen = options.listen ?? true;
   }
 
   /** The schema's tables (quoted), for modules built on this store (leader lock, fleet). */
@@ -189,12 +199,17 @@ export class PgStore implements Store {
    * (`lk_claim`), then the claim is ours until released or its lease expires. Exported for the
    * fleet's own locked work; {@link withLock} is the usual way.
    */
-  async claim(key: string, timeoutMs: number, wait: Pick<WithLockOptions, 'onBusy' | 'signal'> = {}): Promise<Claim> {
+  async claim(key: string, timeoutMs: number, wait: Pick<WithLockOptions, 'whileWaiting' | 'signal'> = {}): Promise<Claim> {
     const id = randomUUID();
     const deadline = Date.now() + timeoutMs;
-    let busy = false;
+    const digest = ClaimWakeups.digest(key);
+    let listening = false;
+    let waited = false;
     for (;;) {
-      if (wait.signal?.aborted) throw new LatchkeyError('LK_LOCK_TIMEOUT', `stopped waiting for the lock of "${key}" in ${this.location} (the caller no longer needs it)`);
+      if (wait.signal?.aborted || (waited && wait.whileWaiting !== undefined && (await wait.whileWaiting()))) {
+        throw new LatchkeyError('LK_LOCK_TIMEOUT', `stopped waiting for the lock of "${key}" in ${this.location} (the caller no longer needs it)`);
+      }
+      const heard = this.#wakeups.heard(digest);
       const { rows } = await this.#query<{ status: string; generation: string; holder: string | null; wait_ms: string }>(
         `claim the lock of "${key}"`,
         `SELECT status, generation, holder, wait_ms FROM ${this.#S}.lk_claim($1, $2, $3, $4)`,
@@ -218,33 +233,17 @@ export class PgStore implements Store {
         );
       }
       pgStoreCounters.busyPolls++;
-      if (!busy) {
-        busy = true;
-        wait.onBusy?.();
-      }
+      waited = true;
       const left = deadline - Date.now();
       if (left <= 0) {
         throw new LatchkeyError('LK_LOCK_TIMEOUT', `timed out after ${timeoutMs} ms waiting for the lock of "${key}" in ${this.location}, held by ${r.holder ?? 'another process'} (claim ${r.generation}, lease ends in ${waitMs} ms)`);
       }
-      // Wait, looking with plain reads (no row lock, no write) until the lease looks free: a
-      // dozen waiters calling lk_claim would queue on the claim row's lock, in front of the
-      // holder's own writes (which check the claim holding that row).
-      // Backing off (up to 8 polls' worth): a waiter that watches the store for the holder's
-      // result (WithLockOptions.onBusy) does not need the claim soon.
-      for (let k = 0; ; k++) {
-        await sleep(Math.min(Math.max(0, deadline - Date.now()), this.#pollMs * Math.min(8, 1.5 ** k) * (0.5 + Math.random())));
-        if (wait.signal?.aborted || Date.now() >= deadline) break;
-        const peek = await this.#query<{ held: boolean }>(
-          `look at the lock of "${key}"`,
-          `SELECT (claim_id IS NOT NULL AND lease_until > now()) AS held FROM ${this.#S}.claims WHERE key = $1`,
-          [key],
-        );
-        if (peek.rows[0]?.held !== true) break;
-        pgStoreCounters.busyPolls++;
+      if (!listening && this.#listen) {
+        listening = await this.#wakeups.start(this.#boundsVia);
+        // Listening from now on: try once more at once (a release just before LISTEN was not heard).
+        if (listening) continue;
       }
-      if (Date.now() >= deadline) {
-        throw new LatchkeyError('LK_LOCK_TIMEOUT', `timed out after ${timeoutMs} ms waiting for the lock of "${key}" in ${this.location}, held by ${r.holder ?? 'another process'} (claim ${r.generation})`);
-      }
+      await this.#wakeups.wait(digest, Math.min(left, waitMs + 1, listening ? 250 : this.#pollMs * (0.5 + Math.random())), heard);
     }
   }
 
@@ -260,7 +259,12 @@ export class PgStore implements Store {
 
   /** Lets go of a claim (if it is still ours). */
   async release(claim: Claim): Promise<void> {
-    await this.#query(`release the lock of "${claim.key}"`, `UPDATE ${this.#S}.claims SET claim_id = NULL, lease_until = now() WHERE key = $1 AND claim_id = $2`, [claim.key, claim.id]);
+    // Committed with the release, the notification wakes the processes waiting for this key.
+    await this.#query(
+      `release the lock of "${claim.key}"`,
+      `WITH released AS (UPDATE ${this.#S}.claims SET claim_id = NULL, lease_until = now() WHERE key = $1 AND claim_id = $2 RETURNING key) SELECT pg_notify($3, $4) FROM released`,
+      [claim.key, claim.id, this.#wakeups.channel, ClaimWakeups.digest(claim.key)],
+    );
   }
 
   #lost(claim: Claim, why: string): LatchkeyError {
@@ -300,10 +304,8 @@ export class PgStore implements Store {
       write: async (key, record, expectedVersion) => {
         bound('write', key);
         const values = rowValues(key, record, await this.#sealingKeys());
-        return underClaim(`write "${key}"`, async (c) => {
-          const written = await this.#casWrite(c, key, values, expectedVersion);
-          return { ...record, version: written } as SourceRecord;
-        });
+        const written = await this.#casWrite(claim, key, values, expectedVersion);
+        return { ...record, version: written } as SourceRecord;
       },
       remove: async (key, expectedVersion) => {
         bound('removal', key);
@@ -346,25 +348,39 @@ export class PgStore implements Store {
     };
   }
 
-  /** Compare-and-set of a source row on its version; the new version. */
-  async #casWrite(c: pg.PoolClient, key: string, values: unknown[], expectedVersion: number): Promise<number> {
+  /**
+   * Compare-and-set of a source row on its version **and** on the claim, in one statement (the
+   * crash window of a refresh ends with it: one round trip): the claim row is locked first
+   * (`FOR UPDATE` in the CTE, the same order as a takeover's), so a takeover either committed
+   * before (no row written) or waits until this has committed. The new version.
+   */
+  async #casWrite(claim: Claim, key: string, values: unknown[], expectedVersion: number): Promise<number> {
     const S = this.#S;
+    const n = values.length;
     const params = WRITE_COLUMNS.map((col, i) => `$${i + 2}::${WRITE_CASTS[col]}`);
-    let rows: { version: string }[];
-    if (expectedVersion === 0) {
-      ({ rows } = await c.query<{ version: string }>(
-        `INSERT INTO ${S}.sources (name, version, ${WRITE_COLUMNS.join(', ')}) VALUES ($1, 1, ${params.join(', ')}) ON CONFLICT (name) DO NOTHING RETURNING version`,
-        [key, ...values],
-      ));
-    } else {
-      ({ rows } = await c.query<{ version: string }>(
-        `UPDATE ${S}.sources SET version = version + 1, updated_at = now(), ${WRITE_COLUMNS.map((col, i) => `${col} = ${params[i]!}`).join(', ')} WHERE name = $1 AND version = $${values.length + 2} RETURNING version`,
-        [key, ...values, expectedVersion],
-      ));
-    }
+    const held = `WITH held AS (SELECT 1 FROM ${S}.claims WHERE key = $${n + 2} AND claim_id = $${n + 3}::uuid FOR UPDATE)`;
+    const { rows } =
+      expectedVersion === 0
+        ? await this.#query<{ version: string }>(
+            `write "${key}"`,
+            `${held} INSERT INTO ${S}.sources (name, version, ${WRITE_COLUMNS.join(', ')}) SELECT $1, 1, ${params.join(', ')} WHERE EXISTS (SELECT 1 FROM held) ON CONFLICT (name) DO NOTHING RETURNING version`,
+            [key, ...values, claim.key, claim.id],
+          )
+        : await this.#query<{ version: string }>(
+            `write "${key}"`,
+            `${held} UPDATE ${S}.sources SET version = version + 1, updated_at = now(), ${WRITE_COLUMNS.map((col, i) => `${col} = ${params[i]!}`).join(', ')} WHERE name = $1 AND version = $${n + 4} AND EXISTS (SELECT 1 FROM held) RETURNING version`,
+            [key, ...values, claim.key, claim.id, expectedVersion],
+          );
     if (rows[0] !== undefined) return Number(rows[0].version);
-    const { rows: found } = await c.query<{ version: string }>(`SELECT version FROM ${S}.sources WHERE name = $1`, [key]);
-    throw new LatchkeyError('LK_STORE_CONFLICT', `store record for "${key}" changed underneath (expected version ${expectedVersion}, found ${found[0] === undefined ? 0 : Number(found[0].version)})`, { source: key });
+    // Not written: say why (the claim lost, or the version moved on).
+    const { rows: why } = await this.#query<{ ours: boolean | null; version: string | null }>(
+      `check the write of "${key}"`,
+      `SELECT (SELECT claim_id = $2::uuid FROM ${S}.claims WHERE key = $3) AS ours, (SELECT version FROM ${S}.sources WHERE name = $1) AS version`,
+      [key, claim.id, claim.key],
+    );
+    if (why[0]?.ours !== true) throw this.#lost(claim, 'its lease expired and another process took it over');
+    const found = why[0].version === null ? 0 : Number(why[0].version);
+    throw new LatchkeyError('LK_STORE_CONFLICT', `store record for "${key}" changed underneath (expected version ${expectedVersion}, found ${found})`, { source: key });
   }
 
   // ---- keyspaces -----------------------------------------------------------------------------
@@ -425,8 +441,9 @@ export class PgStore implements Store {
   // ---- master keys (for `latchkey rotate-key`) ------------------------------------------------
 
   /**
-   * Registers the ring's current key as one that may seal (the first step of a key rotation,
-   * run with the new key as `current` and the old one in `previous`). Idempotent.
+   * Registers the ring's current key as one that may seal. Rarely needed: a store whose ring
+   * holds an active key in `previous` registers its new current key by itself on its first
+   * write (a rotation in progress). Idempotent; re-activates a retired key.
    */
   async registerCurrentKey(): Promise<void> {
     const ring = await this.#keys();
@@ -510,6 +527,7 @@ export class PgStore implements Store {
     if (this.#closed) return;
     this.#closed = true;
     for (const lock of [...this.#leaders]) await lock.release().catch(() => undefined);
+    await this.#wakeups.close();
     await this.#pool.end().catch(() => undefined);
   }
 
@@ -553,6 +571,15 @@ export class PgStore implements Store {
             return;
           }
           const active = rows.filter((r) => r.active).map((r) => r.id);
+          // A key rotation in progress (LATCHKEY_MASTER_KEY = the new key, the old one in the
+          // ring's `previous`): holding an active key proves the right to register the new one.
+          const vouching = [...(ring.previous?.values() ?? [])].find((k) => active.includes(k.id));
+          if (mine === undefined && vouching !== undefined) {
+            const row = rows.find((r) => r.id === vouching.id)!;
+            open({ current: vouching }, { table: 'master_keys', column: 'check_value', row: vouching.id }, row.check_value);
+            await c.query(`INSERT INTO ${S}.master_keys (id, check_value) VALUES ($1, $2)`, [id, seal(ring, at, 'latchkey master key check')]);
+            return;
+          }
           if (active.length === 0) {
             const { rows: foreign } = await c.query<{ key_id: string }>(
               `(SELECT key_id FROM ${S}.sources WHERE key_id IS NOT NULL AND key_id <> $1 LIMIT 1) UNION ALL (SELECT key_id FROM ${S}.entries WHERE key_id <> $1 LIMIT 1)`,
@@ -632,6 +659,20 @@ export class PgStore implements Store {
     }
   }
 
+  /**
+   * The bounds as the server applies them to this store's statements (`current_setting`, read
+   * the way every statement runs: on a pooled connection, or in a bounded transaction behind a
+   * pooler). For diagnostics and tests.
+   */
+  async connectionBounds(): Promise<{ statementTimeout: string; lockTimeout: string; idleInTransactionSessionTimeout: string }> {
+    const { rows } = await this.#query<{ s: string; l: string; i: string }>(
+      'read the connection bounds',
+      `SELECT current_setting('statement_timeout') AS s, current_setting('lock_timeout') AS l, current_setting('idle_in_transaction_session_timeout') AS i`,
+    );
+    const r = rows[0]!;
+    return { statementTimeout: r.s, lockTimeout: r.l, idleInTransactionSessionTimeout: r.i };
+  }
+
   /** How the bounds reach the server (`transaction`: behind a pooler such as PgBouncer). */
   get boundsVia(): BoundsVia {
     return this.#boundsVia;
@@ -673,8 +714,4 @@ export class PgStore implements Store {
       c.release(broken !== undefined && !(broken instanceof LatchkeyError) ? (broken as Error) : undefined);
     }
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 }

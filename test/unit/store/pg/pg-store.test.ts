@@ -11,12 +11,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LatchkeyError } from '../../../../src/core/errors.js';
 import { Secret } from '../../../../src/core/secret.js';
-import { parseMasterKey } from '../../../../src/store/pg/envelope.js';
+import { open as openSealed, parseMasterKey, rewrap, seal, sealedKeyId } from '../../../../src/store/pg/envelope.js';
 import { masterKeyFromEnv } from '../../../../src/store/pg/master-key.js';
 import { SCHEMA_VERSION } from '../../../../src/store/pg/migrations.js';
-import { PgStore } from '../../../../src/store/pg/pg-store.js';
+import pg from 'pg';
+import { ClaimWakeups } from '../../../../src/store/pg/claim-wakeups.js';
+import { PgStore, pgStoreCounters } from '../../../../src/store/pg/pg-store.js';
 import type { SourceRecordInput, StoreTx } from '../../../../src/store/store.js';
-import { freshPgSchema, openPgStore, pgExec, pgSkipReason, TEST_MASTER_KEY_TEXT } from '../../../fixtures/pg.js';
+import { freshPgSchema, openPgStore, pgExec, pgSkipReason, pgTestUrl, TEST_MASTER_KEY_TEXT } from '../../../fixtures/pg.js';
 import { writeRecord } from '../../../helpers/store.js';
 
 const skip = pgSkipReason();
@@ -279,14 +281,92 @@ test('key rotation primitives: register the new key, re-wrap every value (same c
   await writeRecord(newOnly, 'fresh', grant('x', 'y'), 0);
 });
 
-test('re-wrapping refuses a tampered value, naming it, and rewrites nothing of its row', { skip }, async (t) => {
+test('master keys: the new key of a rotation registers itself when the ring holds an active old one; the old key is retired only once no value uses it; a machine on a retired key cannot write', { skip }, async (t) => {
   const { url, schema, store } = await schemaFor(t);
-  await writeRecord(store, 'a', grant('at-a', 'rt-a'), 0);
-  await pgExec(`UPDATE "${schema}".sources SET refresh_token = set_byte(refresh_token, length(refresh_token) - 1, get_byte(refresh_token, length(refresh_token) - 1) # 1) WHERE name = 'a'`);
-  const before = await pgExec(`SELECT * FROM "${schema}".sources`);
+  await writeRecord(store, 's1', grant('at-1', 'rt-1'), 0);
+  await store.put('sessions', 'id-1', new Secret('v-1'), 60_000);
   const oldKey = parseMasterKey(new Secret(TEST_MASTER_KEY_TEXT), 'old');
-  const rotating = openPgStore(url, { masterKey: { current: parseMasterKey(new Secret(Buffer.alloc(32, 43).toString('base64')), 'new'), previous: new Map([[oldKey.id, oldKey]]) } });
-  t.after(() => rotating.close());
-  await assert.rejects(rotating.rewrapBatch(), (e: LatchkeyError) => e.code === 'LK_STORE_CORRUPT' && /sources\.refresh_token of a/.test(e.message));
-  assert.deepEqual(await pgExec(`SELECT * FROM "${schema}".sources`), before);
+  const newKey = parseMasterKey(new Secret(Buffer.alloc(32, 42).toString('base64')), 'new');
+  const stranger = openPgStore(url, { masterKey: newKey });
+  const rotating = openPgStore(url, { masterKey: { current: newKey, previous: new Map([[oldKey.id, oldKey]]) } });
+  t.after(async () => {
+    await stranger.close();
+    await rotating.close();
+  });
+  await assert.rejects(writeRecord(stranger, 'x', grant('x', 'y'), 0), code('LK_STORE_KEY'), 'a new key alone is not accepted');
+  // The rotating machine reads old values and writes new ones; its key is registered on the way.
+  const rec = (await rotating.read('s1'))!;
+  await writeRecord(rotating, 's1', grant('at-2', 'rt-2'), rec.version);
+  assert.deepEqual((await pgExec<{ id: string; active: boolean }>(`SELECT id, active FROM "${schema}".master_keys ORDER BY created_at`)).map((r) => r.id), [oldKey.id, newKey.id]);
+  await assert.rejects(rotating.retireKey(oldKey.id), (e: LatchkeyError) => e.code === 'LK_STORE_KEY' && /still seals 1 stored values/.test(e.message));
+  await rotating.put('sessions', 'id-1', new Secret('v-1b'), 60_000);
+  await rotating.retireKey(oldKey.id);
+  assert.equal((await stranger.read('s1'))?.grant?.refreshToken?.reveal(), 'rt-2', 'everything opens with the new key alone');
+  const stale = openPgStore(url); // a machine still on the old key
+  t.after(() => stale.close());
+  await assert.rejects(writeRecord(stale, 'fresh', grant('x', 'y'), 0), (e: LatchkeyError) => e.code === 'LK_STORE_KEY' && /retired/.test(e.message));
+  await writeRecord(stranger, 'fresh', grant('x', 'y'), 0);
+});
+
+test('re-wrapping (envelope rewrap) refuses a tampered value, naming it, and re-wraps a good one without touching its ciphertext', { skip }, async () => {
+  const oldKey = parseMasterKey(new Secret(TEST_MASTER_KEY_TEXT), 'old');
+  const newKey = parseMasterKey(new Secret(Buffer.alloc(32, 43).toString('base64')), 'new');
+  const at = { table: 'sources', column: 'refresh_token', row: 'a' };
+  const sealed = seal({ current: oldKey }, at, 'rt-a');
+  const ring = { current: newKey, previous: new Map([[oldKey.id, oldKey]]) };
+  const again = rewrap(ring, at, sealed);
+  assert.equal(sealedKeyId(again), newKey.id);
+  // After the header (version, key id, wrap nonce, wrapped data key, wrap tag: 69 bytes).
+  assert.deepEqual(again.subarray(69), sealed.subarray(69), 'the nonce, ciphertext and tag are unchanged');
+  assert.notDeepEqual(again.subarray(0, 69), sealed.subarray(0, 69), 'the header is new');
+  assert.equal(openSealed({ current: newKey }, at, again), 'rt-a');
+  const tampered = Buffer.from(sealed);
+  tampered[tampered.length - 1]! ^= 1;
+  assert.throws(() => rewrap(ring, at, tampered), (e: LatchkeyError) => e.code === 'LK_STORE_CORRUPT' && /sources\.refresh_token of a/.test(e.message));
+  assert.throws(() => rewrap(ring, { ...at, row: 'b' }, sealed), (e: LatchkeyError) => e.code === 'LK_STORE_CORRUPT', 'bound to its row');
+});
+
+test('claims: a release is announced on the store channel by the digest of its key (a session id never leaves in a notification); a waiter listening is woken by it', { skip }, async (t) => {
+  const { url, store } = await schemaFor(t);
+  const listener = new pg.Client({ connectionString: pgTestUrl() });
+  listener.on('error', () => undefined);
+  await listener.connect();
+  t.after(() => listener.end());
+  const heard: string[] = [];
+  listener.on('notification', (m) => heard.push(`${m.channel} ${m.payload ?? ''}`));
+  const channel = new ClaimWakeups(store.target, { statementTimeoutMs: 1, lockTimeoutMs: 1, idleInTransactionMs: 1, connectTimeoutMs: 1 }).channel;
+  await listener.query(`LISTEN "${channel}"`);
+  await store.withLock('session:secret-session-id', async () => undefined);
+  await until(() => heard.length === 1, 'the notification');
+  assert.deepEqual(heard, [`${channel} ${ClaimWakeups.digest('session:secret-session-id')}`]);
+  assert.ok(!heard[0]!.includes('secret-session-id'));
+  // A waiter in another store: woken by the release, it takes the claim (its polls are counted).
+  const other = openPgStore(url, { pollMs: 60_000 });
+  t.after(() => other.close());
+  let release!: () => void;
+  const holding = store.withLock('k', () => new Promise<void>((r) => (release = r)));
+  while (release === undefined) await new Promise((r) => setTimeout(r, 5));
+  const waiting = other.withLock('k', async () => 'mine', { timeoutMs: 30_000 });
+  await until(() => pgStoreCounters.busyPolls > 0, 'the waiter finding the key busy');
+  release();
+  await holding;
+  assert.equal(await waiting, 'mine');
+});
+
+async function until(cond: () => boolean, what: string): Promise<void> {
+  const end = Date.now() + 10_000;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`still waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+test('every connection of the store carries the statement, lock and idle-in-transaction bounds (defaults, and as configured)', { skip }, async (t) => {
+  const { url, store } = await schemaFor(t);
+  assert.deepEqual(await store.connectionBounds(), { statementTimeout: '5s', lockTimeout: '3s', idleInTransactionSessionTimeout: '10s' });
+  const tight = openPgStore(url, { timeouts: { statementTimeoutMs: 1_500, lockTimeoutMs: 700, idleInTransactionMs: 2_000 }, poolSize: 3 });
+  t.after(() => tight.close());
+  // Several connections at once (a pool of 3 busy together): each has the bounds.
+  const all = await Promise.all(Array.from({ length: 6 }, () => tight.connectionBounds()));
+  for (const b of all) assert.deepEqual(b, { statementTimeout: '1500ms', lockTimeout: '700ms', idleInTransactionSessionTimeout: '2s' });
 });
