@@ -24,6 +24,8 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   secrets: () => import('./commands/secrets.js'),
   migrate: () => import('./commands/migrate.js'),
   gateway: () => import('./commands/gateway.js'),
+  store: () => import('./commands/store.js'),
+  'rotate-key': () => import('./commands/rotate-key.js'),
 };
 
 /** Registers a command (used by modules that add commands). */
@@ -35,7 +37,7 @@ async function mainHelp(io: CliIO): Promise<number> {
   const lines = ['latchkey: keeps API credentials alive for automations', '', 'Usage: latchkey <command> [options]   (latchkey <command> --help for details)', '', 'Commands:'];
   for (const [name, load] of Object.entries(commands)) {
     const { command } = await load();
-    lines.push(`  ${name.padEnd(10)} ${command.summary}`);
+    lines.push(`  ${name.padEnd(11)} ${command.summary}`);
   }
   lines.push('', 'Environment: LATCHKEY_HOME selects the profile directory (config, store, health).');
   lines.push('             LATCHKEY_STORE=postgres://… keeps grants in PostgreSQL (latchkey migrate once; LATCHKEY_MASTER_KEY seals them).');

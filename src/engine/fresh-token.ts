@@ -2,7 +2,7 @@ import type { Clock } from '../core/clock.js';
 import { LatchkeyError } from '../core/errors.js';
 import { DEFAULT_TOKEN_TIMEOUT_MS } from '../oauth/refresh-error.js';
 import type { FetchLike } from '../oauth/endpoint.js';
-import type { SourceRecord, Store, StoredGrant } from '../store/store.js';
+import type { SourceRecord, Store, StoredGrant, WithLockOptions } from '../store/store.js';
 import { BoundedMap, DEFAULT_MAP_BOUND } from './bounded-map.js';
 import { refreshDueAt, usableGrant } from './expiry.js';
 import { coolingUntil, rotateGrant, SOURCE_POLICY, sourceSlot, unsavedMessage, type EngineEvent, type OAuthClientSettings, type RotationRequest, type SlotMemory, type Unsaved } from './rotation-core.js';
@@ -196,7 +196,40 @@ export class TokenEngine {
       return this.#remember(source, grant, settings, cooling);
     }
     // The read above is not repeated for the decision: the locked unit re-reads (it must).
-    return this.#refreshUnderLock(source, {});
+    return this.#refreshOrAdopt(source, settings, grant);
+  }
+
+  /**
+   * A plain (not forced) refresh: under the lock; but while another holder has the lock (a
+   * process of another machine refreshing the same grant), each time the store is about to try
+   * again (a poll, or at once when it hears the holder's release) the record is read, unlocked,
+   * and if it holds another, unexpired grant than the one read before (the holder's result: what
+   * a store lets read is durable, committed or renamed), that grant is served and the wait stops.
+   * Unexpired, not necessarily "fresh": with a short lifetime and a slow IdP a new token can be
+   * due for refresh-ahead by the time it is committed, and it is still the one to serve (the next
+   * call refreshes it, once). Without this, every process of a fleet would take the lock in turn
+   * after the holder only to adopt its rotation. Nothing is sent to the IdP from here; a forced
+   * refresh (401, keeper) never uses it.
+   */
+  async #refreshOrAdopt(source: string, settings: OAuthClientSettings, seen: StoredGrant): Promise<string> {
+    const stop = new AbortController();
+    const started = this.#clock.now();
+    let adopted: string | undefined;
+    const whileWaiting = async (): Promise<boolean> => {
+      const g = (await this.#store.read(source).catch(() => undefined))?.grant;
+      if (g === undefined || g.revoked !== undefined || g.accessToken.equals(seen.accessToken)) return false;
+      if (g.expiresAt !== undefined && this.#clock.now() >= g.expiresAt) return false;
+      adopted = this.#remember(source, g, settings);
+      this.#onEvent?.({ source, outcome: 'adopted', durationMs: this.#clock.now() - started, message: 'served the rotation another process committed while it held the lock' });
+      stop.abort();
+      return true;
+    };
+    try {
+      return await this.#refreshUnderLock(source, {}, { whileWaiting, signal: stop.signal });
+    } catch (err) {
+      if (adopted !== undefined) return adopted;
+      throw err;
+    }
   }
 
   #coolingUntil(source: string, rec: SourceRecord | undefined, now: number): number | undefined {
@@ -208,7 +241,7 @@ export class TokenEngine {
    * policy (fail open). The memo is filled only once the rotation resolved, that is, once what
    * it wrote is durable: never from inside the lock.
    */
-  async #refreshUnderLock(source: string, request: RotationRequest): Promise<string> {
+  async #refreshUnderLock(source: string, request: RotationRequest, lockOptions?: WithLockOptions): Promise<string> {
     const settings = await this.#settings(source);
     let served;
     try {
@@ -224,6 +257,7 @@ export class TokenEngine {
           memory: this.#memory,
           policy: SOURCE_POLICY,
           emit: (e) => this.#onEvent?.(e),
+          ...(lockOptions ? { lockOptions } : {}),
         },
         sourceSlot(source, settings),
         request,

@@ -6,7 +6,7 @@ import type { FetchLike } from '../oauth/endpoint.js';
 import type { RefreshAnswer } from '../oauth/refresh.js';
 import { MAX_RETRY_AFTER_MS } from '../oauth/token-answer.js';
 import type { Secret } from '../core/secret.js';
-import type { FailureRecord, SourceRecord, SourceRecordInput, Store, StoredGrant, StoreTx } from '../store/store.js';
+import type { FailureRecord, SourceRecord, SourceRecordInput, Store, StoredGrant, StoreTx, WithLockOptions } from '../store/store.js';
 import { expiresAtOf, refreshDueAt, usableGrant } from './expiry.js';
 
 /**
@@ -133,6 +133,8 @@ export interface RotationDeps {
   memory: SlotMemory;
   policy: RotationPolicy;
   emit(event: EngineEvent): void;
+  /** Passed to every `withLock` (a waiter that watches for the holder's result, and may stop waiting). */
+  lockOptions?: WithLockOptions;
 }
 
 export interface RotationRequest {
@@ -192,8 +194,10 @@ export async function rotateGrant(deps: RotationDeps, slot: GrantSlot, request: 
   for (let units = 0; ; units++) {
     let result: UnitResult;
     try {
-      result = await deps.store.withLock(slot.key, (tx) => run.unit(tx, next.attempt, next.refused, next.grant));
+      result = await deps.store.withLock(slot.key, (tx) => run.unit(tx, next.attempt, next.refused, next.grant), deps.lockOptions);
     } catch (err) {
+      // The caller stopped waiting (it served what the holder wrote): nothing happened here.
+      if (deps.lockOptions?.signal?.aborted && err instanceof LatchkeyError && err.code === 'LK_LOCK_TIMEOUT') throw err;
       if (err instanceof LatchkeyError && err.code === 'LK_LOCK_TIMEOUT') {
         run.publish();
         return run.lockTimedOut(err);

@@ -13,6 +13,8 @@ import { Keeper, type CycleSummary, type KeeperOptions } from './keeper.js';
 import type { KeeperLog } from './log.js';
 import type { ProbeFn } from './probe-stage.js';
 import { acquireKeeperLock, describeHolder, type KeeperLock } from './single-instance.js';
+import { openStore, storeConfigured } from '../store/open-store.js';
+import type { LeaderLockOptions, Store } from '../store/store.js';
 
 /**
  * `latchkey keeper` as a process: settings from flags over the config's `keeper` section over
@@ -118,28 +120,41 @@ export async function startKeeperDaemon(o: KeeperDaemonOptions): Promise<KeeperD
 
   let lostLock = false;
   let onLost: () => void = () => undefined;
-  const lock: KeeperLock = await acquireKeeperLock(paths.keeperLock, {
+  // Fleet mode: on a shared store (LATCHKEY_STORE, or the config's store.url) one keeper leads
+  // the store, whatever machine or home it runs from: the store's leader lock (PostgreSQL: an
+  // advisory lock on a dedicated connection), not the home's lock file.
+  const shared: Store | undefined = storeConfigured(env, config.raw.store) ? await openStore({ env, config: config.raw.store, paths }) : undefined;
+  const lockName = shared ? `the keeper lock of ${shared.location}` : paths.keeperLock;
+  const lockOptions: LeaderLockOptions = {
     standby: o.standby,
     signal: o.signal,
     onStandby: (holder) =>
       log('warn', 'standby', {
-        message: `another keeper (${describeHolder(holder)}) is running for ${home}; standing by until it stops`,
-        lock: paths.keeperLock,
+        message: `another keeper (${describeHolder(holder)}) is running for ${shared ? shared.location : home}; standing by until it stops`,
+        lock: lockName,
       }),
     onLost: (holder) => {
       lostLock = true;
       log('error', 'lock_lost', {
-        message: `the keeper lock ${paths.keeperLock} was taken over by ${describeHolder(holder)} (this keeper was unresponsive for too long); stopping so that only one keeper probes`,
+        message: `${lockName} was taken over by ${describeHolder(holder)} (this keeper was unresponsive for too long, or its connection dropped); stopping so that only one keeper probes`,
       });
       onLost();
     },
     onHeartbeatError: (err) => log('warn', 'lock_heartbeat_failed', { message: (err as Error).message }),
-  });
+  };
+  let lock: KeeperLock;
+  try {
+    lock = shared ? await shared.leaderLock(lockOptions) : await acquireKeeperLock(paths.keeperLock, lockOptions);
+  } catch (err) {
+    await shared?.close().catch(() => undefined);
+    throw err;
+  }
+  if (shared) log('info', 'leading', { message: `this keeper leads ${shared.location}`, lock: lock.path });
 
   let keeper: Keeper;
   try {
     keeper = await Keeper.open({
-      open: { ...o.open, home, env, config },
+      open: { ...o.open, home, env, config, ...(shared ? { store: shared } : {}) },
       intervalSeconds: positive('--interval', o.intervalSeconds),
       concurrency: positive('concurrency', o.concurrency),
       probeTimeoutMs: positive('probe timeout', o.probeTimeoutMs),
@@ -151,6 +166,7 @@ export async function startKeeperDaemon(o: KeeperDaemonOptions): Promise<KeeperD
     });
   } catch (err) {
     await lock.release();
+    await shared?.close().catch(() => undefined);
     throw err;
   }
 

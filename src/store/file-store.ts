@@ -10,6 +10,7 @@ import type { FileKeyspaces } from './keyspace-files.js';
 import { readRegularFileIfChanged } from './read-file.js';
 import { readFailure } from './regular-file.js';
 import { metaOfSources, parseStoreDocument, parseStoreEnvelope, recordOf, serializeDocument, type RawSources, type SecretOpener } from './store-document.js';
+import type { RawEntry } from './store-copy.js';
 import type { Keyspace, LeaderLock, LeaderLockOptions, SourceMeta, SourceRecord, SourceRecordInput, Store, StoreTx, WithLockOptions } from './store.js';
 
 export { parseStoreDocument, serialize } from './store-document.js';
@@ -218,6 +219,17 @@ export class FileStore implements Store {
 
   async sweep(): Promise<number> {
     return (await this.#ks()).sweep();
+  }
+
+  /** Every live entry of a keyspace by digest (`store copy`). */
+  async rawEntries(keyspace: Keyspace): Promise<RawEntry[]> {
+    return (await this.#ks()).rawEntries(keyspace);
+  }
+
+  /** Writes an entry copied from another store unless this one holds it or a newer one (`store copy`). */
+  async putRawEntry(keyspace: Keyspace, entry: RawEntry): Promise<'copied' | 'unchanged' | 'kept_newer'> {
+    await this.#ensureHome();
+    return (await this.#ks()).putRawEntry(keyspace, entry);
   }
 
   async leaderLock(options: LeaderLockOptions = {}): Promise<LeaderLock> {

@@ -9,6 +9,7 @@ import { privateFileProblem, symlinkedStoreProblem } from './private-mode.js';
 import { readRegularFile } from './read-file.js';
 import { readFailure } from './regular-file.js';
 import { KEYSPACES, type Keyspace } from './store.js';
+import type { RawEntry } from './store-copy.js';
 
 /**
  * The file store's keyspaces (`sessions`, `successors`, `tickets`): one file per entry,
@@ -140,6 +141,44 @@ export class FileKeyspaces {
       await removeAbandonedTempFiles(dir);
     }
     return removed;
+  }
+
+  /** Every live entry of `keyspace` by its file's digest (for `store copy`; the ids are not known here). */
+  async rawEntries(keyspace: Keyspace): Promise<RawEntry[]> {
+    checkKeyspace(keyspace);
+    const dir = join(this.#dir, keyspace);
+    const names = await readdir(dir).catch(() => [] as string[]);
+    const out: RawEntry[] = [];
+    const now = this.#now();
+    for (const name of names.sort()) {
+      if (!ENTRY_NAME.test(name)) continue;
+      const entry = await this.#read(join(dir, name));
+      if (entry !== undefined && now < entry.expiresAt) out.push({ digest: name.slice(0, 64), expiresAt: entry.expiresAt, value: this.#openSecret(entry.value) });
+    }
+    return out;
+  }
+
+  /**
+   * Writes an entry copied from another store under its digest, unless this store holds the
+   * same value or one that expires later (written since). Not under the entry's lock: the lock
+   * is named by the id, which no store keeps; a writer racing the copy wins or loses as with a
+   * plain put.
+   */
+  async putRawEntry(keyspace: Keyspace, entry: RawEntry): Promise<'copied' | 'unchanged' | 'kept_newer'> {
+    checkKeyspace(keyspace);
+    if (!/^[0-9a-f]{64}$/.test(entry.digest)) throw new LatchkeyError('LK_USAGE', `a copied ${keyspace} entry needs a SHA-256 digest (64 hex digits)`);
+    const file = join(this.#dir, keyspace, `${entry.digest}.json`);
+    const existing = await this.#read(file);
+    if (existing !== undefined && existing.value === entry.value.reveal()) return 'unchanged';
+    if (existing !== undefined && existing.expiresAt >= entry.expiresAt) return 'kept_newer';
+    await this.#ensureDir(keyspace);
+    const text = `${JSON.stringify({ format: FORMAT, formatVersion: FORMAT_VERSION, expiresAt: entry.expiresAt, value: entry.value.reveal() })}\n`;
+    try {
+      await writeFileAtomic(file, text);
+    } catch (err) {
+      throw new LatchkeyError('LK_STORE_IO', `cannot write the store entry ${file}: ${readFailure(err)}; it was left as it was`, { cause: err });
+    }
+    return 'copied';
   }
 
   /** Renames `file` to a fresh temp name; undefined when it is not there (another claimed it). */

@@ -71,6 +71,19 @@ export interface SourceMeta {
 
 export interface WithLockOptions {
   timeoutMs?: number;
+  /**
+   * Called while the lock is held by another and this call waits, before each new attempt (after
+   * a poll interval, or at once when the holder's release is heard). Resolving true stops the
+   * wait: `withLock` rejects with LK_LOCK_TIMEOUT and `fn` never runs. The engine reads the store
+   * here and serves the holder's result (what the store lets read is durable) instead of taking
+   * the lock only to adopt it. A backend may never call it (the file store does not).
+   */
+  whileWaiting?: () => Promise<boolean>;
+  /**
+   * Stop waiting when this aborts before the lock is had: `withLock` rejects with
+   * LK_LOCK_TIMEOUT and `fn` never runs. Once the lock is held, the work runs to its end.
+   */
+  signal?: AbortSignal;
 }
 
 /**

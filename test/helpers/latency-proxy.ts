@@ -14,6 +14,8 @@ export interface ProxiedRequest {
   /** The label current when the request arrived ({@link LatencyProxy.label}). */
   label: string;
   receivedAt: number;
+  /** The refresh token a `grant_type=refresh_token` request presented (to count replays). */
+  sentRefreshToken?: string;
   /** When the IdP's whole answer was in (undefined while it is still being processed). */
   answeredAt?: number;
   status?: number;
@@ -35,7 +37,7 @@ export interface LatencyProxy {
   close(): Promise<void>;
 }
 
-export async function startLatencyProxy(target: string, delayMs: () => number): Promise<LatencyProxy> {
+export async function startLatencyProxy(target: string, delayMs: (request: ProxiedRequest) => number): Promise<LatencyProxy> {
   const upstream = new URL(target);
   const requests: ProxiedRequest[] = [];
   const proxy: LatencyProxy = { url: '', requests, label: '', close: async () => undefined };
@@ -46,7 +48,9 @@ export async function startLatencyProxy(target: string, delayMs: () => number): 
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const body = Buffer.concat(chunks);
-    await new Promise((r) => setTimeout(r, delayMs()));
+    const form = new URLSearchParams(body.toString('utf8'));
+    if (form.get('grant_type') === 'refresh_token') record.sentRefreshToken = form.get('refresh_token') ?? undefined;
+    await new Promise((r) => setTimeout(r, delayMs(record)));
     const answer = await new Promise<{ status: number; headers: Record<string, string>; body: Buffer }>((resolve, reject) => {
       const headers: Record<string, string> = {};
       for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string' && k !== 'host' && k !== 'connection') headers[k] = v;

@@ -6,7 +6,7 @@ import type { SecretOpener } from '../store-document.js';
 import { KEYSPACES, type Keyspace, type LeaderLock, type LeaderLockOptions, type SourceMeta, type SourceRecord, type Store, type StoreTx, type WithLockOptions } from '../store.js';
 import { beginBounded, createPool, DEFAULT_TIMEOUTS, HOLDER, refusedStartupParameter, storeError, type BoundsVia, type PgTimeouts } from './connection.js';
 import { open, rewrap, seal, type MasterKey, type MasterKeyring, type SealedAt } from './envelope.js';
-import { masterKeyFromEnv } from './master-key.js';
+import { masterKeyringFromEnv } from './master-keyring.js';
 import { ClaimWakeups } from './claim-wakeups.js';
 import { checkSchema, migrate, type MigrateResult } from './migrations.js';
 import { META_COLUMNS, metaOfRow, RECORD_COLUMNS, recordOfRow, rowValues, sourceSealedAt, WRITE_CASTS, WRITE_COLUMNS, type SourceRow } from './source-rows.js';
@@ -170,7 +170,7 @@ export class PgStore implements Store {
   // ---- the lock: claim before use ------------------------------------------------------------
 
   async withLock<T>(key: string, fn: (tx: StoreTx) => Promise<T>, options: WithLockOptions = {}): Promise<T> {
-    const claim = await this.claim(key, options.timeoutMs ?? this.#lockTimeoutMs);
+    const claim = await this.claim(key, options.timeoutMs ?? this.#lockTimeoutMs, options);
     const state: ClaimState = { open: true };
     let renewing: Promise<void> | undefined;
     const timer = setInterval(() => {
@@ -199,12 +199,16 @@ export class PgStore implements Store {
    * (`lk_claim`), then the claim is ours until released or its lease expires. Exported for the
    * fleet's own locked work; {@link withLock} is the usual way.
    */
-  async claim(key: string, timeoutMs: number): Promise<Claim> {
+  async claim(key: string, timeoutMs: number, wait: Pick<WithLockOptions, 'whileWaiting' | 'signal'> = {}): Promise<Claim> {
     const id = randomUUID();
     const deadline = Date.now() + timeoutMs;
     const digest = ClaimWakeups.digest(key);
     let listening = false;
+    let waited = false;
     for (;;) {
+      if (wait.signal?.aborted || (waited && wait.whileWaiting !== undefined && (await wait.whileWaiting()))) {
+        throw new LatchkeyError('LK_LOCK_TIMEOUT', `stopped waiting for the lock of "${key}" in ${this.location} (the caller no longer needs it)`);
+      }
       const heard = this.#wakeups.heard(digest);
       const { rows } = await this.#query<{ status: string; generation: string; holder: string | null; wait_ms: string }>(
         `claim the lock of "${key}"`,
@@ -229,6 +233,7 @@ export class PgStore implements Store {
         );
       }
       pgStoreCounters.busyPolls++;
+      waited = true;
       const left = deadline - Date.now();
       if (left <= 0) {
         throw new LatchkeyError('LK_LOCK_TIMEOUT', `timed out after ${timeoutMs} ms waiting for the lock of "${key}" in ${this.location}, held by ${r.holder ?? 'another process'} (claim ${r.generation}, lease ends in ${waitMs} ms)`);
@@ -533,7 +538,7 @@ export class PgStore implements Store {
     if (this.#ring === undefined) {
       const given = this.#masterKey;
       const resolving = (async (): Promise<MasterKeyring> => {
-        const k = typeof given === 'function' ? await given() : (given ?? (await masterKeyFromEnv(this.#env)));
+        const k = typeof given === 'function' ? await given() : (given ?? (await masterKeyringFromEnv(this.#env)));
         return 'current' in k ? k : { current: k };
       })();
       this.#ring = resolving;

@@ -1,0 +1,61 @@
+/**
+ * Keepers of two machines (two LATCHKEY_HOMEs) on one PostgreSQL store: one leads the store,
+ * the other refuses or, with --standby, stands by without probing, and takes over when the leader
+ * is SIGKILLed (the advisory lock lives with the leader's connection). Real PostgreSQL, real IdP.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { openLatchkey } from '../../src/latchkey.js';
+import { startIdp } from '../fixtures/idp.js';
+import { freshPgSchema, pgSkipReason, TEST_MASTER_KEY_TEXT } from '../fixtures/pg.js';
+import { makeHome } from '../helpers/home.js';
+import { KeeperProcess } from './keeper-support.js';
+
+const skip = pgSkipReason();
+
+test('keepers on one PostgreSQL store: one leads, a second refuses, a standby takes over when the leader is SIGKILLed', { skip }, async (t) => {
+  const db = await freshPgSchema();
+  t.after(() => db.cleanup());
+  const idp = await startIdp({ accessTokenTtl: 60 });
+  t.after(() => idp.close());
+  const config = { version: 1, sources: { idp: { oauth: { tokenEndpoint: idp.tokenEndpoint, clientId: 'public-client' }, probe: { url: idp.protectedUrl } } } };
+  const a = await makeHome(config);
+  const b = await makeHome(config);
+  t.after(() => a.cleanup());
+  t.after(() => b.cleanup());
+  const storeEnv = { LATCHKEY_STORE: db.url, LATCHKEY_MASTER_KEY: TEST_MASTER_KEY_TEXT };
+  const lk = await openLatchkey({ home: a.home, env: storeEnv });
+  await lk.installGrant('idp', await idp.mintGrant());
+  await lk.close();
+
+  const leader = KeeperProcess.start(['--interval', '1', '--port', '0', '--standby'], { LATCHKEY_HOME: a.home, ...storeEnv });
+  t.after(() => leader.kill());
+  const leading = await leader.waitFor((e) => e.event === 'leading');
+  assert.match(String(leading.message), /leads postgres:\/\//);
+  await leader.waitFor((e) => e.event === 'cycle');
+
+  // Another machine's keeper without --standby: refused, naming the store; it never probed.
+  const refused = KeeperProcess.start(['--interval', '1', '--port', '0'], { LATCHKEY_HOME: b.home, ...storeEnv });
+  const r = await refused.exited;
+  assert.equal(r.code, 1, refused.stderr);
+  assert.match(refused.stderr, /another keeper already leads the store postgres:\/\//);
+  assert.equal(refused.count('cycle'), 0);
+
+  const standby = KeeperProcess.start(['--interval', '1', '--port', '0', '--standby'], { LATCHKEY_HOME: b.home, ...storeEnv });
+  t.after(() => standby.kill());
+  const waiting = await standby.waitFor((e) => e.event === 'standby');
+  assert.match(String(waiting.message), new RegExp(`pid ${leader.child.pid}.*standing by`));
+  const cyclesBefore = leader.count('cycle');
+  await leader.waitFor((e) => e.event === 'cycle', 15_000, leader.events.length);
+  assert.ok(leader.count('cycle') > cyclesBefore, 'the leader keeps cycling');
+  assert.equal(standby.count('cycle'), 0, 'the standby does not probe while the leader lives');
+
+  leader.child.kill('SIGKILL');
+  await leader.exited;
+  const took = await standby.waitFor((e) => e.event === 'leading', 30_000);
+  assert.match(String(took.message), /leads postgres:\/\//);
+  await standby.waitFor((e) => e.event === 'cycle', 30_000);
+  assert.equal(idp.stats.revokedGrants, 0);
+  standby.child.kill('SIGINT');
+  assert.equal((await standby.exited).code, 0, standby.stderr);
+});
