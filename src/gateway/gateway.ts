@@ -6,6 +6,7 @@ import { Secret } from '../core/secret.js';
 import { sanitizeMessage } from '../core/sanitize.js';
 import { csrfRefusalFor } from '../http/csrf.js';
 import { pathOf, problem, RouteTable, type Reply, type Route } from '../http/route-table.js';
+import { checkEndpoint } from '../oauth/endpoint.js';
 import { latchkeyHome, homePaths } from '../paths.js';
 import { FileStore } from '../store/file-store.js';
 import type { Store } from '../store/store.js';
@@ -107,6 +108,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   if (!options.issuer) throw new LatchkeyError('LK_CONFIG_INVALID', 'gateway needs an issuer (--issuer <url>)');
   if (!options.clientId) throw new LatchkeyError('LK_CONFIG_INVALID', 'gateway needs a client id (--client-id <id>)');
   checkUrl(options.issuer, 'issuer');
+  // RFC 9700 §2.6: the IdP over HTTPS (plain HTTP only on loopback), said at start, not at the first login.
+  checkEndpoint(options.issuer, 'gateway issuer');
   const upstream = options.upstream !== undefined ? checkUrl(options.upstream, 'upstream') : undefined;
   const env = options.env ?? process.env;
   const clock = options.clock ?? systemClock;

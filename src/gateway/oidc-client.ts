@@ -59,6 +59,8 @@ export class OidcClient {
   #discovered: DiscoveredEndpoints | undefined;
   #discovering: Promise<DiscoveredEndpoints> | undefined;
   #jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
+  /** The IdP refused this client's introspection once (4xx): not asked again. */
+  #introspectionRefused = false;
   readonly #client: oauth.Client;
   readonly #auth: oauth.ClientAuth;
 
@@ -193,10 +195,10 @@ export class OidcClient {
   /**
    * Whether an access token is still good, checked at the IdP's own terms: a JWT against the
    * JWKS (signature, `iss`, `exp`), an opaque token by introspection (RFC 7662) when the IdP
-   * offers it. `unknown` when it cannot be told (no introspection, the IdP unreachable, the
-   * client not allowed to introspect): the caller then goes by the stored expiry.
+   * offers it. The caller goes by the stored expiry when it cannot be told: `unknown` for now
+   * (the IdP unreachable), `uncheckable` for good (no introspection, or not for this client).
    */
-  async checkAccessToken(accessToken: string): Promise<'active' | 'inactive' | 'unknown'> {
+  async checkAccessToken(accessToken: string): Promise<'active' | 'inactive' | 'unknown' | 'uncheckable'> {
     let d: DiscoveredEndpoints;
     try {
       d = await this.server();
@@ -224,13 +226,19 @@ export class OidcClient {
       }
     }
     const endpoint = d.server.introspection_endpoint;
-    if (!endpoint) return 'unknown';
+    // No introspection, or not for this client (a public client usually may not): never asked again.
+    if (!endpoint || this.#introspectionRefused) return 'uncheckable';
     try {
       const opts = requestOptions(new URL(endpoint), this.#o.fetch, this.#o.timeoutMs ?? 10_000);
       const res = await oauth.introspectionRequest(d.server, this.#client, this.#auth, accessToken, { ...opts, additionalParameters: { token_type_hint: 'access_token' } });
       const answer = await oauth.processIntrospectionResponse(d.server, this.#client, res);
       return answer.active ? 'active' : 'inactive';
-    } catch {
+    } catch (err) {
+      const status = err instanceof oauth.ResponseBodyError || err instanceof oauth.WWWAuthenticateChallengeError ? err.status : undefined;
+      if (status !== undefined && status >= 400 && status < 500) {
+        this.#introspectionRefused = true;
+        return 'uncheckable';
+      }
       return 'unknown';
     }
   }

@@ -45,6 +45,17 @@ export function upstreamRequestHeaders(req: IncomingMessage, shape: RequestShape
   return identity ? { ...headers, ...identityHeaders(identity) } : headers;
 }
 
+/** `Cache-Control` made private (kept as is when already private or no-store). */
+export function privateCacheControl(value: string | undefined): string {
+  if (!value) return 'private';
+  if (/(^|,)\s*(private|no-store)\s*(,|$|=)/i.test(value)) return value;
+  const rest = value
+    .split(',')
+    .map((d) => d.trim())
+    .filter((d) => d !== '' && !/^(public|s-maxage\s*=.*)$/i.test(d));
+  return ['private', ...rest].join(', ');
+}
+
 export class UpstreamProxy {
   readonly upstream: URL;
   readonly #agent: HttpAgent;
@@ -88,6 +99,8 @@ export class UpstreamProxy {
         if (setCookies.length) {
           const existing = headers['set-cookie'] ?? [];
           headers['set-cookie'] = [...existing, ...setCookies];
+          // A shared cache must never keep (and hand others) an answer carrying a session's cookies.
+          headers['cache-control'] = privateCacheControl(headers['cache-control']);
         }
         res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, headers as OutgoingHttpHeaders);
         upRes.pipe(res);

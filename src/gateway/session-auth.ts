@@ -44,7 +44,7 @@ export interface SessionAuthOptions {
    * Checks a session's access token once per generation (JWT against the JWKS, or
    * introspection), remembered until the token expires; absent = the stored expiry decides.
    */
-  checkAccessToken?: (accessToken: string) => Promise<'active' | 'inactive' | 'unknown'>;
+  checkAccessToken?: (accessToken: string) => Promise<'active' | 'inactive' | 'unknown' | 'uncheckable'>;
 }
 
 interface Cached {
@@ -108,8 +108,8 @@ export class SessionAuth {
     let rejected: string | undefined;
     if (!due && options.refresh && this.#o.checkAccessToken && !((this.#checked.get(`${sid}.${session.gen}`) ?? 0) > now)) {
       const verdict = await this.#o.checkAccessToken(session.accessToken);
-      if (verdict === 'active') this.#checked.set(`${sid}.${session.gen}`, session.expiresAt ?? now + 300_000);
-      // Cannot be told (no introspection for this client, the IdP unreachable): the stored expiry decides; asked again in a minute.
+      if (verdict === 'active' || verdict === 'uncheckable') this.#checked.set(`${sid}.${session.gen}`, session.expiresAt ?? now + 300_000);
+      // Cannot be told right now (the IdP unreachable): the stored expiry decides; asked again in a minute.
       if (verdict === 'unknown') this.#checked.set(`${sid}.${session.gen}`, Math.min(session.expiresAt ?? now + 60_000, now + 60_000));
       if (verdict === 'inactive') {
         // Revoked or otherwise dead before its time: refresh (the refresh token decides whether the session lives on).

@@ -31,7 +31,7 @@ before(async () => {
   home = await makeHome();
   clockFile = join(home.home, '..', 'clock-offset');
   await writeFile(clockFile, '0');
-  const options = { issuer: idp.issuer, clientId: 'public-client', upstream: upstream.url, home: home.home, clockFile, sessionCacheMs: 0 };
+  const options = { issuer: idp.issuer, clientId: 'public-client', upstream: upstream.url, home: home.home, clockFile };
   // Started at the same instant: both must end up with the one key (link(2), no clobbering).
   [a, b] = await Promise.all([startChildGateway(options), startChildGateway(options)]);
   key = sealKeyFromSecret(new Secret(await readFile(join(home.home, 'gateway.key'), 'utf8')));
@@ -84,7 +84,8 @@ test('50 parallel requests, same expired access cookie and refresh cookie, 2 pro
   }
   assert.deepEqual([...gens], ['2/2']);
 
-  // Later, a request still carrying generation 1 (a tab that missed the Set-Cookie) gets generation 2, and no refresh.
+  // 10 s later, a request still carrying generation 1 (a tab that missed the Set-Cookie) gets generation 2, and no refresh.
+  await writeFile(clockFile, '55000');
   for (const gw of [a, b]) {
     const res = await fetch(`${gw.url}/api/late`, { headers: { cookie, accept: 'application/json' } });
     assert.equal(res.status, 200);
@@ -109,4 +110,13 @@ test('50 parallel requests, same expired access cookie and refresh cookie, 2 pro
   assert.equal(idp.stats.refreshSuccesses, 2);
   assert.equal(idp.stats.revokedGrants, 0);
   assert.equal(pointer(newCookie(again, 'latchkey_rt'), 'rt')?.g, 3);
+});
+
+test('sessions are shared: signed in on one process, used on the other; a logout on one ends it on both', async () => {
+  await writeFile(clockFile, '0');
+  const { jar } = await signIn(b.url, { login: 'shared' });
+  assert.equal((await fetch(`${a.url}/api/shared`, { headers: { cookie: jar.header() } })).status, 200);
+  const out = await fetch(`${a.url}/auth/logout`, { method: 'POST', headers: { cookie: jar.header(), 'x-latchkey-csrf': '1' } });
+  assert.equal(out.status, 200);
+  for (const gw of [a, b]) assert.equal((await fetch(`${gw.url}/api/shared`, { headers: { cookie: jar.header(), accept: 'application/json' } })).status, 401);
 });

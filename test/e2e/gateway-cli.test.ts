@@ -105,6 +105,9 @@ test('usage errors name what is missing or wrong (exit 1); a bad config section 
     const proxy = await runCli(['gateway', '--upstream', upstream.url, '--issuer', idp.issuer, '--client-id', 'x', '--trusted-proxy', 'everyone'], { env: { LATCHKEY_HOME: h.home } });
     assert.equal(proxy.code, 1);
     assert.match(proxy.stderr, /trusted proxy "everyone"/);
+    const insecure = await runCli(['gateway', '--upstream', upstream.url, '--issuer', 'http://idp.example.test', '--client-id', 'x'], { env: { LATCHKEY_HOME: h.home } });
+    assert.equal(insecure.code, 1);
+    assert.match(insecure.stderr, /must use https/);
   } finally {
     await h.cleanup();
   }

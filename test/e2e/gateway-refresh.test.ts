@@ -26,7 +26,12 @@ let offset = 0;
 const clock = { now: () => Date.now() + offset };
 
 before(async () => {
-  idp = await startIdp({ accessTokenTtl: 60, redirectUris: ['http://127.0.0.1/auth/callback'] });
+  idp = await startIdp({
+    accessTokenTtl: 60,
+    redirectUris: ['http://127.0.0.1/auth/callback'],
+    // A client the IdP gives no refresh token: access-token-only sessions.
+    extraClients: [{ client_id: 'no-refresh', application_type: 'native', grant_types: ['authorization_code'], response_types: ['code'], redirect_uris: ['http://127.0.0.1/auth/callback'], token_endpoint_auth_method: 'none' }],
+  });
   upstream = await startUpstream();
   home = await makeHome();
   gw = await startGateway({ issuer: idp.issuer, clientId: 'public-client', upstream: upstream.url, home: home.home, clock, confirmRefusalDelayMs: 10, sessionCacheMs: 0, log: () => undefined });
@@ -67,6 +72,7 @@ test('IdP down during a refresh: 503 with Retry-After, cookies kept; once it is 
   const ok = await call('/api', jar);
   assert.equal(ok.status, 200);
   assert.ok(ok.headers.getSetCookie().some((l) => l.startsWith('latchkey_at=v1.')));
+  assert.equal(ok.headers.get('cache-control'), 'private', 'an answer carrying session cookies is never kept by a shared cache');
   assert.equal(idp.stats.revokedGrants, 0);
 });
 
@@ -206,5 +212,35 @@ test('a sibling holding the session\'s lock past the bound: 503 with Retry-After
     assert.equal(idp.stats.revokedGrants, 0);
   } finally {
     await quick.close();
+  }
+});
+
+test('invalid_client at refresh ends the session too (the only other refusal that does)', async () => {
+  offset = 0;
+  const { jar } = await signIn(gw.url, { login: 'client-refused' });
+  offset += 61_000;
+  idp.setFault({ kind: 'json', status: 401, body: { error: 'invalid_client' }, times: 1 });
+  const res = await call('/api', jar);
+  idp.setFault(null);
+  assert.equal(res.status, 401);
+  assert.equal(((await res.json()) as { error: string }).error, 'session_expired');
+  assert.ok(deletes(res));
+});
+
+test('an IdP that issues no refresh token: only the access cookie is written, and the session ends with the access token', async () => {
+  const h = await makeHome();
+  const noRefresh = await startGateway({ issuer: idp.issuer, clientId: 'no-refresh', upstream: upstream.url, home: h.home, clock, sessionCacheMs: 0, log: () => undefined });
+  try {
+    offset = 0;
+    const { jar } = await signIn(noRefresh.url, { login: 'short' });
+    assert.ok(jar.cookies.has('latchkey_at'));
+    assert.equal(jar.cookies.has('latchkey_rt'), false, 'no refresh cookie without a refresh token');
+    assert.equal((await fetch(`${noRefresh.url}/api`, { headers: { cookie: jar.header() } })).status, 200);
+    offset += 120_000;
+    const res = await fetch(`${noRefresh.url}/api`, { headers: { cookie: jar.header(), accept: 'application/json' } });
+    assert.equal(res.status, 401);
+  } finally {
+    await noRefresh.close();
+    await h.cleanup();
   }
 });

@@ -55,3 +55,13 @@ describe('reading and stripping', () => {
     assert.equal(withoutGatewayCookies('latchkey_at=x'), undefined);
   });
 });
+
+describe('privateCacheControl', () => {
+  test('an answer that carries session cookies is private', async () => {
+    const { privateCacheControl } = await import('../../../src/gateway/proxy.js');
+    assert.equal(privateCacheControl(undefined), 'private');
+    assert.equal(privateCacheControl('public, max-age=60, s-maxage=600'), 'private, max-age=60');
+    assert.equal(privateCacheControl('no-store'), 'no-store');
+    assert.equal(privateCacheControl('private, max-age=5'), 'private, max-age=5');
+  });
+});
