@@ -6,6 +6,8 @@
  *
  * - access expired + refresh present → `connected`, the rotated cookies stored, one refresh at
  *   the IdP;
+ * - five probes at once with the same stale cookies (windows waking from sleep) → all connected,
+ *   one refresh;
  * - the grant revoked at the IdP (an admin ends the user's access) → `needsLogin`, the cookies
  *   the gateway cleared removed;
  * - the IdP's token endpoint failing (5xx) → `unreachable` (503 from the gateway), cookies kept;
@@ -121,6 +123,21 @@ describe('the remote client against the real gateway', () => {
     assert.equal(res.status, 200);
     assert.equal(((await res.json()) as { headers: Record<string, string> }).headers['x-forwarded-user'], 'alice');
     assert.equal(idp.stats.refreshSuccesses, refreshesBefore + 1);
+  });
+
+  test('waking from sleep: 5 windows probe at once with the same stale cookies → all connected, one refresh, the jar left working', async () => {
+    const jar = await signedInJar('wendy');
+    await waitForAccessExpiry(jar);
+    const before = idp.stats.refreshSuccesses;
+    const revokedBefore = idp.stats.revokedGrants;
+    const states = await Promise.all(Array.from({ length: 5 }, () => checkConnection(gw.url, jar)));
+    assert.deepEqual(states.map((s) => s.status), ['connected', 'connected', 'connected', 'connected', 'connected'], JSON.stringify(states));
+    assert.equal(idp.stats.refreshSuccesses, before + 1, 'one refresh for the five probes');
+    assert.equal(idp.stats.revokedGrants, revokedBefore, 'no refresh token replayed');
+    // Whichever answer's cookies were stored last, they name the live session.
+    const again = await checkConnection(gw.url, jar);
+    assert.equal(again.status, 'connected');
+    assert.equal(idp.stats.refreshSuccesses, before + 1);
   });
 
   test('a live session with a fresh access cookie → connected without a refresh; the ticket opens a WebSocket once', async () => {
