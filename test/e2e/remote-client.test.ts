@@ -6,13 +6,17 @@
  *
  * - access expired + refresh present → `connected`, the rotated cookies stored, one refresh at
  *   the IdP;
+ * - five probes at once with the same stale cookies (windows waking from sleep) → all connected,
+ *   one refresh;
  * - the grant revoked at the IdP (an admin ends the user's access) → `needsLogin`, the cookies
  *   the gateway cleared removed;
  * - the IdP's token endpoint failing (5xx) → `unreachable` (503 from the gateway), cookies kept;
  * - the gateway down → `unreachable`, cookies kept, never `needsLogin`;
  * - the same with Electron's `session.cookies` shape;
  * - signOut: the gateway ends the session (the refresh token revoked at the IdP, the end-session
- *   URL named), no session cookie is left, and a copy of the old cookies is refused.
+ *   URL named), no session cookie is left, and a copy of the old cookies is refused;
+ * - behind a TLS-terminating proxy under a prefix (`__Secure-` cookies at `Path=/dash`, the public
+ *   `https://` origin as `Origin`): the same probe through the proxy.
  *
  * The access token lives 4 s at this IdP (the access cookie about 2 s: it lapses when the token
  * is due for refresh), so "expired" is real: the tests wait for it.
@@ -29,11 +33,14 @@ import { cookieAccess } from '../../src/remote/cookie-jar.js';
 import { FileStore } from '../../src/store/file-store.js';
 import { startIdp, type Idp } from '../fixtures/idp.js';
 import { signIn } from '../helpers/browserless-login.js';
+import { signIn as signInThroughGateway } from '../helpers/gateway.js';
 import { FakeElectronCookies } from '../helpers/electron-cookies.js';
 import { startUpstream, type Upstream } from '../helpers/gateway.js';
 import { makeHome, type TempHome } from '../helpers/home.js';
 
 const ACCESS_TTL_S = 4;
+/** The public origin of the TLS-terminating proxy in the prefix test. */
+const PUBLIC_ORIGIN = 'https://app.example.test';
 
 let idp: Idp;
 let upstream: Upstream;
@@ -47,7 +54,7 @@ async function startOurGateway(port = 0): Promise<RunningGateway> {
 }
 
 before(async () => {
-  idp = await startIdp({ accessTokenTtl: ACCESS_TTL_S, redirectUris: ['http://127.0.0.1/auth/callback'] });
+  idp = await startIdp({ accessTokenTtl: ACCESS_TTL_S, redirectUris: ['http://127.0.0.1/auth/callback', `${PUBLIC_ORIGIN}/dash/auth/callback`] });
   upstream = await startUpstream();
   home = await makeHome();
   gw = await startOurGateway();
@@ -116,6 +123,21 @@ describe('the remote client against the real gateway', () => {
     assert.equal(res.status, 200);
     assert.equal(((await res.json()) as { headers: Record<string, string> }).headers['x-forwarded-user'], 'alice');
     assert.equal(idp.stats.refreshSuccesses, refreshesBefore + 1);
+  });
+
+  test('waking from sleep: 5 windows probe at once with the same stale cookies → all connected, one refresh, the jar left working', async () => {
+    const jar = await signedInJar('wendy');
+    await waitForAccessExpiry(jar);
+    const before = idp.stats.refreshSuccesses;
+    const revokedBefore = idp.stats.revokedGrants;
+    const states = await Promise.all(Array.from({ length: 5 }, () => checkConnection(gw.url, jar)));
+    assert.deepEqual(states.map((s) => s.status), ['connected', 'connected', 'connected', 'connected', 'connected'], JSON.stringify(states));
+    assert.equal(idp.stats.refreshSuccesses, before + 1, 'one refresh for the five probes');
+    assert.equal(idp.stats.revokedGrants, revokedBefore, 'no refresh token replayed');
+    // Whichever answer's cookies were stored last, they name the live session.
+    const again = await checkConnection(gw.url, jar);
+    assert.equal(again.status, 'connected');
+    assert.equal(idp.stats.refreshSuccesses, before + 1);
   });
 
   test('a live session with a fresh access cookie → connected without a refresh; the ticket opens a WebSocket once', async () => {
@@ -246,5 +268,36 @@ describe('the remote client against the real gateway', () => {
     assert.equal(idp.stats.revocationEndpointRevokedGrants, revokedBefore + 1, 'the refresh token was revoked');
     const state = await checkConnection(gw.url, copy);
     assert.ok(state.status === 'needsLogin' && state.reason === 'session_expired', JSON.stringify(state));
+  });
+
+  test('behind a TLS proxy under /dash: __Secure- cookies at Path=/dash; expired access + refresh → connected through the proxy, the rotation stored', async () => {
+    const behindProxy = await startGateway({ issuer: idp.issuer, clientId: 'public-client', upstream: upstream.url, home: home.home, trustedProxies: ['127.0.0.1/32', '::1/128'], log: () => undefined });
+    try {
+      const forwarded = { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'app.example.test', 'x-forwarded-prefix': '/dash' };
+      // The proxy: https://app.example.test/dash/* → the gateway, prefix stripped, forwarded headers added.
+      const proxyFetch: typeof fetch = async (input, init) => {
+        const u = new URL(input instanceof Request ? input.url : String(input));
+        assert.equal(u.origin, PUBLIC_ORIGIN);
+        assert.ok(u.pathname.startsWith('/dash/'), u.pathname);
+        return fetch(`${behindProxy.url}${u.pathname.slice('/dash'.length)}${u.search}`, { ...init, headers: { ...(init?.headers as Record<string, string>), ...forwarded } });
+      };
+      const signedInThere = await signInThroughGateway(behindProxy.url, { headers: forwarded, login: 'kim' });
+      const jar = new Map<string, JarCookie>();
+      await cookieAccess(jar).apply(new URL(`${PUBLIC_ORIGIN}/dash/auth/callback`), signedInThere.jar.seen, Date.now());
+      assert.deepEqual([...jar.keys()].filter((n) => n.includes('latchkey_') && !n.includes('login')).sort(), ['__Secure-latchkey_at', '__Secure-latchkey_rt']);
+      const rt = jar.get('__Secure-latchkey_rt');
+      assert.equal(rt?.path, '/dash');
+      assert.equal(rt?.secure, true);
+
+      await waitForAccessExpiry(new Map([['latchkey_at', jar.get('__Secure-latchkey_at')!]]));
+      const state = await checkConnection(`${PUBLIC_ORIGIN}/dash`, jar, { fetch: proxyFetch });
+      assert.equal(state.status, 'connected', JSON.stringify(state));
+      assert.ok(state.status === 'connected' && state.cookiesRotated);
+      assert.notEqual(jar.get('__Secure-latchkey_rt')?.value, rt?.value, 'the rotated refresh cookie replaced the old one');
+      assert.equal(jar.get('__Secure-latchkey_rt')?.path, '/dash');
+      assert.ok((jar.get('__Secure-latchkey_at')?.expiresAt ?? 0) > Date.now());
+    } finally {
+      await behindProxy.close();
+    }
   });
 });

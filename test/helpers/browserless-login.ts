@@ -2,8 +2,8 @@
  * Signs in through any relying party (the Latchkey gateway, or express-openid-connect in the
  * bench) at the test IdP without a browser: plain HTTP, following the relying party's
  * redirects by hand with one cookie jar per origin, and the IdP's login/consent form submitted
- * the way a person would (by the gateway tests' `authorizeAtIdp`). The IdP fixture's interaction is a single HTML form (login = consent), so
- * nothing here bypasses the protocol: the relying party runs its real authorization-code +
+ * the way a person would (by the gateway tests' `authorizeAtIdp`; the fixture's interaction is a
+ * single HTML form, login and consent). Nothing here bypasses the protocol: the relying party runs its real authorization-code +
  * PKCE flow, state and nonce included, and the IdP issues real tokens.
  *
  * The jars are the remote client's plain `Map<string, JarCookie>` jars, filled through the
