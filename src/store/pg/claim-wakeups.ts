@@ -37,6 +37,11 @@ export class ClaimWakeups {
     return this.#seen.get(digest) ?? 0;
   }
 
+  /** True while the listening connection is up (a broken one falls back to plain polling). */
+  get listening(): boolean {
+    return this.#client !== undefined;
+  }
+
   /** Listens (once); false when it cannot (`via` a transaction pooler, or the connection failed): callers just poll. */
   start(via: BoundsVia): Promise<boolean> {
     if (this.#closed || via === 'transaction') return Promise.resolve(false);

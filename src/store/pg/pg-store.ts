@@ -243,7 +243,7 @@ export class PgStore implements Store {
         // Listening from now on: try once more at once (a release just before LISTEN was not heard).
         if (listening) continue;
       }
-      await this.#wakeups.wait(digest, Math.min(left, waitMs + 1, listening ? 250 : this.#pollMs * (0.5 + Math.random())), heard);
+      await this.#wakeups.wait(digest, Math.min(left, waitMs + 1, listening && this.#wakeups.listening ? 250 : this.#pollMs * (0.5 + Math.random())), heard);
     }
   }
 
