@@ -265,6 +265,8 @@ function report(p: PhaseResult): Summary {
       otherStatus: sum((c) => c.otherStatus),
       tokenErrors: sum((c) => c.tokenErrors),
       fetchErrors: sum((c) => c.fetchErrors),
+      protectedCallLatencyMs: { p99: Math.max(...results.map((c) => c?.latency.p99 ?? 0)), max: Math.max(...results.map((c) => c?.latency.max ?? 0)), note: 'worst worker' },
+      ...(sum((c) => c.unauthorized) > 0 ? { latency401Ms: { min: Math.min(...results.filter((c) => c && c.unauthorized > 0).map((c) => c?.latency401.min ?? 0)), max: Math.max(...results.map((c) => c?.latency401.max ?? 0)) } } : {}),
       ...(Object.keys(errorSamples).length ? { errorSamples } : {}),
     },
   });
