@@ -42,7 +42,8 @@ import { note, reporter } from './lib/report.js';
 import { spawnWorker, type WorkerResult } from './lib/spawn.js';
 import { waitPercentiles } from './lib/token-waits.js';
 import { prepareFleetStore } from './lib/fleet-store.js';
-import { createRunDatabase } from './lib/run-database.js';
+import { BENCH_PG_URL, createRunDatabase } from './lib/run-database.js';
+import { redisAvailable, requirePostgres } from './lib/bench-parts.js';
 
 const BENCH = 'fleet-stampede';
 const MACHINES = 2;
@@ -264,6 +265,8 @@ function report(p: PhaseResult): Summary {
       otherStatus: sum((c) => c.otherStatus),
       tokenErrors: sum((c) => c.tokenErrors),
       fetchErrors: sum((c) => c.fetchErrors),
+      protectedCallLatencyMs: { p99: Math.max(...results.map((c) => c?.latency.p99 ?? 0)), max: Math.max(...results.map((c) => c?.latency.max ?? 0)), note: 'worst worker' },
+      ...(sum((c) => c.unauthorized) > 0 ? { latency401Ms: { min: Math.min(...results.filter((c) => c && c.unauthorized > 0).map((c) => c?.latency401.min ?? 0)), max: Math.max(...results.map((c) => c?.latency401.max ?? 0)) } } : {}),
       ...(Object.keys(errorSamples).length ? { errorSamples } : {}),
     },
   });
@@ -307,7 +310,9 @@ function report(p: PhaseResult): Summary {
 }
 
 async function main(): Promise<void> {
-  const subjects = (process.env.LATCHKEY_BENCH_SUBJECTS ?? 'latchkey,peer').split(',') as Subject[];
+  let subjects = (process.env.LATCHKEY_BENCH_SUBJECTS ?? 'latchkey,peer').split(',') as Subject[];
+  await requirePostgres(BENCH, BENCH_PG_URL);
+  if (subjects.includes('peer') && !(await redisAvailable(BENCH, REDIS_URL))) subjects = subjects.filter((s) => s !== 'peer');
   note(`fleet-stampede: ${MACHINES} machines x ${PROCESSES} processes x ${CALLERS} callers, ${SECONDS} s per subject, access TTL ${TTL_S} s, IdP ${IDP_LATENCY_MS} ms with ${SLOW_MARKS.length} answers of ${SLOW_IDP_LATENCY_MS} ms (${subjects.join(' then ')})`);
   const runDb = await createRunDatabase('lk_fleet_bench');
   cleanups.push(() => runDb.drop());

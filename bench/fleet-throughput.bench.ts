@@ -31,7 +31,8 @@ import { quoteIdent } from '../src/store/pg/url.js';
 import { installGrant, makeHome } from './lib/home.js';
 import { note, reporter } from './lib/report.js';
 import { startRotatingTokenEndpoint } from './lib/rotating-token-endpoint.js';
-import { createRunDatabase } from './lib/run-database.js';
+import { BENCH_PG_URL, createRunDatabase } from './lib/run-database.js';
+import { requirePostgres } from './lib/bench-parts.js';
 import { spawnWorker } from './lib/spawn.js';
 import { median } from './lib/stats.js';
 
@@ -199,6 +200,7 @@ async function hotPath(runUrl: string): Promise<void> {
 
 async function main(): Promise<void> {
   note(`fleet-throughput: ${SOURCES} sources due at once, ${KEEPERS} keepers x ${CONCURRENCY}, token endpoint ${IDP_LATENCY_MS} ms; then the token() hot path on PostgreSQL vs the file store`);
+  await requirePostgres(BENCH, BENCH_PG_URL);
   const runDb = await createRunDatabase('lk_fleet_tp');
   const stop = (): void => {
     void runDb.drop().finally(() => process.exit(130));

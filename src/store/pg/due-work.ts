@@ -47,8 +47,16 @@ export class PgDueWork {
     this.#dailyMs = options.dailyMs ?? DAY_MS;
   }
 
-  /** Picks up to `limit` due sources (as of `now`, ms epoch), earliest due first. */
+  /** Picks up to `limit` due sources (as of `now`, ms epoch), earliest due first; none when nothing is due and unpicked. */
   async pick(limit: number, now: number = Date.now()): Promise<string[]> {
+    for (;;) {
+      const { seen, picked } = await this.#pickOnce(limit, now);
+      // Every one seen was picked by another keeper in between: look again.
+      if (picked.length > 0 || seen === 0) return picked;
+    }
+  }
+
+  async #pickOnce(limit: number, now: number): Promise<{ seen: number; picked: string[] }> {
     const S = this.#S;
     const client = await this.#pool.connect().catch((err: unknown) => {
       throw storeError(this.#target, 'pick due work', err);
@@ -71,17 +79,24 @@ export class PgDueWork {
           FOR UPDATE OF s SKIP LOCKED`,
         [now, this.#fraction, this.#dailyMs, limit],
       );
-      const names = rows.map((r) => r.name);
+      let names = rows.map((r) => r.name);
       if (names.length > 0) {
-        await client.query(
-          `INSERT INTO ${S}.claims (key, claim_id, holder, lease_until, claimed_at)
+        // The pick leases, each taken only if no live one is there: the NOT EXISTS above read a
+        // snapshot, and a keeper whose pick committed meanwhile is seen only here (ON CONFLICT
+        // judges the row's latest version, holding it), so two keepers never both get a source.
+        const picked = await client.query<{ name: string }>(
+          `INSERT INTO ${S}.claims AS c (key, claim_id, holder, lease_until, claimed_at)
            SELECT 'pick:' || n, $2::uuid, $3, now() + $4 * interval '1 millisecond', now() FROM unnest($1::text[]) AS n
-           ON CONFLICT (key) DO UPDATE SET claim_id = EXCLUDED.claim_id, holder = EXCLUDED.holder, lease_until = EXCLUDED.lease_until, claimed_at = EXCLUDED.claimed_at`,
+           ON CONFLICT (key) DO UPDATE SET claim_id = EXCLUDED.claim_id, holder = EXCLUDED.holder, lease_until = EXCLUDED.lease_until, claimed_at = EXCLUDED.claimed_at
+             WHERE c.claim_id IS NULL OR c.lease_until <= now()
+           RETURNING substr(c.key, 6) AS name`,
           [names, this.#id, HOLDER, this.#leaseMs],
         );
+        const got = new Set(picked.rows.map((r) => r.name));
+        names = names.filter((n) => got.has(n));
       }
       await client.query('COMMIT');
-      return names;
+      return { seen: rows.length, picked: names };
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw storeError(this.#target, 'pick due work', err);
