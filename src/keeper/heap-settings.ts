@@ -53,19 +53,28 @@ export function youngGenerationMb(sources: number): number {
   return Math.min(8, 2 ** Math.floor(Math.log2(Math.max(1, sources / 1250))));
 }
 
+/**
+ * Heap options on the command line (the service's `--optimize-for-size`, whose young generation
+ * cannot grow past 2 MB anyway) or in NODE_OPTIONS: the operator's choice, left as it is.
+ */
+function heapOptionsGiven(): boolean {
+  const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
+  return given.some((a) => /^--(optimize[-_]for[-_]size|(max|min)[-_]semi[-_]space[-_]size|max[-_]old[-_]space[-_]size)\b/.test(a));
+}
+
 function semiSpaceMb(): number {
   return (getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0) / MB;
 }
 
 /**
  * In a keeper process that holds its heap small ({@link keepKeeperHeapSmall}; a library user's
- * process is never touched), lets V8 grow the young generation to {@link youngGenerationMb}
+ * process is never touched, nor one started with heap options of its own), lets V8 grow the young generation to {@link youngGenerationMb}
  * and holds it there: the growth factor goes to 2 (V8 doubles the semi-space at a scavenge
  * where enough survived) until {@link holdYoungGeneration} sees the size reached and sets it
  * back to 1. Called at each cycle's start.
  */
 export function fitYoungGeneration(sources: number): void {
-  if (!heldSmall || growing !== undefined) return;
+  if (!heldSmall || growing !== undefined || heapOptionsGiven()) return;
   const target = youngGenerationMb(sources);
   const now = semiSpaceMb();
   if (now <= 0 || now >= target) return;
