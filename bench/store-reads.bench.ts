@@ -114,14 +114,26 @@ async function main(): Promise<void> {
         value: per(fresh.reads + fresh.listings + fresh.metaListings),
         unit: 'reads/source',
         subject: 'latchkey',
-        extra: { sources: SOURCES, ...fresh, parsesPerSource: per(fresh.parses), grants: 'fresh: refresh-ahead not due' },
+        extra: {
+          sources: SOURCES,
+          ...fresh,
+          parsesPerSource: per(fresh.parses),
+          grants: 'fresh: refresh-ahead not due',
+          needs: 'the cycle lists metadata twice (its own listing, the refresh plan): no secret; the keeper reads no record; each probe reads its own source twice (the oauth method: availability, expiry)',
+        },
       });
       out({
         figure: 'reads_per_source_keeper_cycle_due',
         value: per(due.reads + due.listings + due.metaListings),
         unit: 'reads/source',
         subject: 'latchkey',
-        extra: { sources: SOURCES, ...due, parsesPerSource: per(due.parses), grants: 'all due: each refreshed once under its lock' },
+        extra: {
+          sources: SOURCES,
+          ...due,
+          parsesPerSource: per(due.parses),
+          grants: 'all due: each refreshed once under its lock',
+          needs: 'metadata listings as above; per refreshed source the engine re-read under the lock and one read back (what happened, the new expiry); the probe two as above',
+        },
       });
     } finally {
       await keeper.stop(0);

@@ -20,6 +20,7 @@ import {
   type KeeperReportInfo,
   type RefreshSchedule,
 } from './health-report.js';
+import { fitYoungGeneration, holdYoungGeneration } from './heap-settings.js';
 import { silentLog, type KeeperLog } from './log.js';
 import { KeeperMetrics } from './metrics.js';
 import { CANCELLED, probeWithDeadline, runBounded, type GroupCap, type ProbeFn } from './probe-stage.js';
@@ -303,6 +304,8 @@ export class Keeper {
     let lk = options.lk;
     const owns = lk === undefined;
     if (!lk) lk = await openLatchkey(withRefreshHook(options.open, metrics));
+    // Before the state of every source is loaded (heap-settings.ts).
+    fitYoungGeneration(lk.config.sources.size);
     const loaded = await loadKeeperState(lk.paths.keeperState, lk.clock.now());
     if (loaded.kind === 'corrupt') {
       log('warn', 'state_reset', {
@@ -749,6 +752,9 @@ export class Keeper {
     }
     await this.#maybeReloadConfig(false);
     const names = [...this.#lk.config.sources.keys()];
+    // A keeper of thousands of sources gets a larger young generation (the `latchkey keeper`
+    // process only; heap-settings.ts).
+    fitYoungGeneration(names.length);
     // The store is listed once for the cycle (DESIGN.md), metadata only: refresh-ahead decides
     // from this listing, and a record (with its secrets) is read only for a grant it refreshes
     // and by the probe of its own source.
@@ -881,6 +887,7 @@ export class Keeper {
     this.stages.refresh.counts[refresh.kind] += 1;
     this.#countRefresh(refresh, lk.clock.now(), name);
     const result = await probeWithDeadline(this.#probe, name, this.settings.probeTimeoutMs, this.#stop.signal, lk.clock, onSlowProbe);
+    holdYoungGeneration();
     const prev = this.#state.sources[name] ?? emptySourceState();
     const refreshed = refreshStateUpdate(prev, refresh, lk.clock.now());
     if (result === CANCELLED) {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { launchBrowser, skipUnlessBrowser } from '../fixtures/browser.js';
@@ -9,7 +9,7 @@ import { makeHome, repoRoot } from '../helpers/home.js';
 import { send, startLoopbackApi } from '../helpers/loopback-api.js';
 import { openLatchkey } from '../../src/latchkey.js';
 import { startKeeperDaemon } from '../../src/keeper/daemon.js';
-import { appendTimeline, emptyActivity, emptySourceState, emptyTimeline, type KeeperStateFile, type Timeline } from '../../src/keeper/state.js';
+import { appendTimeline, emptyActivity, emptySourceState, emptyTimeline, loadKeeperState, type KeeperStateFile, type Timeline } from '../../src/keeper/state.js';
 import type { HealthStatus } from '../../src/client/probe-types.js';
 
 /**
@@ -100,7 +100,9 @@ test('dashboard at phone and desktop widths, light and dark: 24 h timelines matc
   t.after(() => h.cleanup());
   const url = `${daemon.http!.url}/`;
   while (daemon.keeper.stages.schedule.cycles === 0 || /first cycle/.test(daemon.keeper.readiness.reason)) await new Promise((r) => setTimeout(r, 50));
-  const stored = JSON.parse(await readFile(join(h.home, 'keeper-state.json'), 'utf8')) as KeeperStateFile;
+  // As the keeper saved it, read through its own loader (timelines are varints on disk), each
+  // timeline in its JSON form (arrays of exactly its probes, as /api/history sends them).
+  const stored = JSON.parse(JSON.stringify((await loadKeeperState(join(h.home, 'keeper-state.json'))).state)) as KeeperStateFile;
 
   const browser = await launchBrowser();
   t.after(() => browser.close());

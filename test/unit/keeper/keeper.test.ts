@@ -673,6 +673,44 @@ test('timeline: held in typed arrays (4 bytes a probe each), saved compact and l
   assert.deepEqual(recentSamples(back, 1), [{ at: new Date(t0 + 400 * 20_000).toISOString(), status: 'degraded', latencyMs: 7 }]);
 });
 
+test('state file, one source per line: read line by line; cut short it is corrupt (moved aside), a bad timeline is dropped, a hand-reformatted file still loads', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'keeper-state.json');
+  const t0 = Date.parse('2030-01-01T00:00:00Z');
+  const sources: Record<string, SourceKeeperState> = {};
+  for (const name of ['a', 'b', 'c']) {
+    let s = emptySourceState();
+    for (let i = 0; i < 5; i++) s = applyVerdict(name, s, { ...verdict(i === 4 ? 'unreachable' : 'ok'), at: new Date(t0 + i * 60_000).toISOString(), latencyMs: i === 4 ? null : 40 + i }, 16).next;
+    sources[name] = s;
+  }
+  const state = { version: 1 as const, savedAt: new Date(t0).toISOString(), cycles: 5, sources, activity: emptyActivity() };
+  await saveKeeperState(path, state);
+  const text = await readFile(path, 'utf8');
+  const lines = text.split('\n');
+  assert.equal(lines.length, 6, 'head, three sources, the end, the final newline');
+  assert.ok(lines[0]!.startsWith('{"version":1,') && lines[0]!.endsWith(',"sources":{'), lines[0]);
+  const back = await loadKeeperState(path);
+  assert.equal(back.kind, 'loaded');
+  assert.deepEqual(JSON.parse(JSON.stringify(back.state)), JSON.parse(JSON.stringify(state)));
+  // Reformatted by hand (pretty-printed): not the line layout, parsed whole, same state.
+  await writeFile(path, JSON.stringify(JSON.parse(text), null, 2));
+  const pretty = await loadKeeperState(path);
+  assert.equal(pretty.kind, 'loaded');
+  assert.deepEqual(JSON.parse(JSON.stringify(pretty.state)), JSON.parse(JSON.stringify(state)));
+  // A timeline whose varints do not decode to its letters is dropped; the source loads.
+  await writeFile(path, text.replace(/"dt":"[^"]*"/, '"dt":"@@"'));
+  const badTimeline = await loadKeeperState(path);
+  assert.equal(badTimeline.kind, 'loaded');
+  assert.equal(badTimeline.state.sources.a?.timeline.s, '');
+  assert.equal(badTimeline.state.sources.b?.timeline.s, 'oooou');
+  // Cut short (a dying disk): corrupt, moved aside, never read as a smaller state.
+  await writeFile(path, lines.slice(0, 3).join('\n'));
+  const cut = await loadKeeperState(path, t0);
+  assert.equal(cut.kind, 'corrupt');
+  assert.equal(Object.keys(cut.state.sources).length, 0);
+  assert.ok((await readdir(dir)).some((f) => f.startsWith('keeper-state.json.corrupt-')));
+});
+
 test('activity: probes and refreshes counted per hour for 24 h; the last 20 events kept', () => {
   const a = emptyActivity();
   const t0 = Date.parse('2030-01-01T00:10:00Z');
