@@ -51,16 +51,19 @@ import { keepWarm, type WarmResult } from './warm-stage.js';
 
 export const DEFAULT_INTERVAL_SECONDS = 300;
 /**
- * Probes in flight at once. 64: 10,000 sources on a 50 ms API need 7.8 s of network at 64 (15.6 s
- * at the former 32), and a stalled upstream gives its slot back after 2 s (probe-stage.ts), so
- * the cycle is bound by the keeper's CPU, not by waiting (bench/keeper-scale, issue 9). Still few
- * enough sockets for any upstream; one host gets at most {@link perHostDefault} of them while
+ * Probes in flight at once. 96: 10,000 sources on a 50 ms API need 5.2 s of network at 96 (15.6 s
+ * at the former 32); a slot is held for the answer plus the keeper's own turn on a busy event
+ * loop (~70 ms a probe at 10,000 sources), and a stalled upstream gives its slot back after 2 s
+ * (probe-stage.ts). Measured first cycles at 10,000 sources on an idle machine: 23.0 s at 64,
+ * 19.4 s at 96, 17.8 s at 128 (bench/keeper-scale, issue 9). Below the 100 concurrent requests
+ * some APIs allow one client (GitHub's secondary rate limit), so even a profile whose sources all
+ * call one API stays within it; one host gets at most {@link perHostDefault} of the slots while
  * other hosts' probes wait.
  */
-export const DEFAULT_CONCURRENCY = 64;
+export const DEFAULT_CONCURRENCY = 96;
 
 /**
- * The default per-host share of the probe slots: half of them (32 of the default 64), so one
+ * The default per-host share of the probe slots: half of them (48 of the default 96), so one
  * slow host never holds every slot while probes of other hosts wait. It only orders the work:
  * when nothing else is waiting, the host gets the free slots (a profile of sources on one API
  * is probed at the full concurrency).
@@ -80,6 +83,14 @@ const MAX_REFRESH_SLEEP_MS = 15 * 60 * 1000;
 const REFRESH_SLOTS = 8;
 /** A grant with no known expiry (daily refresh) is queued as if it expired this long after its due time. */
 const DAILY_DEADLINE_SLACK_MS = 60 * 60 * 1000;
+/**
+ * Probes that gave their slot back (stalled past 2 s) may wait out their timeout beside the pool,
+ * up to this many per slot. With one per slot, 100 stalled sources probed first (last cycle's
+ * `unreachable`) filled the 64 waits of a 64-slot pool and the next 36 each held a slot for the whole 10 s: a
+ * 10,000-source cycle ran at 28 slots for 10 s (bench/keeper-scale). A waiting probe is an idle
+ * socket and two timers.
+ */
+const RELEASED_PER_SLOT = 4;
 /** Expired keyspace entries are swept at the end of a cycle at most this often (the first cycle always sweeps). */
 export const KEYSPACE_SWEEP_MS = 5 * 60 * 1000;
 /** Refreshes the timer found due wait this long for one `health.json` rewrite (a burst costs one write). */
@@ -769,7 +780,7 @@ export class Keeper {
         const c = await this.#check(name, records, release);
         if (c) changes.push(c);
       },
-      this.settings.concurrency,
+      RELEASED_PER_SLOT * this.settings.concurrency,
       this.#hostCap(due),
     );
     const now = this.clock.now();
