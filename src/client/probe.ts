@@ -9,6 +9,7 @@ import { discard, networkErrorText, sendAuthorized } from './fetch.js';
 import type { HealthStatus, MethodFailureSummary, ProbeOptions, ProbeResult } from './probe-types.js';
 import { sourceAwareFix } from '../config/source-fix.js';
 import { sanitizeMessage, sanitizeRemoteText } from '../core/sanitize.js';
+import { readCappedBody } from '../http/capped-body.js';
 
 /** A probe with neither its own `timeoutMs` nor a caller's bound gives up after this long. */
 export const DEFAULT_PROBE_TIMEOUT_MS = 10_000;
@@ -278,21 +279,8 @@ function isRecord(x: unknown): x is Record<string, unknown> {
 
 /** The body as text, or undefined when it exceeds `maxBytes` (the rest is not read). */
 async function readCapped(response: Response, maxBytes: number): Promise<string | undefined> {
-  if (!response.body) return '';
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > maxBytes) {
-      await reader.cancel().catch(() => undefined);
-      return undefined;
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+  const body = await readCappedBody(response.body, maxBytes);
+  return body.ok ? Buffer.from(body.bytes).toString('utf8') : undefined;
 }
 
 function allFailed(ctx: ProbeContext, failures: MethodFailure[], httpStatus: number | null): Verdict {

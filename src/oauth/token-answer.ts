@@ -1,4 +1,5 @@
 import { ExitCode, type OperatorAction } from '../core/errors.js';
+import { retryAfterMs } from '../http/retry-after.js';
 
 /** How a refresh failed, which decides what the engine does next. */
 export type RefreshFailureKind = 'invalid_grant' | 'transient' | 'rejected';
@@ -376,16 +377,8 @@ function jsonObject(text: string): Record<string, unknown> | undefined {
 
 /** Retry-After: delay-seconds or an HTTP-date (RFC 9110 §10.2.3), in ms from `now`, capped. */
 export function retryAfter(value: string | null, now: number): number | undefined {
-  if (value === null || value.trim() === '') return undefined;
-  const v = value.trim();
-  let ms: number;
-  if (/^\d+$/.test(v)) ms = Number(v) * 1000;
-  else {
-    const at = Date.parse(v);
-    if (!Number.isFinite(at)) return undefined;
-    ms = at - now;
-  }
-  return Math.max(0, Math.min(MAX_RETRY_AFTER_MS, ms));
+  const ms = retryAfterMs(value, now);
+  return ms === undefined ? undefined : Math.min(MAX_RETRY_AFTER_MS, ms);
 }
 
 /**

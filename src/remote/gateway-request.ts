@@ -10,6 +10,8 @@ import { LatchkeyError } from '../core/errors.js';
 import { sanitizeRemoteText } from '../core/sanitize.js';
 import { describeNetworkError } from '../net/describe-network-error.js';
 import { isLoopbackHost } from '../net/loopback.js';
+import { retryAfterMs } from '../http/retry-after.js';
+import { readCappedBody } from '../http/capped-body.js';
 import type { CookieAccess, CookieChanges } from './cookie-jar.js';
 import type { CookieLike } from './session-cookies.js';
 
@@ -97,14 +99,8 @@ export function gatewayBaseUrl(gatewayUrl: string | URL, options: { allowInsecur
 
 /** `Retry-After` as seconds (delta-seconds or an HTTP date), undefined when absent or unusable. */
 export function parseRetryAfter(value: string | null, now: number): number | undefined {
-  if (value === null) return undefined;
-  const v = value.trim();
-  if (/^\d{1,9}$/.test(v)) return Number(v);
-  // An HTTP-date (RFC 9110 §5.6.7) always names a day or month; Date.parse would take "-5" as a year.
-  if (!/[A-Za-z]{3}/.test(v)) return undefined;
-  const t = Date.parse(v);
-  if (!Number.isFinite(t)) return undefined;
-  return Math.max(0, Math.ceil((t - now) / 1000));
+  const ms = retryAfterMs(value, now);
+  return ms === undefined ? undefined : Math.ceil(ms / 1000);
 }
 
 /** Reads at most {@link MAX_ANSWER_BYTES} of the body as JSON; undefined when it is not JSON or too big. */
@@ -114,22 +110,10 @@ async function readJson(res: Response): Promise<unknown> {
     await res.body?.cancel().catch(() => undefined);
     return undefined;
   }
-  const reader = res.body?.getReader();
-  if (!reader) return undefined;
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > MAX_ANSWER_BYTES) {
-      await reader.cancel().catch(() => undefined);
-      return undefined;
-    }
-    chunks.push(value);
-  }
+  const body = await readCappedBody(res.body, MAX_ANSWER_BYTES);
+  if (!body.ok) return undefined;
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+    return JSON.parse(Buffer.from(body.bytes).toString('utf8')) as unknown;
   } catch {
     return undefined;
   }
