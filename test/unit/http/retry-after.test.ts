@@ -11,7 +11,7 @@ test('Retry-After: delay-seconds and HTTP-dates in ms from now; garbage, negativ
   assert.equal(retryAfterMs(' 0 ', now), 0);
   assert.equal(retryAfterMs('Mon, 30 Nov 2026 09:00:30 GMT', now), 30_000);
   assert.equal(retryAfterMs('Mon, 30 Nov 2026 08:00:00 GMT', now), 0, 'a date in the past is now');
-  for (const bad of [null, '', '   ', 'soon', '-5', '1.5', '2026']) assert.equal(retryAfterMs(bad, now), undefined, String(bad));
+  for (const bad of [null, '', '   ', 'soon', '-5', '1.5', '+3']) assert.equal(retryAfterMs(bad, now), undefined, String(bad));
 });
 
 test('Retry-After: the token endpoint caps it; the remote client rounds it up to seconds', () => {
