@@ -15,6 +15,7 @@ import {
   exitCodeFor,
   HealthReportWriter,
   healthReportPieces,
+  type KeeperFleetInfo,
   serializeHealthReport,
   type HealthReport,
   type KeeperReportInfo,
@@ -121,6 +122,13 @@ export interface KeeperOptions extends Partial<KeeperSettings> {
   random?: () => number;
   /** Called after each refresh the refresh timer woke for (lateness measurements: bench/keeper-refresh). */
   onRefreshWake?: (wake: RefreshWake) => void;
+  /**
+   * Fleet mode (a shared store): called with each report once written, to publish it for the
+   * keepers standing by; a failure is logged and the keeper goes on (the file is written).
+   */
+  publish?: (report: HealthReport) => Promise<void>;
+  /** Fleet mode: this keeper's part in the fleet, carried in the report (`keeper.fleet`). */
+  fleet?: () => KeeperFleetInfo | undefined;
 }
 
 /** What one stage last did (the `/readyz` body carries all of them). */
@@ -238,6 +246,8 @@ export class Keeper {
   #historyCache: { bytes: Buffer; gzip: Buffer } | undefined;
   #reportGzip: { of: Buffer; gzip: Buffer } | undefined;
   readonly #onRefreshWake: ((wake: RefreshWake) => void) | undefined;
+  readonly #publish: KeeperOptions['publish'];
+  readonly #fleet: KeeperOptions['fleet'];
   readonly stages: KeeperStages;
 
   private constructor(lk: Latchkey, owns: boolean, state: KeeperStateFile, metrics: KeeperMetrics, options: KeeperOptions) {
@@ -257,6 +267,8 @@ export class Keeper {
     this.log = options.log ?? silentLog;
     this.#random = options.random ?? Math.random;
     this.#onRefreshWake = options.onRefreshWake;
+    this.#publish = options.publish;
+    this.#fleet = options.fleet;
     this.#probe = options.probe ?? ((source, o) => this.#lk.probe(source, o));
     this.#writer = new HealthReportWriter(lk.paths.health);
     // Every probe in flight listens for shutdown on this one signal (concurrency can be 100s).
@@ -959,10 +971,12 @@ export class Keeper {
 
   #keeperInfo(): KeeperReportInfo {
     const c = this.stages.config;
+    const fleet = this.#fleet?.();
     return {
       nextCycleAt: this.stages.schedule.nextCycleAt,
       config: { file: c.file, loadedAt: c.loadedAt, error: c.lastError },
       activity: this.#state.activity,
+      ...(fleet ? { fleet } : {}),
     };
   }
 
@@ -984,6 +998,13 @@ export class Keeper {
       const message = `cannot write ${path}: ${(err as Error).message}`;
       this.stages.report = { ...this.stages.report, state: 'failing', lastError: message };
       this.log('error', 'health_report_failed', { message });
+    }
+    if (this.#publish) {
+      try {
+        await this.#publish(this.#report);
+      } catch (err) {
+        this.log('error', 'shared_state_failed', { message: `cannot publish the keeper state to the shared store: ${(err as Error)?.message ?? String(err)}` });
+      }
     }
   }
 

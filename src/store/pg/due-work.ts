@@ -37,6 +37,8 @@ export class PgDueWork {
   readonly #fraction: number;
   readonly #dailyMs: number;
   readonly #id = randomUUID();
+  /** The default schedule: the one the `due_at` column and its index are built for. */
+  readonly #indexed: boolean;
 
   constructor(target: PgTarget, options: DueWorkOptions = {}) {
     this.#target = target;
@@ -45,6 +47,7 @@ export class PgDueWork {
     this.#leaseMs = options.pickLeaseMs ?? 60_000;
     this.#fraction = options.refreshAheadFraction ?? 2 / 3;
     this.#dailyMs = options.dailyMs ?? DAY_MS;
+    this.#indexed = this.#fraction === 2 / 3 && this.#dailyMs === DAY_MS;
   }
 
   /** Picks up to `limit` due sources (as of `now`, ms epoch), earliest due first; none when nothing is due and unpicked. */
@@ -63,22 +66,34 @@ export class PgDueWork {
     });
     try {
       await client.query('BEGIN');
-      const { rows } = await client.query<{ name: string }>(
-        `WITH due AS (
-           SELECT s.name,
-                  LEAST(CASE WHEN s.expires_at IS NULL THEN NULL ELSE s.obtained_at + (s.expires_at - s.obtained_at) * $2 END,
-                        GREATEST(COALESCE(s.last_refresh_at, 0), s.obtained_at) + $3) AS due_at
-             FROM ${S}.sources s
-            WHERE s.has_grant AND s.refresh_token IS NOT NULL AND s.revoked IS NULL
-              AND NOT EXISTS (SELECT 1 FROM ${S}.claims p WHERE p.key = 'pick:' || s.name AND p.claim_id IS NOT NULL AND p.lease_until > now())
-         )
-         SELECT s.name FROM ${S}.sources s JOIN due ON due.name = s.name
-          WHERE due.due_at <= $1
-          ORDER BY due.due_at
-          LIMIT $4
-          FOR UPDATE OF s SKIP LOCKED`,
-        [now, this.#fraction, this.#dailyMs, limit],
-      );
+      // With the default schedule the due time is the `due_at` column (migration 3), read in
+      // order from its partial index: a pick costs the due rows it returns, not every source.
+      const { rows } = this.#indexed
+        ? await client.query<{ name: string }>(
+            `SELECT s.name FROM ${S}.sources s
+              WHERE s.has_grant AND s.refresh_token IS NOT NULL AND s.revoked IS NULL AND s.due_at <= $1
+                AND NOT EXISTS (SELECT 1 FROM ${S}.claims p WHERE p.key = 'pick:' || s.name AND p.claim_id IS NOT NULL AND p.lease_until > now())
+              ORDER BY s.due_at
+              LIMIT $2
+              FOR UPDATE OF s SKIP LOCKED`,
+            [now, limit],
+          )
+        : await client.query<{ name: string }>(
+            `WITH due AS (
+               SELECT s.name,
+                      LEAST(CASE WHEN s.expires_at IS NULL THEN NULL ELSE s.obtained_at + (s.expires_at - s.obtained_at) * $2 END,
+                            GREATEST(COALESCE(s.last_refresh_at, 0), s.obtained_at) + $3) AS due_at
+                 FROM ${S}.sources s
+                WHERE s.has_grant AND s.refresh_token IS NOT NULL AND s.revoked IS NULL
+                  AND NOT EXISTS (SELECT 1 FROM ${S}.claims p WHERE p.key = 'pick:' || s.name AND p.claim_id IS NOT NULL AND p.lease_until > now())
+             )
+             SELECT s.name FROM ${S}.sources s JOIN due ON due.name = s.name
+              WHERE due.due_at <= $1
+              ORDER BY due.due_at
+              LIMIT $4
+              FOR UPDATE OF s SKIP LOCKED`,
+            [now, this.#fraction, this.#dailyMs, limit],
+          );
       let names = rows.map((r) => r.name);
       if (names.length > 0) {
         // The pick leases, each taken only if no live one is there: the NOT EXISTS above read a

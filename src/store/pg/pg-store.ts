@@ -1,3 +1,4 @@
+import { PgKeeperBoard } from './keeper-board.js';
 import { createHash, randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { LatchkeyError } from '../../core/errors.js';
@@ -521,6 +522,17 @@ export class PgStore implements Store {
         await lock.release();
       },
     };
+  }
+
+  /** Where the leading keeper publishes its report for standbys (src/store/pg/keeper-board.ts). */
+  sharedKeeperState(): PgKeeperBoard {
+    return new PgKeeperBoard(
+      {
+        query: (doing, text, values) => this.#query(doing, text, values),
+        transaction: (doing, work) => this.#transaction(doing, work),
+      },
+      this.#S,
+    );
   }
 
   async close(): Promise<void> {
