@@ -153,14 +153,22 @@ export async function startKeeperDaemon(o: KeeperDaemonOptions): Promise<KeeperD
   let lock: KeeperLock | undefined;
   let leading: Promise<KeeperLock> | undefined;
   try {
-    if (servesStandby) leading = shared!.leaderLock({ ...lockOptions, signal: standingBy.signal });
+    if (servesStandby) {
+      // Leads at once when nobody does; stands by (serving) only when another keeper leads.
+      lock = await shared!.leaderLock({ ...lockOptions, standby: false }).catch((err: unknown) => {
+        if (!(err instanceof LatchkeyError && err.fix === 'latchkey keeper --standby')) throw err;
+        leading = shared!.leaderLock({ ...lockOptions, signal: standingBy.signal });
+        return undefined;
+      });
+    }
     else lock = shared ? await shared.leaderLock(lockOptions) : await acquireKeeperLock(paths.keeperLock, lockOptions);
   } catch (err) {
     await shared?.close().catch(() => undefined);
     throw err;
   }
   if (lock && shared) log('info', 'leading', { message: `this keeper leads ${shared.location}`, lock: lock.path });
-  const fleet = board ? new FleetView(board, shared!.location, () => lock?.epoch) : undefined;
+  // A publish refused for a newer epoch: another keeper leads now; stop as when the lock is lost.
+  const fleet = board ? new FleetView(board, shared!.location, () => lock?.epoch, () => lockOptions.onLost?.(undefined)) : undefined;
 
   let keeper: Keeper;
   try {
@@ -183,7 +191,7 @@ export async function startKeeperDaemon(o: KeeperDaemonOptions): Promise<KeeperD
     await shared?.close().catch(() => undefined);
     throw err;
   }
-  const standbyView = servesStandby ? fleet!.standbyBackend(keeper, Math.min(keeper.settings.intervalSeconds * 1000, 5_000), (err) => log('warn', 'shared_state_unreadable', { message: (err as Error).message })) : undefined;
+  const standbyView = leading ? fleet!.standbyBackend(keeper, Math.min(keeper.settings.intervalSeconds * 1000, 5_000), (err) => log('warn', 'shared_state_unreadable', { message: (err as Error).message })) : undefined;
 
   // The HTTP server is the keeper's window, not its job: when the port is taken (another
   // program, a second profile's keeper) the keeper keeps every credential alive, writes

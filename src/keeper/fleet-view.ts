@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { gzipSync } from 'node:zlib';
+import { LatchkeyError } from '../core/errors.js';
 import type { SharedKeeperSnapshot, SharedKeeperState } from '../store/store.js';
 import type { HealthReport, KeeperFleetInfo } from './health-report.js';
 import type { KeeperHttpBackend } from './http.js';
@@ -16,11 +17,14 @@ export class FleetView {
   readonly #board: SharedKeeperState;
   readonly #store: string;
   readonly #epoch: () => number | undefined;
+  readonly #onDeposed: () => void;
+  #deposed = false;
 
-  constructor(board: SharedKeeperState, store: string, epoch: () => number | undefined) {
+  constructor(board: SharedKeeperState, store: string, epoch: () => number | undefined, onDeposed: () => void) {
     this.#board = board;
     this.#store = store;
     this.#epoch = epoch;
+    this.#onDeposed = onDeposed;
   }
 
   /** Publishes `report` when this keeper leads (a standby publishes nothing). */
@@ -33,7 +37,16 @@ export class FleetView {
       const due = s.refreshAt ? Date.parse(s.refreshAt) : NaN;
       rows.set(name, { health: s, dueAt: Number.isFinite(due) ? due : undefined });
     }
-    await this.#board.publish(epoch, rest as Record<string, unknown>, rows);
+    try {
+      await this.#board.publish(epoch, rest as Record<string, unknown>, rows);
+    } catch (err) {
+      // Refused for an epoch that is not the store's: deposed (the lock's heartbeat may not know yet).
+      if (err instanceof LatchkeyError && err.code === 'LK_KEEPER' && !this.#deposed) {
+        this.#deposed = true;
+        this.#onDeposed();
+      }
+      throw err;
+    }
   }
 
   /** `keeper.fleet` of this keeper's own report (it leads once it runs cycles). */
