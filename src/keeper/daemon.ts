@@ -170,6 +170,8 @@ export async function startKeeperDaemon(o: KeeperDaemonOptions): Promise<KeeperD
   // A publish refused for a newer epoch: another keeper leads now; stop as when the lock is lost.
   const fleet = board ? new FleetView(board, shared!.location, () => lock?.epoch, () => lockOptions.onLost?.(undefined)) : undefined;
 
+  // The leader's refresh-ahead asks the store what is due (PostgreSQL: an indexed pick).
+  const dueWork = shared?.dueWork?.();
   let keeper: Keeper;
   try {
     keeper = await Keeper.open({
@@ -183,8 +185,10 @@ export async function startKeeperDaemon(o: KeeperDaemonOptions): Promise<KeeperD
       random: o.keeper?.random,
       fetch: o.keeper?.fetch,
       ...(fleet ? { publish: (report) => fleet.publish(report), fleet: () => fleet.leaderInfo() } : {}),
+      ...(dueWork ? { dueWork } : {}),
     });
   } catch (err) {
+    await dueWork?.close().catch(() => undefined);
     standingBy.abort();
     await leading?.then((l) => l.release()).catch(() => undefined);
     await lock?.release();
@@ -257,6 +261,7 @@ export async function startKeeperDaemon(o: KeeperDaemonOptions): Promise<KeeperD
       if (httpRetry) clearTimeout(httpRetry);
       await binding;
       await Promise.all([keeper.stop(), http?.close()]);
+      await dueWork?.close().catch(() => undefined);
       await leading?.then((l) => l.release()).catch(() => undefined);
       await lock?.release();
       await shared?.close().catch(() => undefined);

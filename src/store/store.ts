@@ -145,6 +145,19 @@ export interface SharedKeeperState {
   read(): Promise<SharedKeeperSnapshot | undefined>;
 }
 
+/**
+ * Which grants are due for refresh-ahead, as the store knows it (PostgreSQL: an indexed due
+ * time, picked `FOR UPDATE SKIP LOCKED` with a pick lease), so a keeper's tick costs the due
+ * sources, not all of them.
+ */
+export interface DueWorkPicker {
+  /** Up to `limit` due sources, earliest due first, none of `exclude`. */
+  pick(limit: number, now: number, exclude: readonly string[]): Promise<string[]>;
+  /** Ends the picks of `names` (refreshed, adopted, failed or not this keeper's). */
+  done(names: string[]): Promise<void>;
+  close(): Promise<void>;
+}
+
 /** A published keeper report as a standby reads it. */
 export interface SharedKeeperSnapshot {
   /** The report without its sources. */
@@ -224,6 +237,8 @@ export interface Store {
   leaderLock(options?: LeaderLockOptions): Promise<LeaderLock>;
   /** Where a leading keeper publishes its report for standbys (shared stores only). */
   sharedKeeperState?(): SharedKeeperState;
+  /** The due-work picker of a shared store (PostgreSQL): see {@link DueWorkPicker}. */
+  dueWork?(): DueWorkPicker;
   close(): Promise<void>;
 }
 

@@ -50,16 +50,20 @@ export class PgDueWork {
     this.#indexed = this.#fraction === 2 / 3 && this.#dailyMs === DAY_MS;
   }
 
-  /** Picks up to `limit` due sources (as of `now`, ms epoch), earliest due first; none when nothing is due and unpicked. */
-  async pick(limit: number, now: number = Date.now()): Promise<string[]> {
+  /**
+   * Picks up to `limit` due sources (as of `now`, ms epoch), earliest due first, never one of
+   * `exclude` (the caller's own: in flight, backing off, not its to refresh); none when nothing
+   * is due and unpicked.
+   */
+  async pick(limit: number, now: number = Date.now(), exclude: readonly string[] = []): Promise<string[]> {
     for (;;) {
-      const { seen, picked } = await this.#pickOnce(limit, now);
+      const { seen, picked } = await this.#pickOnce(limit, now, exclude);
       // Every one seen was picked by another keeper in between: look again.
       if (picked.length > 0 || seen === 0) return picked;
     }
   }
 
-  async #pickOnce(limit: number, now: number): Promise<{ seen: number; picked: string[] }> {
+  async #pickOnce(limit: number, now: number, exclude: readonly string[]): Promise<{ seen: number; picked: string[] }> {
     const S = this.#S;
     const client = await this.#pool.connect().catch((err: unknown) => {
       throw storeError(this.#target, 'pick due work', err);
@@ -72,11 +76,12 @@ export class PgDueWork {
         ? await client.query<{ name: string }>(
             `SELECT s.name FROM ${S}.sources s
               WHERE s.has_grant AND s.refresh_token IS NOT NULL AND s.revoked IS NULL AND s.due_at <= $1
+                AND NOT (s.name = ANY($3::text[]))
                 AND NOT EXISTS (SELECT 1 FROM ${S}.claims p WHERE p.key = 'pick:' || s.name AND p.claim_id IS NOT NULL AND p.lease_until > now())
               ORDER BY s.due_at
               LIMIT $2
               FOR UPDATE OF s SKIP LOCKED`,
-            [now, limit],
+            [now, limit, exclude],
           )
         : await client.query<{ name: string }>(
             `WITH due AS (
@@ -85,6 +90,7 @@ export class PgDueWork {
                             GREATEST(COALESCE(s.last_refresh_at, 0), s.obtained_at) + $3) AS due_at
                  FROM ${S}.sources s
                 WHERE s.has_grant AND s.refresh_token IS NOT NULL AND s.revoked IS NULL
+                  AND NOT (s.name = ANY($5::text[]))
                   AND NOT EXISTS (SELECT 1 FROM ${S}.claims p WHERE p.key = 'pick:' || s.name AND p.claim_id IS NOT NULL AND p.lease_until > now())
              )
              SELECT s.name FROM ${S}.sources s JOIN due ON due.name = s.name
@@ -92,7 +98,7 @@ export class PgDueWork {
               ORDER BY due.due_at
               LIMIT $4
               FOR UPDATE OF s SKIP LOCKED`,
-            [now, this.#fraction, this.#dailyMs, limit],
+            [now, this.#fraction, this.#dailyMs, limit, exclude],
           );
       let names = rows.map((r) => r.name);
       if (names.length > 0) {

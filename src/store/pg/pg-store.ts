@@ -1,4 +1,5 @@
 import { PgKeeperBoard } from './keeper-board.js';
+import { PgDueWork } from './due-work.js';
 import { createHash, randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { LatchkeyError } from '../../core/errors.js';
@@ -522,6 +523,11 @@ export class PgStore implements Store {
         await lock.release();
       },
     };
+  }
+
+  /** The due-work picker for this store's keeper leader (src/store/pg/due-work.ts); close it when done. */
+  dueWork(): PgDueWork {
+    return new PgDueWork(this.target);
   }
 
   /** Where the leading keeper publishes its report for standbys (src/store/pg/keeper-board.ts). */
