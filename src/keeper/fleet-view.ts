@@ -109,10 +109,17 @@ export class StandbyBackend implements KeeperHttpBackend {
     return this.#reading;
   }
 
-  /** This keeper took the lead: its own report from now on. */
+  /**
+   * This keeper took the lead: its own report once its first cycle has finished (until then its
+   * report is only what its home remembered; the last published state is the better answer).
+   */
   lead(): void {
     this.#leading = true;
     this.close();
+  }
+
+  get #own(): boolean {
+    return this.#leading && this.#keeper.stages.schedule.lastCycleFinishedAt !== null;
   }
 
   close(): void {
@@ -121,26 +128,26 @@ export class StandbyBackend implements KeeperHttpBackend {
   }
 
   get reportBytes(): Buffer {
-    return this.#leading ? this.#keeper.reportBytes : this.#bytes;
+    return this.#own ? this.#keeper.reportBytes : this.#bytes;
   }
 
   get reportGzip(): Buffer {
-    if (this.#leading) return this.#keeper.reportGzip;
+    if (this.#own) return this.#keeper.reportGzip;
     if (this.#gzip?.of !== this.#bytes) this.#gzip = { of: this.#bytes, gzip: gzipSync(this.#bytes) };
     return this.#gzip.gzip;
   }
 
   /** The 24 h timelines are the leader's; a standby has none of its own (404 until it leads). */
   get history(): { bytes: Buffer; gzip: Buffer } | undefined {
-    return this.#leading ? this.#keeper.history : undefined;
+    return this.#own ? this.#keeper.history : undefined;
   }
 
   get readiness(): { ready: boolean } {
-    return this.#leading ? this.#keeper.readiness : { ready: this.#ready };
+    return this.#own ? this.#keeper.readiness : { ready: this.#ready };
   }
 
   get readinessBytes(): Buffer {
-    return this.#leading ? this.#keeper.readinessBytes : this.#readinessBytes;
+    return this.#own ? this.#keeper.readinessBytes : this.#readinessBytes;
   }
 
   get metrics(): KeeperHttpBackend['metrics'] {
