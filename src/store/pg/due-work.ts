@@ -25,6 +25,12 @@ export interface DueWorkOptions {
   refreshAheadFraction?: number;
   /** The daily exchange of an idle rotating refresh token. */
   dailyMs?: number;
+  /**
+   * Read the indexed `due_at` column (default, when the schedule is the default one). `false`
+   * computes the due time of every refreshable row instead: the benchmark's peer
+   * (bench/fleet-due-pick.bench.ts).
+   */
+  useDueIndex?: boolean;
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -47,7 +53,7 @@ export class PgDueWork {
     this.#leaseMs = options.pickLeaseMs ?? 60_000;
     this.#fraction = options.refreshAheadFraction ?? 2 / 3;
     this.#dailyMs = options.dailyMs ?? DAY_MS;
-    this.#indexed = this.#fraction === 2 / 3 && this.#dailyMs === DAY_MS;
+    this.#indexed = options.useDueIndex !== false && this.#fraction === 2 / 3 && this.#dailyMs === DAY_MS;
   }
 
   /**
