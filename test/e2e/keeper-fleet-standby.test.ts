@@ -8,6 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openLatchkey } from '../../src/latchkey.js';
+import { BROWSER_SKIP_REASON, browserAvailable, browserRequired, launchBrowser } from '../fixtures/browser.js';
 import { startIdp } from '../fixtures/idp.js';
 import { freshPgSchema, pgExec, pgSkipReason, TEST_MASTER_KEY_TEXT } from '../fixtures/pg.js';
 import { makeHome } from '../helpers/home.js';
@@ -79,8 +80,20 @@ test('fleet: a standby serves the leader\'s shared state at once, then leads whe
   assert.equal(ready.status, 200);
   assert.equal(((await ready.json()) as { role: string }).role, 'standby');
   // The dashboard page is served and has the place that says which role this keeper plays.
-  const page = await (await fetch(`${standbyUrl}/`)).text();
-  assert.match(page, /id="fleet"/);
+  const html = await (await fetch(`${standbyUrl}/`)).text();
+  assert.match(html, /id="fleet"/);
+  // In a real browser (when there is one; LATCHKEY_TEST_BROWSER=1 makes it mandatory): the
+  // standby's dashboard says it stands by, names the leader, and lists the leader's verdicts.
+  const browser = browserAvailable().ok || browserRequired() ? await launchBrowser() : undefined;
+  if (browser) t.after(() => browser.close());
+  else t.diagnostic(`dashboard rendering not checked: ${browserAvailable().reason ?? BROWSER_SKIP_REASON}`);
+  const page = await browser?.newPage();
+  if (page) {
+    await page.goto(`${standbyUrl}/`);
+    await page.waitForSelector('li[data-source="idp"][data-status="ok"]', { timeout: 15_000 });
+    const text = await page.textContent('#fleet[data-role="standby"]:not([hidden])', { timeout: 15_000 });
+    assert.match(text ?? '', new RegExp(`Standby for postgres://.*pid ${leader.child.pid}`));
+  }
   const probesBefore = idp.stats.protectedOk;
   const cyclesBefore = leader.count('cycle');
   // Two cycles on: the first may have probed before the counters were read.
@@ -98,6 +111,11 @@ test('fleet: a standby serves the leader\'s shared state at once, then leads whe
   assert.equal(now.keeper!.fleet!.leader!.pid, standby.child.pid, 'its own dashboard says it leads');
   assert.ok(now.keeper!.fleet!.leader!.epoch > firstEpoch, 'a newer epoch');
   assert.equal(now.sources.idp?.status, 'ok');
+  if (page) {
+    // The page polls /api/health: the same tab now says this keeper leads.
+    const text = await page.textContent('#fleet[data-role="leader"]:not([hidden])', { timeout: 30_000 });
+    assert.match(text ?? '', new RegExp(`This keeper leads postgres://.*pid ${standby.child.pid}`));
+  }
   // What it publishes is stamped with its epoch.
   const rows = await pgExec<{ epoch: string }>(`SELECT epoch FROM "${db.schema}".keeper_report`);
   assert.equal(Number(rows[0]!.epoch), now.keeper!.fleet!.leader!.epoch);
