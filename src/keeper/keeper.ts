@@ -566,8 +566,11 @@ export class Keeper {
     this.#configWatcher?.close();
     this.#configWatcher = undefined;
     this.#stop.abort(new Error('keeper stopping'));
+    // Queued picks are handed back at once (a keeper taking over picks them without waiting out their lease).
+    const unstarted = this.#refreshQueue.map((q) => q.name).filter((n) => this.#picked.delete(n));
     this.#refreshQueue.length = 0;
     await this.#picking;
+    if (unstarted.length > 0) await this.#dueWork?.done(unstarted).catch(() => undefined);
     // A refresh under way holds the source's lock and persists a rotated token: let it finish.
     await Promise.allSettled([...this.#refreshesInFlight]);
     await this.#serial;
@@ -671,7 +674,8 @@ export class Keeper {
         const lk = this.#lk;
         const foreign = names.filter((n) => !lk.config.sources.get(n)?.methods.includes('oauth'));
         for (const n of foreign) this.#notMine.add(n);
-        if (foreign.length > 0) await work.done(foreign);
+        const skipped = this.stopping ? names.filter((n) => !this.#notMine.has(n)) : [];
+        if (foreign.length > 0 || skipped.length > 0) await work.done([...foreign, ...skipped]);
         for (const name of names) {
           if (this.#notMine.has(name) || this.#refreshing.has(name) || this.stopping) continue;
           this.#refreshing.add(name);

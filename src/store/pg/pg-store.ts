@@ -525,9 +525,14 @@ export class PgStore implements Store {
     };
   }
 
-  /** The due-work picker for this store's keeper leader (src/store/pg/due-work.ts); close it when done. */
+  /**
+   * The due-work picker for this store's keeper leader (src/store/pg/due-work.ts); close it when
+   * done. A pick lease of 15 s: it covers a refresh waiting for a slot, and a keeper taking over
+   * from one that died mid-pick waits no longer than that for those sources (the refresh's own
+   * claim, not the pick, is what keeps two refreshes apart).
+   */
   dueWork(): PgDueWork {
-    return new PgDueWork(this.target);
+    return new PgDueWork(this.target, { pickLeaseMs: 15_000 });
   }
 
   /** Where the leading keeper publishes its report for standbys (src/store/pg/keeper-board.ts). */
