@@ -20,6 +20,8 @@ export interface BoardDb {
  * row's — is refused, never written over its successor's. The upserts also keep a row whose
  * epoch is newer than the writer's.
  */
+const PUBLISH_CHUNK = 500;
+
 export class PgKeeperBoard implements SharedKeeperState {
   readonly #db: BoardDb;
   readonly #S: string;
@@ -36,22 +38,29 @@ export class PgKeeperBoard implements SharedKeeperState {
     const S = this.#S;
     const full = this.#writtenEpoch !== epoch;
     const next = new Map<string, string>();
-    const changed: Record<string, { health: unknown; dueAt: number | null }> = {};
-    let any = false;
+    // In chunks, each one statement well within the statement timeout (10,000 sources are ~20 MB of JSON).
+    const chunks: Array<Record<string, { health: unknown; dueAt: number | null }>> = [];
+    let chunk: Record<string, { health: unknown; dueAt: number | null }> = {};
+    let inChunk = 0;
     for (const [name, s] of sources) {
       const json = JSON.stringify(s);
       next.set(name, json);
       if (full || this.#written.get(name) !== json) {
-        changed[name] = { health: s.health, dueAt: s.dueAt ?? null };
-        any = true;
+        chunk[name] = { health: s.health, dueAt: s.dueAt ?? null };
+        if (++inChunk === PUBLISH_CHUNK) {
+          chunks.push(chunk);
+          chunk = {};
+          inChunk = 0;
+        }
       }
     }
+    if (inChunk > 0) chunks.push(chunk);
     const gone = full ? undefined : [...this.#written.keys()].filter((n) => !next.has(n));
     await this.#db.transaction('publish the keeper state', async (c) => {
       const { rows } = await c.query<{ epoch: string }>(`SELECT epoch FROM ${S}.leader WHERE name = 'keeper' FOR SHARE`);
       const current = rows[0] === undefined ? undefined : Number(rows[0].epoch);
       if (current !== epoch) throw deposed(epoch, current);
-      if (any) {
+      for (const changed of chunks) {
         await c.query(
           `INSERT INTO ${S}.keeper_state AS k (source, health, due_at, epoch, updated_at)
            SELECT t.key, t.value->'health', (t.value->>'dueAt')::float8, $2, now() FROM jsonb_each($1::jsonb) AS t
