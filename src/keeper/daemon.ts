@@ -13,6 +13,7 @@ import { Keeper, type CycleSummary, type KeeperOptions } from './keeper.js';
 import type { KeeperLog } from './log.js';
 import type { ProbeFn } from './probe-stage.js';
 import { acquireKeeperLock, describeHolder, type KeeperLock } from './single-instance.js';
+import { FleetView } from './fleet-view.js';
 import { openStore, storeConfigured } from '../store/open-store.js';
 import type { LeaderLockOptions, Store } from '../store/store.js';
 
@@ -142,15 +143,35 @@ export async function startKeeperDaemon(o: KeeperDaemonOptions): Promise<KeeperD
     },
     onHeartbeatError: (err) => log('warn', 'lock_heartbeat_failed', { message: (err as Error).message }),
   };
-  let lock: KeeperLock;
+  // Fleet mode with --standby on a store that shares the keeper state (PostgreSQL): the HTTP
+  // server starts at once and serves what the leader published, while the lock is waited for.
+  const board = shared?.sharedKeeperState?.();
+  const servesStandby = board !== undefined && o.standby === true && !o.once;
+  const standingBy = new AbortController();
+  const abortStandby = (): void => standingBy.abort();
+  o.signal?.addEventListener('abort', abortStandby, { once: true });
+  let lock: KeeperLock | undefined;
+  let leading: Promise<KeeperLock> | undefined;
   try {
-    lock = shared ? await shared.leaderLock(lockOptions) : await acquireKeeperLock(paths.keeperLock, lockOptions);
+    if (servesStandby) {
+      // Leads at once when nobody does; stands by (serving) only when another keeper leads.
+      lock = await shared!.leaderLock({ ...lockOptions, standby: false }).catch((err: unknown) => {
+        if (!(err instanceof LatchkeyError && err.fix === 'latchkey keeper --standby')) throw err;
+        leading = shared!.leaderLock({ ...lockOptions, signal: standingBy.signal });
+        return undefined;
+      });
+    }
+    else lock = shared ? await shared.leaderLock(lockOptions) : await acquireKeeperLock(paths.keeperLock, lockOptions);
   } catch (err) {
     await shared?.close().catch(() => undefined);
     throw err;
   }
-  if (shared) log('info', 'leading', { message: `this keeper leads ${shared.location}`, lock: lock.path });
+  if (lock && shared) log('info', 'leading', { message: `this keeper leads ${shared.location}`, lock: lock.path });
+  // A publish refused for a newer epoch: another keeper leads now; stop as when the lock is lost.
+  const fleet = board ? new FleetView(board, shared!.location, () => lock?.epoch, () => lockOptions.onLost?.(undefined)) : undefined;
 
+  // The leader's refresh-ahead asks the store what is due (PostgreSQL: an indexed pick).
+  const dueWork = shared?.dueWork?.();
   let keeper: Keeper;
   try {
     keeper = await Keeper.open({
@@ -163,12 +184,18 @@ export async function startKeeperDaemon(o: KeeperDaemonOptions): Promise<KeeperD
       probe: o.probe,
       random: o.keeper?.random,
       fetch: o.keeper?.fetch,
+      ...(fleet ? { publish: (report) => fleet.publish(report), fleet: () => fleet.leaderInfo() } : {}),
+      ...(dueWork ? { dueWork } : {}),
     });
   } catch (err) {
-    await lock.release();
+    await dueWork?.close().catch(() => undefined);
+    standingBy.abort();
+    await leading?.then((l) => l.release()).catch(() => undefined);
+    await lock?.release();
     await shared?.close().catch(() => undefined);
     throw err;
   }
+  const standbyView = leading ? fleet!.standbyBackend(keeper, Math.min(keeper.settings.intervalSeconds * 1000, 5_000), (err) => log('warn', 'shared_state_unreadable', { message: (err as Error).message })) : undefined;
 
   // The HTTP server is the keeper's window, not its job: when the port is taken (another
   // program, a second profile's keeper) the keeper keeps every credential alive, writes
@@ -178,7 +205,7 @@ export async function startKeeperDaemon(o: KeeperDaemonOptions): Promise<KeeperD
   let httpRetry: NodeJS.Timeout | undefined;
   let binding: Promise<void> | undefined;
   let closed = false;
-  const listen = (): Promise<KeeperHttpServer> => startKeeperHttp(keeper, { host, port, allowRemote: o.allowRemote, token });
+  const listen = (): Promise<KeeperHttpServer> => startKeeperHttp(standbyView ?? keeper, { host, port, allowRemote: o.allowRemote, token });
   const retryMs = o.httpRetryMs ?? HTTP_RETRY_MS;
   const retryBind = (): void => {
     httpRetry = setTimeout(() => {
@@ -198,13 +225,18 @@ export async function startKeeperDaemon(o: KeeperDaemonOptions): Promise<KeeperD
     }, retryMs);
     httpRetry.unref();
   };
+  // A standby's dashboard shows the leader's state from its first request.
+  await standbyView?.poll();
   if (!o.once) {
     try {
       http = await listen();
     } catch (err) {
       if (!isTransientListenError(err)) {
+        standbyView?.close();
+        standingBy.abort();
+        await leading?.then((l) => l.release()).catch(() => undefined);
         await keeper.stop(0);
-        await lock.release();
+        await lock?.release();
         throw err;
       }
       log('error', 'http_unavailable', {
@@ -223,10 +255,16 @@ export async function startKeeperDaemon(o: KeeperDaemonOptions): Promise<KeeperD
     stopping ??= (async () => {
       log('info', 'stopping', { message: 'finishing the work in progress, saving state, releasing the lock' });
       closed = true;
+      o.signal?.removeEventListener('abort', abortStandby);
+      standbyView?.close();
+      standingBy.abort();
       if (httpRetry) clearTimeout(httpRetry);
       await binding;
       await Promise.all([keeper.stop(), http?.close()]);
-      await lock.release();
+      await dueWork?.close().catch(() => undefined);
+      await leading?.then((l) => l.release()).catch(() => undefined);
+      await lock?.release();
+      await shared?.close().catch(() => undefined);
       const exit = lostLock ? 1 : code;
       log('info', 'stopped', { exitCode: exit });
       resolveDone(exit);
@@ -261,7 +299,25 @@ export async function startKeeperDaemon(o: KeeperDaemonOptions): Promise<KeeperD
     const code = once.exitCode;
     return { keeper, http, done: Promise.resolve(code), once, stop: async () => code, reload: async () => false };
   }
-  keeper.start();
+  if (leading) {
+    log('info', 'standby_serving', { message: `standing by for ${shared!.location}; serving the leader's published state${http ? ` at ${http.url}/` : ''}` });
+    // Takes over when the lock comes free (the leader stopped or died): the poll stops, the
+    // keeper starts, and the same HTTP server serves this keeper's own report from then on.
+    leading.then(
+      (l) => {
+        if (closed) return void l.release();
+        lock = l;
+        standbyView?.lead();
+        log('info', 'leading', { message: `this keeper leads ${shared!.location}`, lock: l.path });
+        keeper.start();
+      },
+      (err: unknown) => {
+        if (closed) return;
+        log('error', 'standby_failed', { message: (err as Error)?.message ?? String(err) });
+        void stop(1);
+      },
+    );
+  } else keeper.start();
   return {
     keeper,
     get http() {

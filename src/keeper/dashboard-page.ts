@@ -22,6 +22,7 @@ import { deflateSync, gzipSync } from 'node:zlib';
  *
  * Test hooks: `li[data-source][data-status]` per source, `.fix` holds the exact fix command or
  * link, `button[data-probe="<name>"]`, `#probe-all`, `#banner` (fetch failures), `#config-error`,
+ * `#fleet[data-role="leader|standby"]` (fleet mode),
  * `main#app[data-state="loading|ready|error"][data-generated-at][data-history]`,
  * `svg.timeline path[data-status]` (sub-paths `M<x> …` in time order), `.cols > span` headers.
  *
@@ -63,6 +64,7 @@ function dashboardClient(): void {
     nextCycleAt: string | null;
     config: { file: string; loadedAt: string | null; error: string | null };
     activity: { hours: ActivityHour[]; recent: Array<{ at: string; kind: string; text: string; ok: boolean }> };
+    fleet?: { role: 'leader' | 'standby'; store: string; leader: { epoch: number; pid: number; host: string } | null; publishedAt: string | null };
   }
   interface Report {
     generatedAt: string;
@@ -159,6 +161,7 @@ function dashboardClient(): void {
   const updated = $('updated');
   const banner = $('banner');
   const configError = $('config-error');
+  const fleetRole = $('fleet');
   const note = $('note');
   const empty = $('empty');
   const cols = $('cols');
@@ -747,7 +750,17 @@ function dashboardClient(): void {
     $('keeper').hidden = !hasKeeper;
     if (!k) {
       configError.hidden = true;
+      fleetRole.hidden = true;
       return;
+    }
+    const f = k.fleet;
+    if (f) {
+      fleetRole.dataset.role = f.role;
+      const who = f.leader ? 'pid ' + f.leader.pid + ' on ' + f.leader.host + ', epoch ' + f.leader.epoch : 'no leader yet';
+      setText(fleetRole, f.role === 'leader' ? 'This keeper leads ' + f.store + ' (' + who + ').' : 'Standby for ' + f.store + ': showing the state the leader (' + who + ') published; it takes over if the leader stops.');
+      fleetRole.hidden = false;
+    } else {
+      fleetRole.hidden = true;
     }
     if (k.config && k.config.error) {
       setText(configError, 'config.json was not reloaded: ' + k.config.error + '\nThe keeper runs on the last good config until the file is fixed.');
@@ -947,7 +960,7 @@ button:disabled { opacity: .6; cursor: progress; }
 #probe-all { border-color: var(--accent); color: var(--accent); font-weight: 600; }
 #banner, #config-error { background: var(--action_required); color: #fff; padding: 10px 12px; border-radius: 6px; margin-bottom: 10px; font-weight: 600; overflow-wrap: anywhere; }
 #config-error { background: var(--panel); color: var(--fg); border: 1px solid var(--line); border-left: 4px solid var(--expiring); font-weight: 500; white-space: pre-wrap; }
-#note { border: 1px solid var(--line); background: var(--panel); padding: 8px 12px; border-radius: 6px; margin-bottom: 10px; }
+#note, #fleet { border: 1px solid var(--line); background: var(--panel); padding: 8px 12px; border-radius: 6px; margin-bottom: 10px; }
 main[data-state="error"] #sources { opacity: .55; }
 #keeper { display: grid; grid-template-columns: 1fr auto; gap: 4px 16px; align-items: center; background: var(--panel); border: 1px solid var(--line); border-radius: 8px; padding: 8px 12px; margin-bottom: 12px; color: var(--muted); }
 .kstats { display: flex; flex-wrap: wrap; gap: 4px 16px; font-variant-numeric: tabular-nums; }
@@ -1076,6 +1089,7 @@ const HTML = `<!doctype html>
 <div id="banner" role="alert" hidden></div>
 <div id="config-error" role="alert" hidden></div>
 <div id="note" role="status" hidden></div>
+<div id="fleet" role="status" hidden></div>
 <section id="keeper" aria-label="what the keeper did" hidden>
 <div class="kstats"><b>Keeper</b><span id="k-next-cycle"></span><span id="k-next-refresh"></span><span id="k-totals"></span></div>
 <div class="khours"><svg id="k-hours" viewBox="0 0 240 32" preserveAspectRatio="none" role="img" aria-label="probes and refreshes per hour"></svg><span>probes · <i class="kr">refreshes</i> per hour, 24 h</span></div>

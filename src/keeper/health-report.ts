@@ -42,6 +42,20 @@ export interface KeeperReportInfo {
   /** The config the keeper runs on; `error` says why the last reload was refused (it kept the previous one). */
   config: { file: string; loadedAt: string | null; error: string | null };
   activity: KeeperActivity;
+  /** Fleet mode (a shared store): whether this keeper leads it or stands by, and who leads. */
+  fleet?: KeeperFleetInfo;
+}
+
+/** A keeper's part in a fleet sharing one store (README "Fleet mode"). */
+export interface KeeperFleetInfo {
+  /** `leader`: this keeper refreshes and probes; `standby`: it serves the leader's published state. */
+  role: 'leader' | 'standby';
+  /** The store (its location, never a password). */
+  store: string;
+  /** The leader's epoch (its leadership's number) and who it is, as the store says. */
+  leader: { epoch: number; pid: number; host: string; heartbeatAt: string | null } | null;
+  /** When the state served was published (a standby), or null. */
+  publishedAt: string | null;
 }
 
 /** `health.json` and `GET /api/health`. */

@@ -8,13 +8,14 @@ import type { HealthExitCode, HealthStatus } from '../core/health.js';
 import { LatchkeyError } from '../core/errors.js';
 import { openLatchkey, type Latchkey, type OpenLatchkeyOptions } from '../latchkey.js';
 import type { FetchLike } from '../oauth/endpoint.js';
-import { metaOf, type SourceMeta, type SourceRecord } from '../store/store.js';
+import { metaOf, type DueWorkPicker, type SourceMeta, type SourceRecord } from '../store/store.js';
 import { AlertDispatcher, kumaStatus, type AlertSettings, type AlertStageState } from './alerts.js';
 import {
   buildHealthReport,
   exitCodeFor,
   HealthReportWriter,
   healthReportPieces,
+  type KeeperFleetInfo,
   serializeHealthReport,
   type HealthReport,
   type KeeperReportInfo,
@@ -91,6 +92,9 @@ const DAILY_DEADLINE_SLACK_MS = 60 * 60 * 1000;
  * socket and two timers.
  */
 const RELEASED_PER_SLOT = 4;
+
+/** With a due-work picker (PostgreSQL), how often the refresh timer asks the store what is due. */
+const PICK_TICK_MS = 1000;
 /** Expired keyspace entries are swept at the end of a cycle at most this often (the first cycle always sweeps). */
 export const KEYSPACE_SWEEP_MS = 5 * 60 * 1000;
 /** Refreshes the timer found due wait this long for one `health.json` rewrite (a burst costs one write). */
@@ -132,6 +136,19 @@ export interface KeeperOptions extends Partial<KeeperSettings> {
   random?: () => number;
   /** Called after each refresh the refresh timer woke for (lateness measurements: bench/keeper-refresh). */
   onRefreshWake?: (wake: RefreshWake) => void;
+  /**
+   * Fleet mode (a shared store): called with each report once written, to publish it for the
+   * keepers standing by; a failure is logged and the keeper goes on (the file is written).
+   */
+  publish?: (report: HealthReport) => Promise<void>;
+  /** Fleet mode: this keeper's part in the fleet, carried in the report (`keeper.fleet`). */
+  fleet?: () => KeeperFleetInfo | undefined;
+  /**
+   * Fleet mode on PostgreSQL: the store picks the grants due for refresh-ahead (an indexed due
+   * time, `FOR UPDATE SKIP LOCKED`), so a refresh tick costs the due sources, not all of them.
+   * Without it the keeper's own plan decides (one listing per cycle, one timer).
+   */
+  dueWork?: DueWorkPicker;
 }
 
 /** What one stage last did (the `/readyz` body carries all of them). */
@@ -249,6 +266,16 @@ export class Keeper {
   #historyCache: { bytes: Buffer; gzip: Buffer } | undefined;
   #reportGzip: { of: Buffer; gzip: Buffer } | undefined;
   readonly #onRefreshWake: ((wake: RefreshWake) => void) | undefined;
+  readonly #publish: KeeperOptions['publish'];
+  readonly #fleet: KeeperOptions['fleet'];
+  readonly #dueWork: DueWorkPicker | undefined;
+  #picking: Promise<void> | undefined;
+  /** Picked by the store, refresh queued or running: the pick is ended when it finishes. */
+  readonly #picked = new Set<string>();
+  /** Picked sources whose refresh failed or was not due: not picked again before their planned retry. */
+  readonly #holdUntil = new Map<string, number>();
+  /** Picked sources this keeper's config does not refresh (another machine's): not picked again this cycle. */
+  readonly #notMine = new Set<string>();
   readonly stages: KeeperStages;
 
   private constructor(lk: Latchkey, owns: boolean, state: KeeperStateFile, metrics: KeeperMetrics, options: KeeperOptions) {
@@ -268,6 +295,9 @@ export class Keeper {
     this.log = options.log ?? silentLog;
     this.#random = options.random ?? Math.random;
     this.#onRefreshWake = options.onRefreshWake;
+    this.#publish = options.publish;
+    this.#fleet = options.fleet;
+    this.#dueWork = options.dueWork;
     this.#probe = options.probe ?? ((source, o) => this.#lk.probe(source, o));
     this.#writer = new HealthReportWriter(lk.paths.health);
     // Every probe in flight listens for shutdown on this one signal (concurrency can be 100s).
@@ -548,7 +578,11 @@ export class Keeper {
     this.#configWatcher?.close();
     this.#configWatcher = undefined;
     this.#stop.abort(new Error('keeper stopping'));
+    // Queued picks are handed back at once (a keeper taking over picks them without waiting out their lease).
+    const unstarted = this.#refreshQueue.map((q) => q.name).filter((n) => this.#picked.delete(n));
     this.#refreshQueue.length = 0;
+    await this.#picking;
+    if (unstarted.length > 0) await this.#dueWork?.done(unstarted).catch(() => undefined);
     // A refresh under way holds the source's lock and persists a rotated token: let it finish.
     await Promise.allSettled([...this.#refreshesInFlight]);
     await this.#serial;
@@ -568,6 +602,7 @@ export class Keeper {
     const lk = this.#lk;
     const oauth = [...lk.config.sources].filter(([, src]) => src.methods.includes('oauth')).map(([n]) => n);
     const keep = new Set(oauth);
+    this.#notMine.clear();
     this.#due.retain(keep);
     for (const n of [...this.#dueBasis.keys()]) if (!keep.has(n)) this.#dueBasis.delete(n);
     for (const n of [...this.#refreshSchedule.keys()]) if (!keep.has(n)) this.#refreshSchedule.delete(n);
@@ -597,7 +632,8 @@ export class Keeper {
     this.stages.refresh.nextDueAt = earliest === undefined ? null : new Date(earliest).toISOString();
     if (!this.#started || this.stopping) return;
     const now = this.clock.now();
-    const wakeAt = earliest === undefined ? now + MAX_REFRESH_SLEEP_MS : Math.min(earliest, now + MAX_REFRESH_SLEEP_MS);
+    const sleep = this.#dueWork ? PICK_TICK_MS : MAX_REFRESH_SLEEP_MS;
+    const wakeAt = earliest === undefined ? now + sleep : Math.min(earliest, now + sleep);
     if (this.#refreshTimer && this.#refreshTimerAt === wakeAt) return;
     if (this.#refreshTimer) clearTimeout(this.#refreshTimer);
     this.#refreshTimerAt = wakeAt;
@@ -613,6 +649,7 @@ export class Keeper {
     this.#refreshTimer = undefined;
     this.#refreshTimerAt = undefined;
     if (this.stopping) return;
+    if (this.#dueWork) return this.#pickDue(this.#dueWork);
     const batch = this.#due.takeDue(this.clock.now());
     for (const item of batch) {
       this.#refreshing.add(item.name);
@@ -624,6 +661,48 @@ export class Keeper {
     if (batch.length) this.#refreshQueue.sort((a, b) => a.deadline - b.deadline);
     this.#armRefreshTimer();
     this.#pumpRefreshes();
+  }
+
+  /**
+   * The refresh tick with a due-work picker (PostgreSQL): the store says which grants are due,
+   * earliest first, skipping rows another transaction holds and those this keeper is refreshing,
+   * holding back after a failure, or does not refresh. The keeper's own plan still gives the
+   * report its refresh times and the retry times after a failure.
+   */
+  #pickDue(work: DueWorkPicker): void {
+    if (this.#picking) return;
+    const now = this.clock.now();
+    if ((this.#due.earliest() ?? Infinity) <= now) this.#due.takeDue(now);
+    const free = Math.min(REFRESH_SLOTS, this.settings.concurrency) * 2 - this.#refreshQueue.length - this.#refreshWorkers;
+    if (free <= 0) return this.#armRefreshTimer();
+    const exclude = [...this.#refreshing, ...this.#notMine];
+    for (const [name, until] of this.#holdUntil) {
+      if (until > now) exclude.push(name);
+      else this.#holdUntil.delete(name);
+    }
+    this.#picking = work
+      .pick(free, now, exclude)
+      .then(async (names) => {
+        const lk = this.#lk;
+        const foreign = names.filter((n) => !lk.config.sources.get(n)?.methods.includes('oauth'));
+        for (const n of foreign) this.#notMine.add(n);
+        const skipped = this.stopping ? names.filter((n) => !this.#notMine.has(n)) : [];
+        if (foreign.length > 0 || skipped.length > 0) await work.done([...foreign, ...skipped]);
+        for (const name of names) {
+          if (this.#notMine.has(name) || this.#refreshing.has(name) || this.stopping) continue;
+          this.#refreshing.add(name);
+          this.#picked.add(name);
+          const exp = this.#refreshSchedule.get(name)?.expiresAt;
+          this.#refreshQueue.push({ name, at: now, deadline: exp ?? now + DAILY_DEADLINE_SLACK_MS });
+        }
+        this.#refreshQueue.sort((a, b) => a.deadline - b.deadline);
+        this.#pumpRefreshes();
+      })
+      .catch((err: unknown) => this.log('warn', 'due_pick_failed', { message: `cannot ask the store which grants are due: ${(err as Error)?.message ?? String(err)}; asked again in a second` }))
+      .finally(() => {
+        this.#picking = undefined;
+        this.#armRefreshTimer();
+      });
   }
 
   /**
@@ -657,6 +736,12 @@ export class Keeper {
     }
     const finishedAt = this.clock.now();
     this.#refreshing.delete(name);
+    const picked = this.#picked.delete(name);
+    if (picked) {
+      await this.#dueWork?.done([name]).catch(() => undefined);
+      // Until the plan's retry time (set below); a refresh that worked moved the stored due time.
+      if (result.kind !== 'refreshed' && result.kind !== 'adopted') this.#holdUntil.set(name, finishedAt + 1000);
+    }
     this.stages.refresh.wakeups += 1;
     this.stages.refresh.lastLatenessMs = Math.max(0, startedAt - dueAt);
     this.#onRefreshWake?.({ source: name, dueAt, startedAt, finishedAt, outcome: result.kind });
@@ -682,6 +767,7 @@ export class Keeper {
     // Never the same grant twice within a second, whatever the store says.
     const planned = this.#due.get(name);
     if (planned !== undefined && planned < finishedAt + 1000) this.#planOne(name, rec, finishedAt + 1000);
+    if (picked && this.#holdUntil.has(name)) this.#holdUntil.set(name, Math.max(finishedAt + 1000, this.#due.get(name) ?? 0));
     this.#armRefreshTimer();
     this.#scheduleFlush();
     // The verdict and the alert should not wait for the next cycle (up to an interval away).
@@ -970,10 +1056,12 @@ export class Keeper {
 
   #keeperInfo(): KeeperReportInfo {
     const c = this.stages.config;
+    const fleet = this.#fleet?.();
     return {
       nextCycleAt: this.stages.schedule.nextCycleAt,
       config: { file: c.file, loadedAt: c.loadedAt, error: c.lastError },
       activity: this.#state.activity,
+      ...(fleet ? { fleet } : {}),
     };
   }
 
@@ -995,6 +1083,13 @@ export class Keeper {
       const message = `cannot write ${path}: ${(err as Error).message}`;
       this.stages.report = { ...this.stages.report, state: 'failing', lastError: message };
       this.log('error', 'health_report_failed', { message });
+    }
+    if (this.#publish) {
+      try {
+        await this.#publish(this.#report);
+      } catch (err) {
+        this.log('error', 'shared_state_failed', { message: `cannot publish the keeper state to the shared store: ${(err as Error)?.message ?? String(err)}` });
+      }
     }
   }
 

@@ -124,7 +124,49 @@ export const KEYSPACES: readonly Keyspace[] = ['sessions', 'successors', 'ticket
 export interface LeaderLock {
   /** Where it lives, for messages (a lock file's path; a PostgreSQL advisory lock's name). */
   readonly path: string;
+  /** A shared store's leadership epoch (PostgreSQL): stamped on what the leader publishes. */
+  readonly epoch?: number;
   release(): Promise<void>;
+}
+
+/**
+ * What the leading keeper of a shared store publishes for the keepers standing by (fleet mode):
+ * its report, source by source, stamped with its leadership's epoch. JSON documents the store
+ * does not interpret (the keeper's `health.json` pieces).
+ */
+export interface SharedKeeperState {
+  /**
+   * Writes the report (the sources whose JSON changed since the last publish, all of them on the
+   * first) under `epoch`. Refused with LK_KEEPER when the store's leader is at another epoch: a
+   * deposed leader never overwrites its successor's state.
+   */
+  publish(epoch: number, report: Record<string, unknown>, sources: ReadonlyMap<string, { health: unknown; dueAt: number | undefined }>): Promise<void>;
+  /** The last published report (undefined before any), with the leader it came from. */
+  read(): Promise<SharedKeeperSnapshot | undefined>;
+}
+
+/**
+ * Which grants are due for refresh-ahead, as the store knows it (PostgreSQL: an indexed due
+ * time, picked `FOR UPDATE SKIP LOCKED` with a pick lease), so a keeper's tick costs the due
+ * sources, not all of them.
+ */
+export interface DueWorkPicker {
+  /** Up to `limit` due sources, earliest due first, none of `exclude`. */
+  pick(limit: number, now: number, exclude: readonly string[]): Promise<string[]>;
+  /** Ends the picks of `names` (refreshed, adopted, failed or not this keeper's). */
+  done(names: string[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A published keeper report as a standby reads it. */
+export interface SharedKeeperSnapshot {
+  /** The report without its sources. */
+  report: Record<string, unknown>;
+  sources: Record<string, unknown>;
+  /** The epoch it was published under. */
+  epoch: number;
+  /** The store's current leader (its epoch may be newer than the report's). */
+  leader: (LeaderInfo & { epoch: number }) | undefined;
 }
 
 export interface LeaderLockOptions {
@@ -193,6 +235,10 @@ export interface Store {
   sweep(): Promise<number>;
   /** Takes the store's leader lock (one keeper per store). */
   leaderLock(options?: LeaderLockOptions): Promise<LeaderLock>;
+  /** Where a leading keeper publishes its report for standbys (shared stores only). */
+  sharedKeeperState?(): SharedKeeperState;
+  /** The due-work picker of a shared store (PostgreSQL): see {@link DueWorkPicker}. */
+  dueWork?(): DueWorkPicker;
   close(): Promise<void>;
 }
 

@@ -25,6 +25,12 @@ export interface DueWorkOptions {
   refreshAheadFraction?: number;
   /** The daily exchange of an idle rotating refresh token. */
   dailyMs?: number;
+  /**
+   * Read the indexed `due_at` column (default, when the schedule is the default one). `false`
+   * computes the due time of every refreshable row instead: the benchmark's peer
+   * (bench/fleet-due-pick.bench.ts).
+   */
+  useDueIndex?: boolean;
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -37,6 +43,8 @@ export class PgDueWork {
   readonly #fraction: number;
   readonly #dailyMs: number;
   readonly #id = randomUUID();
+  /** The default schedule: the one the `due_at` column and its index are built for. */
+  readonly #indexed: boolean;
 
   constructor(target: PgTarget, options: DueWorkOptions = {}) {
     this.#target = target;
@@ -45,40 +53,59 @@ export class PgDueWork {
     this.#leaseMs = options.pickLeaseMs ?? 60_000;
     this.#fraction = options.refreshAheadFraction ?? 2 / 3;
     this.#dailyMs = options.dailyMs ?? DAY_MS;
+    this.#indexed = options.useDueIndex !== false && this.#fraction === 2 / 3 && this.#dailyMs === DAY_MS;
   }
 
-  /** Picks up to `limit` due sources (as of `now`, ms epoch), earliest due first; none when nothing is due and unpicked. */
-  async pick(limit: number, now: number = Date.now()): Promise<string[]> {
+  /**
+   * Picks up to `limit` due sources (as of `now`, ms epoch), earliest due first, never one of
+   * `exclude` (the caller's own: in flight, backing off, not its to refresh); none when nothing
+   * is due and unpicked.
+   */
+  async pick(limit: number, now: number = Date.now(), exclude: readonly string[] = []): Promise<string[]> {
     for (;;) {
-      const { seen, picked } = await this.#pickOnce(limit, now);
+      const { seen, picked } = await this.#pickOnce(limit, now, exclude);
       // Every one seen was picked by another keeper in between: look again.
       if (picked.length > 0 || seen === 0) return picked;
     }
   }
 
-  async #pickOnce(limit: number, now: number): Promise<{ seen: number; picked: string[] }> {
+  async #pickOnce(limit: number, now: number, exclude: readonly string[]): Promise<{ seen: number; picked: string[] }> {
     const S = this.#S;
     const client = await this.#pool.connect().catch((err: unknown) => {
       throw storeError(this.#target, 'pick due work', err);
     });
     try {
       await client.query('BEGIN');
-      const { rows } = await client.query<{ name: string }>(
-        `WITH due AS (
-           SELECT s.name,
-                  LEAST(CASE WHEN s.expires_at IS NULL THEN NULL ELSE s.obtained_at + (s.expires_at - s.obtained_at) * $2 END,
-                        GREATEST(COALESCE(s.last_refresh_at, 0), s.obtained_at) + $3) AS due_at
-             FROM ${S}.sources s
-            WHERE s.has_grant AND s.refresh_token IS NOT NULL AND s.revoked IS NULL
-              AND NOT EXISTS (SELECT 1 FROM ${S}.claims p WHERE p.key = 'pick:' || s.name AND p.claim_id IS NOT NULL AND p.lease_until > now())
-         )
-         SELECT s.name FROM ${S}.sources s JOIN due ON due.name = s.name
-          WHERE due.due_at <= $1
-          ORDER BY due.due_at
-          LIMIT $4
-          FOR UPDATE OF s SKIP LOCKED`,
-        [now, this.#fraction, this.#dailyMs, limit],
-      );
+      // With the default schedule the due time is the `due_at` column (migration 3), read in
+      // order from its partial index: a pick costs the due rows it returns, not every source.
+      const { rows } = this.#indexed
+        ? await client.query<{ name: string }>(
+            `SELECT s.name FROM ${S}.sources s
+              WHERE s.has_grant AND s.refresh_token IS NOT NULL AND s.revoked IS NULL AND s.due_at <= $1
+                AND NOT (s.name = ANY($3::text[]))
+                AND NOT EXISTS (SELECT 1 FROM ${S}.claims p WHERE p.key = 'pick:' || s.name AND p.claim_id IS NOT NULL AND p.lease_until > now())
+              ORDER BY s.due_at
+              LIMIT $2
+              FOR UPDATE OF s SKIP LOCKED`,
+            [now, limit, exclude],
+          )
+        : await client.query<{ name: string }>(
+            `WITH due AS (
+               SELECT s.name,
+                      LEAST(CASE WHEN s.expires_at IS NULL THEN NULL ELSE s.obtained_at + (s.expires_at - s.obtained_at) * $2 END,
+                            GREATEST(COALESCE(s.last_refresh_at, 0), s.obtained_at) + $3) AS due_at
+                 FROM ${S}.sources s
+                WHERE s.has_grant AND s.refresh_token IS NOT NULL AND s.revoked IS NULL
+                  AND NOT (s.name = ANY($5::text[]))
+                  AND NOT EXISTS (SELECT 1 FROM ${S}.claims p WHERE p.key = 'pick:' || s.name AND p.claim_id IS NOT NULL AND p.lease_until > now())
+             )
+             SELECT s.name FROM ${S}.sources s JOIN due ON due.name = s.name
+              WHERE due.due_at <= $1
+              ORDER BY due.due_at
+              LIMIT $4
+              FOR UPDATE OF s SKIP LOCKED`,
+            [now, this.#fraction, this.#dailyMs, limit, exclude],
+          );
       let names = rows.map((r) => r.name);
       if (names.length > 0) {
         // The pick leases, each taken only if no live one is there: the NOT EXISTS above read a

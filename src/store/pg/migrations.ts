@@ -141,6 +141,41 @@ CREATE TABLE $S.master_keys (
 -- stored value is sealed with another one (src/store/pg/pg-store.ts, sealing keys).
 `,
   },
+  {
+    version: 3,
+    name: 'keeper_state, keeper_report, sources.due_at (keeper leadership, due work)',
+    sql: `
+-- Keeper leadership (docs/DESIGN.md "Fleet mode: keeper leadership"): the leading keeper
+-- publishes what health.json holds, one row per source plus one for the rest of the report, each
+-- stamped with its leadership's epoch (the leader row's); standbys serve their dashboard from it.
+-- A keeper whose epoch is older than the leader row's was deposed: its writes are refused.
+CREATE TABLE $S.keeper_state (
+  source text PRIMARY KEY,
+  health jsonb NOT NULL,
+  -- when the leader refreshes it next (ms epoch), as its report says
+  due_at double precision,
+  epoch bigint NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE $S.keeper_report (
+  id integer PRIMARY KEY CHECK (id = 1),
+  report jsonb NOT NULL,
+  epoch bigint NOT NULL,
+  holder_pid integer,
+  holder_host text,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+-- Due work (src/store/pg/due-work.ts): the refresh-ahead due time (⅔ of the access token's
+-- lifetime, or a day after the last exchange), kept by the database on every write, and a
+-- partial index in due order over the grants that can be refreshed: a pick reads the due rows
+-- from the front of the index and stops at its limit, whatever the number of sources.
+ALTER TABLE $S.sources ADD COLUMN due_at double precision GENERATED ALWAYS AS (
+  LEAST(CASE WHEN expires_at IS NULL THEN NULL ELSE obtained_at + (expires_at - obtained_at) * (2::float8 / 3::float8) END,
+        GREATEST(COALESCE(last_refresh_at, 0::float8), obtained_at) + 86400000::float8)
+) STORED;
+CREATE INDEX sources_due ON $S.sources (due_at) WHERE has_grant AND refresh_token IS NOT NULL AND revoked IS NULL;
+`,
+  },
 ];
 
 /** The schema version this code reads and writes. */

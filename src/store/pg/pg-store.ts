@@ -1,3 +1,5 @@
+import { PgKeeperBoard } from './keeper-board.js';
+import { PgDueWork } from './due-work.js';
 import { createHash, randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { LatchkeyError } from '../../core/errors.js';
@@ -521,6 +523,27 @@ export class PgStore implements Store {
         await lock.release();
       },
     };
+  }
+
+  /**
+   * The due-work picker for this store's keeper leader (src/store/pg/due-work.ts); close it when
+   * done. A pick lease of 15 s: it covers a refresh waiting for a slot, and a keeper taking over
+   * from one that died mid-pick waits no longer than that for those sources (the refresh's own
+   * claim, not the pick, is what keeps two refreshes apart).
+   */
+  dueWork(): PgDueWork {
+    return new PgDueWork(this.target, { pickLeaseMs: 15_000 });
+  }
+
+  /** Where the leading keeper publishes its report for standbys (src/store/pg/keeper-board.ts). */
+  sharedKeeperState(): PgKeeperBoard {
+    return new PgKeeperBoard(
+      {
+        query: (doing, text, values) => this.#query(doing, text, values),
+        transaction: (doing, work) => this.#transaction(doing, work),
+      },
+      this.#S,
+    );
   }
 
   async close(): Promise<void> {
