@@ -53,11 +53,16 @@ export async function readKeeperReport(file: string, now: number): Promise<Keepe
  * With no sources named, every configured source is checked.
  */
 export async function preflight(lk: PreflightContext, sources: readonly string[], options: PreflightOptions = {}): Promise<PreflightReport> {
-  const started = performance.now();
   const budgetMs = options.budgetMs ?? DEFAULT_BUDGET_MS;
   if (typeof budgetMs !== 'number' || !Number.isFinite(budgetMs) || budgetMs <= 0) {
     throw new LatchkeyError('LK_USAGE', `preflight budget must be a positive number of milliseconds (got ${String(budgetMs)})`);
   }
+  const startedAt = options.budgetStartedAt;
+  if (startedAt !== undefined && (typeof startedAt !== 'number' || !Number.isFinite(startedAt))) {
+    throw new LatchkeyError('LK_USAGE', `preflight budgetStartedAt must be a performance.now() time (got ${String(startedAt)})`);
+  }
+  // A start in the future would lengthen the budget: never later than now.
+  const started = Math.min(startedAt ?? performance.now(), performance.now());
   const names = sources.length > 0 ? [...new Set(sources)] : [...lk.config.sources.keys()];
   for (const name of names) lk.source(name); // unknown names are a usage error, before any probe
   const cached = new Map<string, ProbeResult>();

@@ -46,6 +46,11 @@ export interface PreflightOptions {
   useKeeperReport?: boolean;
   /** Cancels every probe still running (each becomes `unreachable`). */
   signal?: AbortSignal;
+  /**
+   * When the budget started, as a `performance.now()` time (default: the call). The CLI passes 0,
+   * the process's start, so that `latchkey preflight --budget N` itself ends within N ms.
+   */
+  budgetStartedAt?: number;
 }
 
 /** Options of one live probe (`lk.probe`). */

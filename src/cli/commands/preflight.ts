@@ -45,7 +45,8 @@ export const command: Command = {
     const { openLatchkey } = await import('../../latchkey.js');
     const lk = await openLatchkey({ env: io.env });
     try {
-      const report = await lk.preflight(positionals, { budgetMs, useKeeperReport: !values.live });
+      // The budget counts from the process's start: the command itself ends within it.
+      const report = await lk.preflight(positionals, { budgetMs, useKeeperReport: !values.live, budgetStartedAt: 0 });
       return print(report, values.json === true, io);
     } finally {
       await lk.close();

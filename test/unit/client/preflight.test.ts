@@ -299,6 +299,18 @@ test('preflight: exit 3 for unreachable only, 0 for ok/expiring; no sources = ev
   );
 });
 
+test('preflight: the budget may count from an earlier start (the CLI: the process start), never from a later one', async (t) => {
+  const { lk } = await profile(t, { stalled: tokenSource('/stall') });
+  // 10 minutes of budget that began 10 minutes minus 100 ms ago: the stalled probe is cut by the
+  // budget's end, not by its own probe timeout (whose message would differ).
+  const report = await lk.preflight(['stalled'], { budgetMs: 600_000, budgetStartedAt: performance.now() - 600_000 + 100 });
+  assert.equal(report.results[0]!.status, 'unreachable');
+  assert.equal(report.results[0]!.message, 'stalled: no answer within 600000 ms');
+  for (const budgetStartedAt of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+    await assert.rejects(lk.preflight(['stalled'], { budgetMs: 100, budgetStartedAt }), (err: unknown) => err instanceof LatchkeyError && err.code === 'LK_USAGE');
+  }
+});
+
 test('preflight: bad input (unknown source, bad budget) is a usage error before any probe', async (t) => {
   const { lk } = await profile(t, { ok: tokenSource('/ok') });
   await assert.rejects(lk.preflight(['ok', 'nope']), (err: unknown) => err instanceof LatchkeyError && err.code === 'LK_UNKNOWN_SOURCE');
