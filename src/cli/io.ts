@@ -42,6 +42,14 @@ export function usageError(message: string): LatchkeyError {
   return new LatchkeyError('LK_USAGE', message);
 }
 
+/** A whole-number flag within [min, max]; undefined when absent; a usage error naming the flag otherwise. */
+export function intFlag(name: string, v: string | undefined, min: number, max: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || !Number.isInteger(n) || n < min || n > max) throw usageError(`${name} expects a whole number from ${min} to ${max}, got "${v}"`);
+  return n;
+}
+
 export function wantsHelp(args: string[]): boolean {
   return args.includes('--help') || args.includes('-h');
 }

@@ -1,14 +1,7 @@
 import { parseArgs } from 'node:util';
 import { ExitCode } from '../../core/errors.js';
 import { homePaths, latchkeyHome } from '../../paths.js';
-import { usageError, type Command } from '../io.js';
-
-function int(name: string, v: string | undefined, min: number, max: number): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!/^\d+$/.test(v) || !Number.isInteger(n) || n < min || n > max) throw usageError(`${name} expects a whole number from ${min} to ${max}, got "${v}"`);
-  return n;
-}
+import { intFlag as int, usageError, type Command } from '../io.js';
 
 export const command: Command = {
   summary: 'run the session gateway in front of a web app: login, sealed cookies, transparent refresh, ws tickets, forward-auth',
