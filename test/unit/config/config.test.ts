@@ -45,6 +45,13 @@ test('schema errors name the field path and what was expected', async () => {
   assert.match(e.message, /needs "tokenEndpoint" or "issuer"/);
   e = await configError({ sources: { 'bad name': { token: { secret: 'env:X' } } } });
   assert.match(e.message, /source names are letters/);
+  e = await configError({ keeper: { perHostConcurrency: 0 } });
+  assert.match(e.message, /keeper\.perHostConcurrency/);
+  e = await configError({ store: { url: 'postgres://u:hunter2@db/x' } });
+  assert.match(e.message, /store\.url: expected a secret reference/);
+  assert.ok(!e.message.includes('hunter2'), 'the password in a raw URL is not echoed');
+  e = await configError({ gateway: { port: 70000 } });
+  assert.match(e.message, /gateway\.port/);
 });
 
 test('a config that passed once is trusted by its hash; an edited one is validated again', async (t) => {
