@@ -14,6 +14,10 @@
  *   retried every 50 ms for up to 12 s, a re-read of the PostgreSQL row, the token call with no
  *   deadline, a plain UPDATE, an unconditional DEL (bench/fleet-peer-worker.ts).
  *
+ * Worker processes of both subjects run at nice 10 (CLIENT_NICE in bench/lib/spawn.ts): the IdP,
+ * PostgreSQL and Redis stand in for other machines and must not be starved by 16 closed-loop
+ * client processes on 2 cores.
+ *
  * Figures per subject: grants revoked (IdP reuse detection; limit 0), refresh-token replays
  * (the proxy: a refresh token presented a second time; limit 0), % of attempts that got a 200
  * from the protected endpoint (limit 100), failed calls, the p99 wait of a caller at expiry
@@ -39,7 +43,7 @@ import { startLatencyProxy, type LatencyProxy, type ProxiedRequest } from '../te
 import { makeHome, type BenchHome } from './lib/home.js';
 import type { LoadCounts } from './lib/load.js';
 import { note, reporter } from './lib/report.js';
-import { spawnWorker, type WorkerResult } from './lib/spawn.js';
+import { CLIENT_NICE, spawnWorker, type WorkerResult } from './lib/spawn.js';
 import { waitPercentiles } from './lib/token-waits.js';
 import { prepareFleetStore } from './lib/fleet-store.js';
 import { BENCH_PG_URL, createRunDatabase } from './lib/run-database.js';
@@ -128,7 +132,7 @@ async function runWorkers(
   for (let m = 0; m < MACHINES; m++) {
     for (let i = 0; i < PROCESSES; i++) {
       const { script, args, env } = spawnArgs(m, startAt, deadline);
-      spawned.push(spawnWorker<FleetCounts>(join(here, script), args, { env, killAt: deadline + KILL_AFTER_DEADLINE_MS }));
+      spawned.push(spawnWorker<FleetCounts>(join(here, script), args, { env, killAt: deadline + KILL_AFTER_DEADLINE_MS, nice: CLIENT_NICE }));
     }
   }
   for (const w of spawned) children.add(w.child);

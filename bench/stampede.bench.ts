@@ -12,6 +12,9 @@
  * - `peer`: openid-client refreshing from a shared JSON file with in-process single-flight
  *   only (bench/stampede-peer-worker.ts).
  *
+ * Worker processes of both subjects run at nice 10 (CLIENT_NICE in bench/lib/spawn.ts): the IdP
+ * stands in for another machine and must not be starved by closed-loop clients.
+ *
  * Figures per subject: grants revoked (IdP; limit 0), % of attempts that got a 200 from the
  * protected endpoint (limit 100), IdP refresh calls (limit: one per refresh window + 1),
  * failed calls, total protected calls and calls/s. Then ratios where meaningful.
@@ -30,7 +33,7 @@ import type { IdpCounters } from '../test/fixtures/idp.js';
 import { installGrant, makeHome } from './lib/home.js';
 import type { LoadCounts } from './lib/load.js';
 import { note, reporter } from './lib/report.js';
-import { spawnWorker, type WorkerResult } from './lib/spawn.js';
+import { CLIENT_NICE, spawnWorker, type WorkerResult } from './lib/spawn.js';
 
 const BENCH = 'stampede';
 const WORKERS = Number(process.env.LATCHKEY_BENCH_WORKERS ?? 8);
@@ -74,7 +77,7 @@ async function runWorkers(script: string, argsFor: (startAt: number, deadline: n
   const deadline = startAt + SECONDS * 1000;
   const env = { ...process.env };
   delete env.NODE_OPTIONS;
-  const spawned = Array.from({ length: WORKERS }, () => spawnWorker<LoadCounts>(join(here, script), argsFor(startAt, deadline), { env, killAt: deadline + KILL_AFTER_DEADLINE_MS }));
+  const spawned = Array.from({ length: WORKERS }, () => spawnWorker<LoadCounts>(join(here, script), argsFor(startAt, deadline), { env, killAt: deadline + KILL_AFTER_DEADLINE_MS, nice: CLIENT_NICE }));
   for (const w of spawned) children.add(w.child);
   const workers = await Promise.all(spawned.map((w) => w.done));
   for (const w of spawned) children.delete(w.child);

@@ -4,10 +4,10 @@ import { DEFAULT_TOKEN_TIMEOUT_MS } from '../oauth/refresh-error.js';
 import type { FetchLike } from '../oauth/endpoint.js';
 import type { SourceRecord, Store, StoredGrant, WithLockOptions } from '../store/store.js';
 import { BoundedMap, DEFAULT_MAP_BOUND } from './bounded-map.js';
-import { refreshDueAt, usableGrant } from './expiry.js';
+import { refreshDueAt, serveAheadUntil, usableGrant } from './expiry.js';
 import { coolingUntil, rotateGrant, SOURCE_POLICY, sourceSlot, unsavedMessage, type EngineEvent, type OAuthClientSettings, type RotationRequest, type SlotMemory, type Unsaved } from './rotation-core.js';
 
-export { DEFAULT_SKEW_MS, effectiveSkewMs, expiresAtFrom, refreshDueAt, usableGrant } from './expiry.js';
+export { DEFAULT_SKEW_MS, effectiveSkewMs, expiresAtFrom, refreshDueAt, serveAheadUntil, usableGrant } from './expiry.js';
 export type { EngineEvent, OAuthClientSettings, RefreshOutcome } from './rotation-core.js';
 
 export interface TokenEngineOptions {
@@ -56,6 +56,12 @@ export interface UnsavedInfo {
 interface MemoEntry {
   /** The hot path compares against this and returns `promise` as is: no allocation, no I/O. */
   refreshAt: number;
+  /**
+   * Refresh ahead without waiting: from `refreshAt` until this moment the token is still handed
+   * out at once while one flight refreshes it in the background (equal to `refreshAt` when there
+   * is nothing to serve ahead: unknown expiry, fail-open, a held grant).
+   */
+  serveUntil: number;
   promise: Promise<string>;
   token: string;
   /** The access token's expiry (undefined: unknown), for {@link TokenEngine.knownUnexpired}. */
@@ -106,11 +112,45 @@ export class TokenEngine {
     this.#memory = { held: new Map<string, Unsaved>(), cooldownUntil: new BoundedMap<string, number>(bound) };
   }
 
-  /** A fresh access token. Hot path: one map lookup and one clock read. */
+  /**
+   * A fresh access token. Hot path: one map lookup and one clock read. Once the token is due
+   * (skew before expiry) the first half of the skew window still serves it at once and starts
+   * the one refresh flight of this process in the background; only in the second half do
+   * callers wait for that flight (see serveAheadUntil in expiry.ts).
+   */
   token(source: string): Promise<string> {
     const m = this.#memo.get(source);
-    if (m !== undefined && this.#clock.now() < m.refreshAt) return m.promise;
+    if (m !== undefined) {
+      const now = this.#clock.now();
+      if (now < m.refreshAt) return m.promise;
+      if (now < m.serveUntil) {
+        this.#refreshAhead(source, m.token);
+        return m.promise;
+      }
+    }
     return this.#join(source, () => this.#slowToken(source));
+  }
+
+  /**
+   * Starts this process's flight for `source` unless one is running. Its outcome reaches
+   * callers through the memo (#remember) or, on failure, through the next call that waits for
+   * it; nothing is left unhandled here.
+   */
+  #refreshAhead(source: string, served: string): void {
+    if (this.#flights.get(source) !== undefined) return;
+    this.#join(source, () => this.#aheadFlight(source, served)).catch(() => undefined);
+  }
+
+  /**
+   * The flight of a refresh-ahead: straight to the lock, without #slowToken's unlocked read
+   * (the memo already says the grant is due; the locked unit re-reads and adopts a sibling's
+   * rotation, and it decides cool-downs and revocation). The read would cost a round trip while
+   * the process is busiest, serving callers, and delay the refresh that keeps them from waiting.
+   */
+  async #aheadFlight(source: string, served: string): Promise<string> {
+    const settings = await this.#settings(source);
+    if (this.#memory.held.has(source)) return this.#refreshUnderLock(source, {});
+    return this.#refreshOrAdopt(source, settings, served);
   }
 
   /**
@@ -196,7 +236,7 @@ export class TokenEngine {
       return this.#remember(source, grant, settings, cooling);
     }
     // The read above is not repeated for the decision: the locked unit re-reads (it must).
-    return this.#refreshOrAdopt(source, settings, grant);
+    return this.#refreshOrAdopt(source, settings, grant.accessToken.reveal());
   }
 
   /**
@@ -211,13 +251,13 @@ export class TokenEngine {
    * after the holder only to adopt its rotation. Nothing is sent to the IdP from here; a forced
    * refresh (401, keeper) never uses it.
    */
-  async #refreshOrAdopt(source: string, settings: OAuthClientSettings, seen: StoredGrant): Promise<string> {
+  async #refreshOrAdopt(source: string, settings: OAuthClientSettings, seen: string): Promise<string> {
     const stop = new AbortController();
     const started = this.#clock.now();
     let adopted: string | undefined;
     const whileWaiting = async (): Promise<boolean> => {
       const g = (await this.#store.read(source).catch(() => undefined))?.grant;
-      if (g === undefined || g.revoked !== undefined || g.accessToken.equals(seen.accessToken)) return false;
+      if (g === undefined || g.revoked !== undefined || g.accessToken.reveal() === seen) return false;
       if (g.expiresAt !== undefined && this.#clock.now() >= g.expiresAt) return false;
       adopted = this.#remember(source, g, settings);
       this.#onEvent?.({ source, outcome: 'adopted', durationMs: this.#clock.now() - started, message: 'served the rotation another process committed while it held the lock' });
@@ -225,7 +265,7 @@ export class TokenEngine {
       return true;
     };
     try {
-      return await this.#refreshUnderLock(source, {}, { whileWaiting, signal: stop.signal });
+      return await this.#refreshUnderLock(source, { replacing: seen }, { whileWaiting, signal: stop.signal });
     } catch (err) {
       if (adopted !== undefined) return adopted;
       throw err;
@@ -275,8 +315,12 @@ export class TokenEngine {
     const due = refreshDueAt(grant, settings.skewMs);
     let refreshAt = until ?? (Number.isFinite(due) ? due : now + this.#unknownExpiryMemoMs);
     // A held, unsaved grant: come back soon to save it.
-    if (this.#memory.held.has(source)) refreshAt = Math.min(refreshAt, now + this.#unsavedRetryMs);
-    this.#memo.set(source, { refreshAt, token, promise: Promise.resolve(token), expiresAt: grant.expiresAt });
+    const held = this.#memory.held.has(source);
+    if (held) refreshAt = Math.min(refreshAt, now + this.#unsavedRetryMs);
+    // Serving ahead is for a plain due grant only: a fail-open (until) or held grant already
+    // says when to come back.
+    const serveUntil = until === undefined && !held && Number.isFinite(due) ? Math.max(refreshAt, serveAheadUntil(grant, settings.skewMs)) : refreshAt;
+    this.#memo.set(source, { refreshAt, serveUntil, token, promise: Promise.resolve(token), expiresAt: grant.expiresAt });
     return token;
   }
 }

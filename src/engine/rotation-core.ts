@@ -7,7 +7,7 @@ import type { RefreshAnswer } from '../oauth/refresh.js';
 import { MAX_RETRY_AFTER_MS } from '../oauth/token-answer.js';
 import type { Secret } from '../core/secret.js';
 import type { FailureRecord, SourceRecord, SourceRecordInput, Store, StoredGrant, StoreTx, WithLockOptions } from '../store/store.js';
-import { expiresAtOf, refreshDueAt, usableGrant } from './expiry.js';
+import { expiresAtOf, issuedNoLaterThan, refreshDueAt, serveAheadUntil, usableGrant } from './expiry.js';
 
 /**
  * The locked rotation of one grant (the heart of DESIGN.md's refresh protocol), written once
@@ -144,6 +144,13 @@ export interface RotationRequest {
   force?: boolean;
   /** Only save a held (unsaved) grant, never call the IdP (before the process exits). */
   saveOnly?: boolean;
+  /**
+   * The access token this flight's callers hold (a plain refresh): a sibling's rotation to any
+   * other token is served as it is while it still has half its skew to live (serveAheadUntil),
+   * even if it is due; the next caller refreshes it ahead. Without it, a flight that queued
+   * behind the sibling would refresh the sibling's token again while its own callers wait.
+   */
+  replacing?: string;
 }
 
 /** The grant to hand out, and until when it may be (a cool-down), once the work is durable. */
@@ -317,7 +324,8 @@ class Rotation {
     }
     const current = grant.accessToken.reveal();
     // Double-check under the lock: another thread, process or machine may have rotated.
-    if (opts.rejected !== undefined ? current !== opts.rejected : !opts.force && now < refreshDueAt(grant, settings.skewMs)) {
+    const siblingRotated = opts.replacing !== undefined && current !== opts.replacing && now < serveAheadUntil(grant, settings.skewMs);
+    if (opts.rejected !== undefined ? current !== opts.rejected : !opts.force && (now < refreshDueAt(grant, settings.skewMs) || siblingRotated)) {
       if (!held && !wrote) this.#event('adopted');
       return serve(grant);
     }
@@ -428,6 +436,7 @@ class Rotation {
       return { kind: 'again', attempt: 'after_unusable_rotation' };
     }
     const set = result.set;
+    const issuedAt = issuedNoLaterThan(requestedAt, now, result.serverDate);
     const next: StoredGrant = {
       ...grant,
       accessToken: set.accessToken,
@@ -435,8 +444,8 @@ class Rotation {
       refreshToken: set.refreshToken ?? grant.refreshToken,
       tokenType: set.tokenType,
       scope: set.scope ?? grant.scope,
-      expiresAt: expiresAtOf(requestedAt, set.expiresIn, set.jwt),
-      obtainedAt: requestedAt,
+      expiresAt: expiresAtOf(issuedAt, set.expiresIn, set.jwt),
+      obtainedAt: issuedAt,
       tokenEndpoint,
       clientId,
     };

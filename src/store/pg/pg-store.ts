@@ -361,17 +361,20 @@ export class PgStore implements Store {
     const n = values.length;
     const params = WRITE_COLUMNS.map((col, i) => `$${i + 2}::${WRITE_CASTS[col]}`);
     const held = `WITH held AS (SELECT 1 FROM ${S}.claims WHERE key = $${n + 2} AND claim_id = $${n + 3}::uuid FOR UPDATE)`;
+    // Committed with the write, the notification wakes the processes waiting for this key at
+    // once: they read and serve what was written (whileWaiting) without waiting for the release.
+    const woke = `pg_notify($${n + 4}, $${n + 5})`;
     const { rows } =
       expectedVersion === 0
         ? await this.#query<{ version: string }>(
             `write "${key}"`,
-            `${held} INSERT INTO ${S}.sources (name, version, ${WRITE_COLUMNS.join(', ')}) SELECT $1, 1, ${params.join(', ')} WHERE EXISTS (SELECT 1 FROM held) ON CONFLICT (name) DO NOTHING RETURNING version`,
-            [key, ...values, claim.key, claim.id],
+            `${held} INSERT INTO ${S}.sources (name, version, ${WRITE_COLUMNS.join(', ')}) SELECT $1, 1, ${params.join(', ')} WHERE EXISTS (SELECT 1 FROM held) ON CONFLICT (name) DO NOTHING RETURNING version, ${woke}`,
+            [key, ...values, claim.key, claim.id, this.#wakeups.channel, ClaimWakeups.digest(claim.key)],
           )
         : await this.#query<{ version: string }>(
             `write "${key}"`,
-            `${held} UPDATE ${S}.sources SET version = version + 1, updated_at = now(), ${WRITE_COLUMNS.map((col, i) => `${col} = ${params[i]!}`).join(', ')} WHERE name = $1 AND version = $${n + 4} AND EXISTS (SELECT 1 FROM held) RETURNING version`,
-            [key, ...values, claim.key, claim.id, expectedVersion],
+            `${held} UPDATE ${S}.sources SET version = version + 1, updated_at = now(), ${WRITE_COLUMNS.map((col, i) => `${col} = ${params[i]!}`).join(', ')} WHERE name = $1 AND version = $${n + 6} AND EXISTS (SELECT 1 FROM held) RETURNING version, ${woke}`,
+            [key, ...values, claim.key, claim.id, this.#wakeups.channel, ClaimWakeups.digest(claim.key), expectedVersion],
           );
     if (rows[0] !== undefined) return Number(rows[0].version);
     // Not written: say why (the claim lost, or the version moved on).

@@ -1,0 +1,118 @@
+/**
+ * Refresh ahead without waiting, against the real IdP behind a slow proxy: once a token is due
+ * (skew before expiry) the first half of the skew window still hands it out at once while one
+ * flight refreshes it; the second half waits for that flight. And a slow answer's lifetime counts
+ * from the answer's `Date`, so a token the IdP queued longer than it lives does not arrive
+ * already expired (to be refreshed again at once).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Secret } from '../../src/core/secret.js';
+import { TokenEngine, type EngineEvent } from '../../src/engine/fresh-token.js';
+import { FileStore } from '../../src/store/file-store.js';
+import { startIdp } from '../fixtures/idp.js';
+import { makeHome } from '../helpers/home.js';
+import { startLatencyProxy } from '../helpers/latency-proxy.js';
+import { TestClock } from '../helpers/lk.js';
+import { writeRecord } from '../helpers/store.js';
+
+async function statusOf(url: string, token: string): Promise<number> {
+  const res = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+test('a due token is served at once while one refresh runs; past half the skew callers wait for it', async (t) => {
+  const idp = await startIdp({ accessTokenTtl: 30 });
+  t.after(() => idp.close());
+  const proxy = await startLatencyProxy(idp.issuer, () => 1_000);
+  t.after(() => proxy.close());
+  const h = await makeHome();
+  t.after(() => h.cleanup());
+  const store = new FileStore({ path: h.storePath });
+  const clock = new TestClock();
+  const minted = await idp.mintGrant();
+  const now = clock.now();
+  // Lifetime 30 s: skew = 10 s, due at 20 s, served ahead until 25 s.
+  await writeRecord(store, 's', { grant: { accessToken: new Secret(minted.access_token), refreshToken: new Secret(minted.refresh_token), obtainedAt: now, expiresAt: now + 30_000 } }, 0);
+  const events: EngineEvent[] = [];
+  const engine = new TokenEngine({
+    store,
+    clock,
+    fetch: (i, init) => fetch(i, init),
+    settings: async () => ({ tokenEndpoint: `${proxy.url}/token`, clientId: 'public-client' }),
+    onEvent: (e) => events.push(e),
+  });
+  assert.equal(await engine.token('s'), minted.access_token);
+  idp.stats.reset();
+
+  clock.advance(21_000);
+  const started = performance.now();
+  const ahead = await Promise.all(Array.from({ length: 20 }, () => engine.token('s')));
+  const aheadMs = performance.now() - started;
+  assert.deepEqual(new Set(ahead), new Set([minted.access_token]), 'the due, still valid token is served');
+  assert.ok(aheadMs < 500, `served without waiting for the 1 s refresh (took ${Math.round(aheadMs)} ms)`);
+  while (proxy.requests.length === 0) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(proxy.requests.length, 1, 'one refresh started in the background');
+  // The background flight lands in the memo: the next caller gets the new token.
+  let rotated = minted.access_token;
+  for (let i = 0; i < 300 && rotated === minted.access_token; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    rotated = await engine.token('s');
+  }
+  assert.notEqual(rotated, minted.access_token, 'the background refresh was served');
+  assert.equal(idp.stats.refreshRequests, 1, 'one refresh for every caller of the window');
+  assert.equal(await statusOf(idp.protectedUrl, rotated), 200);
+  assert.equal((await store.read('s'))?.grant?.accessToken.reveal(), rotated, 'persisted before it was served');
+
+  // The new grant counts from its request (this clock is ahead of the IdP's Date); 26 s later it
+  // is past half its skew: the caller waits for the refresh rather than take the old token.
+  clock.advance(26_000);
+  const waitStarted = performance.now();
+  const waited = await engine.token('s');
+  const waitedMs = performance.now() - waitStarted;
+  assert.notEqual(waited, rotated, 'a new token, not the one close to expiry');
+  assert.ok(waitedMs >= 900, `the caller waited for the refresh (${Math.round(waitedMs)} ms)`);
+  assert.equal(idp.stats.refreshRequests, 2);
+  assert.equal(idp.stats.revokedGrants, 0);
+  assert.deepEqual(
+    events.map((e) => e.outcome),
+    ['refreshed', 'refreshed'],
+  );
+});
+
+test('a slow answer counts its lifetime from the answer’s Date: a token the IdP held longer than it lives arrives usable', async (t) => {
+  // 4 s tokens, answered after 4.5 s: counted from the request (less the second an IdP's
+  // whole-second clock may cost) the token would be stale on arrival and refreshed again.
+  const idp = await startIdp({ accessTokenTtl: 4 });
+  t.after(() => idp.close());
+  const proxy = await startLatencyProxy(idp.issuer, () => 4_500);
+  t.after(() => proxy.close());
+  const h = await makeHome();
+  t.after(() => h.cleanup());
+  const store = new FileStore({ path: h.storePath });
+  const minted = await idp.mintGrant();
+  const now = Date.now();
+  await writeRecord(store, 's', { grant: { accessToken: new Secret(minted.access_token), refreshToken: new Secret(minted.refresh_token), obtainedAt: now - 60_000, expiresAt: now - 1 } }, 0);
+  const engine = new TokenEngine({
+    store,
+    clock: { now: () => Date.now() },
+    fetch: (i, init) => fetch(i, init),
+    settings: async () => ({ tokenEndpoint: `${proxy.url}/token`, clientId: 'public-client' }),
+  });
+  idp.stats.reset();
+  const requestedAt = Date.now();
+  const token = await engine.token('s');
+  const answeredAt = Date.now();
+  assert.ok(answeredAt - requestedAt >= 4_400);
+  const grant = (await store.read('s'))?.grant;
+  assert.ok(grant?.expiresAt !== undefined);
+  assert.ok(grant.expiresAt > answeredAt + 1_500, `unexpired on arrival: ${grant.expiresAt - answeredAt} ms left`);
+  // Never later than the truth: issued no earlier than the request reached the IdP (after the
+  // proxy's hold), living 4 s, less the second of truncation.
+  const heldUntil = proxy.requests[0]!.receivedAt + 4_500;
+  assert.ok(grant.expiresAt <= heldUntil + 4_000, 'not past the IdP’s own expiry');
+  assert.equal(await engine.token('s'), token, 'served as is, no second refresh');
+  assert.equal(idp.stats.refreshRequests, 1);
+  assert.equal(await statusOf(idp.protectedUrl, token), 200);
+});
