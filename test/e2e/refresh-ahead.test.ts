@@ -14,7 +14,8 @@ import { startIdp } from '../fixtures/idp.js';
 import { makeHome } from '../helpers/home.js';
 import { startLatencyProxy } from '../helpers/latency-proxy.js';
 import { TestClock } from '../helpers/lk.js';
-import { writeRecord } from '../helpers/store.js';
+import { DelegatingStore, writeRecord } from '../helpers/store.js';
+import type { StoreTx, WithLockOptions } from '../../src/store/store.js';
 
 async function statusOf(url: string, token: string): Promise<number> {
   const res = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
@@ -115,4 +116,51 @@ test('a slow answer counts its lifetime from the answer’s Date: a token the Id
   assert.equal(await engine.token('s'), token, 'served as is, no second refresh');
   assert.equal(idp.stats.refreshRequests, 1);
   assert.equal(await statusOf(idp.protectedUrl, token), 200);
+});
+
+/** A store whose locked work waits until the test opens the gate (one process's lock queue). */
+class GatedStore extends DelegatingStore {
+  #open!: () => void;
+  readonly gate = new Promise<void>((resolve) => (this.#open = resolve));
+  open(): void {
+    this.#open();
+  }
+  override async withLock<T>(key: string, fn: (tx: StoreTx) => Promise<T>, options?: WithLockOptions): Promise<T> {
+    await this.gate;
+    return super.withLock(key, fn, options);
+  }
+}
+
+test('a flight queued behind a sibling serves the sibling’s rotation while it is still in its serve-ahead window, even if due', async (t) => {
+  const idp = await startIdp({ accessTokenTtl: 30 });
+  t.after(() => idp.close());
+  const h = await makeHome();
+  t.after(() => h.cleanup());
+  const clock = new TestClock();
+  const fileStore = new FileStore({ path: h.storePath });
+  const minted = await idp.mintGrant();
+  const now = clock.now();
+  await writeRecord(fileStore, 's', { grant: { accessToken: new Secret(minted.access_token), refreshToken: new Secret(minted.refresh_token), obtainedAt: now, expiresAt: now + 30_000 } }, 0);
+  const settings = async () => ({ tokenEndpoint: idp.tokenEndpoint, clientId: 'public-client' });
+  const fetchImpl = (i: Parameters<typeof fetch>[0], init?: Parameters<typeof fetch>[1]) => fetch(i, init);
+  const gated = new GatedStore(new FileStore({ path: h.storePath }));
+  const a = new TokenEngine({ store: gated, clock, fetch: fetchImpl, settings });
+  const b = new TokenEngine({ store: fileStore, clock, fetch: fetchImpl, settings });
+  assert.equal(await a.token('s'), minted.access_token);
+  idp.stats.reset();
+  // A's token is due: served ahead, and A's flight queues for the lock (the gate).
+  clock.advance(21_000);
+  assert.equal(await a.token('s'), minted.access_token);
+  // Meanwhile a sibling rotates.
+  const sibling = await b.refreshNow('s');
+  assert.notEqual(sibling, minted.access_token);
+  assert.equal(idp.stats.refreshRequests, 1);
+  // 20 s on, the sibling's token (29 s of counted life: skew 9.7 s) is due but has more than
+  // half its skew left; A's own token has expired, so A's callers wait for the flight.
+  clock.advance(20_000);
+  const waiting = a.token('s');
+  gated.open();
+  assert.equal(await waiting, sibling, 'the sibling’s rotation is served');
+  assert.equal(idp.stats.refreshRequests, 1, 'not refreshed again by the queued flight');
+  assert.equal(idp.stats.revokedGrants, 0);
 });

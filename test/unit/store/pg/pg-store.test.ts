@@ -353,6 +353,27 @@ test('claims: a release is announced on the store channel by the digest of its k
   assert.equal(await waiting, 'mine');
 });
 
+test('claims: a source write under a claim wakes the key\'s waiters at its commit, before the release (they read and serve it)', { skip }, async (t) => {
+  const { store } = await schemaFor(t);
+  const listener = new pg.Client({ connectionString: pgTestUrl() });
+  listener.on('error', () => undefined);
+  await listener.connect();
+  t.after(() => listener.end());
+  const heard: string[] = [];
+  listener.on('notification', (m) => heard.push(m.payload ?? ''));
+  const channel = new ClaimWakeups(store.target, { statementTimeoutMs: 1, lockTimeoutMs: 1, idleInTransactionMs: 1, connectTimeoutMs: 1 }).channel;
+  await listener.query(`LISTEN "${channel}"`);
+  await store.withLock('src', async (tx) => {
+    await tx.write('src', grant('A1', 'R1'), 0);
+    await until(() => heard.length === 1, 'the notification of the insert, inside the lock');
+    const rec = await tx.read('src');
+    await tx.write('src', grant('A2', 'R2'), rec!.version);
+    await until(() => heard.length === 2, 'the notification of the update, inside the lock');
+  });
+  await until(() => heard.length === 3, 'the release');
+  assert.deepEqual(heard, Array(3).fill(ClaimWakeups.digest('src')));
+});
+
 async function until(cond: () => boolean, what: string): Promise<void> {
   const end = Date.now() + 10_000;
   while (!cond()) {
