@@ -5,6 +5,7 @@ import type { SharedKeeperSnapshot, SharedKeeperState } from '../store/store.js'
 import type { HealthReport, KeeperFleetInfo } from './health-report.js';
 import type { KeeperHttpBackend } from './http.js';
 import type { Keeper } from './keeper.js';
+import { StandbyMetrics } from './standby-metrics.js';
 
 /**
  * The keeper's side of fleet mode on a store that shares the keeper state (PostgreSQL): the
@@ -78,6 +79,7 @@ export class StandbyBackend implements KeeperHttpBackend {
   #gzip: { of: Buffer; gzip: Buffer } | undefined;
   #ready = false;
   #readinessBytes: Buffer;
+  readonly #metrics = new StandbyMetrics();
 
   constructor(board: SharedKeeperState, store: string, keeper: Keeper, pollMs: number, onError: (err: unknown) => void) {
     this.#board = board;
@@ -98,6 +100,8 @@ export class StandbyBackend implements KeeperHttpBackend {
       .then(
         (snap) => {
           if (this.#leading) return;
+          const published = typeof snap?.report.generatedAt === 'string' ? Date.parse(snap.report.generatedAt) : NaN;
+          this.#metrics.observe(Number.isFinite(published) ? published : undefined, snap?.epoch);
           this.#bytes = this.#render(snap);
           this.#readinessBytes = this.#readinessOf(snap);
         },
@@ -150,8 +154,9 @@ export class StandbyBackend implements KeeperHttpBackend {
     return this.#own ? this.#keeper.readinessBytes : this.#readinessBytes;
   }
 
+  /** A standby's own few series until it leads (see StandbyMetrics), then the keeper's. */
   get metrics(): KeeperHttpBackend['metrics'] {
-    return this.#keeper.metrics;
+    return this.#leading ? this.#keeper.metrics : this.#metrics;
   }
 
   /** Only the leader probes: a standby's "Probe now" answers with the published report as it is. */

@@ -79,6 +79,14 @@ test('fleet: a standby serves the leader\'s shared state at once, then leads whe
   const ready = await fetch(`${standbyUrl}/readyz`);
   assert.equal(ready.status, 200);
   assert.equal(((await ready.json()) as { role: string }).role, 'standby');
+  // Its metrics say it stands by and how old the leader's state is; the per-source series are the
+  // leader's alone (a source alert fires once per fleet).
+  const standbyMetrics = await (await fetch(`${standbyUrl}/metrics`)).text();
+  assert.match(standbyMetrics, /^latchkey_keeper_standby 1$/m);
+  assert.match(standbyMetrics, /^latchkey_keeper_published_state_age_seconds \d/m);
+  assert.match(standbyMetrics, new RegExp(`^latchkey_keeper_leader_epoch ${firstEpoch}$`, 'm'));
+  assert.doesNotMatch(standbyMetrics, /latchkey_source_/);
+  assert.match(await (await fetch(`${leaderUrl}/metrics`)).text(), /^latchkey_source_up\{source="idp"\} 1$/m);
   // The dashboard page is served and has the place that says which role this keeper plays.
   const html = await (await fetch(`${standbyUrl}/`)).text();
   assert.match(html, /id="fleet"/);
@@ -111,6 +119,9 @@ test('fleet: a standby serves the leader\'s shared state at once, then leads whe
   assert.equal(now.keeper!.fleet!.leader!.pid, standby.child.pid, 'its own dashboard says it leads');
   assert.ok(now.keeper!.fleet!.leader!.epoch > firstEpoch, 'a newer epoch');
   assert.equal(now.sources.idp?.status, 'ok');
+  const ledMetrics = await (await fetch(`${standbyUrl}/metrics`)).text();
+  assert.match(ledMetrics, /^latchkey_source_up\{source="idp"\} 1$/m, 'once it leads, its own per-source series');
+  assert.doesNotMatch(ledMetrics, /latchkey_keeper_standby/);
   if (page) {
     // The page polls /api/health: the same tab now says this keeper leads.
     const text = await page.textContent('#fleet[data-role="leader"]:not([hidden])', { timeout: 30_000 });
