@@ -120,13 +120,15 @@ export class TokenEngine {
    */
   token(source: string): Promise<string> {
     const m = this.#memo.get(source);
-    if (m !== undefined) {
-      const now = this.#clock.now();
-      if (now < m.refreshAt) return m.promise;
-      if (now < m.serveUntil) {
-        this.#refreshAhead(source, m.token);
-        return m.promise;
-      }
+    if (m !== undefined && this.#clock.now() < m.refreshAt) return m.promise;
+    return this.#dueToken(source, m);
+  }
+
+  /** token() once the memo is due or missing (kept out of the hot path's function body). */
+  #dueToken(source: string, m: MemoEntry | undefined): Promise<string> {
+    if (m !== undefined && this.#clock.now() < m.serveUntil) {
+      this.#refreshAhead(source, m.token);
+      return m.promise;
     }
     return this.#join(source, () => this.#slowToken(source));
   }
