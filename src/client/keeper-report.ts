@@ -34,6 +34,11 @@ export function parseKeeperReport(text: string, now: number): KeeperReport | und
   } catch {
     return undefined;
   }
+  return keeperReportOf(json, now);
+}
+
+/** {@link parseKeeperReport} of a report already parsed (the state a fleet's leader published). */
+export function keeperReportOf(json: unknown, now: number): KeeperReport | undefined {
   const envelope = readReportEnvelope(json);
   if ('problem' in envelope) return undefined;
   const { generatedAt, intervalSeconds } = envelope;

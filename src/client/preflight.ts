@@ -3,7 +3,8 @@ import { fixFor, LatchkeyError, type OperatorAction } from '../core/errors.js';
 import { sourceAwareFix } from '../config/source-fix.js';
 import type { Clock } from '../core/clock.js';
 import type { Config, ResolvedSource } from '../config/load.js';
-import { isHealthy, parseKeeperReport, reportOf, type KeeperReport } from './keeper-report.js';
+import type { Store } from '../store/store.js';
+import { isHealthy, keeperReportOf, parseKeeperReport, reportOf, type KeeperReport } from './keeper-report.js';
 import type { PreflightOptions, PreflightReport, ProbeOptions, ProbeResult } from './probe-types.js';
 
 export { cachedVerdicts, DEFAULT_KEEPER_INTERVAL_S, exitCodeFor, isHealthy, parseKeeperReport, reportOf, type KeeperReport } from './keeper-report.js';
@@ -27,6 +28,8 @@ export interface PreflightContext {
   readonly clock: Clock;
   source(name: string): ResolvedSource;
   probe(name: string, options: ProbeOptions): Promise<ProbeResult>;
+  /** The store, for the report a fleet's leading keeper publishes to it (a shared store only). */
+  readonly store?: Pick<Store, 'sharedKeeperState'>;
 }
 /** Grace after the budget for the bookkeeping of a probe that was cut off. */
 const GUARD_GRACE_MS = 20;
@@ -43,6 +46,20 @@ export async function readKeeperReport(file: string, now: number): Promise<Keepe
     return undefined;
   }
   return parseKeeperReport(text, now);
+}
+
+/**
+ * The keeper's report as this machine can know it: its own `health.json`, or, on a shared store
+ * (fleet mode) where this machine's keeper stands by or none runs, the report the leading keeper
+ * published to the store. Either is used only when fresh (parseKeeperReport's rules); an
+ * unreadable shared state is no report (the sources are probed live).
+ */
+export async function readFleetKeeperReport(lk: Pick<PreflightContext, 'paths' | 'clock' | 'store'>): Promise<KeeperReport | undefined> {
+  const local = await readKeeperReport(lk.paths.health, lk.clock.now());
+  const board = local === undefined ? lk.store?.sharedKeeperState?.() : undefined;
+  if (board === undefined) return local;
+  const snap = await board.read().catch(() => undefined);
+  return snap === undefined ? undefined : keeperReportOf({ ...snap.report, sources: snap.sources }, lk.clock.now());
 }
 
 /**
@@ -67,7 +84,7 @@ export async function preflight(lk: PreflightContext, sources: readonly string[]
   for (const name of names) lk.source(name); // unknown names are a usage error, before any probe
   const cached = new Map<string, ProbeResult>();
   if (options.useKeeperReport !== false) {
-    const report = await readKeeperReport(lk.paths.health, lk.clock.now());
+    const report = await readFleetKeeperReport(lk);
     for (const name of names) {
       const r = report?.sources.get(name);
       if (r && isHealthy(r.status)) cached.set(name, r);

@@ -11,7 +11,7 @@ import { openLatchkey } from '../../src/latchkey.js';
 import { BROWSER_SKIP_REASON, browserAvailable, browserRequired, launchBrowser } from '../fixtures/browser.js';
 import { startIdp } from '../fixtures/idp.js';
 import { freshPgSchema, pgExec, pgSkipReason, TEST_MASTER_KEY_TEXT } from '../fixtures/pg.js';
-import { makeHome } from '../helpers/home.js';
+import { makeHome, runCli } from '../helpers/home.js';
 import { KeeperProcess } from './keeper-support.js';
 
 const skip = pgSkipReason();
@@ -87,6 +87,13 @@ test('fleet: a standby serves the leader\'s shared state at once, then leads whe
   assert.match(standbyMetrics, new RegExp(`^latchkey_keeper_leader_epoch ${firstEpoch}$`, 'm'));
   assert.doesNotMatch(standbyMetrics, /latchkey_source_/);
   assert.match(await (await fetch(`${leaderUrl}/metrics`)).text(), /^latchkey_source_up\{source="idp"\} 1$/m);
+  // `latchkey preflight` on the standby's machine (no health.json of its own) answers from the
+  // state the leader published, as it would from a local keeper's report.
+  const pre = await runCli(['preflight', 'idp', '--json'], { env: { LATCHKEY_HOME: b.home, ...storeEnv } });
+  assert.equal(pre.code, 0, pre.stderr);
+  const preReport = JSON.parse(pre.stdout) as { from: string; results: { source: string; status: string; from?: string }[] };
+  assert.equal(preReport.from, 'keeper', pre.stdout);
+  assert.equal(preReport.results[0]?.status, 'ok');
   // The dashboard page is served and has the place that says which role this keeper plays.
   const html = await (await fetch(`${standbyUrl}/`)).text();
   assert.match(html, /id="fleet"/);
