@@ -22,22 +22,6 @@ export function expiresAtFrom(issuedNoLaterThan: number, expiresInSeconds: numbe
   return issuedNoLaterThan + ms - Math.min(1000, ms / 2);
 }
 
-/**
- * The moment to count a refreshed token's lifetime from: no later than its issue. The request's
- * start always is; the answer's `Date` header is better for a slow answer (an IdP that queued
- * the request for 11 s issues the token at the end, and counted from the start a 2 s token
- * would arrive already expired and be refreshed at once). The `Date` is used only when it falls
- * inside the request's own window by our clock (from a second before the start, for its
- * whole-second truncation, to the answer): then the clocks agree and, truncated, it is still no
- * later than the issue. Anything else (a skewed or absent header, a test clock) keeps the start.
- * An IdP that stamps its answer long after computing the expiry is bounded by a JWT's `exp`
- * (expiresAtOf), and for an opaque token by the 401 recovery.
- */
-export function issuedNoLaterThan(requestedAt: number, answeredAt: number, serverDate: number | undefined): number {
-  if (serverDate === undefined || serverDate < requestedAt - 1000 || serverDate > answeredAt) return requestedAt;
-  return Math.max(requestedAt, serverDate);
-}
-
 /** How far the IdP's clock (a JWT's `iat`) may be from ours before `exp` is not read as our time. */
 const CLOCK_AGREEMENT_MS = 30_000;
 
@@ -77,15 +61,16 @@ export function refreshDueAt(grant: Pick<StoredGrant, 'expiresAt' | 'obtainedAt'
 }
 
 /**
- * Until when a due grant is still handed out at once while one refresh runs in the background:
- * half-way through the skew window. The first half is refresh-ahead without anyone waiting (a
- * refresh at 50 ms never makes a caller wait); in the second half a caller waits for the flight
- * rather than take a token with less than half the skew left, so a token handed out always has
- * at least skew / 2 to live (60 s with the default skew; a sixth of the lifetime for short ones).
+ * When a process starts refreshing a grant in the background while it still hands the token out:
+ * half a skew before it is due. Callers never get a token with less than the skew left (a due
+ * token makes them wait, as always); what changes is that the refresh has usually landed by then,
+ * so nobody waits (a refresh at 50 ms never makes a caller wait). With the default skew the
+ * refresh starts 180 s before expiry; for short tokens (skew a third of the lifetime) at half
+ * the lifetime instead of two thirds.
  */
-export function serveAheadUntil(grant: Pick<StoredGrant, 'expiresAt' | 'obtainedAt'>, skewMs = DEFAULT_SKEW_MS): number {
-  if (grant.expiresAt === undefined) return Number.NEGATIVE_INFINITY;
-  return grant.expiresAt - effectiveSkewMs(grant, skewMs) / 2;
+export function refreshAheadAt(grant: Pick<StoredGrant, 'expiresAt' | 'obtainedAt'>, skewMs = DEFAULT_SKEW_MS): number {
+  if (grant.expiresAt === undefined) return Number.POSITIVE_INFINITY;
+  return grant.expiresAt - effectiveSkewMs(grant, skewMs) * 1.5;
 }
 
 /** The refresh skew a source configures (`oauth.skewSeconds`), in ms; undefined = the default. */

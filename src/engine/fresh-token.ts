@@ -4,10 +4,10 @@ import { DEFAULT_TOKEN_TIMEOUT_MS } from '../oauth/refresh-error.js';
 import type { FetchLike } from '../oauth/endpoint.js';
 import type { SourceRecord, Store, StoredGrant, WithLockOptions } from '../store/store.js';
 import { BoundedMap, DEFAULT_MAP_BOUND } from './bounded-map.js';
-import { refreshDueAt, serveAheadUntil, usableGrant } from './expiry.js';
+import { refreshAheadAt, refreshDueAt, usableGrant } from './expiry.js';
 import { coolingUntil, rotateGrant, SOURCE_POLICY, sourceSlot, unsavedMessage, type EngineEvent, type OAuthClientSettings, type RotationRequest, type SlotMemory, type Unsaved } from './rotation-core.js';
 
-export { DEFAULT_SKEW_MS, effectiveSkewMs, expiresAtFrom, refreshDueAt, serveAheadUntil, usableGrant } from './expiry.js';
+export { DEFAULT_SKEW_MS, effectiveSkewMs, expiresAtFrom, refreshAheadAt, refreshDueAt, usableGrant } from './expiry.js';
 export type { EngineEvent, OAuthClientSettings, RefreshOutcome } from './rotation-core.js';
 
 export interface TokenEngineOptions {
@@ -57,9 +57,9 @@ interface MemoEntry {
   /** The hot path compares against this and returns `promise` as is: no allocation, no I/O. */
   refreshAt: number;
   /**
-   * Refresh ahead without waiting: from `refreshAt` until this moment the token is still handed
-   * out at once while one flight refreshes it in the background (equal to `refreshAt` when there
-   * is nothing to serve ahead: unknown expiry, fail-open, a held grant).
+   * Refresh ahead without waiting: from `refreshAt` until this moment (the grant's due time) the
+   * token is still handed out at once while one flight refreshes it in the background (equal to
+   * `refreshAt` when there is nothing to do ahead: unknown expiry, fail-open, a held grant).
    */
   serveUntil: number;
   promise: Promise<string>;
@@ -113,10 +113,10 @@ export class TokenEngine {
   }
 
   /**
-   * A fresh access token. Hot path: one map lookup and one clock read. Once the token is due
-   * (skew before expiry) the first half of the skew window still serves it at once and starts
-   * the one refresh flight of this process in the background; only in the second half do
-   * callers wait for that flight (see serveAheadUntil in expiry.ts).
+   * A fresh access token. Hot path: one map lookup and one clock read. Half a skew before the
+   * token is due (refreshAheadAt) this process starts its one refresh flight in the background
+   * and goes on serving the token; only once it is due (skew before expiry) do callers wait for
+   * that flight, as they always did.
    */
   token(source: string): Promise<string> {
     const m = this.#memo.get(source);
@@ -207,8 +207,13 @@ export class TokenEngine {
     return u && { refreshedAt: u.refreshedAt, expiresAt: u.grant.expiresAt, reason: u.reason, message: unsavedMessage(this.#store, u) };
   }
 
-  /** Tries once more to save every held grant (e.g. before the process exits). */
+  /**
+   * Before the store closes (e.g. the process exits): lets every flight in progress finish (a
+   * refresh ahead that nobody awaits may already have rotated at the IdP, and must save what it
+   * got), then tries once more to save every held grant.
+   */
   async flush(): Promise<void> {
+    while (this.#flights.size > 0) await Promise.allSettled([...this.#flights.values()]);
     for (const source of [...this.#memory.held.keys()]) {
       await this.#refreshUnderLock(source, { saveOnly: true }).catch(() => undefined);
     }
@@ -319,9 +324,10 @@ export class TokenEngine {
     // A held, unsaved grant: come back soon to save it.
     const held = this.#memory.held.has(source);
     if (held) refreshAt = Math.min(refreshAt, now + this.#unsavedRetryMs);
-    // Serving ahead is for a plain due grant only: a fail-open (until) or held grant already
-    // says when to come back.
-    const serveUntil = until === undefined && !held && Number.isFinite(due) ? Math.max(refreshAt, serveAheadUntil(grant, settings.skewMs)) : refreshAt;
+    // Refreshing ahead is for a plain grant only: a fail-open (until) or held grant already says
+    // when to come back.
+    const serveUntil = refreshAt;
+    if (until === undefined && !held && Number.isFinite(due)) refreshAt = Math.min(refreshAt, refreshAheadAt(grant, settings.skewMs));
     this.#memo.set(source, { refreshAt, serveUntil, token, promise: Promise.resolve(token), expiresAt: grant.expiresAt });
     return token;
   }

@@ -4,10 +4,13 @@ import { RefreshError } from '../oauth/refresh-error.js';
 import type { ClientAuthMethod } from '../oauth/client-auth.js';
 import type { FetchLike } from '../oauth/endpoint.js';
 import type { RefreshAnswer } from '../oauth/refresh.js';
+
+/** src/oauth/refresh.js once a refresh has loaded it. */
+let refreshModule: typeof import('../oauth/refresh.js') | undefined;
 import { MAX_RETRY_AFTER_MS } from '../oauth/token-answer.js';
 import type { Secret } from '../core/secret.js';
 import type { FailureRecord, SourceRecord, SourceRecordInput, Store, StoredGrant, StoreTx, WithLockOptions } from '../store/store.js';
-import { expiresAtOf, issuedNoLaterThan, refreshDueAt, serveAheadUntil, usableGrant } from './expiry.js';
+import { expiresAtOf, refreshAheadAt, refreshDueAt, usableGrant } from './expiry.js';
 
 /**
  * The locked rotation of one grant (the heart of DESIGN.md's refresh protocol), written once
@@ -145,10 +148,11 @@ export interface RotationRequest {
   /** Only save a held (unsaved) grant, never call the IdP (before the process exits). */
   saveOnly?: boolean;
   /**
-   * The access token this flight's callers hold (a plain refresh): a sibling's rotation to any
-   * other token is served as it is while it still has half its skew to live (serveAheadUntil),
-   * even if it is due; the next caller refreshes it ahead. Without it, a flight that queued
-   * behind the sibling would refresh the sibling's token again while its own callers wait.
+   * The access token this flight's callers hold (a plain refresh). While the stored grant still
+   * holds it, it is refreshed from half a skew before it is due (refreshAheadAt: the flight was
+   * started ahead, its callers are served meanwhile); a sibling's rotation to any other token is
+   * served as long as it is not due, as always (the next caller refreshes it ahead), rather than
+   * refreshed again because it is itself in its ahead window.
    */
   replacing?: string;
 }
@@ -324,8 +328,8 @@ class Rotation {
     }
     const current = grant.accessToken.reveal();
     // Double-check under the lock: another thread, process or machine may have rotated.
-    const siblingRotated = opts.replacing !== undefined && current !== opts.replacing && now < serveAheadUntil(grant, settings.skewMs);
-    if (opts.rejected !== undefined ? current !== opts.rejected : !opts.force && (now < refreshDueAt(grant, settings.skewMs) || siblingRotated)) {
+    const refreshFrom = opts.replacing !== undefined && current === opts.replacing ? refreshAheadAt(grant, settings.skewMs) : refreshDueAt(grant, settings.skewMs);
+    if (opts.rejected !== undefined ? current !== opts.rejected : !opts.force && now < refreshFrom) {
       if (!held && !wrote) this.#event('adopted');
       return serve(grant);
     }
@@ -392,12 +396,13 @@ class Rotation {
     }
     const refreshToken = grant.refreshToken as Secret;
     const clientSecret = settings.clientSecret ?? (settings.resolveClientSecret ? await settings.resolveClientSecret() : undefined);
+    // Loaded on first refresh (the hot path and `latchkey token` on a fresh grant never need it),
+    // then kept: a refresh in a busy process does not wait a turn of the loop for it again.
+    const { refreshTokenGrant } = refreshModule ?? (refreshModule = await import('../oauth/refresh.js'));
     // The token's lifetime runs from when the IdP issued it: no later than this moment.
     const requestedAt = d.clock.now();
     let result: RefreshAnswer;
     try {
-      // Loaded on first refresh: the hot path and `latchkey token` on a fresh grant never need it.
-      const { refreshTokenGrant } = await import('../oauth/refresh.js');
       result = await refreshTokenGrant(
         {
           tokenEndpoint,
@@ -436,7 +441,6 @@ class Rotation {
       return { kind: 'again', attempt: 'after_unusable_rotation' };
     }
     const set = result.set;
-    const issuedAt = issuedNoLaterThan(requestedAt, now, result.serverDate);
     const next: StoredGrant = {
       ...grant,
       accessToken: set.accessToken,
@@ -444,8 +448,8 @@ class Rotation {
       refreshToken: set.refreshToken ?? grant.refreshToken,
       tokenType: set.tokenType,
       scope: set.scope ?? grant.scope,
-      expiresAt: expiresAtOf(issuedAt, set.expiresIn, set.jwt),
-      obtainedAt: issuedAt,
+      expiresAt: expiresAtOf(requestedAt, set.expiresIn, set.jwt),
+      obtainedAt: requestedAt,
       tokenEndpoint,
       clientId,
     };

@@ -40,14 +40,7 @@ export interface TokenSet {
  * refresh token of an answer that is otherwise unusable, which must be persisted all the same.
  */
 export type RefreshAnswer =
-  | {
-      answer: 'token' | 'token_without_refresh_token';
-      set: TokenSet;
-      warnings: string[];
-      receivedAt: number;
-      /** The answer's `Date` header (ms since the epoch, whole seconds), when it parses. */
-      serverDate?: number;
-    }
+  | { answer: 'token' | 'token_without_refresh_token'; set: TokenSet; warnings: string[]; receivedAt: number }
   | { answer: 'rotation_unusable'; refreshToken: Secret; problem: string; warnings: string[]; receivedAt: number };
 
 export function authorizationServerFor(p: { tokenEndpoint: string; issuer?: string }): oauth.AuthorizationServer {
@@ -78,12 +71,9 @@ async function refreshTokenGrantUnredacted(params: TokenEndpointParams, refreshT
   const auth = clientAuthentication(params);
   const timeoutMs = params.timeoutMs ?? DEFAULT_TOKEN_TIMEOUT_MS;
   let receivedAt = 0;
-  let serverDate: number | undefined;
   const timed: FetchLike = async (input, init) => {
     const res = await params.fetch(input, init);
     receivedAt = performance.now();
-    const date = Date.parse(res.headers.get('date') ?? '');
-    if (Number.isFinite(date)) serverDate = date;
     return res;
   };
   let response: Response;
@@ -119,7 +109,7 @@ async function refreshTokenGrantUnredacted(params: TokenEndpointParams, refreshT
     }
     throw new RefreshError('transient', `refresh failed: ${problem}`, undefined, { answer: 'unusable_2xx', consumed: 'maybe' });
   }
-  return { answer: answer.class, set: tokenSetFrom(r), warnings, receivedAt, ...(serverDate !== undefined ? { serverDate } : {}) };
+  return { answer: answer.class, set: tokenSetFrom(r), warnings, receivedAt };
 }
 
 export function tokenSetFrom(r: oauth.TokenEndpointResponse): TokenSet {

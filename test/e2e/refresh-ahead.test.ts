@@ -1,9 +1,7 @@
 /**
- * Refresh ahead without waiting, against the real IdP behind a slow proxy: once a token is due
- * (skew before expiry) the first half of the skew window still hands it out at once while one
- * flight refreshes it; the second half waits for that flight. And a slow answer's lifetime counts
- * from the answer's `Date`, so a token the IdP queued longer than it lives does not arrive
- * already expired (to be refreshed again at once).
+ * Refresh ahead without waiting, against the real IdP behind a slow proxy: half a skew before a
+ * token is due it is still handed out at once while one flight refreshes it; once it is due
+ * (skew before expiry) callers wait for that flight, as always.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,7 +21,7 @@ async function statusOf(url: string, token: string): Promise<number> {
   return res.status;
 }
 
-test('a due token is served at once while one refresh runs; past half the skew callers wait for it', async (t) => {
+test('half a skew before it is due a token is served at once while one refresh runs; once due, callers wait for it', async (t) => {
   const idp = await startIdp({ accessTokenTtl: 30 });
   t.after(() => idp.close());
   const proxy = await startLatencyProxy(idp.issuer, () => 1_000);
@@ -34,7 +32,7 @@ test('a due token is served at once while one refresh runs; past half the skew c
   const clock = new TestClock();
   const minted = await idp.mintGrant();
   const now = clock.now();
-  // Lifetime 30 s: skew = 10 s, due at 20 s, served ahead until 25 s.
+  // Lifetime 30 s: skew = 10 s, refreshed ahead from 15 s, due at 20 s.
   await writeRecord(store, 's', { grant: { accessToken: new Secret(minted.access_token), refreshToken: new Secret(minted.refresh_token), obtainedAt: now, expiresAt: now + 30_000 } }, 0);
   const events: EngineEvent[] = [];
   const engine = new TokenEngine({
@@ -47,11 +45,11 @@ test('a due token is served at once while one refresh runs; past half the skew c
   assert.equal(await engine.token('s'), minted.access_token);
   idp.stats.reset();
 
-  clock.advance(21_000);
+  clock.advance(16_000);
   const started = performance.now();
   const ahead = await Promise.all(Array.from({ length: 20 }, () => engine.token('s')));
   const aheadMs = performance.now() - started;
-  assert.deepEqual(new Set(ahead), new Set([minted.access_token]), 'the due, still valid token is served');
+  assert.deepEqual(new Set(ahead), new Set([minted.access_token]), 'the token, not yet due, is served');
   assert.ok(aheadMs < 500, `served without waiting for the 1 s refresh (took ${Math.round(aheadMs)} ms)`);
   while (proxy.requests.length === 0) await new Promise((r) => setTimeout(r, 10));
   assert.equal(proxy.requests.length, 1, 'one refresh started in the background');
@@ -66,8 +64,8 @@ test('a due token is served at once while one refresh runs; past half the skew c
   assert.equal(await statusOf(idp.protectedUrl, rotated), 200);
   assert.equal((await store.read('s'))?.grant?.accessToken.reveal(), rotated, 'persisted before it was served');
 
-  // The new grant counts from its request (this clock is ahead of the IdP's Date); 26 s later it
-  // is past half its skew: the caller waits for the refresh rather than take the old token.
+  // The new grant counts from its request (this clock is ahead of the IdP's Date: 29 s of life,
+  // skew 9.7 s); 26 s later it is due: the caller waits for the refresh rather than take it.
   clock.advance(26_000);
   const waitStarted = performance.now();
   const waited = await engine.token('s');
@@ -80,42 +78,6 @@ test('a due token is served at once while one refresh runs; past half the skew c
     events.map((e) => e.outcome),
     ['refreshed', 'refreshed'],
   );
-});
-
-test('a slow answer counts its lifetime from the answer’s Date: a token the IdP held longer than it lives arrives usable', async (t) => {
-  // 4 s tokens, answered after 4.5 s: counted from the request (less the second an IdP's
-  // whole-second clock may cost) the token would be stale on arrival and refreshed again.
-  const idp = await startIdp({ accessTokenTtl: 4 });
-  t.after(() => idp.close());
-  const proxy = await startLatencyProxy(idp.issuer, () => 4_500);
-  t.after(() => proxy.close());
-  const h = await makeHome();
-  t.after(() => h.cleanup());
-  const store = new FileStore({ path: h.storePath });
-  const minted = await idp.mintGrant();
-  const now = Date.now();
-  await writeRecord(store, 's', { grant: { accessToken: new Secret(minted.access_token), refreshToken: new Secret(minted.refresh_token), obtainedAt: now - 60_000, expiresAt: now - 1 } }, 0);
-  const engine = new TokenEngine({
-    store,
-    clock: { now: () => Date.now() },
-    fetch: (i, init) => fetch(i, init),
-    settings: async () => ({ tokenEndpoint: `${proxy.url}/token`, clientId: 'public-client' }),
-  });
-  idp.stats.reset();
-  const requestedAt = Date.now();
-  const token = await engine.token('s');
-  const answeredAt = Date.now();
-  assert.ok(answeredAt - requestedAt >= 4_400);
-  const grant = (await store.read('s'))?.grant;
-  assert.ok(grant?.expiresAt !== undefined);
-  assert.ok(grant.expiresAt > answeredAt + 1_500, `unexpired on arrival: ${grant.expiresAt - answeredAt} ms left`);
-  // Never later than the truth: issued no earlier than the request reached the IdP (after the
-  // proxy's hold), living 4 s, less the second of truncation.
-  const heldUntil = proxy.requests[0]!.receivedAt + 4_500;
-  assert.ok(grant.expiresAt <= heldUntil + 4_000, 'not past the IdP’s own expiry');
-  assert.equal(await engine.token('s'), token, 'served as is, no second refresh');
-  assert.equal(idp.stats.refreshRequests, 1);
-  assert.equal(await statusOf(idp.protectedUrl, token), 200);
 });
 
 /** A store whose locked work waits until the test opens the gate (one process's lock queue). */
@@ -131,7 +93,7 @@ class GatedStore extends DelegatingStore {
   }
 }
 
-test('a flight queued behind a sibling serves the sibling’s rotation while it is still in its serve-ahead window, even if due', async (t) => {
+test('a flight started ahead and queued behind a sibling serves the sibling’s rotation while it is not due, even in its own ahead window', async (t) => {
   const idp = await startIdp({ accessTokenTtl: 30 });
   t.after(() => idp.close());
   const h = await makeHome();
@@ -148,19 +110,61 @@ test('a flight queued behind a sibling serves the sibling’s rotation while it 
   const b = new TokenEngine({ store: fileStore, clock, fetch: fetchImpl, settings });
   assert.equal(await a.token('s'), minted.access_token);
   idp.stats.reset();
-  // A's token is due: served ahead, and A's flight queues for the lock (the gate).
-  clock.advance(21_000);
+  // A's token is in its ahead window: served, and A's flight queues for the lock (the gate).
+  clock.advance(16_000);
   assert.equal(await a.token('s'), minted.access_token);
   // Meanwhile a sibling rotates.
   const sibling = await b.refreshNow('s');
   assert.notEqual(sibling, minted.access_token);
   assert.equal(idp.stats.refreshRequests, 1);
-  // 20 s on, the sibling's token (29 s of counted life: skew 9.7 s) is due but has more than
-  // half its skew left; A's own token has expired, so A's callers wait for the flight.
-  clock.advance(20_000);
+  // 17 s on, the sibling's token (29 s of counted life: skew 9.7 s, ahead from 14.5 s, due at
+  // 19.3 s) is in its own ahead window but not due; A's own token has expired, so A's callers
+  // wait for the flight.
+  clock.advance(17_000);
   const waiting = a.token('s');
   gated.open();
   assert.equal(await waiting, sibling, 'the sibling’s rotation is served');
   assert.equal(idp.stats.refreshRequests, 1, 'not refreshed again by the queued flight');
+  assert.equal(idp.stats.revokedGrants, 0);
+});
+
+/** A store that refuses locked work once closed (as the PostgreSQL store does). */
+class ClosingStore extends DelegatingStore {
+  closed = false;
+  override async close(): Promise<void> {
+    this.closed = true;
+  }
+  override withLock<T>(key: string, fn: (tx: StoreTx) => Promise<T>, options?: WithLockOptions): Promise<T> {
+    if (this.closed) return Promise.reject(new Error('the store was closed'));
+    return super.withLock(key, fn, options);
+  }
+}
+
+test('closing waits for a refresh started ahead: the rotation the IdP made is saved, not lost with the process', async (t) => {
+  const idp = await startIdp({ accessTokenTtl: 30 });
+  t.after(() => idp.close());
+  const proxy = await startLatencyProxy(idp.issuer, () => 500);
+  t.after(() => proxy.close());
+  const h = await makeHome();
+  t.after(() => h.cleanup());
+  const clock = new TestClock();
+  const store = new ClosingStore(new FileStore({ path: h.storePath }));
+  const minted = await idp.mintGrant();
+  const now = clock.now();
+  await writeRecord(store, 's', { grant: { accessToken: new Secret(minted.access_token), refreshToken: new Secret(minted.refresh_token), obtainedAt: now, expiresAt: now + 30_000 } }, 0);
+  const events: EngineEvent[] = [];
+  const engine = new TokenEngine({ store, clock, fetch: (i, init) => fetch(i, init), settings: async () => ({ tokenEndpoint: `${proxy.url}/token`, clientId: 'public-client' }), onEvent: (e) => events.push(e) });
+  assert.equal(await engine.token('s'), minted.access_token);
+  clock.advance(16_000);
+  assert.equal(await engine.token('s'), minted.access_token, 'served while the refresh runs ahead');
+  // The process ends now (Latchkey.close: flush, then the store closes), the refresh in flight.
+  await engine.flush();
+  await store.close();
+  const saved = (await store.inner.read('s'))?.grant;
+  assert.notEqual(saved?.refreshToken?.reveal(), minted.refresh_token, 'the rotated refresh token is in the store');
+  assert.deepEqual(
+    events.map((e) => e.outcome),
+    ['refreshed'],
+  );
   assert.equal(idp.stats.revokedGrants, 0);
 });

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { classifyTokenAnswer, classifyTransportError, MAX_RETRY_AFTER_MS, TOKEN_ANSWERS, type TokenAnswerClass } from '../../../src/oauth/token-answer.js';
 import { encodeOutsideUnreserved } from '../../../src/oauth/client-auth.js';
 import { readExpiresIn, MAX_ACCESS_TOKEN_LIFETIME_S } from '../../../src/lifetime.js';
-import { expiresAtOf, issuedNoLaterThan, serveAheadUntil } from '../../../src/engine/expiry.js';
+import { expiresAtOf, refreshAheadAt, refreshDueAt } from '../../../src/engine/expiry.js';
 import { parseStoreDocument } from '../../../src/store/store-document.js';
 import { repoRoot } from '../../helpers/home.js';
 
@@ -120,23 +120,11 @@ test('a stored expiresAt beyond the Date range is bounded when the store is read
   assert.doesNotThrow(() => new Date(g.revoked!.at).toISOString());
 });
 
-test('issue time: the answer\'s Date only when it falls inside the request\'s own window', () => {
-  const sent = NOW;
-  const answered = NOW + 11_000;
-  // A slow IdP stamped its answer near the end: counted from there.
-  assert.equal(issuedNoLaterThan(sent, answered, NOW + 10_000), NOW + 10_000);
-  // Whole-second truncation may put it just before the start: the start is still no later.
-  assert.equal(issuedNoLaterThan(sent, answered, NOW - 500), sent);
-  // Clocks that disagree (ahead of our answer, or well before our start), or no header: the start.
-  assert.equal(issuedNoLaterThan(sent, answered, answered + 1), sent);
-  assert.equal(issuedNoLaterThan(sent, answered, NOW - 1_001), sent);
-  assert.equal(issuedNoLaterThan(sent, answered, undefined), sent);
-});
-
-test('serve-ahead ends half-way through the skew window; unknown expiry never serves ahead', () => {
-  // 30 s lifetime: skew 10 s, due at 20 s, served ahead until 25 s.
-  assert.equal(serveAheadUntil({ obtainedAt: NOW, expiresAt: NOW + 30_000 }), NOW + 25_000);
-  // An hour: the default 120 s skew, served ahead until 60 s before expiry.
-  assert.equal(serveAheadUntil({ obtainedAt: NOW, expiresAt: NOW + 3_600_000 }), NOW + 3_540_000);
-  assert.equal(serveAheadUntil({ obtainedAt: NOW, expiresAt: undefined }), Number.NEGATIVE_INFINITY);
+test('refresh ahead starts half a skew before the grant is due; unknown expiry never refreshes ahead', () => {
+  // 30 s lifetime: skew 10 s, due at 20 s, refreshed in the background from 15 s.
+  assert.equal(refreshAheadAt({ obtainedAt: NOW, expiresAt: NOW + 30_000 }), NOW + 15_000);
+  assert.equal(refreshDueAt({ obtainedAt: NOW, expiresAt: NOW + 30_000 }), NOW + 20_000);
+  // An hour: the default 120 s skew; due 120 s before expiry, refreshed from 180 s before.
+  assert.equal(refreshAheadAt({ obtainedAt: NOW, expiresAt: NOW + 3_600_000 }), NOW + 3_420_000);
+  assert.equal(refreshAheadAt({ obtainedAt: NOW, expiresAt: undefined }), Number.POSITIVE_INFINITY);
 });
