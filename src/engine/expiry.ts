@@ -62,15 +62,17 @@ export function refreshDueAt(grant: Pick<StoredGrant, 'expiresAt' | 'obtainedAt'
 
 /**
  * When a process starts refreshing a grant in the background while it still hands the token out:
- * half a skew before it is due. Callers never get a token with less than the skew left (a due
- * token makes them wait, as always); what changes is that the refresh has usually landed by then,
- * so nobody waits (a refresh at 50 ms never makes a caller wait). With the default skew the
- * refresh starts 180 s before expiry; for short tokens (skew a third of the lifetime) at half
- * the lifetime instead of two thirds.
+ * half a skew before it is due, but never before ⅔ of the lifetime (the keeper's refresh-ahead
+ * point: a token() caller does not refresh earlier than the keeper would). Callers never get a
+ * token with less than the skew left (a due token makes them wait, as always); what changes is
+ * that the refresh has usually landed by then, so nobody waits. With the default skew and an
+ * hour's token the refresh starts 180 s before expiry; tokens of 6 minutes or less (skew a
+ * third of the lifetime) get no ahead window: they are due at ⅔ already.
  */
 export function refreshAheadAt(grant: Pick<StoredGrant, 'expiresAt' | 'obtainedAt'>, skewMs = DEFAULT_SKEW_MS): number {
   if (grant.expiresAt === undefined) return Number.POSITIVE_INFINITY;
-  return grant.expiresAt - effectiveSkewMs(grant, skewMs) * 1.5;
+  const lifetime = grant.expiresAt - grant.obtainedAt;
+  return Math.max(grant.expiresAt - effectiveSkewMs(grant, skewMs) * 1.5, grant.obtainedAt + (lifetime * 2) / 3);
 }
 
 /** The refresh skew a source configures (`oauth.skewSeconds`), in ms; undefined = the default. */

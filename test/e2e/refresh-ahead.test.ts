@@ -22,7 +22,7 @@ async function statusOf(url: string, token: string): Promise<number> {
 }
 
 test('half a skew before it is due a token is served at once while one refresh runs; once due, callers wait for it', async (t) => {
-  const idp = await startIdp({ accessTokenTtl: 30 });
+  const idp = await startIdp({ accessTokenTtl: 600 });
   t.after(() => idp.close());
   const proxy = await startLatencyProxy(idp.issuer, () => 1_000);
   t.after(() => proxy.close());
@@ -32,8 +32,8 @@ test('half a skew before it is due a token is served at once while one refresh r
   const clock = new TestClock();
   const minted = await idp.mintGrant();
   const now = clock.now();
-  // Lifetime 30 s: skew = 10 s, refreshed ahead from 15 s, due at 20 s.
-  await writeRecord(store, 's', { grant: { accessToken: new Secret(minted.access_token), refreshToken: new Secret(minted.refresh_token), obtainedAt: now, expiresAt: now + 30_000 } }, 0);
+  // Lifetime 600 s: skew = 120 s, refreshed ahead from 420 s, due at 480 s.
+  await writeRecord(store, 's', { grant: { accessToken: new Secret(minted.access_token), refreshToken: new Secret(minted.refresh_token), obtainedAt: now, expiresAt: now + 600_000 } }, 0);
   const events: EngineEvent[] = [];
   const engine = new TokenEngine({
     store,
@@ -45,7 +45,7 @@ test('half a skew before it is due a token is served at once while one refresh r
   assert.equal(await engine.token('s'), minted.access_token);
   idp.stats.reset();
 
-  clock.advance(16_000);
+  clock.advance(430_000);
   const started = performance.now();
   const ahead = await Promise.all(Array.from({ length: 20 }, () => engine.token('s')));
   const aheadMs = performance.now() - started;
@@ -64,9 +64,9 @@ test('half a skew before it is due a token is served at once while one refresh r
   assert.equal(await statusOf(idp.protectedUrl, rotated), 200);
   assert.equal((await store.read('s'))?.grant?.accessToken.reveal(), rotated, 'persisted before it was served');
 
-  // The new grant counts from its request (this clock is ahead of the IdP's Date: 29 s of life,
-  // skew 9.7 s); 26 s later it is due: the caller waits for the refresh rather than take it.
-  clock.advance(26_000);
+  // The new grant counts from its request (599 s of life, due 479 s on); 490 s later it is due:
+  // the caller waits for the refresh rather than take it.
+  clock.advance(490_000);
   const waitStarted = performance.now();
   const waited = await engine.token('s');
   const waitedMs = performance.now() - waitStarted;
@@ -94,7 +94,7 @@ class GatedStore extends DelegatingStore {
 }
 
 test('a flight started ahead and queued behind a sibling serves the sibling’s rotation while it is not due, even in its own ahead window', async (t) => {
-  const idp = await startIdp({ accessTokenTtl: 30 });
+  const idp = await startIdp({ accessTokenTtl: 600 });
   t.after(() => idp.close());
   const h = await makeHome();
   t.after(() => h.cleanup());
@@ -102,7 +102,7 @@ test('a flight started ahead and queued behind a sibling serves the sibling’s 
   const fileStore = new FileStore({ path: h.storePath });
   const minted = await idp.mintGrant();
   const now = clock.now();
-  await writeRecord(fileStore, 's', { grant: { accessToken: new Secret(minted.access_token), refreshToken: new Secret(minted.refresh_token), obtainedAt: now, expiresAt: now + 30_000 } }, 0);
+  await writeRecord(fileStore, 's', { grant: { accessToken: new Secret(minted.access_token), refreshToken: new Secret(minted.refresh_token), obtainedAt: now, expiresAt: now + 600_000 } }, 0);
   const settings = async () => ({ tokenEndpoint: idp.tokenEndpoint, clientId: 'public-client' });
   const fetchImpl = (i: Parameters<typeof fetch>[0], init?: Parameters<typeof fetch>[1]) => fetch(i, init);
   const gated = new GatedStore(new FileStore({ path: h.storePath }));
@@ -111,16 +111,16 @@ test('a flight started ahead and queued behind a sibling serves the sibling’s 
   assert.equal(await a.token('s'), minted.access_token);
   idp.stats.reset();
   // A's token is in its ahead window: served, and A's flight queues for the lock (the gate).
-  clock.advance(16_000);
+  clock.advance(430_000);
   assert.equal(await a.token('s'), minted.access_token);
   // Meanwhile a sibling rotates.
   const sibling = await b.refreshNow('s');
   assert.notEqual(sibling, minted.access_token);
   assert.equal(idp.stats.refreshRequests, 1);
-  // 17 s on, the sibling's token (29 s of counted life: skew 9.7 s, ahead from 14.5 s, due at
-  // 19.3 s) is in its own ahead window but not due; A's own token has expired, so A's callers
-  // wait for the flight.
-  clock.advance(17_000);
+  // 440 s on, the sibling's token (599 s of counted life: ahead from 419 s, due at 479 s) is in
+  // its own ahead window but not due; A's own token has expired, so A's callers wait for the
+  // flight.
+  clock.advance(440_000);
   const waiting = a.token('s');
   gated.open();
   assert.equal(await waiting, sibling, 'the sibling’s rotation is served');
@@ -141,7 +141,7 @@ class ClosingStore extends DelegatingStore {
 }
 
 test('closing waits for a refresh started ahead: the rotation the IdP made is saved, not lost with the process', async (t) => {
-  const idp = await startIdp({ accessTokenTtl: 30 });
+  const idp = await startIdp({ accessTokenTtl: 600 });
   t.after(() => idp.close());
   const proxy = await startLatencyProxy(idp.issuer, () => 500);
   t.after(() => proxy.close());
@@ -151,11 +151,11 @@ test('closing waits for a refresh started ahead: the rotation the IdP made is sa
   const store = new ClosingStore(new FileStore({ path: h.storePath }));
   const minted = await idp.mintGrant();
   const now = clock.now();
-  await writeRecord(store, 's', { grant: { accessToken: new Secret(minted.access_token), refreshToken: new Secret(minted.refresh_token), obtainedAt: now, expiresAt: now + 30_000 } }, 0);
+  await writeRecord(store, 's', { grant: { accessToken: new Secret(minted.access_token), refreshToken: new Secret(minted.refresh_token), obtainedAt: now, expiresAt: now + 600_000 } }, 0);
   const events: EngineEvent[] = [];
   const engine = new TokenEngine({ store, clock, fetch: (i, init) => fetch(i, init), settings: async () => ({ tokenEndpoint: `${proxy.url}/token`, clientId: 'public-client' }), onEvent: (e) => events.push(e) });
   assert.equal(await engine.token('s'), minted.access_token);
-  clock.advance(16_000);
+  clock.advance(430_000);
   assert.equal(await engine.token('s'), minted.access_token, 'served while the refresh runs ahead');
   // The process ends now (Latchkey.close: flush, then the store closes), the refresh in flight.
   await engine.flush();

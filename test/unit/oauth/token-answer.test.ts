@@ -120,11 +120,13 @@ test('a stored expiresAt beyond the Date range is bounded when the store is read
   assert.doesNotThrow(() => new Date(g.revoked!.at).toISOString());
 });
 
-test('refresh ahead starts half a skew before the grant is due; unknown expiry never refreshes ahead', () => {
-  // 30 s lifetime: skew 10 s, due at 20 s, refreshed in the background from 15 s.
-  assert.equal(refreshAheadAt({ obtainedAt: NOW, expiresAt: NOW + 30_000 }), NOW + 15_000);
-  assert.equal(refreshDueAt({ obtainedAt: NOW, expiresAt: NOW + 30_000 }), NOW + 20_000);
+test('refresh ahead starts half a skew before the grant is due, never before ⅔ of its lifetime; unknown expiry never refreshes ahead', () => {
   // An hour: the default 120 s skew; due 120 s before expiry, refreshed from 180 s before.
   assert.equal(refreshAheadAt({ obtainedAt: NOW, expiresAt: NOW + 3_600_000 }), NOW + 3_420_000);
+  assert.equal(refreshDueAt({ obtainedAt: NOW, expiresAt: NOW + 3_600_000 }), NOW + 3_480_000);
+  // 7.5 minutes: ⅔ of the lifetime (300 s) comes after half a skew before due (270 s).
+  assert.equal(refreshAheadAt({ obtainedAt: NOW, expiresAt: NOW + 450_000 }), NOW + 300_000);
+  // 30 s: the skew is a third of the lifetime, so the grant is due at ⅔ already: no ahead window.
+  assert.equal(refreshAheadAt({ obtainedAt: NOW, expiresAt: NOW + 30_000 }), refreshDueAt({ obtainedAt: NOW, expiresAt: NOW + 30_000 }));
   assert.equal(refreshAheadAt({ obtainedAt: NOW, expiresAt: undefined }), Number.POSITIVE_INFINITY);
 });
