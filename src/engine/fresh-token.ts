@@ -145,7 +145,7 @@ export class TokenEngine {
 
   /**
    * The flight of a refresh-ahead: straight to the lock, without #slowToken's unlocked read
-   * (the memo already says the grant is due; the locked unit re-reads and adopts a sibling's
+   * (the memo already says the grant is in its ahead window; the locked unit re-reads, adopts a sibling's
    * rotation, and it decides cool-downs and revocation). The read would cost a round trip while
    * the process is busiest, serving callers, and delay the refresh that keeps them from waiting.
    */

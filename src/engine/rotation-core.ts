@@ -4,13 +4,13 @@ import { RefreshError } from '../oauth/refresh-error.js';
 import type { ClientAuthMethod } from '../oauth/client-auth.js';
 import type { FetchLike } from '../oauth/endpoint.js';
 import type { RefreshAnswer } from '../oauth/refresh.js';
-
-/** src/oauth/refresh.js once a refresh has loaded it. */
-let refreshModule: typeof import('../oauth/refresh.js') | undefined;
 import { MAX_RETRY_AFTER_MS } from '../oauth/token-answer.js';
 import type { Secret } from '../core/secret.js';
 import type { FailureRecord, SourceRecord, SourceRecordInput, Store, StoredGrant, StoreTx, WithLockOptions } from '../store/store.js';
 import { expiresAtOf, refreshAheadAt, refreshDueAt, usableGrant } from './expiry.js';
+
+/** src/oauth/refresh.js once a refresh has loaded it. */
+let refreshModule: typeof import('../oauth/refresh.js') | undefined;
 
 /**
  * The locked rotation of one grant (the heart of DESIGN.md's refresh protocol), written once

@@ -7,12 +7,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { openLatchkey } from '../../src/latchkey.js';
 import { BROWSER_SKIP_REASON, browserAvailable, browserRequired, launchBrowser } from '../fixtures/browser.js';
-import { startIdp } from '../fixtures/idp.js';
-import { freshPgSchema, pgExec, pgSkipReason, TEST_MASTER_KEY_TEXT } from '../fixtures/pg.js';
-import { makeHome, runCli } from '../helpers/home.js';
-import { KeeperProcess } from './keeper-support.js';
+import { pgExec, pgSkipReason } from '../fixtures/pg.js';
+import { runCli } from '../helpers/home.js';
+import { fleetKeeperStage, KeeperProcess } from './keeper-support.js';
 
 const skip = pgSkipReason();
 
@@ -39,19 +37,7 @@ async function until(url: string, pred: (h: Health) => boolean, tries = 150): Pr
 }
 
 test('fleet: a standby serves the leader\'s shared state at once, then leads when the leader is SIGKILLed', { skip }, async (t) => {
-  const db = await freshPgSchema();
-  t.after(() => db.cleanup());
-  const idp = await startIdp({ accessTokenTtl: 60 });
-  t.after(() => idp.close());
-  const config = { version: 1, sources: { idp: { oauth: { tokenEndpoint: idp.tokenEndpoint, clientId: 'public-client' }, probe: { url: idp.protectedUrl } } } };
-  const a = await makeHome(config);
-  const b = await makeHome(config);
-  t.after(() => a.cleanup());
-  t.after(() => b.cleanup());
-  const storeEnv = { LATCHKEY_STORE: db.url, LATCHKEY_MASTER_KEY: TEST_MASTER_KEY_TEXT };
-  const lk = await openLatchkey({ home: a.home, env: storeEnv });
-  await lk.installGrant('idp', await idp.mintGrant());
-  await lk.close();
+  const { db, idp, a, b, storeEnv } = await fleetKeeperStage(t);
 
   const leader = KeeperProcess.start(['--interval', '1', '--port', '0', '--standby'], { LATCHKEY_HOME: a.home, ...storeEnv });
   t.after(() => leader.kill());

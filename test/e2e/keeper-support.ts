@@ -1,6 +1,11 @@
 /** A `latchkey keeper` child process whose JSON log lines (stderr) a test can wait on. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cliPath } from '../helpers/home.js';
+import { openLatchkey } from '../../src/latchkey.js';
+import { startIdp, type Idp } from '../fixtures/idp.js';
+import { freshPgSchema, TEST_MASTER_KEY_TEXT } from '../fixtures/pg.js';
+import { cliPath, makeHome, type TempHome } from '../helpers/home.js';
+
+type PgSchema = Awaited<ReturnType<typeof freshPgSchema>>;
 
 export type LogEvent = Record<string, unknown> & { event: string };
 
@@ -78,4 +83,26 @@ export class KeeperProcess {
   kill(): void {
     if (this.running) this.child.kill('SIGKILL');
   }
+}
+
+/**
+ * The fleet keepers' stage: a fresh PostgreSQL schema, the real IdP (60 s tokens), two homes
+ * ("machines") with one oauth source `idp` probed at the IdP, its grant installed through the
+ * first, and the environment that points a process at the shared store. Cleaned up after `t`.
+ */
+export async function fleetKeeperStage(t: { after(fn: () => unknown): void }): Promise<{ db: PgSchema; idp: Idp; a: TempHome; b: TempHome; storeEnv: Record<string, string> }> {
+  const db = await freshPgSchema();
+  t.after(() => db.cleanup());
+  const idp = await startIdp({ accessTokenTtl: 60 });
+  t.after(() => idp.close());
+  const config = { version: 1, sources: { idp: { oauth: { tokenEndpoint: idp.tokenEndpoint, clientId: 'public-client' }, probe: { url: idp.protectedUrl } } } };
+  const a = await makeHome(config);
+  const b = await makeHome(config);
+  t.after(() => a.cleanup());
+  t.after(() => b.cleanup());
+  const storeEnv = { LATCHKEY_STORE: db.url, LATCHKEY_MASTER_KEY: TEST_MASTER_KEY_TEXT };
+  const lk = await openLatchkey({ home: a.home, env: storeEnv });
+  await lk.installGrant('idp', await idp.mintGrant());
+  await lk.close();
+  return { db, idp, a, b, storeEnv };
 }
