@@ -383,10 +383,13 @@ describe('test IdP (real oidc-provider)', () => {
   });
 });
 
-describe('test IdP with a 1 s access token', () => {
+describe('test IdP with a 2 s access token', () => {
   let idp: Idp;
   before(async () => {
-    idp = await startIdp({ accessTokenTtl: 1 });
+    // 2 s, not 1: oidc-provider counts expiry from a whole-second clock, so a 1 s token can be
+    // dead a moment after it is minted (a flaky first call on a loaded machine); a 2 s one lives
+    // at least 1 s.
+    idp = await startIdp({ accessTokenTtl: 2 });
   });
   after(async () => {
     await idp?.close();
@@ -394,10 +397,10 @@ describe('test IdP with a 1 s access token', () => {
 
   test('the protected resource accepts a valid token and rejects an expired one', { timeout: 30_000 }, async () => {
     const g = await idp.mintGrant();
-    assert.equal(g.expires_in, 1);
+    assert.equal(g.expires_in, 2);
     idp.stats.reset();
     assert.equal((await callProtected(idp, g.access_token)).status, 200);
-    await sleep(1_500);
+    await sleep(2_100);
     const expired = await callProtected(idp, g.access_token);
     assert.equal(expired.status, 401);
     assert.equal(expired.headers.get('www-authenticate'), 'Bearer error="invalid_token"');
