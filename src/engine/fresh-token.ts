@@ -53,6 +53,21 @@ export interface UnsavedInfo {
   message: string;
 }
 
+/**
+ * How far another machine's clock may be behind ours when {@link answeredWhileWaiting} compares
+ * its refresh time with when our wait began (a clock further behind only costs a second refresh).
+ */
+const ANSWER_CLOCK_SLACK_MS = 1_000;
+
+/**
+ * Whether the record's grant came from a refresh answered after `waitStarted` (by the
+ * refreshing process's clock, within {@link ANSWER_CLOCK_SLACK_MS}): the answer a waiter was
+ * waiting for, as fresh as the IdP makes them, whatever its estimated expiry says.
+ */
+function answeredWhileWaiting(rec: SourceRecord | undefined, waitStarted: number): boolean {
+  return rec?.lastRefreshAt !== undefined && rec.lastRefreshAt >= waitStarted - ANSWER_CLOCK_SLACK_MS;
+}
+
 interface MemoEntry {
   /** The hot path compares against this and returns `promise` as is: no allocation, no I/O. */
   refreshAt: number;
@@ -254,18 +269,23 @@ export class TokenEngine {
    * a store lets read is durable, committed or renamed), that grant is served and the wait stops.
    * Unexpired, not necessarily "fresh": with a short lifetime and a slow IdP a new token can be
    * due for refresh-ahead by the time it is committed, and it is still the one to serve (the next
-   * call refreshes it, once). Without this, every process of a fleet would take the lock in turn
-   * after the holder only to adopt its rotation. Nothing is sent to the IdP from here; a forced
-   * refresh (401, keeper) never uses it.
+   * call refreshes it, once). Even one whose estimated expiry has passed is served when its
+   * refresh was answered while this call waited ({@link answeredWhileWaiting}): an IdP slower than
+   * the token's lifetime makes the estimate (counted from when the request was sent) pass before
+   * the answer arrives, and the holder serves that answer to its own callers; its siblings
+   * waited for the same answer and get it too, instead of a second refresh. Without this, every
+   * process of a fleet would take the lock in turn after the holder only to adopt its rotation.
+   * Nothing is sent to the IdP from here; a forced refresh (401, keeper) never uses it.
    */
   async #refreshOrAdopt(source: string, settings: OAuthClientSettings, seen: string): Promise<string> {
     const stop = new AbortController();
     const started = this.#clock.now();
     let adopted: string | undefined;
     const whileWaiting = async (): Promise<boolean> => {
-      const g = (await this.#store.read(source).catch(() => undefined))?.grant;
+      const rec = await this.#store.read(source).catch(() => undefined);
+      const g = rec?.grant;
       if (g === undefined || g.revoked !== undefined || g.accessToken.reveal() === seen) return false;
-      if (g.expiresAt !== undefined && this.#clock.now() >= g.expiresAt) return false;
+      if (g.expiresAt !== undefined && this.#clock.now() >= g.expiresAt && !answeredWhileWaiting(rec, started)) return false;
       adopted = this.#remember(source, g, settings);
       this.#onEvent?.({ source, outcome: 'adopted', durationMs: this.#clock.now() - started, message: 'served the rotation another process committed while it held the lock' });
       stop.abort();

@@ -54,3 +54,39 @@ test('a waiter for the claim serves the holder’s committed rotation without ta
   assert.deepEqual(eventsB, ['adopted'], 'B adopted: it neither refreshed nor failed open');
   assert.equal((await storeB.read('s'))?.grant?.accessToken.reveal(), ta);
 });
+
+test('an IdP slower than the token lifetime: the waiter serves the answer it waited for, not a second refresh', { skip }, async (t) => {
+  // 2 s tokens (counted from when the request was sent, less a second: 1 s by our estimate)
+  // answered after 1.5 s: the holder's answer is past its estimated expiry when it is committed.
+  // The holder serves it to its callers; the waiter must serve the same answer, and it works.
+  const db = await freshPgSchema();
+  t.after(() => db.cleanup());
+  const idp = await startIdp({ accessTokenTtl: 2 });
+  t.after(() => idp.close());
+  const proxy = await startLatencyProxy(idp.issuer, () => 1_500);
+  t.after(() => proxy.close());
+  const storeA = openPgStore(db.url);
+  const storeB = openPgStore(db.url);
+  t.after(() => storeA.close());
+  t.after(() => storeB.close());
+  const minted = await idp.mintGrant();
+  const now = Date.now();
+  await writeRecord(storeA, 's', { grant: { accessToken: new Secret(minted.access_token), refreshToken: new Secret(minted.refresh_token), obtainedAt: now - 60_000, expiresAt: now - 1 } }, 0);
+  const settings = async () => ({ tokenEndpoint: `${proxy.url}/token`, clientId: 'public-client' });
+  const clock = { now: () => Date.now() };
+  const eventsB: string[] = [];
+  const a = new TokenEngine({ store: storeA, clock, fetch: (i, init) => fetch(i, init), settings });
+  const b = new TokenEngine({ store: storeB, clock, fetch: (i, init) => fetch(i, init), settings, onEvent: (e) => eventsB.push(e.outcome) });
+  idp.stats.reset();
+  const first = a.token('s');
+  while (proxy.requests.length === 0) await new Promise((r) => setTimeout(r, 10));
+  const second = b.token('s');
+  const [ta, tb] = await Promise.all([first, second]);
+  const stored = (await storeB.read('s'))?.grant;
+  assert.ok(stored?.expiresAt !== undefined && stored.expiresAt <= Date.now(), 'the committed grant is past its estimated expiry (the case under test)');
+  assert.equal(tb, ta, 'B serves the answer A got');
+  assert.equal(idp.stats.refreshRequests, 1, 'one refresh at the IdP, not a second one for B');
+  assert.deepEqual(eventsB, ['adopted']);
+  const res = await fetch(idp.protectedUrl, { headers: { authorization: `Bearer ${tb}` } });
+  assert.equal(res.status, 200, 'the IdP accepts the token served');
+});
