@@ -181,6 +181,14 @@ export const GatewayConfigSchema = v.strictObject({
   refreshSkewSeconds: v.optional(v.pipe(v.number(), v.minValue(0))),
   postLogoutRedirectUri: v.optional(httpUrl),
   upstreamCsrf: v.optional(v.boolean()),
+  /** Sign-ins that may start, per client and in all (GatewayOptions.loginRateLimit). */
+  loginRateLimit: v.optional(
+    v.strictObject({
+      perClientPerMinute: v.optional(v.pipe(v.number(), v.minValue(0.001, 'expected a positive number'))),
+      perClientBurst: v.optional(positiveInt),
+      allPerMinute: v.optional(v.pipe(v.number(), v.minValue(0.001, 'expected a positive number'))),
+    }),
+  ),
 });
 
 export const ConfigSchema = v.strictObject({

@@ -1,5 +1,6 @@
 import type { Clock } from '../core/clock.js';
 import type { Store } from '../store/store.js';
+import type { LoginLimiter } from './login-limiter.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { OidcClient } from './oidc-client.js';
 import type { GatewayLog } from './options.js';
@@ -19,6 +20,7 @@ export interface GatewayContext {
   cookies: SessionCookies;
   auth: SessionAuth;
   tickets: Tickets;
+  loginLimiter: LoginLimiter;
   metrics: GatewayMetrics;
   log: GatewayLog;
   postLogoutRedirectUri?: string;

@@ -12,6 +12,7 @@ import { FileStore } from '../store/file-store.js';
 import type { Store } from '../store/store.js';
 import type { GatewayContext } from './context.js';
 import { finishLogin, startLogin } from './login.js';
+import { LoginLimiter } from './login-limiter.js';
 import { GatewayMetrics } from './metrics.js';
 import { OidcClient } from './oidc-client.js';
 import { DEFAULT_SCOPES, type GatewayLog, type GatewayOptions } from './options.js';
@@ -157,7 +158,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     sessionCacheMs: options.sessionCacheMs ?? 1000,
     ...(options.accessTokenCheck === 'expiry' ? {} : { checkAccessToken: (at: string) => oidc.checkAccessToken(at) }),
   });
-  const ctx: GatewayContext = { store, key, clock, oidc, sessions, cookies, auth, tickets: new Tickets(store, key), metrics, log, postLogoutRedirectUri: options.postLogoutRedirectUri };
+  const ctx: GatewayContext = { store, key, clock, oidc, sessions, cookies, auth, tickets: new Tickets(store, key), loginLimiter: new LoginLimiter(options.loginRateLimit), metrics, log, postLogoutRedirectUri: options.postLogoutRedirectUri };
   const proxy = upstream ? new UpstreamProxy(upstream, metrics) : undefined;
   const ensureSettings = async (): Promise<void> => {
     settings ??= await oidc.refreshSettings(skewMs);

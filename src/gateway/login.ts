@@ -56,6 +56,16 @@ export async function startLogin(ctx: GatewayContext, req: IncomingMessage, shap
   if (query.getAll('next').length > 1) return badRequest('bad_request', 'next is given more than once');
   const next = validateNext(query.get('next'));
   if (!next.ok) return badRequest('bad_request', next.message);
+  // Before anything is stored: a start stores a login marker (see LoginLimiter).
+  const verdict = ctx.loginLimiter.take(shape.clientAddress, ctx.clock.now());
+  if (!verdict.ok) {
+    ctx.metrics.loginStarts.inc({ outcome: verdict.scope === 'client' ? 'limited_client' : 'limited_all' });
+    if (verdict.firstRefusal) {
+      ctx.log('warn', 'login_rate_limited', { scope: verdict.scope, message: verdict.scope === 'client' ? 'one client starts sign-ins faster than loginRateLimit.perClientPerMinute allows' : 'sign-ins start faster than loginRateLimit.allPerMinute allows' });
+    }
+    return problem(429, 'too_many_logins', `too many sign-ins started; try again in ${verdict.retryAfterSeconds} s`, { 'Retry-After': String(verdict.retryAfterSeconds) });
+  }
+  ctx.metrics.loginStarts.inc({ outcome: 'started' });
   const attempt = randomBytes(6).toString('base64url');
   const state = `${attempt}.${randomBytes(24).toString('base64url')}`;
   const nonce = oauth.generateRandomNonce();

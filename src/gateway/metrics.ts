@@ -11,6 +11,7 @@ export class GatewayMetrics {
   readonly requests: Counter<'outcome'>;
   readonly refreshes: Counter<'outcome'>;
   readonly logins: Counter<'outcome'>;
+  readonly loginStarts: Counter<'outcome'>;
   readonly logouts: Counter;
   readonly tickets: Counter<'outcome'>;
   readonly olderGeneration: Counter<'window'>;
@@ -24,6 +25,7 @@ export class GatewayMetrics {
     this.requests = new Counter({ name: 'latchkey_gateway_requests_total', help: 'Requests by authentication outcome', labelNames: ['outcome'], registers });
     this.refreshes = new Counter({ name: 'latchkey_gateway_refreshes_total', help: 'Session refresh outcomes (rotation core events)', labelNames: ['outcome'], registers });
     this.logins = new Counter({ name: 'latchkey_gateway_logins_total', help: 'Login callbacks by outcome', labelNames: ['outcome'], registers });
+    this.loginStarts = new Counter({ name: 'latchkey_gateway_login_starts_total', help: 'Sign-ins started (GET /auth/login) and refused by the rate limit (per client or for all)', labelNames: ['outcome'], registers });
     this.logouts = new Counter({ name: 'latchkey_gateway_logouts_total', help: 'Logouts', registers });
     this.tickets = new Counter({ name: 'latchkey_gateway_ws_tickets_total', help: 'WebSocket tickets minted and redeemed', labelNames: ['outcome'], registers });
     this.olderGeneration = new Counter({ name: 'latchkey_gateway_older_generation_total', help: 'Requests carrying a previous generation of their session (successor window or stale)', labelNames: ['window'], registers });

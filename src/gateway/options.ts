@@ -3,6 +3,7 @@ import type { Secret } from '../core/secret.js';
 import type { ClientAuthMethod } from '../oauth/client-auth.js';
 import type { FetchLike } from '../oauth/endpoint.js';
 import type { Store } from '../store/store.js';
+import type { LoginRateLimit } from './login-limiter.js';
 
 /** One line of the gateway's log (never a token, a cookie value or a session id). */
 export type GatewayLog = (level: 'info' | 'warn' | 'error', event: string, fields?: Record<string, string | number | boolean | undefined>) => void;
@@ -56,6 +57,12 @@ export interface GatewayOptions {
    * sends the session to a refresh; `expiry` trusts the stored expiry alone (no call).
    */
   accessTokenCheck?: 'idp' | 'expiry';
+  /**
+   * How many sign-ins may start, per client address and in all (defaults 10 a minute per client
+   * with a burst of 10, 600 a minute in all; per gateway process): each stores a login marker
+   * for 10 minutes, so a flood of `GET /auth/login` would otherwise fill the store. Beyond it: 429.
+   */
+  loginRateLimit?: LoginRateLimit;
   /** How often expired store entries (tickets, login markers, successors, sessions) are swept (default 60 000 ms). */
   sweepIntervalMs?: number;
   /** Environment for secret references and the default home (default `process.env`). */

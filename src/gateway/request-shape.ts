@@ -19,7 +19,7 @@ export interface RequestShape {
   origin: string;
   /** Whether the request came through a trusted proxy. */
   viaTrustedProxy: boolean;
-  /** The client's address (the first `X-Forwarded-For` hop when trusted, else the peer). */
+  /** The client's address: the peer, or behind a trusted proxy the last `X-Forwarded-For` hop that is not itself a trusted proxy. */
   clientAddress: string;
   /** Plain HTTP to a loopback host (the only place bare cookie names are meant for). */
   loopbackHttp: boolean;
@@ -49,6 +49,26 @@ function single(v: string | string[] | undefined): string | undefined {
   return first?.split(',')[0]?.trim();
 }
 
+/** Longest `X-Forwarded-For` read (a longer one is ignored: the peer counts). */
+const MAX_FORWARDED_FOR = 1024;
+
+/**
+ * The client of a request a trusted proxy forwarded: the last `X-Forwarded-For` hop that is not
+ * itself a trusted proxy, read from the right (each proxy appends the address it saw; what comes
+ * before is whatever the client wrote, so a client cannot make itself someone else). All hops
+ * trusted: the first. No (or an oversized) header: undefined.
+ */
+function forwardedClient(header: string | string[] | undefined, trusted: TrustedProxies): string | undefined {
+  const text = Array.isArray(header) ? header.join(',') : header;
+  if (text === undefined || text.length > MAX_FORWARDED_FOR) return undefined;
+  const hops = text
+    .split(',')
+    .map((h) => h.trim())
+    .filter((h) => h !== '');
+  for (let i = hops.length - 1; i >= 0; i--) if (!trusted.trusts(hops[i])) return hops[i];
+  return hops[0];
+}
+
 export function requestShape(req: IncomingMessage, trusted: TrustedProxies): ShapeResult {
   const peer = req.socket.remoteAddress ?? '';
   const viaTrustedProxy = trusted.trusts(peer);
@@ -70,8 +90,7 @@ export function requestShape(req: IncomingMessage, trusted: TrustedProxies): Sha
       if (p === undefined) return { ok: false, field: 'X-Forwarded-Prefix', message: 'X-Forwarded-Prefix must be a plain path like /app (no //, no . or .. segments, no encoded characters)' };
       prefix = p;
     }
-    const ffor = single(req.headers['x-forwarded-for']);
-    if (ffor !== undefined && ffor.length <= 64) clientAddress = ffor;
+    clientAddress = forwardedClient(req.headers['x-forwarded-for'], trusted) ?? peer;
   }
   if (!HOST.test(host)) return { ok: false, field: viaTrustedProxy && req.headers['x-forwarded-host'] ? 'X-Forwarded-Host' : 'Host', message: 'the request has no valid Host' };
   const hostname = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.replace(/:\d+$/, '');

@@ -69,6 +69,7 @@ export const command: Command = {
       refreshSkewSeconds: section.refreshSkewSeconds,
       postLogoutRedirectUri: section.postLogoutRedirectUri,
       upstreamCsrf: section.upstreamCsrf,
+      loginRateLimit: section.loginRateLimit,
     });
     io.stdout.write(`latchkey gateway listening on ${running.url}\n`);
     return new Promise<number>((resolve) => {

@@ -16,7 +16,13 @@ test('forwarded headers count only from trusted proxies (IPv4, IPv6, v4-mapped)'
     assert.ok(r.ok);
     assert.deepEqual({ https: r.shape.https, host: r.shape.host, prefix: r.shape.prefix, origin: r.shape.origin, client: r.shape.clientAddress }, { https: true, host: 'app.example.test', prefix: '/dash', origin: 'https://app.example.test', client: '203.0.113.7' });
   }
+  // The client is the last hop that is not a trusted proxy: what the client wrote before it does not count.
+  const spoofed = requestShape(req('10.1.2.3', { ...fwd, 'x-forwarded-for': '1.2.3.4, 203.0.113.7, 10.0.0.2' }), trusted);
+  assert.ok(spoofed.ok && spoofed.shape.clientAddress === '203.0.113.7');
+  const oversized = requestShape(req('10.1.2.3', { ...fwd, 'x-forwarded-for': `${'9.9.9.9, '.repeat(200)}203.0.113.7` }), trusted);
+  assert.ok(oversized.ok && oversized.shape.clientAddress === '10.1.2.3', 'an oversized X-Forwarded-For is ignored');
   const untrusted = requestShape(req('192.168.1.5', fwd), trusted);
+  assert.ok(untrusted.ok && untrusted.shape.clientAddress === '192.168.1.5', 'an untrusted peer is the client, whatever it forwards');
   assert.ok(untrusted.ok);
   assert.deepEqual({ https: untrusted.shape.https, host: untrusted.shape.host, prefix: untrusted.shape.prefix }, { https: false, host: 'internal:8080', prefix: '' });
   const none = requestShape(req('127.0.0.1', fwd), new TrustedProxies());
