@@ -36,12 +36,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { effectiveSkewMs, expiresAtFrom } from '../src/engine/fresh-token.js';
+import { expiresAtFrom } from '../src/engine/fresh-token.js';
 import { startIdpProcess, type IdpProcess } from '../test/fixtures/idp-process.js';
 import type { IdpCounters } from '../test/fixtures/idp.js';
 import { startLatencyProxy, type LatencyProxy, type ProxiedRequest } from '../test/helpers/latency-proxy.js';
 import { makeHome, type BenchHome } from './lib/home.js';
 import type { LoadCounts } from './lib/load.js';
+import { loadTotals, noteStragglers, refreshWindow, reportAuthorized } from './lib/load-report.js';
 import { note, reporter } from './lib/report.js';
 import { CLIENT_NICE, spawnWorker, type WorkerResult } from './lib/spawn.js';
 import { waitPercentiles } from './lib/token-waits.js';
@@ -219,31 +220,16 @@ interface Summary {
 
 function report(p: PhaseResult): Summary {
   const subject = p.subject;
+  const t = loadTotals(subject, p.workers);
   const results = p.workers.map((w) => w.result);
-  const broken = p.workers.filter((w) => w.result === undefined || w.code !== 0);
-  if (broken.length === p.workers.length) throw new Error(`${subject}: no worker produced a result; last stderr: ${p.workers[0]?.stderr.slice(-2000) ?? ''}`);
-  const sum = (f: (c: FleetCounts) => number): number => results.reduce((a, c) => a + (c ? f(c) : 0), 0);
-  const attempts = sum((c) => c.attempts);
-  const authorized = sum((c) => c.authorized);
-  const failed = attempts - authorized;
-  const protectedCalls = sum((c) => c.authorized + c.unauthorized + c.otherStatus);
   const seconds = p.durationMs / 1000;
   const load = { machines: MACHINES, processesPerMachine: PROCESSES, callersPerProcess: CALLERS, seconds, accessTokenTtlS: TTL_S };
-  const errorSamples: Record<string, number> = {};
-  const extraTotals: Record<string, number> = {};
-  for (const c of results) {
-    if (!c) continue;
-    for (const [m, n] of Object.entries(c.errorSamples)) errorSamples[m] = (errorSamples[m] ?? 0) + n;
-    for (const [k, n] of Object.entries(c.extra)) extraTotals[k] = (extraTotals[k] ?? 0) + n;
-  }
   const idpLatencies = p.refreshes.filter((r) => r.answeredAt !== undefined).map((r) => (r.answeredAt ?? 0) - r.receivedAt);
   const slowest = Math.max(0, ...idpLatencies);
   const slowAnswers = idpLatencies.filter((ms) => ms >= SLOW_IDP_LATENCY_MS).length;
   const waits = waitPercentiles(results.flatMap((c) => c?.waits ?? []));
   const replays = countReplays(p.refreshes);
-
-  const effLifetime = expiresAtFrom(0, TTL_S);
-  const effInterval = effLifetime - effectiveSkewMs({ obtainedAt: 0, expiresAt: effLifetime });
+  const { windowMs: effInterval } = refreshWindow(TTL_S);
   const refreshLimit = Math.ceil(p.durationMs / effInterval) + 1 + SLOW_MARKS.length;
 
   out({ figure: 'revoked_grants', value: p.idp.revokedGrants, limit: 0, unit: 'grants', subject, extra: { source: 'IdP stats (reuse detection at the token endpoint)', ...load } });
@@ -255,26 +241,7 @@ function report(p: PhaseResult): Summary {
     subject,
     extra: { definition: 'refresh requests presenting a refresh token already presented (latency proxy, arrival order)', refreshRequests: p.refreshes.length },
   });
-  out({
-    figure: 'authorized_pct',
-    value: attempts === 0 ? 0 : (authorized / attempts) * 100,
-    limit: 100,
-    compare: 'min',
-    unit: '%',
-    subject,
-    extra: {
-      authorized,
-      attempts,
-      unauthorized401: sum((c) => c.unauthorized),
-      otherStatus: sum((c) => c.otherStatus),
-      tokenErrors: sum((c) => c.tokenErrors),
-      fetchErrors: sum((c) => c.fetchErrors),
-      protectedCallLatencyMs: { p99: Math.max(...results.map((c) => c?.latency.p99 ?? 0)), max: Math.max(...results.map((c) => c?.latency.max ?? 0)), note: 'worst worker' },
-      ...(sum((c) => c.unauthorized) > 0 ? { latency401Ms: { min: Math.min(...results.filter((c) => c && c.unauthorized > 0).map((c) => c?.latency401.min ?? 0)), max: Math.max(...results.map((c) => c?.latency401.max ?? 0)) } } : {}),
-      ...(Object.keys(errorSamples).length ? { errorSamples } : {}),
-    },
-  });
-  out({ figure: 'failed_calls', value: failed, limit: 0, unit: 'calls', subject, extra: { definition: 'attempts without a 200 (401, other status, token error, network error)' } });
+  reportAuthorized(out, subject, p.workers, t);
   out({
     figure: 'wait_at_expiry_p99',
     value: waits.p99,
@@ -300,17 +267,13 @@ function report(p: PhaseResult): Summary {
       refreshSuccesses: p.idp.refreshSuccesses,
       refreshFailures: p.idp.refreshFailures,
       rule: `ceil(${p.durationMs} ms / ${Math.round(effInterval)} ms window) + 1 + ${SLOW_MARKS.length} slow answers`,
-      ...extraTotals,
+      ...t.extraTotals,
       ...p.extra,
     },
   });
-  out({ figure: 'calls_per_s', value: protectedCalls / seconds, unit: 'calls/s', subject, extra: { protectedCalls } });
-  const late = Math.max(0, ...results.map((c) => c?.lateStartMs ?? 0));
-  if (broken.length > 0 || late > 0) {
-    note(`${subject}: ${broken.length} worker(s) without a clean result (codes ${broken.map((w) => w.code ?? w.signal).join(',')}${broken.some((w) => w.killed) ? ', killed at the hard deadline' : ''}); latest start ${late} ms after the start time`);
-    for (const w of broken.slice(0, 2)) note(`stderr: ${w.stderr.slice(-1500)}`);
-  }
-  return { authorized, refreshCalls: p.idp.refreshRequests };
+  out({ figure: 'calls_per_s', value: t.protectedCalls / seconds, unit: 'calls/s', subject, extra: { protectedCalls: t.protectedCalls } });
+  noteStragglers(subject, p.workers);
+  return { authorized: t.authorized, refreshCalls: p.idp.refreshRequests };
 }
 
 async function main(): Promise<void> {

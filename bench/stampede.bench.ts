@@ -26,12 +26,13 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { effectiveSkewMs, expiresAtFrom } from '../src/engine/fresh-token.js';
+import { expiresAtFrom } from '../src/engine/fresh-token.js';
 import { FileStore, homePaths } from '../src/index.js';
 import { startIdpProcess, type IdpProcess } from '../test/fixtures/idp-process.js';
 import type { IdpCounters } from '../test/fixtures/idp.js';
 import { installGrant, makeHome } from './lib/home.js';
 import type { LoadCounts } from './lib/load.js';
+import { loadTotals, noteStragglers, refreshWindow, reportAuthorized } from './lib/load-report.js';
 import { note, reporter } from './lib/report.js';
 import { CLIENT_NICE, spawnWorker, type WorkerResult } from './lib/spawn.js';
 
@@ -139,68 +140,20 @@ interface Summary {
 
 function report(p: PhaseResult): Summary {
   const subject = p.subject;
-  const results = p.workers.map((w) => w.result);
-  const broken = p.workers.filter((w) => w.result === undefined || w.code !== 0);
-  if (broken.length === p.workers.length) {
-    throw new Error(`${subject}: no worker produced a result; last stderr: ${p.workers[0]?.stderr.slice(-2000) ?? ''}`);
-  }
-  const sum = (f: (c: LoadCounts) => number): number => results.reduce((a, c) => a + (c ? f(c) : 0), 0);
-  const attempts = sum((c) => c.attempts);
-  const authorized = sum((c) => c.authorized);
-  const protectedCalls = sum((c) => c.authorized + c.unauthorized + c.otherStatus);
-  const failed = attempts - authorized;
-  const authorizedPct = attempts === 0 ? 0 : (authorized / attempts) * 100;
+  const t = loadTotals(subject, p.workers);
   const seconds = p.durationMs / 1000;
-  const errorSamples: Record<string, number> = {};
-  const extraTotals: Record<string, number> = {};
-  for (const c of results) {
-    if (!c) continue;
-    for (const [m, n] of Object.entries(c.errorSamples)) errorSamples[m] = (errorSamples[m] ?? 0) + n;
-    for (const [k, n] of Object.entries(c.extra)) extraTotals[k] = (extraTotals[k] ?? 0) + n;
-  }
   const load = { workers: p.workers.length, callersPerWorker: CALLERS, seconds, accessTokenTtlS: TTL_S };
 
-  // One refresh per window: the window is the part of a token's lifetime before its refresh
-  // is due. Effective (what the engine uses): expiry counted as TTL - 1 s (expires_in is
-  // whole seconds; the IdP truncates its clock), skew = min(120 s, lifetime / 3). Nominal:
-  // the TTL taken at face value.
-  const effLifetime = expiresAtFrom(0, TTL_S);
-  const effInterval = effLifetime - effectiveSkewMs({ obtainedAt: 0, expiresAt: effLifetime });
+  // One refresh per window (refreshWindow: the part of a token's lifetime before its refresh is
+  // due, as the engine counts it). Nominal: the TTL taken at face value.
+  const { lifetimeMs: effLifetime, windowMs: effInterval } = refreshWindow(TTL_S);
   const nomLifetime = TTL_S * 1000;
   const nomInterval = nomLifetime - Math.min(120_000, nomLifetime / 3);
   const limit = Math.ceil(p.durationMs / effInterval) + 1;
   const nominalLimit = Math.ceil(p.durationMs / nomInterval) + 1;
 
   out({ figure: 'revoked_grants', value: p.idp.revokedGrants, limit: 0, unit: 'grants', subject, extra: { source: 'IdP stats (reuse detection at the token endpoint)', ...load } });
-  out({
-    figure: 'authorized_pct',
-    value: authorizedPct,
-    limit: 100,
-    compare: 'min',
-    unit: '%',
-    subject,
-    extra: {
-      authorized,
-      attempts,
-      unauthorized401: sum((c) => c.unauthorized),
-      otherStatus: sum((c) => c.otherStatus),
-      tokenErrors: sum((c) => c.tokenErrors),
-      fetchErrors: sum((c) => c.fetchErrors),
-      latencyMs: {
-        p50: Math.max(...results.map((c) => c?.latency.p50 ?? 0)),
-        p99: Math.max(...results.map((c) => c?.latency.p99 ?? 0)),
-        max: Math.max(...results.map((c) => c?.latency.max ?? 0)),
-        note: 'worst worker',
-      },
-      ...(sum((c) => c.unauthorized) > 0
-        ? { latency401Ms: { min: Math.min(...results.filter((c) => c && c.unauthorized > 0).map((c) => c?.latency401.min ?? 0)), max: Math.max(...results.map((c) => c?.latency401.max ?? 0)) } }
-        : {}),
-      idpProtectedOk: p.idp.protectedOk,
-      idpProtectedUnauthorized: p.idp.protectedUnauthorized,
-      ...(Object.keys(errorSamples).length ? { errorSamples } : {}),
-    },
-  });
-  out({ figure: 'failed_calls', value: failed, limit: 0, unit: 'calls', subject, extra: { definition: 'attempts without a 200 (401, other status, token error, network error)' } });
+  reportAuthorized(out, subject, p.workers, t, { idpProtectedOk: p.idp.protectedOk, idpProtectedUnauthorized: p.idp.protectedUnauthorized });
   out({
     figure: 'idp_refresh_calls',
     value: p.idp.refreshRequests,
@@ -214,20 +167,14 @@ function report(p: PhaseResult): Summary {
       nominalLimit,
       nominalPass: p.idp.refreshRequests <= nominalLimit,
       nominalRule: `ceil(${p.durationMs} ms / ${Math.round(nomInterval)} ms) + 1 with the 2 s TTL at face value`,
-      ...extraTotals,
+      ...t.extraTotals,
       ...p.extra,
     },
   });
-  out({ figure: 'protected_calls', value: protectedCalls, unit: 'calls', subject, extra: { attempts } });
-  out({ figure: 'calls_per_s', value: protectedCalls / seconds, unit: 'calls/s', subject, extra: { authorizedPerS: Math.round(authorized / seconds) } });
-  const late = Math.max(0, ...results.map((c) => c?.lateStartMs ?? 0));
-  if (broken.length > 0 || late > 0) {
-    note(
-      `${subject}: ${broken.length} worker(s) without a clean result (codes ${broken.map((w) => w.code ?? w.signal).join(',')}${broken.some((w) => w.killed) ? ', killed at the hard deadline' : ''}); latest start ${late} ms after the start time`,
-    );
-    for (const w of broken.slice(0, 2)) note(`stderr: ${w.stderr.slice(-1500)}`);
-  }
-  return { refreshCalls: p.idp.refreshRequests, attempts, authorized, failed, protectedCalls, authorizedPct, callsPerS: protectedCalls / seconds };
+  out({ figure: 'protected_calls', value: t.protectedCalls, unit: 'calls', subject, extra: { attempts: t.attempts } });
+  out({ figure: 'calls_per_s', value: t.protectedCalls / seconds, unit: 'calls/s', subject, extra: { authorizedPerS: Math.round(t.authorized / seconds) } });
+  noteStragglers(subject, p.workers);
+  return { refreshCalls: p.idp.refreshRequests, attempts: t.attempts, authorized: t.authorized, failed: t.failed, protectedCalls: t.protectedCalls, authorizedPct: t.authorizedPct, callsPerS: t.protectedCalls / seconds };
 }
 
 async function main(): Promise<void> {
