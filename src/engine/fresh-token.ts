@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Clock } from '../core/clock.js';
 import { LatchkeyError } from '../core/errors.js';
 import { DEFAULT_TOKEN_TIMEOUT_MS } from '../oauth/refresh-error.js';
@@ -68,6 +69,23 @@ function answeredWhileWaiting(rec: SourceRecord | undefined, waitStarted: number
   return rec?.lastRefreshAt !== undefined && rec.lastRefreshAt >= waitStarted - ANSWER_CLOCK_SLACK_MS;
 }
 
+/** A signal that aborts when either does, and how to let go of it (its listeners) once done. */
+function eitherAborts(a: AbortSignal | undefined, b: AbortSignal): { signal: AbortSignal; dispose(): void } {
+  if (a === undefined) return { signal: b, dispose: () => undefined };
+  const both = new AbortController();
+  const abort = (): void => both.abort();
+  if (a.aborted || b.aborted) abort();
+  a.addEventListener('abort', abort, { once: true });
+  b.addEventListener('abort', abort, { once: true });
+  return {
+    signal: both.signal,
+    dispose: () => {
+      a.removeEventListener('abort', abort);
+      b.removeEventListener('abort', abort);
+    },
+  };
+}
+
 interface MemoEntry {
   /** The hot path compares against this and returns `promise` as is: no allocation, no I/O. */
   refreshAt: number;
@@ -108,6 +126,8 @@ export class TokenEngine {
   readonly #flights: BoundedMap<string, Promise<string>>;
   /** What the rotation core reads and keeps: held grants (never evicted) and cool-downs (bounded). */
   readonly #memory: SlotMemory;
+  /** Aborted by {@link flush}: flights still waiting for a lock stop waiting (they sent nothing). */
+  readonly #closing = new AbortController();
 
   constructor(options: TokenEngineOptions) {
     this.#store = options.store;
@@ -125,6 +145,8 @@ export class TokenEngine {
     this.#memo = new BoundedMap(bound);
     this.#flights = new BoundedMap(bound);
     this.#memory = { held: new Map<string, Unsaved>(), cooldownUntil: new BoundedMap<string, number>(bound) };
+    // Every flight waiting for a lock listens to it (a keeper waits for many at once): no leak warning.
+    setMaxListeners(0, this.#closing.signal);
   }
 
   /**
@@ -223,11 +245,13 @@ export class TokenEngine {
   }
 
   /**
-   * Before the store closes (e.g. the process exits): lets every flight in progress finish (a
+   * Before the store closes (e.g. the process exits): lets every flight past its lock finish (a
    * refresh ahead that nobody awaits may already have rotated at the IdP, and must save what it
-   * got), then tries once more to save every held grant.
+   * got), stops those still waiting for a lock (they sent nothing; their callers get
+   * LK_LOCK_TIMEOUT), then tries once more to save every held grant.
    */
   async flush(): Promise<void> {
+    this.#closing.abort();
     while (this.#flights.size > 0) await Promise.allSettled([...this.#flights.values()]);
     for (const source of [...this.#memory.held.keys()]) {
       await this.#refreshUnderLock(source, { saveOnly: true }).catch(() => undefined);
@@ -308,8 +332,12 @@ export class TokenEngine {
    * policy (fail open). The memo is filled only once the rotation resolved, that is, once what
    * it wrote is durable: never from inside the lock.
    */
-  async #refreshUnderLock(source: string, request: RotationRequest, lockOptions?: WithLockOptions): Promise<string> {
+  async #refreshUnderLock(source: string, request: RotationRequest, lockOptions: WithLockOptions = {}): Promise<string> {
     const settings = await this.#settings(source);
+    // Closing: a flight that has not got the lock yet stops waiting for it (nothing was sent);
+    // the save of a held grant, the last thing close does, is never stopped.
+    const closing = request.saveOnly ? undefined : eitherAborts(lockOptions.signal, this.#closing.signal);
+    if (closing !== undefined) lockOptions = { ...lockOptions, signal: closing.signal };
     let served;
     try {
       served = await rotateGrant(
@@ -324,7 +352,7 @@ export class TokenEngine {
           memory: this.#memory,
           policy: SOURCE_POLICY,
           emit: (e) => this.#onEvent?.(e),
-          ...(lockOptions ? { lockOptions } : {}),
+          lockOptions,
         },
         sourceSlot(source, settings),
         request,
@@ -332,6 +360,8 @@ export class TokenEngine {
     } catch (err) {
       if (err instanceof LatchkeyError && err.code === 'LK_GRANT_REVOKED') this.#memo.delete(source);
       throw err;
+    } finally {
+      closing?.dispose();
     }
     return this.#remember(source, served.grant, settings, served.until);
   }

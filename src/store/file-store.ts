@@ -157,6 +157,7 @@ export class FileStore implements Store {
       staleMs: this.#staleLockMs,
       timeoutMs: options.timeoutMs ?? this.#lockTimeoutMs,
       label: `for source "${source}"`,
+      ...(options.signal ? { signal: options.signal } : {}),
     });
     let open = true;
     const bound = (key: string, what: string): void => {

@@ -32,6 +32,8 @@ export interface LockFileOptions {
   timeoutMs?: number;
   /** Label used in error messages. */
   label?: string;
+  /** Stop waiting when this aborts (LK_LOCK_TIMEOUT); a lock already had is kept. */
+  signal?: AbortSignal;
   /**
    * Stop showing signs of life after holding this long (default 5 min), so that a holder that
    * is alive but wedged blocks the others for at most `maxHoldMs + staleMs`.
@@ -152,6 +154,7 @@ async function acquire(path: string, options: LockFileOptions): Promise<LockOwne
   const me: LockOwner = { owner: await ownerToken(), pid: process.pid, host: HOST, at: Date.now() };
   let delay = 2;
   for (;;) {
+    if (options.signal?.aborted) throw stoppedWaiting(path, options.label);
     me.at = Date.now();
     if (await tryCreate(path, me)) return me;
     const observed = await readOwner(path);
@@ -163,7 +166,7 @@ async function acquire(path: string, options: LockFileOptions): Promise<LockOwne
     // A nameless lock file is decided within the create grace: wait that out before giving up.
     const giveUpAt = observed === undefined ? deadline + judge.graceMs : deadline;
     if (Date.now() >= giveUpAt) throw lockTimeout(path, observed, timeoutMs, options.label);
-    await sleep(delay + Math.random() * delay);
+    await sleep(delay + Math.random() * delay, options.signal);
     delay = Math.min(delay * 2, 50);
   }
 }
@@ -333,6 +336,18 @@ async function releaseIfOwner(path: string, owner: string): Promise<void> {
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+function stoppedWaiting(path: string, label: string | undefined): LatchkeyError {
+  return new LatchkeyError('LK_LOCK_TIMEOUT', `stopped waiting for ${label ? `the lock ${label} (${path})` : `the lock ${path}`}: the caller no longer needs it`);
 }

@@ -80,8 +80,9 @@ export interface WithLockOptions {
    */
   whileWaiting?: () => Promise<boolean>;
   /**
-   * Stop waiting when this aborts before the lock is had: `withLock` rejects with
-   * LK_LOCK_TIMEOUT and `fn` never runs. Once the lock is held, the work runs to its end.
+   * Stop waiting when this aborts before the lock is had (already aborted: no attempt at all):
+   * `withLock` rejects with LK_LOCK_TIMEOUT and `fn` never runs. Once the lock is held, the work
+   * runs to its end. Every backend honours it (the contract suite checks it).
    */
   signal?: AbortSignal;
 }

@@ -1,10 +1,12 @@
 /**
  * Refresh ahead without waiting, against the real IdP behind a slow proxy: half a skew before a
  * token is due it is still handed out at once while one flight refreshes it; once it is due
- * (skew before expiry) callers wait for that flight, as always.
+ * (skew before expiry) callers wait for that flight, as always. Closing lets a flight past the lock
+ * finish (it may have rotated) and stops one still waiting for it.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import type { LatchkeyError } from '../../src/core/errors.js';
 import { Secret } from '../../src/core/secret.js';
 import { TokenEngine, type EngineEvent } from '../../src/engine/fresh-token.js';
 import { FileStore } from '../../src/store/file-store.js';
@@ -159,7 +161,9 @@ test('closing waits for a refresh started ahead: the rotation the IdP made is sa
   assert.equal(await engine.token('s'), minted.access_token);
   clock.advance(430_000);
   assert.equal(await engine.token('s'), minted.access_token, 'served while the refresh runs ahead');
-  // The process ends now (Latchkey.close: flush, then the store closes), the refresh in flight.
+  // The process ends now (Latchkey.close: flush, then the store closes), the refresh in flight at
+  // the IdP (a flight still waiting for the lock would stop: the next test).
+  while (proxy.requests.length === 0) await new Promise((r) => setTimeout(r, 5));
   await engine.flush();
   await store.close();
   const saved = (await store.inner.read('s'))?.grant;
@@ -169,4 +173,41 @@ test('closing waits for a refresh started ahead: the rotation the IdP made is sa
     ['refreshed'],
   );
   assert.equal(idp.stats.revokedGrants, 0);
+});
+
+test('closing does not wait out a lock held elsewhere: a flight still waiting for it stops, having sent nothing', async (t) => {
+  const idp = await startIdp({ accessTokenTtl: 600 });
+  t.after(() => idp.close());
+  const h = await makeHome();
+  t.after(() => h.cleanup());
+  const store = new FileStore({ path: h.storePath });
+  const other = new FileStore({ path: h.storePath }); // another process's store on the same home
+  const minted = await idp.mintGrant();
+  const now = Date.now();
+  await writeRecord(store, 's', { grant: { accessToken: new Secret(minted.access_token), refreshToken: new Secret(minted.refresh_token), obtainedAt: now - 600_000, expiresAt: now - 1 } }, 0);
+  // The other process holds the source's lock (a refresh of its own, say) until the test ends.
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  let holding!: () => void;
+  const isHeld = new Promise<void>((r) => (holding = r));
+  const holder = other.withLock('s', async () => {
+    holding();
+    await held;
+  });
+  t.after(async () => {
+    release();
+    await holder;
+  });
+  await isHeld;
+  const engine = new TokenEngine({ store, clock: { now: () => Date.now() }, fetch: (i, init) => fetch(i, init), settings: async () => ({ tokenEndpoint: idp.tokenEndpoint, clientId: 'public-client' }) });
+  idp.stats.reset();
+  const waiting = engine.token('s');
+  waiting.catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 200)); // the flight is waiting for the lock
+  const started = Date.now();
+  await engine.flush();
+  assert.ok(Date.now() - started < 5_000, `close returned at once (${Date.now() - started} ms), not after the lock timeout (45 s)`);
+  await assert.rejects(waiting, (e: LatchkeyError) => e.code === 'LK_LOCK_TIMEOUT' && /stopped waiting/.test(e.message));
+  assert.equal(idp.stats.refreshRequests, 0, 'nothing was sent to the IdP');
+  assert.equal((await store.read('s'))?.grant?.refreshToken?.reveal(), minted.refresh_token, 'the stored grant is as it was');
 });

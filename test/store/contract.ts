@@ -99,6 +99,40 @@ export function runStoreContract(name: string, backend: ContractBackend): void {
     assert.equal(await other.withLock('a', async () => 'got it', { timeoutMs: 2_000 }), 'got it');
   });
 
+  test(`${name} contract: a wait for a held lock stops when its signal aborts (LK_LOCK_TIMEOUT, the work never runs); the holder goes on`, async (t) => {
+    const { spec, store } = await fresh(t);
+    const other = backend.open(spec);
+    t.after(() => other.close());
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let holding!: () => void;
+    const isHeld = new Promise<void>((r) => (holding = r));
+    const holder = store.withLock('a', async (tx) => {
+      holding();
+      await held;
+      return tx.write('a', grantInput('at-holder', 'rt-holder'), 0);
+    });
+    await isHeld;
+    const stop = new AbortController();
+    let ran = false;
+    const waiter = other.withLock(
+      'a',
+      async () => {
+        ran = true;
+      },
+      { timeoutMs: 30_000, signal: stop.signal },
+    );
+    setTimeout(() => stop.abort(), 150);
+    const started = Date.now();
+    await assert.rejects(waiter, (e: LatchkeyError) => e.code === 'LK_LOCK_TIMEOUT');
+    assert.ok(Date.now() - started < 10_000, 'stopped at the abort, not at the lock timeout');
+    assert.equal(ran, false, 'the work never ran');
+    release();
+    await holder;
+    assert.equal((await other.read('a'))?.grant?.accessToken.reveal(), 'at-holder', 'the holder finished its work');
+    await assert.rejects(other.withLock('a', async () => undefined, { signal: AbortSignal.abort() }), (e: LatchkeyError) => e.code === 'LK_LOCK_TIMEOUT', 'already aborted: no wait at all');
+  });
+
   test(`${name} contract: withLock serialises read-modify-write across processes (4 processes × 10 CAS increments, none refused)`, async (t) => {
     const { spec, store } = await fresh(t);
     const outs = await children(spec, 4, () => ['increment', 'counter', '10']);
