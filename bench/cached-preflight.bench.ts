@@ -17,10 +17,11 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cleanEnv, CLI_BIN as BIN, describeEntry, inheritedEnv } from './lib/cli.js';
+import { cachedPreflightCase, cleanEnv, CLI_BIN as BIN, describeEntry, inheritedEnv } from './lib/cli.js';
 import { note, reporter } from './lib/report.js';
-import { runTimed, type TimedRun } from './lib/spawn.js';
-import { median, quantile } from './lib/stats.js';
+import { nodeCase, runInterleaved, spread, type TimedCase } from './lib/interleaved.js';
+import { runTimed } from './lib/spawn.js';
+import { median } from './lib/stats.js';
 
 const BENCH = 'cached-preflight';
 const RUNS = Math.max(15, Number(process.env.LATCHKEY_BENCH_PREFLIGHT_RUNS ?? 21));
@@ -53,28 +54,11 @@ async function main(): Promise<void> {
     // inherited environment is measured too, for comparison: variables such as NODE_EXTRA_CA_CERTS
     // make every node start tens of ms slower, which flatters any ratio to `node -e 0`.
     const inherited = inheritedEnv(vars);
-    const cases = [
-      { name: 'node -e 0', args: ['-e', '0'], env, ms: [] as number[] },
-      { name: `latchkey preflight ${NAMES.join(' ')}`, args: [BIN, 'preflight', ...NAMES], env, ms: [] as number[] },
-      { name: 'node -e 0 (inherited env)', args: ['-e', '0'], env: inherited, ms: [] as number[] },
-      { name: `latchkey preflight ${NAMES.join(' ')} (inherited env)`, args: [BIN, 'preflight', ...NAMES], env: inherited, ms: [] as number[] },
-    ];
-    const check = (name: string, r: TimedRun): void => {
-      if (r.code !== 0) throw new Error(`${name} exited ${r.code ?? r.signal}: ${r.stderr.trim()} ${r.stdout.trim()}`);
-      if (name.startsWith('latchkey') && !/from the keeper's report/.test(r.stdout)) throw new Error(`pre-flight did not answer from the keeper's report:\n${r.stdout}`);
-    };
-    for (let i = 0; i < 3; i++) for (const c of cases) check(c.name, await runTimed(process.execPath, c.args, { env: c.env }));
-    for (let i = 0; i < RUNS; i++) {
-      for (let j = 0; j < cases.length; j++) {
-        const c = cases[(i + j) % cases.length]!;
-        const r = await runTimed(process.execPath, c.args, { env: c.env });
-        check(c.name, r);
-        c.ms.push(r.ms);
-      }
-    }
-    type Case = (typeof cases)[0];
+    const cases = [nodeCase(env), cachedPreflightCase(BIN, NAMES, env), nodeCase(inherited, ' (inherited env)'), cachedPreflightCase(BIN, NAMES, inherited, ' (inherited env)')];
+    await runInterleaved(cases, RUNS);
+    type Case = TimedCase;
     const [node, pre, nodeInh, preInh] = cases as [Case, Case, Case, Case];
-    const detail = (c: Case): Record<string, unknown> => ({ command: c.name, runs: c.ms.length, p25: quantile(c.ms, 0.25), p75: quantile(c.ms, 0.75) });
+    const detail = spread;
     out({ figure: 'median_ms', value: median(node.ms), unit: 'ms', subject: 'node', extra: detail(node) });
     out({ figure: 'median_ms', value: median(pre.ms), unit: 'ms', subject: 'latchkey', extra: detail(pre) });
     out({ figure: 'ratio_to_node', value: median(pre.ms) / median(node.ms), limit: LIMIT, unit: 'x', extra: { sources: NAMES.length, env: 'clean', entry: describeEntry(BIN) } });

@@ -21,8 +21,8 @@ import { existsSync } from 'node:fs';
 import { cleanEnv, CLI_BIN as BIN, describeEntry, inheritedEnv } from './lib/cli.js';
 import { installGrant, makeHome } from './lib/home.js';
 import { note, reporter } from './lib/report.js';
-import { runTimed, type TimedRun } from './lib/spawn.js';
-import { median, quantile } from './lib/stats.js';
+import { nodeCase, runInterleaved, spread, type TimedCase } from './lib/interleaved.js';
+import { median } from './lib/stats.js';
 
 const BENCH = 'cli-start';
 const RUNS = Math.max(21, Number(process.env.LATCHKEY_BENCH_CLI_RUNS ?? 31));
@@ -32,17 +32,18 @@ const PAT = 'cli-bench-static-token';
 
 const out = reporter(BENCH);
 
-interface Case {
-  name: string;
-  args: string[];
-  env: NodeJS.ProcessEnv;
-  expect?: string;
-  ms: number[];
-}
-
-function check(c: Case, r: TimedRun): void {
-  if (r.code !== 0) throw new Error(`${c.name} exited with ${r.code ?? r.signal}: ${r.stderr.trim()}`);
-  if (c.expect !== undefined && r.stdout !== `${c.expect}\n`) throw new Error(`${c.name} printed an unexpected token (${r.stdout.length} bytes)`);
+/** `latchkey token <source>`, which must print `expect`. */
+function tokenCase(name: string, source: string, env: NodeJS.ProcessEnv, expect: string): TimedCase {
+  return {
+    name,
+    args: [BIN, 'token', source],
+    env,
+    check: (r) => {
+      if (r.code !== 0) throw new Error(`${name} exited with ${r.code ?? r.signal}: ${r.stderr.trim()}`);
+      if (r.stdout !== `${expect}\n`) throw new Error(`${name} printed an unexpected token (${r.stdout.length} bytes)`);
+    },
+    ms: [],
+  };
 }
 
 async function main(): Promise<void> {
@@ -55,26 +56,16 @@ async function main(): Promise<void> {
   try {
     await installGrant(h.home, 'api', { access_token: ACCESS, refresh_token: 'cli-bench-refresh-token', expires_in: 3600, token_type: 'Bearer' });
     const vars = { LATCHKEY_HOME: h.home, LATCHKEY_BENCH_PAT: PAT };
-    const commands = (env: NodeJS.ProcessEnv, suffix: string): Case[] => [
-      { name: `node -e 0${suffix}`, args: ['-e', '0'], env, ms: [] },
-      { name: `latchkey token api (oauth)${suffix}`, args: [BIN, 'token', 'api'], env, expect: ACCESS, ms: [] },
-      { name: `latchkey token pat (env:)${suffix}`, args: [BIN, 'token', 'pat'], env, expect: PAT, ms: [] },
+    const commands = (env: NodeJS.ProcessEnv, suffix: string): TimedCase[] => [
+      nodeCase(env, suffix),
+      tokenCase(`latchkey token api (oauth)${suffix}`, 'api', env, ACCESS),
+      tokenCase(`latchkey token pat (env:)${suffix}`, 'pat', env, PAT),
     ];
     const clean = commands(cleanEnv(vars), '');
     const inherited = commands(inheritedEnv(vars), ' (inherited env)');
-    const cases = [...clean, ...inherited];
-    // Warm-up: page cache, and the config validation stamp (written by the first run).
-    for (let i = 0; i < 3; i++) for (const c of cases) check(c, await runTimed(process.execPath, c.args, { env: c.env }));
-    for (let i = 0; i < RUNS; i++) {
-      // Rotate the order so no command always runs right after another one.
-      for (let j = 0; j < cases.length; j++) {
-        const c = cases[(i + j) % cases.length] as Case;
-        const r = await runTimed(process.execPath, c.args, { env: c.env });
-        check(c, r);
-        c.ms.push(r.ms);
-      }
-    }
-    const detail = (c: Case): Record<string, unknown> => ({ command: c.name, runs: c.ms.length, p25: round1(quantile(c.ms, 0.25)), p75: round1(quantile(c.ms, 0.75)) });
+    await runInterleaved([...clean, ...inherited], RUNS);
+    const detail = spread;
+    type Case = TimedCase;
     const [node, oauth, pat] = clean as [Case, Case, Case];
     const base = median(node.ms);
     out({ figure: 'median_ms', value: base, unit: 'ms', subject: 'node', extra: { ...detail(node), env: 'clean' } });

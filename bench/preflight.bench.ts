@@ -14,17 +14,18 @@
  * browser driver).
  *
  * Figures: wall_ms_median (limit 3050), wall_ms_max, verdicts_correct_runs (limit: every run),
- * dead_found_ms_median, seed_reference, cli_cached_median_ms, cli_cached_ratio (limit 1.5).
+ * dead_found_ms_median, seed_reference, cli_cached_median_ms, cli_cached_ratio (limit 1.5; the package's `bin`
+ * in a clean environment, as in cli-start), cli_cached_ratio_inherited_env (for comparison).
  */
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { openLatchkey, type PreflightReport } from '../src/index.js';
 import { installGrant, makeHome } from './lib/home.js';
 import { startLoopbackServer } from './lib/loopback-server.js';
 import { note, reporter } from './lib/report.js';
-import { runTimed } from './lib/spawn.js';
+import { cachedPreflightCase, cleanEnv, CLI_BIN as BIN, describeEntry, inheritedEnv } from './lib/cli.js';
+import { nodeCase, runInterleaved, spread, type TimedCase } from './lib/interleaved.js';
 import { max, median, quantile } from './lib/stats.js';
 
 const BENCH = 'preflight';
@@ -34,7 +35,6 @@ const BUDGET_MS = 3000;
 const GRACE_MS = 50;
 const HEALTHY = 17;
 const CLI_LIMIT = 1.5;
-const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'bin.js');
 
 const out = reporter(BENCH);
 
@@ -128,39 +128,32 @@ function verdictOf(report: PreflightReport, name: string): Verdict {
   return r ? `${r.status}/${r.operatorAction ?? '-'}` : 'missing/-';
 }
 
-/** `latchkey preflight` answered from a fresh keeper report, against `node -e 0`. */
+/**
+ * `latchkey preflight` over these 20 sources answered from a fresh keeper report, against
+ * `node -e 0`: the package's `bin` (what users run), in a clean environment (decides `pass`, as
+ * in cli-start and cached-preflight) and in the inherited one (for comparison).
+ */
 async function cliCached(home: string, env: NodeJS.ProcessEnv, names: string[]): Promise<void> {
   const now = new Date().toISOString();
   const entry = { status: 'ok', authPath: 'token', operatorAction: null, fix: null, message: 'probe answered 200', expiresAt: null, lastOkAt: now, consecutiveFailures: 0, latencyMs: 4, history: [] };
   await writeFile(join(home, 'health.json'), JSON.stringify({ generatedAt: now, intervalSeconds: 300, sources: Object.fromEntries(names.map((n) => [n, entry])) }), { mode: 0o600 });
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env, LATCHKEY_HOME: home };
-  delete childEnv.NODE_OPTIONS;
-  const cases = [
-    { name: 'node -e 0', args: ['-e', '0'], ms: [] as number[] },
-    { name: `latchkey preflight <${names.length} sources> (keeper report)`, args: [BIN, 'preflight', ...names], ms: [] as number[] },
-  ];
-  const check = (c: (typeof cases)[number], code: number | null, stdout: string, stderr: string): void => {
-    if (code !== 0) throw new Error(`${c.name} exited with ${code}: ${stderr.trim()}`);
-    if (c.args[0] === BIN && !stdout.includes("from the keeper's report")) throw new Error(`${c.name} did not answer from the keeper's report`);
-  };
-  for (let i = 0; i < 3; i++) for (const c of cases) {
-    const r = await runTimed(process.execPath, c.args, { env: childEnv });
-    check(c, r.code, r.stdout, r.stderr);
-  }
-  for (let i = 0; i < CLI_RUNS; i++) {
-    for (let j = 0; j < cases.length; j++) {
-      const c = cases[(i + j) % cases.length]!;
-      const r = await runTimed(process.execPath, c.args, { env: childEnv });
-      check(c, r.code, r.stdout, r.stderr);
-      c.ms.push(r.ms);
-    }
-  }
-  const [node, cli] = cases as [(typeof cases)[number], (typeof cases)[number]];
+  const vars = { ...env, LATCHKEY_HOME: home };
+  const clean = cleanEnv(vars);
+  const inherited = inheritedEnv(vars);
+  const cases = [nodeCase(clean), cachedPreflightCase(BIN, names, clean), nodeCase(inherited, ' (inherited env)'), cachedPreflightCase(BIN, names, inherited, ' (inherited env)')];
+  await runInterleaved(cases, CLI_RUNS);
+  const [node, cli, nodeInh, cliInh] = cases as [TimedCase, TimedCase, TimedCase, TimedCase];
   const base = median(node.ms);
   const m = median(cli.ms);
-  out({ figure: 'cli_node_median_ms', value: base, unit: 'ms', subject: 'node', extra: { command: node.name, runs: node.ms.length } });
-  out({ figure: 'cli_cached_median_ms', value: m, unit: 'ms', extra: { command: cli.name, runs: cli.ms.length, p25: round1(quantile(cli.ms, 0.25)), p75: round1(quantile(cli.ms, 0.75)) } });
-  out({ figure: 'cli_cached_ratio', value: m / base, limit: CLI_LIMIT, unit: 'x node -e 0', extra: { command: cli.name } });
+  out({ figure: 'cli_node_median_ms', value: base, unit: 'ms', subject: 'node', extra: { ...spread(node), env: 'clean' } });
+  out({ figure: 'cli_cached_median_ms', value: m, unit: 'ms', extra: { ...spread(cli), env: 'clean' } });
+  out({ figure: 'cli_cached_ratio', value: m / base, limit: CLI_LIMIT, unit: 'x node -e 0', extra: { command: cli.name, env: 'clean', entry: describeEntry(BIN) } });
+  out({
+    figure: 'cli_cached_ratio_inherited_env',
+    value: median(cliInh.ms) / median(nodeInh.ms),
+    unit: 'x node -e 0',
+    extra: { env: 'inherited (minus NODE_OPTIONS)', node_ms: median(nodeInh.ms), latchkey_ms: median(cliInh.ms) },
+  });
 }
 
 function round1(n: number): number {

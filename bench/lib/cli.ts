@@ -1,5 +1,6 @@
 /** The CLI as the CLI benches run it, and the environments they run it in. */
 import { readFileSync } from 'node:fs';
+import type { TimedCase } from './interleaved.js';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -34,4 +35,19 @@ export function inheritedEnv(vars: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, ...vars };
   delete env.NODE_OPTIONS;
   return env;
+}
+
+/** `latchkey preflight <names>`, which must exit 0 answering from the keeper's report (no live probe). */
+export function cachedPreflightCase(bin: string, names: readonly string[], env: NodeJS.ProcessEnv, suffix = ''): TimedCase {
+  const name = `latchkey preflight <${names.length} sources>${suffix}`;
+  return {
+    name,
+    args: [bin, 'preflight', ...names],
+    env,
+    check: (r) => {
+      if (r.code !== 0) throw new Error(`${name} exited ${r.code ?? r.signal}: ${r.stderr.trim()} ${r.stdout.trim()}`);
+      if (!/from the keeper's report/.test(r.stdout)) throw new Error(`${name} did not answer from the keeper's report:\n${r.stdout}`);
+    },
+    ms: [],
+  };
 }
