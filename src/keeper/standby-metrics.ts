@@ -14,24 +14,10 @@ export class StandbyMetrics {
   constructor(now: () => number = Date.now) {
     const registers = [this.registry];
     new Gauge({ name: 'latchkey_keeper_standby', help: '1 while this keeper stands by for the leader of its store', registers }).set(1);
-    const age = new Gauge({
-      name: 'latchkey_keeper_published_state_age_seconds',
-      help: "Age of the state the leader last published (absent until one is read); it grows when the leader stops publishing",
-      registers,
-      collect: () => {
-        if (this.#publishedAt === undefined) age.reset();
-        else age.set(Math.max(0, (now() - this.#publishedAt) / 1000));
-      },
-    });
-    const epoch = new Gauge({
-      name: 'latchkey_keeper_leader_epoch',
-      help: 'Epoch of the leader whose state this standby serves (absent until one is read)',
-      registers,
-      collect: () => {
-        if (this.#epoch === undefined) epoch.reset();
-        else epoch.set(this.#epoch);
-      },
-    });
+    optionalGauge(registers, 'latchkey_keeper_published_state_age_seconds', "Age of the state the leader last published (absent until one is read); it grows when the leader stops publishing", () =>
+      this.#publishedAt === undefined ? undefined : Math.max(0, (now() - this.#publishedAt) / 1000),
+    );
+    optionalGauge(registers, 'latchkey_keeper_leader_epoch', 'Epoch of the leader whose state this standby serves (absent until one is read)', () => this.#epoch);
   }
 
   /** The published state just read: when the leader published it and under which epoch. */
@@ -47,4 +33,18 @@ export class StandbyMetrics {
   render(): Promise<string> {
     return this.registry.metrics();
   }
+}
+
+/** A gauge whose value is read at each scrape; absent while `value` says undefined. */
+function optionalGauge(registers: Registry[], name: string, help: string, value: () => number | undefined): void {
+  const gauge = new Gauge({
+    name,
+    help,
+    registers,
+    collect: () => {
+      const v = value();
+      if (v === undefined) gauge.reset();
+      else gauge.set(v);
+    },
+  });
 }

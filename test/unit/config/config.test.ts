@@ -52,6 +52,10 @@ test('schema errors name the field path and what was expected', async () => {
   assert.ok(!e.message.includes('hunter2'), 'the password in a raw URL is not echoed');
   e = await configError({ gateway: { port: 70000 } });
   assert.match(e.message, /gateway\.port/);
+  e = await configError({ gateway: { loginRateLimit: { perClientBurst: 0 } } });
+  assert.match(e.message, /gateway\.loginRateLimit\.perClientBurst/);
+  e = await configError({ gateway: { loginRateLimit: { perMinute: 5 } } });
+  assert.match(e.message, /gateway\.loginRateLimit\.perMinute: unknown key/);
 });
 
 test('a config that passed once is trusted by its hash; an edited one is validated again', async (t) => {
