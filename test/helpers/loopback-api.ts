@@ -31,6 +31,14 @@ export function send(res: ServerResponse, status: number, body = '', headers: Re
   res.end(body);
 }
 
+/** A handler answering `status` with `body` as JSON (and `headers`, e.g. several Set-Cookie), whatever was asked. */
+export function jsonAnswer(status: number, body: unknown, headers: Record<string, string | string[]> = {}): ApiHandler {
+  return (_req, res) => {
+    res.writeHead(status, { 'content-type': 'application/json', ...headers });
+    res.end(JSON.stringify(body));
+  };
+}
+
 /** Accepts `Authorization: Bearer <token>` for the tokens in `good`, else 401. */
 export function bearerHandler(good: Iterable<string>): ApiHandler {
   const accepted = new Set(good);

@@ -7,7 +7,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { inspect } from 'node:util';
 import { checkConnection } from '../../../src/remote/check-connection.js';
@@ -16,20 +16,10 @@ import type { JarCookie } from '../../../src/remote/cookie-jar.js';
 import { LatchkeyError } from '../../../src/core/errors.js';
 import { closedPort } from '../../helpers/closed-port.js';
 import { FakeElectronCookies } from '../../helpers/electron-cookies.js';
+import { jsonAnswer, startLoopbackApi, type ApiHandler, type LoopbackApi } from '../../helpers/loopback-api.js';
 
-type Answer = (res: ServerResponse) => void;
-
-let server: Server;
-let origin: string;
-let answer: Answer = (res) => res.end();
-const seen: Array<{ method?: string; url?: string; headers: IncomingHttpHeaders }> = [];
-
-function json(status: number, body: unknown, headers: Record<string, string | string[]> = {}): Answer {
-  return (res) => {
-    res.writeHead(status, { 'content-type': 'application/json', ...headers });
-    res.end(JSON.stringify(body));
-  };
-}
+let api: LoopbackApi;
+const json = jsonAnswer;
 
 function liveJar(): Map<string, JarCookie> {
   return new Map([
@@ -39,28 +29,19 @@ function liveJar(): Map<string, JarCookie> {
 }
 
 before(async () => {
-  server = createServer((req, res) => {
-    seen.push({ method: req.method, url: req.url, headers: req.headers });
-    req.resume();
-    answer(res);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  api = await startLoopbackApi((_req, res) => res.end());
 });
 
-after(async () => {
-  server.closeAllConnections();
-  await new Promise<void>((r) => server.close(() => r()));
-});
+after(() => api.close());
 
 describe('checkConnection', () => {
   test('connected: POSTs to <base>auth/ws-ticket with the cookies, same Origin and the CSRF header; stores the rotated cookies', async () => {
-    seen.length = 0;
-    answer = json(200, { ticket: 'T-123', ttlSeconds: 30 }, {
+    api.requests.length = 0;
+    api.handler = json(200, { ticket: 'T-123', ttlSeconds: 30 }, {
       'set-cookie': ['latchkey_at=AT1; Path=/; Max-Age=900; HttpOnly; SameSite=Lax', 'latchkey_rt=RT1; Path=/; Max-Age=86400; HttpOnly; SameSite=Lax'],
     });
     const jar = liveJar();
-    const state = await checkConnection(`${origin}/dash`, jar);
+    const state = await checkConnection(`${api.origin}/dash`, jar);
     assert.equal(state.status, 'connected');
     assert.ok(state.status === 'connected');
     assert.equal(state.ticket.reveal(), 'T-123');
@@ -68,10 +49,10 @@ describe('checkConnection', () => {
     assert.equal(state.cookiesRotated, true);
     assert.equal(jar.get('latchkey_rt')?.value, 'RT1');
     assert.equal(jar.get('latchkey_at')?.value, 'AT1');
-    const req = seen[0]!;
+    const req = api.requests[0]!;
     assert.equal(req.method, 'POST');
-    assert.equal(req.url, '/dash/auth/ws-ticket');
-    assert.equal(req.headers.origin, origin);
+    assert.equal(req.path, '/dash/auth/ws-ticket');
+    assert.equal(req.headers.origin, api.origin);
     assert.equal(req.headers['x-latchkey-csrf'], '1');
     assert.equal(req.headers.cookie, 'latchkey_rt=RT0; unrelated=u');
     // the ticket is a secret: printing the verdict never shows it
@@ -80,56 +61,56 @@ describe('checkConnection', () => {
   });
 
   test('connected without Set-Cookie: cookiesRotated false', async () => {
-    answer = json(200, { ticket: 't', ttlSeconds: 30 });
-    const state = await checkConnection(origin, liveJar());
+    api.handler = json(200, { ticket: 't', ttlSeconds: 30 });
+    const state = await checkConnection(api.origin, liveJar());
     assert.ok(state.status === 'connected' && state.cookiesRotated === false);
   });
 
   test('no live session cookie: needsLogin/no_session without any request', async () => {
-    seen.length = 0;
+    api.requests.length = 0;
     const jar = new Map<string, JarCookie>([
       ['latchkey_at', { name: 'latchkey_at', value: 'x', expiresAt: Date.now() - 1 }],
       ['latchkey_login_x', { name: 'latchkey_login_x', value: 'y' }],
     ]);
-    const state = await checkConnection(`${origin}/dash/`, jar);
-    assert.deepEqual(state, { status: 'needsLogin', reason: 'no_session', loginUrl: `${origin}/dash/auth/login` });
-    assert.equal(seen.length, 0);
+    const state = await checkConnection(`${api.origin}/dash/`, jar);
+    assert.deepEqual(state, { status: 'needsLogin', reason: 'no_session', loginUrl: `${api.origin}/dash/auth/login` });
+    assert.equal(api.requests.length, 0);
   });
 
   test('401 session_expired: needsLogin with the gateway\'s loginUrl, cleared cookies removed', async () => {
-    answer = json(401, { error: 'session_expired', loginUrl: '/auth/login?next=%2F' }, { 'set-cookie': ['latchkey_rt=; Path=/; Max-Age=0', 'latchkey_at=; Path=/; Max-Age=0'] });
+    api.handler = json(401, { error: 'session_expired', loginUrl: '/auth/login?next=%2F' }, { 'set-cookie': ['latchkey_rt=; Path=/; Max-Age=0', 'latchkey_at=; Path=/; Max-Age=0'] });
     const jar = liveJar();
-    const state = await checkConnection(origin, jar);
-    assert.deepEqual(state, { status: 'needsLogin', reason: 'session_expired', loginUrl: `${origin}/auth/login?next=%2F` });
+    const state = await checkConnection(api.origin, jar);
+    assert.deepEqual(state, { status: 'needsLogin', reason: 'session_expired', loginUrl: `${api.origin}/auth/login?next=%2F` });
     assert.deepEqual([...jar.keys()], ['unrelated']);
   });
 
   test('401 session_expired with a loginUrl on another origin: the gateway\'s own login route instead', async () => {
-    answer = json(401, { error: 'session_expired', loginUrl: 'https://evil.test/phish' });
-    const state = await checkConnection(origin, liveJar());
+    api.handler = json(401, { error: 'session_expired', loginUrl: 'https://evil.test/phish' });
+    const state = await checkConnection(api.origin, liveJar());
     assert.ok(state.status === 'needsLogin');
-    assert.equal(state.loginUrl, `${origin}/auth/login`);
+    assert.equal(state.loginUrl, `${api.origin}/auth/login`);
   });
 
   test('503 with Retry-After (IdP trouble): unreachable, cookies kept', async () => {
-    answer = json(503, { error: 'idp_unavailable' }, { 'retry-after': '7' });
+    api.handler = json(503, { error: 'idp_unavailable' }, { 'retry-after': '7' });
     const jar = liveJar();
-    const state = await checkConnection(origin, jar);
-    assert.deepEqual(state, { status: 'unreachable', reason: 'unavailable', httpStatus: 503, retryAfterSeconds: 7, message: `127.0.0.1:${new URL(origin).port} is temporarily unavailable (503): idp_unavailable` });
+    const state = await checkConnection(api.origin, jar);
+    assert.deepEqual(state, { status: 'unreachable', reason: 'unavailable', httpStatus: 503, retryAfterSeconds: 7, message: `127.0.0.1:${new URL(api.origin).port} is temporarily unavailable (503): idp_unavailable` });
     assert.equal(jar.get('latchkey_rt')?.value, 'RT0');
   });
 
   test('500, 502, 504 and non-JSON 5xx: unreachable/server_error; 429: rate_limited', async () => {
     for (const status of [500, 502, 504]) {
-      answer = (res) => {
+      api.handler = (_req, res) => {
         res.writeHead(status, { 'content-type': 'text/html' });
         res.end('<h1>Bad Gateway</h1>');
       };
-      const state = await checkConnection(origin, liveJar());
+      const state = await checkConnection(api.origin, liveJar());
       assert.ok(state.status === 'unreachable' && state.reason === 'server_error' && state.httpStatus === status, JSON.stringify(state));
     }
-    answer = json(429, { error: 'slow_down' }, { 'retry-after': '2' });
-    const s429 = await checkConnection(origin, liveJar());
+    api.handler = json(429, { error: 'slow_down' }, { 'retry-after': '2' });
+    const s429 = await checkConnection(api.origin, liveJar());
     assert.ok(s429.status === 'unreachable' && s429.reason === 'rate_limited' && s429.retryAfterSeconds === 2);
   });
 
@@ -144,18 +125,18 @@ describe('checkConnection', () => {
   });
 
   test('answers a Latchkey gateway does not give: rejected (not needsLogin, not unreachable)', async () => {
-    const cases: Array<[Answer, number]> = [
+    const cases: Array<[ApiHandler, number]> = [
       [json(404, { error: 'not_found' }), 404],
       [json(403, { error: 'origin_mismatch' }), 403],
       [json(401, { error: 'invalid_token' }, { 'www-authenticate': 'Basic' }), 401],
       [json(200, { hello: 'world' }), 200],
-      [(res) => { res.writeHead(200, { 'content-type': 'text/html' }); res.end('<html>'); }, 200],
-      [(res) => { res.writeHead(302, { location: '/auth/login' }); res.end(); }, 302],
+      [(_req, res) => { res.writeHead(200, { 'content-type': 'text/html' }); res.end('<html>'); }, 200],
+      [(_req, res) => { res.writeHead(302, { location: '/auth/login' }); res.end(); }, 302],
       [json(200, { ticket: 't', ttlSeconds: -1 }), 200],
     ];
     for (const [a, status] of cases) {
-      answer = a;
-      const state = await checkConnection(origin, liveJar());
+      api.handler = a;
+      const state = await checkConnection(api.origin, liveJar());
       assert.ok(state.status === 'rejected' && state.httpStatus === status, JSON.stringify(state));
     }
   });
@@ -180,20 +161,20 @@ describe('checkConnection', () => {
   });
 
   test('an oversized JSON answer is not parsed', async () => {
-    answer = json(200, { ticket: 'x'.repeat(20_000), ttlSeconds: 30 });
-    const state = await checkConnection(origin, liveJar());
+    api.handler = json(200, { ticket: 'x'.repeat(20_000), ttlSeconds: 30 });
+    const state = await checkConnection(api.origin, liveJar());
     assert.equal(state.status, 'rejected');
   });
 
   test('works with Electron session.cookies: sends its cookies, stores the rotation in seconds', async () => {
-    seen.length = 0;
+    api.requests.length = 0;
     const el = new FakeElectronCookies();
-    await el.set({ url: `${origin}/`, name: 'latchkey_rt', value: 'RT0', path: '/', httpOnly: true, expirationDate: Date.now() / 1000 + 3600 });
-    answer = json(200, { ticket: 't', ttlSeconds: 30 }, { 'set-cookie': ['latchkey_at=AT1; Path=/; Max-Age=900; HttpOnly; SameSite=Lax', 'latchkey_rt=RT1; Path=/; Max-Age=86400; HttpOnly; SameSite=Lax'] });
-    const state = await checkConnection(origin, el);
+    await el.set({ url: `${api.origin}/`, name: 'latchkey_rt', value: 'RT0', path: '/', httpOnly: true, expirationDate: Date.now() / 1000 + 3600 });
+    api.handler = json(200, { ticket: 't', ttlSeconds: 30 }, { 'set-cookie': ['latchkey_at=AT1; Path=/; Max-Age=900; HttpOnly; SameSite=Lax', 'latchkey_rt=RT1; Path=/; Max-Age=86400; HttpOnly; SameSite=Lax'] });
+    const state = await checkConnection(api.origin, el);
     assert.ok(state.status === 'connected' && state.cookiesRotated);
-    assert.equal(seen[0]?.headers.cookie, 'latchkey_rt=RT0');
-    const rt = (await el.get({ url: `${origin}/` })).find((c) => c.name === 'latchkey_rt');
+    assert.equal(api.requests[0]?.headers.cookie, 'latchkey_rt=RT0');
+    const rt = (await el.get({ url: `${api.origin}/` })).find((c) => c.name === 'latchkey_rt');
     assert.equal(rt?.value, 'RT1');
     assert.ok(rt?.expirationDate !== undefined && Math.abs(rt.expirationDate - (Date.now() / 1000 + 86400)) < 60);
   });
