@@ -9,10 +9,10 @@
  * process holds (src/secret-index.ts) is replaced by `[redacted]`, and only then is the text
  * cut to length: cutting first would leave the prefix of a secret that straddles the cut.
  */
+import { REDACTED } from './redacted.js';
 import { findSecretRuns, WINDOW } from './secret-index.js';
 
-export { WINDOW };
-export const REDACTED = '[redacted]';
+export { REDACTED, WINDOW };
 
 /** A line of remote text is cut to this many characters by default. */
 export const DEFAULT_MAX_CHARS = 200;

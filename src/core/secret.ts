@@ -1,6 +1,5 @@
+import { Redacted } from './redacted.js';
 import { registerSecret } from './secret-index.js';
-
-const REDACTED = '[redacted]';
 
 /**
  * A secret value (access token, refresh token, cookie, client secret).
@@ -9,10 +8,11 @@ const REDACTED = '[redacted]';
  * `util.inspect`, an error message) yields `[redacted]`; only {@link Secret.reveal} returns
  * the value, so every place that sends a secret over the wire is greppable.
  */
-export class Secret {
+export class Secret extends Redacted {
   readonly #value: string;
 
   constructor(value: string) {
+    super();
     this.#value = value;
     // Text from elsewhere is searched for every secret this process holds (src/sanitize.ts).
     registerSecret(this, value);
@@ -36,23 +36,6 @@ export class Secret {
 
   get length(): number {
     return this.#value.length;
-  }
-
-  toString(): string {
-    return REDACTED;
-  }
-
-  toJSON(): string {
-    return REDACTED;
-  }
-
-  // = util.inspect.custom, without loading node:util at start-up.
-  [Symbol.for('nodejs.util.inspect.custom')](): string {
-    return REDACTED;
-  }
-
-  [Symbol.toPrimitive](): string {
-    return REDACTED;
   }
 }
 

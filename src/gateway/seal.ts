@@ -2,6 +2,7 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { link, mkdir, open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LatchkeyError } from '../core/errors.js';
+import { Redacted } from '../core/redacted.js';
 import { Secret } from '../core/secret.js';
 
 /**
@@ -19,10 +20,11 @@ const TAG_BYTES = 16;
 /** A sealed value longer than this is not even decoded (cookies are capped at 4096 bytes anyway). */
 export const MAX_SEALED_CHARS = 64 * 1024;
 
-/** The gateway's sealing key (32 bytes), as a Secret so it never prints. */
-export class SealKey {
+/** The gateway's sealing key (32 bytes): it never prints, like a Secret. */
+export class SealKey extends Redacted {
   readonly #key: Buffer;
   constructor(key: Buffer) {
+    super();
     if (key.length !== 32) throw new LatchkeyError('LK_CONFIG_INVALID', `the gateway's sealing key must be 32 bytes (got ${key.length})`);
     this.#key = Buffer.from(key);
   }
@@ -65,15 +67,6 @@ export class SealKey {
     }
   }
 
-  toString(): string {
-    return '[redacted]';
-  }
-  toJSON(): string {
-    return '[redacted]';
-  }
-  [Symbol.for('nodejs.util.inspect.custom')](): string {
-    return '[redacted]';
-  }
 }
 
 /** The key file under LATCHKEY_HOME. */

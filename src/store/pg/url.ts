@@ -1,4 +1,5 @@
 import { LatchkeyError } from '../../core/errors.js';
+import { Redacted } from '../../core/redacted.js';
 import { Secret } from '../../core/secret.js';
 
 /**
@@ -6,22 +7,14 @@ import { Secret } from '../../core/secret.js';
  * like a {@link Secret}, but not registered with the sanitizer as a whole: its host and database
  * must stay readable in messages. Its password alone is registered (see {@link parsePgUrl}).
  */
-export class StoreUrl {
+export class StoreUrl extends Redacted {
   readonly #value: string;
   constructor(value: string) {
+    super();
     this.#value = value;
   }
   reveal(): string {
     return this.#value;
-  }
-  toString(): string {
-    return '[redacted]';
-  }
-  toJSON(): string {
-    return '[redacted]';
-  }
-  [Symbol.for('nodejs.util.inspect.custom')](): string {
-    return '[redacted]';
   }
 }
 

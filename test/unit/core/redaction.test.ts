@@ -1,12 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
+import { inspect } from 'node:util';
 import { parseStoreDocument } from '../../../src/store/store-document.js';
 import { loadConfig } from '../../../src/config/load.js';
 import { FileStore } from '../../../src/store/file-store.js';
 import { jsonSyntaxWhere, LatchkeyError } from '../../../src/core/errors.js';
 import { Secret } from '../../../src/core/secret.js';
 import { sanitizeRemoteText } from '../../../src/core/sanitize.js';
+import { SealKey } from '../../../src/gateway/seal.js';
+import { parsePgUrl } from '../../../src/store/pg/url.js';
 import { makeHome } from '../../helpers/home.js';
 
 const CANARY = 'CANARYcanary0123456789secretvalue';
@@ -63,4 +66,17 @@ test('sanitizeRemoteText removes every occurrence of each held secret, and only 
   assert.equal(out, 'refresh token [redacted] is unknown (client [redacted]; again [redacted])');
   assert.equal(sanitizeRemoteText('an ordinary abc word'), 'an ordinary abc word', 'too short to be a token: left alone');
   assert.equal(held.length, 3);
+});
+
+test('every holder of a secret (Secret, the gateway seal key, a store URL) prints [redacted] whichever way it is printed', () => {
+  const url = parsePgUrl(`postgres://app:${CANARY}@db.internal:5432/lk`).connectionString;
+  const holders = [new Secret(CANARY), new SealKey(Buffer.alloc(32, 7)), url];
+  for (const h of holders) {
+    const printed = [String(h), `${h}`, '' + h, JSON.stringify({ h }), inspect(h), inspect({ nested: [h] }), new Error(`failed with ${h}`).message];
+    for (const p of printed) {
+      assert.ok(p.includes('[redacted]'), `${h.constructor.name}: ${p}`);
+      assert.ok(!p.includes(CANARY) && !p.includes(CANARY.slice(0, 10)), `${h.constructor.name} leaked: ${p}`);
+    }
+  }
+  assert.ok(url.reveal().includes(CANARY), 'the URL still reveals its password to pg');
 });
