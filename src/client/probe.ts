@@ -9,6 +9,7 @@ import { discard, networkErrorText, sendAuthorized } from './fetch.js';
 import type { HealthStatus, MethodFailureSummary, ProbeOptions, ProbeResult } from './probe-types.js';
 import { sourceAwareFix } from '../config/source-fix.js';
 import { sanitizeMessage, sanitizeRemoteText } from '../core/sanitize.js';
+import { untilAborted } from '../core/wait.js';
 import { readCappedBody } from '../http/capped-body.js';
 
 /** A probe with neither its own `timeoutMs` nor a caller's bound gives up after this long. */
@@ -364,24 +365,3 @@ function verdictForError(ctx: ProbeContext, err: unknown, signal: AbortSignal, t
   return { status: 'unreachable', method: undefined, operatorAction: 'check_network', httpStatus: null, message: `${name}: ${networkErrorText(err, ctx.source.probe?.url)}`, fix: fixFor(name, 'check_network') };
 }
 
-/** Resolves or rejects with `work`, or rejects as soon as `signal` aborts (work is not waited for). */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) {
-    work.catch(() => undefined);
-    return Promise.reject(signal.reason as Error);
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e as Error);
-      },
-    );
-  });
-}

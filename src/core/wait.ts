@@ -19,3 +19,33 @@ export function abortableWait(ms: number, signal?: AbortSignal, options: { unref
     signal?.addEventListener('abort', done, { once: true });
   });
 }
+
+/**
+ * `work`'s outcome, or a rejection with the signal's reason as soon as `signal` aborts (after
+ * `onAbort`, if given); the work itself is not waited for then, and its later failure is not
+ * left unhandled.
+ */
+export function untilAborted<T>(work: Promise<T>, signal: AbortSignal, onAbort?: () => void): Promise<T> {
+  if (signal.aborted) {
+    work.catch(() => undefined);
+    onAbort?.();
+    return Promise.reject(signal.reason as Error);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const aborted = (): void => {
+      onAbort?.();
+      reject(signal.reason as Error);
+    };
+    signal.addEventListener('abort', aborted, { once: true });
+    work.then(
+      (v) => {
+        signal.removeEventListener('abort', aborted);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', aborted);
+        reject(e as Error);
+      },
+    );
+  });
+}

@@ -4,6 +4,7 @@ import { LatchkeyError, type OperatorAction } from '../core/errors.js';
 import type { CoreContext } from '../context.js';
 import { isLoopbackHost } from '../net/loopback.js';
 import { Secret } from '../core/secret.js';
+import { untilAborted } from '../core/wait.js';
 import type { SourceRecord, StoreTx } from '../store/store.js';
 import { CdpError, describeEndpoint, readTabCookies, type BrowserCookie } from './cdp.js';
 import { applySetCookies, checkCookie, parseCookieHeader, serializeCookieHeader, MAX_COOKIES } from '../http/cookies.js';
@@ -458,23 +459,9 @@ class SharedWork<T> {
       return Promise.reject(signal.reason as Error);
     }
     this.#waiting += 1;
-    return new Promise<T>((resolve, reject) => {
-      const onAbort = (): void => {
-        this.#waiting -= 1;
-        this.#giveUp(signal);
-        reject(signal.reason as Error);
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.promise.then(
-        (v) => {
-          signal.removeEventListener('abort', onAbort);
-          resolve(v);
-        },
-        (e: unknown) => {
-          signal.removeEventListener('abort', onAbort);
-          reject(e as Error);
-        },
-      );
+    return untilAborted(this.promise, signal, () => {
+      this.#waiting -= 1;
+      this.#giveUp(signal);
     });
   }
 
