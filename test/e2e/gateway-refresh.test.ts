@@ -17,6 +17,7 @@ import { closedPort } from '../helpers/closed-port.js';
 import { startIdp, type Idp } from '../fixtures/idp.js';
 import { makeHome, type TempHome } from '../helpers/home.js';
 import { Jar, signIn, startUpstream, type Upstream } from '../helpers/gateway.js';
+import { holdLock } from '../store/hold-lock.js';
 
 let idp: Idp;
 let upstream: Upstream;
@@ -189,23 +190,15 @@ test('a sibling holding the session\'s lock past the bound: 503 with Retry-After
     const key = sealKeyFromSecret(new Secret(await readFile(join(home.home, 'gateway.key'), 'utf8')));
     const sid = String(key.openJson(jar.cookies.get('latchkey_rt') as string, 'rt')?.s);
     const store = new FileStore({ path: join(home.home, 'store.json') });
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    let held!: () => void;
-    const holding = new Promise<void>((resolve) => (held = resolve));
-    const lock = store.withLock(`session:${sid}`, async () => {
-      held();
-      await released;
-    });
-    await holding;
+    const lock = await holdLock(store, `session:${sid}`);
     const before = idp.stats.refreshRequests;
     const res = await fetch(`${quick.url}/api`, { headers: { cookie: jar.header(), accept: 'application/json' } });
     assert.equal(res.status, 503);
     assert.ok(Number(res.headers.get('retry-after')) >= 1);
     assert.equal(deletes(res), false);
     assert.equal(idp.stats.refreshRequests, before, 'nothing was sent while another held the lock');
-    release();
-    await lock;
+    lock.release();
+    await lock.done;
     offset += 31_000; // past the cool-down the timeout recorded
     const ok = await fetch(`${quick.url}/api`, { headers: { cookie: jar.header() } });
     assert.equal(ok.status, 200);

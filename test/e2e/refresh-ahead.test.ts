@@ -16,6 +16,7 @@ import { startLatencyProxy } from '../helpers/latency-proxy.js';
 import { TestClock } from '../helpers/lk.js';
 import { DelegatingStore, writeRecord } from '../helpers/store.js';
 import type { StoreTx, WithLockOptions } from '../../src/store/store.js';
+import { holdLock } from '../store/hold-lock.js';
 
 async function statusOf(url: string, token: string): Promise<number> {
   const res = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
@@ -186,19 +187,11 @@ test('closing does not wait out a lock held elsewhere: a flight still waiting fo
   const now = Date.now();
   await writeRecord(store, 's', { grant: { accessToken: new Secret(minted.access_token), refreshToken: new Secret(minted.refresh_token), obtainedAt: now - 600_000, expiresAt: now - 1 } }, 0);
   // The other process holds the source's lock (a refresh of its own, say) until the test ends.
-  let release!: () => void;
-  const held = new Promise<void>((r) => (release = r));
-  let holding!: () => void;
-  const isHeld = new Promise<void>((r) => (holding = r));
-  const holder = other.withLock('s', async () => {
-    holding();
-    await held;
-  });
+  const holder = await holdLock(other, 's');
   t.after(async () => {
-    release();
-    await holder;
+    holder.release();
+    await holder.done;
   });
-  await isHeld;
   const engine = new TokenEngine({ store, clock: { now: () => Date.now() }, fetch: (i, init) => fetch(i, init), settings: async () => ({ tokenEndpoint: idp.tokenEndpoint, clientId: 'public-client' }) });
   idp.stats.reset();
   const waiting = engine.token('s');

@@ -14,6 +14,7 @@ import type { SourceRecordInput, Store } from '../../src/store/store.js';
 import { freshPgSchema, openPgStore, pgExec, pgSkipReason, TEST_MASTER_KEY_TEXT } from '../fixtures/pg.js';
 import { cliPath, makeHome, runCli } from '../helpers/home.js';
 import { writeRecord } from '../helpers/store.js';
+import { holdLock } from '../store/hold-lock.js';
 
 const skip = pgSkipReason();
 const name = (i: number): string => `s${String(i).padStart(3, '0')}`;
@@ -91,15 +92,7 @@ test('store copy file → postgres SIGKILLed halfway: nothing lost, the re-run f
   t.after(() => pgStore.close());
 
   // Hold the database's claim of s015: the copy gets that far and waits there.
-  let release!: () => void;
-  const held = new Promise<void>((r) => (release = r));
-  let locked!: () => void;
-  const taken = new Promise<void>((r) => (locked = r));
-  const holder = pgStore.withLock(name(15), async () => {
-    locked();
-    await held;
-  });
-  await taken;
+  const holder = await holdLock(pgStore, name(15));
   const child = spawn(process.execPath, [cliPath, 'store', 'copy', '--from', a.storePath, '--to', db.url], { env: baseEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<NodeJS.Signals | number | null>((r) => child.once('close', (code, signal) => r(signal ?? code)));
   for (;;) {
@@ -109,8 +102,8 @@ test('store copy file → postgres SIGKILLed halfway: nothing lost, the re-run f
   }
   child.kill('SIGKILL');
   assert.equal(await exited, 'SIGKILL');
-  release();
-  await holder;
+  holder.release();
+  await holder.done;
 
   const partial = [...(await pgStore.listMeta()).keys()].sort();
   assert.deepEqual(partial, Array.from({ length: 15 }, (_, i) => name(i)));

@@ -15,6 +15,7 @@ import { sameContent } from '../../src/store/store-copy.js';
 import type { SourceRecordInput, Store } from '../../src/store/store.js';
 import { cliPath, makeHome, runCli, type TempHome } from '../helpers/home.js';
 import { writeRecord } from '../helpers/store.js';
+import { holdLock } from '../store/hold-lock.js';
 
 function record(i: number, extra: Partial<SourceRecordInput> = {}): SourceRecordInput {
   return {
@@ -92,15 +93,7 @@ test('store copy SIGKILLed halfway: each record is copied whole or not at all, n
   const to = new FileStore({ path: b.storePath });
 
   // Hold the destination's lock of s020: the copy gets exactly that far and waits there.
-  let release!: () => void;
-  const held = new Promise<void>((r) => (release = r));
-  let locked!: () => void;
-  const lockTaken = new Promise<void>((r) => (locked = r));
-  const holder = to.withLock(name(20), async () => {
-    locked();
-    await held;
-  });
-  await lockTaken;
+  const holder = await holdLock(to, name(20));
 
   const child = spawn(process.execPath, [cliPath, 'store', 'copy', '--from', a.storePath, '--to', b.storePath], {
     env: { PATH: process.env.PATH, HOME: process.env.HOME },
@@ -116,8 +109,8 @@ test('store copy SIGKILLed halfway: each record is copied whole or not at all, n
   }
   child.kill('SIGKILL');
   assert.equal(await exited, 'SIGKILL');
-  release();
-  await holder;
+  holder.release();
+  await holder.done;
 
   const partial = await to.listMeta();
   assert.deepEqual([...partial.keys()].sort(), Array.from({ length: 20 }, (_, i) => name(i)), 'exactly the records before the blocked one');

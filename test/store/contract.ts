@@ -10,6 +10,7 @@ import type { SourceRecordInput, Store, StoreTx } from '../../src/store/store.js
 import { startIdp, type Idp } from '../fixtures/idp.js';
 import { TestClock } from '../helpers/lk.js';
 import { DelegatingStore, writeRecord } from '../helpers/store.js';
+import { holdLock } from './hold-lock.js';
 
 /**
  * The store contract v2 (src/store/store.ts), as one suite every backend runs: the file store now
@@ -103,16 +104,7 @@ export function runStoreContract(name: string, backend: ContractBackend): void {
     const { spec, store } = await fresh(t);
     const other = backend.open(spec);
     t.after(() => other.close());
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    let holding!: () => void;
-    const isHeld = new Promise<void>((r) => (holding = r));
-    const holder = store.withLock('a', async (tx) => {
-      holding();
-      await held;
-      return tx.write('a', grantInput('at-holder', 'rt-holder'), 0);
-    });
-    await isHeld;
+    const holder = await holdLock(store, 'a', (tx) => tx.write('a', grantInput('at-holder', 'rt-holder'), 0));
     const stop = new AbortController();
     let ran = false;
     const waiter = other.withLock(
@@ -127,8 +119,8 @@ export function runStoreContract(name: string, backend: ContractBackend): void {
     await assert.rejects(waiter, (e: LatchkeyError) => e.code === 'LK_LOCK_TIMEOUT');
     assert.ok(Date.now() - started < 10_000, 'stopped at the abort, not at the lock timeout');
     assert.equal(ran, false, 'the work never ran');
-    release();
-    await holder;
+    holder.release();
+    await holder.done;
     assert.equal((await other.read('a'))?.grant?.accessToken.reveal(), 'at-holder', 'the holder finished its work');
     await assert.rejects(other.withLock('a', async () => undefined, { signal: AbortSignal.abort() }), (e: LatchkeyError) => e.code === 'LK_LOCK_TIMEOUT', 'already aborted: no wait at all');
   });
