@@ -6,45 +6,34 @@
  * computing every refreshable row's due time (the query before migration 3). Rounds alternate so
  * that load from elsewhere on the machine falls on both alike.
  *
- * Needs PostgreSQL: LATCHKEY_BENCH_PG_URL, else LATCHKEY_TEST_PG_URL, else the local server.
+ * Needs PostgreSQL: LATCHKEY_BENCH_PG_URL, else LATCHKEY_TEST_PG_URL, else the local server (a
+ * server that does not answer skips the bench, or fails it when a variable named it).
  * Runs in a schema of its own, dropped at the end.
  */
-import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { PgDueWork } from '../src/store/pg/due-work.js';
-import { PgStore } from '../src/store/pg/pg-store.js';
 import { parsePgUrl } from '../src/store/pg/url.js';
-import { TEST_MASTER_KEY } from '../test/fixtures/pg.js';
-import { note, reporter } from './lib/report.js';
+import { reporter } from './lib/report.js';
 import { median, quantile } from './lib/stats.js';
+import { requirePostgres } from './lib/bench-parts.js';
+import { BENCH_PG_URL, createRunSchema } from './lib/run-database.js';
 
 const BENCH = 'fleet-due-pick';
 const out = reporter(BENCH);
-const BASE = process.env.LATCHKEY_BENCH_PG_URL ?? process.env.LATCHKEY_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 /** Two sizes in one run: Latchkey's tick should not grow with the number of sources, the peer's does. */
 const SIZES = [10_000, 100_000];
 const DUE = 50;
 const ROUNDS = Number(process.env.LATCHKEY_BENCH_ROUNDS ?? 100);
 
-const schema = `lk_bench_${randomBytes(5).toString('hex')}`;
-const url = new URL(BASE);
-url.searchParams.set('schema', schema);
+await requirePostgres(BENCH, BENCH_PG_URL);
+const run = await createRunSchema();
+const { schema } = run;
 
-const setup = new PgStore({ url: url.toString(), masterKey: TEST_MASTER_KEY });
-try {
-  await setup.migrate();
-} catch (err) {
-  note(`${BENCH} skipped: cannot reach PostgreSQL at ${new URL(BASE).host} (${(err as Error).message}); set LATCHKEY_BENCH_PG_URL`);
-  await setup.close();
-  process.exit(0);
-}
-await setup.close();
-
-const admin = new pg.Client({ connectionString: BASE });
+const admin = new pg.Client({ connectionString: BENCH_PG_URL });
 admin.on('error', () => undefined);
 await admin.connect();
 try {
-  const target = parsePgUrl(url.toString());
+  const target = parsePgUrl(run.url);
   for (const sources of SIZES) {
     const now = Date.now();
     const hour = 3_600_000;
@@ -87,6 +76,6 @@ try {
     }
   }
 } finally {
-  await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
   await admin.end();
+  await run.drop();
 }

@@ -13,29 +13,27 @@
  * Needs PostgreSQL: LATCHKEY_BENCH_PG_URL, else LATCHKEY_TEST_PG_URL, else the local server.
  * Runs in a schema of its own, dropped at the end.
  */
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { Secret } from '../src/core/secret.js';
 import { FileStore } from '../src/store/file-store.js';
 import { PgStore } from '../src/store/pg/pg-store.js';
 import type { SourceRecordInput, Store } from '../src/store/store.js';
 import { TEST_MASTER_KEY } from '../test/fixtures/pg.js';
-import { note, reporter } from './lib/report.js';
+import { reporter } from './lib/report.js';
 import { median, quantile } from './lib/stats.js';
+import { requirePostgres } from './lib/bench-parts.js';
+import { BENCH_PG_URL, createRunSchema } from './lib/run-database.js';
 
 const BENCH = 'pg-claim-handoff';
 const out = reporter(BENCH);
-const BASE = process.env.LATCHKEY_BENCH_PG_URL ?? process.env.LATCHKEY_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const HANDOFFS = Number(process.env.LATCHKEY_BENCH_HANDOFFS ?? 200);
 const UNITS = Number(process.env.LATCHKEY_BENCH_UNITS ?? 200);
 
-const schema = `lk_bench_${randomBytes(5).toString('hex')}`;
-const url = new URL(BASE);
-url.searchParams.set('schema', schema);
-const open = (listen: boolean): PgStore => new PgStore({ url: url.toString(), masterKey: TEST_MASTER_KEY, listen });
+await requirePostgres(BENCH, BENCH_PG_URL);
+const run = await createRunSchema();
+const open = (listen: boolean): PgStore => new PgStore({ url: run.url, masterKey: TEST_MASTER_KEY, listen });
 
 async function handoffs(listen: boolean): Promise<number[]> {
   const a = open(listen);
@@ -81,15 +79,6 @@ async function units(store: Store): Promise<number[]> {
   return times;
 }
 
-const setup = new PgStore({ url: url.toString(), masterKey: TEST_MASTER_KEY });
-try {
-  await setup.migrate();
-} catch (err) {
-  note(`${BENCH} skipped: cannot reach PostgreSQL at ${new URL(BASE).host} (${(err as Error).message}); set LATCHKEY_BENCH_PG_URL`);
-  await setup.close();
-  process.exit(0);
-}
-await setup.close();
 const dir = await mkdtemp(join(tmpdir(), 'lk-bench-handoff-'));
 try {
   // Alternated, so that load from elsewhere on the machine falls on both alike.
@@ -117,9 +106,5 @@ try {
   }
 } finally {
   await rm(dir, { recursive: true, force: true });
-  const c = new pg.Client({ connectionString: BASE });
-  c.on('error', () => undefined);
-  await c.connect();
-  await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  await c.end();
+  await run.drop();
 }
