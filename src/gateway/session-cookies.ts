@@ -1,4 +1,5 @@
 import type { Clock } from '../core/clock.js';
+import { BoundedMap } from '../engine/bounded-map.js';
 import { refreshDueAt } from '../engine/expiry.js';
 import { cookieRule, deletionHeaders, setCookieHeader, type RequestCookies } from './cookie-rules.js';
 import type { RequestShape } from './request-shape.js';
@@ -24,10 +25,29 @@ export function accessDueAt(session: SessionData, skewMs: number, now: number): 
   return refreshDueAt({ expiresAt: session.expiresAt, obtainedAt: session.obtainedAt }, skewMs);
 }
 
+/** A cookie value that opened: what it points to, and (an access cookie) until when. */
+interface Opened {
+  sid: string;
+  gen: number;
+  until: number | undefined;
+}
+
+/**
+ * How many opened cookie values are remembered. Only values that opened (sealed by this
+ * gateway's key: a client cannot make new ones) are kept, so forged cookies cannot churn it.
+ */
+const OPENED_BOUND = 10_000;
+
 export class SessionCookies {
   readonly #key: SealKey;
   readonly #clock: Clock;
   readonly #skewMs: number;
+  /**
+   * Cookie values already opened (keyed by purpose and value): a signed-in browser sends the same
+   * two cookies with every request, and each would cost an AES-GCM open. The checks that depend
+   * on time (an access cookie's own expiry) are made on every request all the same.
+   */
+  readonly #opened = new BoundedMap<string, Opened>(OPENED_BOUND);
 
   constructor(key: SealKey, clock: Clock, skewMs: number) {
     this.#key = key;
@@ -65,12 +85,24 @@ export class SessionCookies {
     const out: SessionPointer[] = [];
     for (const kind of ['at', 'rt'] as const) {
       for (const value of cookies.values.get(kind === 'at' ? 'latchkey_at' : 'latchkey_rt') ?? []) {
-        const raw = this.#key.openJson(value, kind);
-        if (!raw || typeof raw.s !== 'string' || !SESSION_ID.test(raw.s) || typeof raw.g !== 'number' || !Number.isInteger(raw.g)) continue;
-        if (kind === 'at' && (typeof raw.e !== 'number' || raw.e <= now)) continue;
-        out.push({ sid: raw.s, gen: raw.g, kind });
+        const opened = this.#open(kind, value);
+        if (opened === undefined) continue;
+        if (kind === 'at' && (opened.until === undefined || opened.until <= now)) continue;
+        out.push({ sid: opened.sid, gen: opened.gen, kind });
       }
     }
     return out;
+  }
+
+  /** What a cookie value of `kind` points to, or undefined when it does not open as one (forged, tampered, another key, another purpose, malformed). */
+  #open(kind: 'at' | 'rt', value: string): Opened | undefined {
+    const cacheKey = `${kind}:${value}`;
+    const known = this.#opened.get(cacheKey);
+    if (known !== undefined) return known;
+    const raw = this.#key.openJson(value, kind);
+    if (!raw || typeof raw.s !== 'string' || !SESSION_ID.test(raw.s) || typeof raw.g !== 'number' || !Number.isInteger(raw.g)) return undefined;
+    const opened: Opened = { sid: raw.s, gen: raw.g, until: typeof raw.e === 'number' ? raw.e : undefined };
+    this.#opened.set(cacheKey, opened);
+    return opened;
   }
 }
