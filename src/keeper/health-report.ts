@@ -1,11 +1,10 @@
 import { readFile, stat } from 'node:fs/promises';
-import { isReportFresh, readReportEnvelope, reportEntryProblem, type HealthStatus } from '../core/health.js';
-import type { MethodName } from '../config/constants.js';
-import { LatchkeyError, type OperatorAction } from '../core/errors.js';
+import { isReportFresh, readReportEnvelope, reportEntryProblem } from '../core/health.js';
+import { LatchkeyError } from '../core/errors.js';
 import { writeFileAtomic } from '../store/atomic-file.js';
 import { sanitizeMessage } from '../core/sanitize.js';
 import { bytesOfPieces } from './json-bytes.js';
-import { HISTORY_LIMIT, samplesUntil, timelineEnd, type KeeperActivity, type ProbeSample, type SourceKeeperState } from './state.js';
+import { HISTORY_LIMIT, samplesUntil, timelineEnd, type KeeperActivity, type ProbeSample, type SourceKeeperState, type Verdict } from './state.js';
 
 /**
  * The keeper's "report" stage: `health.json`, written atomically once per cycle and served as
@@ -13,18 +12,10 @@ import { HISTORY_LIMIT, samplesUntil, timelineEnd, type KeeperActivity, type Pro
  * cached answer, and the dashboard renders it.
  */
 
-/** One source in the report. */
-export interface HealthReportSource {
-  status: HealthStatus;
-  authPath: MethodName | null;
-  operatorAction: OperatorAction | null;
-  /** The exact command or URL that fixes it. */
-  fix: string | null;
-  message: string;
-  expiresAt: string | null;
+/** One source in the report: its last verdict (without the check's time), how it has been, and its refresh schedule. */
+export interface HealthReportSource extends Omit<Verdict, 'at'> {
   lastOkAt: string | null;
   consecutiveFailures: number;
-  latencyMs: number | null;
   /** The most recent probes (the full 24 h are at `GET /api/history`). */
   history: ProbeSample[];
   /** When the current access token was obtained (OAuth; the start of the dashboard's countdown bar). */

@@ -108,6 +108,7 @@ export interface Verdict {
   status: HealthStatus;
   authPath: MethodName | null;
   operatorAction: OperatorAction | null;
+  /** The exact command or URL that fixes it. */
   fix: string | null;
   message: string;
   expiresAt: string | null;
