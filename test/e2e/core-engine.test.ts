@@ -18,11 +18,6 @@ after(async () => {
   await idp.close();
 });
 
-async function callProtected(token: string): Promise<number> {
-  const res = await fetch(idp.protectedUrl, { headers: { authorization: `Bearer ${token}` } });
-  await res.arrayBuffer();
-  return res.status;
-}
 
 function storedGrant(doc: string): { accessToken: string; refreshToken: string } {
   return (JSON.parse(doc) as { sources: Record<string, { grant: { accessToken: string; refreshToken: string } }> }).sources.idp!.grant;
@@ -208,7 +203,7 @@ test('disk full after the IdP rotated: the new grant is held in memory, used, ne
   store.failWrites = Infinity;
   const first = await lk.token('idp');
   assert.notEqual(first, grant.access_token, 'the refreshed token is handed out: it is valid');
-  assert.equal(await callProtected(first), 200);
+  assert.equal(await idp.protectedStatus(first), 200);
   assert.deepEqual(await readFile(h.storePath), before, 'the store is as it was');
   assert.deepEqual(events.map((e) => e.outcome), ['unsaved']);
   const held = lk.engine.unsaved('idp');
@@ -225,7 +220,7 @@ test('disk full after the IdP rotated: the new grant is held in memory, used, ne
   h.clock.advance(29_000);
   const second = await lk.token('idp');
   assert.notEqual(second, first);
-  assert.equal(await callProtected(second), 200);
+  assert.equal(await idp.protectedStatus(second), 200);
   assert.equal(idp.stats.revokedGrants, 0, 'the consumed refresh token in the store was never replayed');
   assert.equal(idp.stats.refreshRequests, 2);
 
@@ -242,7 +237,7 @@ test('disk full after the IdP rotated: the new grant is held in memory, used, ne
   const other = await h.open();
   const third = await other.token('idp');
   assert.notEqual(third, second);
-  assert.equal(await callProtected(third), 200);
+  assert.equal(await idp.protectedStatus(third), 200);
   assert.equal(idp.stats.revokedGrants, 0);
 });
 

@@ -35,11 +35,6 @@ async function storedGrant(h: TempHome, source = 'idp'): Promise<StoredGrantJson
   return doc.sources[source]?.grant;
 }
 
-async function callProtected(accessToken: string): Promise<number> {
-  const res = await fetch(idp.protectedUrl, { headers: { authorization: `Bearer ${accessToken}` }, signal: AbortSignal.timeout(10_000) });
-  await res.body?.cancel();
-  return res.status;
-}
 
 /** A profile whose source knows only the issuer: the endpoints are discovered at login time. */
 async function issuerOnlyHome(oauth: Record<string, unknown> = {}): Promise<TempHome> {
@@ -95,7 +90,7 @@ test('login in real headless Chromium: code + PKCE + nonce via discovery, grant 
 
   const token = await lk.token('idp');
   assert.equal(token, stored.accessToken);
-  assert.equal(await callProtected(token), 200);
+  assert.equal(await idp.protectedStatus(token), 200);
 
   idp.stats.reset();
   const fresh = await lk.engine.refreshNow('idp');
@@ -103,7 +98,7 @@ test('login in real headless Chromium: code + PKCE + nonce via discovery, grant 
   assert.equal(idp.stats.refreshSuccesses, 1, 'refreshed through the real IdP');
   const rotated = await storedGrant(h);
   assert.ok(rotated?.refreshToken && rotated.refreshToken !== stored.refreshToken, 'the refresh token rotated');
-  assert.equal(await callProtected(fresh), 200);
+  assert.equal(await idp.protectedStatus(fresh), 200);
   assertNoSecrets(rec.secrets, JSON.stringify(result));
   await lk.close();
 });
@@ -150,9 +145,9 @@ for (const [clientId, auth, secret] of [
     assert.equal(result.issuer, undefined, 'no ID token, no issuer');
     const stored = await storedGrant(h);
     assert.equal(stored?.clientId, clientId);
-    assert.equal(await callProtected(await lk.token('idp')), 200);
+    assert.equal(await idp.protectedStatus(await lk.token('idp')), 200);
     const fresh = await lk.engine.refreshNow('idp');
-    assert.equal(await callProtected(fresh), 200, 'refresh with the client secret works');
+    assert.equal(await idp.protectedStatus(fresh), 200, 'refresh with the client secret works');
     await waitFor(() => page !== '');
     assert.match(page, /Signed in/);
     assertNoSecrets([...rec.secrets, secret], JSON.stringify(result), page);
@@ -224,7 +219,7 @@ test('CLI: latchkey login --no-browser prints the URL on stderr, waits, stores t
   assert.ok(stored?.refreshToken);
   assertNoSecrets([stored.accessToken, stored.refreshToken], stdout.text(), stderr.text(), callbackPage);
   const lk: Latchkey = await openLatchkey({ home: h.home, env: {} });
-  assert.equal(await callProtected(await lk.token('idp')), 200);
+  assert.equal(await idp.protectedStatus(await lk.token('idp')), 200);
   await lk.close();
 });
 

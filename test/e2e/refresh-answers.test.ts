@@ -73,11 +73,6 @@ async function stored(h: IdpHome): Promise<StoredRecord> {
   return (JSON.parse(await readFile(h.storePath, 'utf8')) as { sources: Record<string, StoredRecord> }).sources.idp!;
 }
 
-async function callProtected(token: string): Promise<number> {
-  const res = await fetch(idp.protectedUrl, { headers: { authorization: `Bearer ${token}` } });
-  await res.arrayBuffer();
-  return res.status;
-}
 
 /** The refresh token in the store still works at the IdP (a refresh with it succeeds), checked outside Latchkey. */
 async function storedRefreshTokenIsLive(h: IdpHome, clientId = 'public-client'): Promise<boolean> {
@@ -92,7 +87,7 @@ test('a 200 that rotates but has no access_token: the new refresh token is persi
   proxy.setFault({ kind: 'rewrite', times: 1, edit: ({ access_token: _drop, ...rest }) => rest });
   const token = await lk.token('idp');
   assert.notEqual(token, grant.access_token, 'a second refresh with the new refresh token gave a fresh access token');
-  assert.equal(await callProtected(token), 200);
+  assert.equal(await idp.protectedStatus(token), 200);
   const rec = await stored(h);
   assert.notEqual(rec.grant.refreshToken, grant.refresh_token, 'the consumed refresh token is not kept');
   assert.equal(idp.stats.refreshRequests, 2);
@@ -115,7 +110,7 @@ test('two unusable rotations in a row: the newest refresh token is stored, the c
   h.clock.advance(31_000);
   const fresh = await lk.token('idp');
   assert.notEqual(fresh, grant.access_token);
-  assert.equal(await callProtected(fresh), 200);
+  assert.equal(await idp.protectedStatus(fresh), 200);
   assert.equal(idp.stats.refreshRequests, 3);
   assert.equal(idp.stats.revokedGrants, 0, 'the newest refresh token was the one sent');
 });
@@ -248,7 +243,7 @@ test('one spurious invalid_grant (the grant alive at the IdP) is confirmed away:
   proxy.setFault({ kind: 'answer', status: 400, times: 1, body: '{"error":"invalid_grant","error_description":"flaky"}', headers: { 'content-type': 'application/json' } });
   const token = await lk.token('idp');
   assert.notEqual(token, grant.access_token);
-  assert.equal(await callProtected(token), 200);
+  assert.equal(await idp.protectedStatus(token), 200);
   assert.equal(proxy.counters.tokenRequests, 2);
   assert.equal(idp.stats.refreshRequests, 1);
   assert.equal(idp.stats.revokedGrants, 0);
@@ -260,7 +255,7 @@ test('client_secret_basic with a server that does not URL-decode Basic credentia
   proxy.nonDecodingBasic = true;
   const token = await lk.token('idp');
   assert.notEqual(token, grant.access_token);
-  assert.equal(await callProtected(token), 200);
+  assert.equal(await idp.protectedStatus(token), 200);
   const sent = Buffer.from(proxy.authorizations[0]!.slice('Basic '.length), 'base64').toString('utf8');
   assert.equal(sent.split(':')[0], CONF_CLIENT.client_id, 'the client id is sent as is');
   assert.equal(idp.stats.revokedGrants, 0);

@@ -14,11 +14,6 @@ after(async () => {
   await idp.close();
 });
 
-async function callProtected(token: string): Promise<number> {
-  const res = await fetch(idp.protectedUrl, { headers: { authorization: `Bearer ${token}` } });
-  await res.arrayBuffer();
-  return res.status;
-}
 
 test('expiry -> exactly one refresh, rotation persisted before use, new token accepted', async (t) => {
   const h = await idpHome(idp);
@@ -36,7 +31,7 @@ test('expiry -> exactly one refresh, rotation persisted before use, new token ac
   const stored = JSON.parse(await readFile(h.storePath, 'utf8'));
   assert.equal(stored.sources.idp.grant.accessToken, tokens[0], 'persisted');
   assert.notEqual(stored.sources.idp.grant.refreshToken, grant.refresh_token, 'rotated refresh token persisted');
-  assert.equal(await callProtected(tokens[0]!), 200);
+  assert.equal(await idp.protectedStatus(tokens[0]!), 200);
   // The old refresh token is consumed at the IdP: replaying it would revoke the grant.
   assert.equal(idp.stats.revokedGrants, 0);
 });
@@ -196,7 +191,7 @@ for (const [clientId, secretEnv, auth, secret] of [
     h.clock.advance(29_000);
     const fresh = await lk.token('idp');
     assert.notEqual(fresh, grant.access_token);
-    assert.equal(await callProtected(fresh), 200);
+    assert.equal(await idp.protectedStatus(fresh), 200);
   });
 }
 
