@@ -1,8 +1,9 @@
-import { after, before, test } from 'node:test';
+import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { startIdp, type Idp } from '../fixtures/idp.js';
-import { idpHome } from '../helpers/lk.js';
+import { startIdp, type Idp, type TokenResponse } from '../fixtures/idp.js';
+import { idpHome, type IdpHome } from '../helpers/lk.js';
+import type { Latchkey } from '../../src/latchkey.js';
 import { LatchkeyError } from '../../src/core/errors.js';
 import type { EngineEvent } from '../../src/engine/fresh-token.js';
 
@@ -14,13 +15,19 @@ after(async () => {
   await idp.close();
 });
 
-
-test('expiry -> exactly one refresh, rotation persisted before use, new token accepted', async (t) => {
+/** A home whose `idp` source holds a grant just minted at the IdP, and Latchkey open on it (the home goes after the test). */
+async function signedIn(t: TestContext): Promise<{ h: IdpHome; lk: Latchkey; grant: TokenResponse }> {
   const h = await idpHome(idp);
   t.after(() => h.cleanup());
   const grant = await idp.mintGrant();
   const lk = await h.open();
   await lk.installGrant('idp', grant);
+  return { h, lk, grant };
+}
+
+
+test('expiry -> exactly one refresh, rotation persisted before use, new token accepted', async (t) => {
+  const { h, lk, grant } = await signedIn(t);
   assert.equal(await lk.token('idp'), grant.access_token, 'fresh grant served from the store');
   idp.stats.reset();
   h.clock.advance(29_000); // past expiry - skew (skew = min(120 s, 30 s / 3) = 10 s)
@@ -119,11 +126,7 @@ test('a stalled token endpoint is bounded by the timeout and fails open', async 
 });
 
 test('invalid_grant (revoked at the IdP) -> revoked state, operator action, no further IdP calls', async (t) => {
-  const h = await idpHome(idp);
-  t.after(() => h.cleanup());
-  const grant = await idp.mintGrant();
-  const lk = await h.open();
-  await lk.installGrant('idp', grant);
+  const { h, lk, grant } = await signedIn(t);
   assert.ok(await idp.revokeGrantOf(grant.refresh_token));
   h.clock.advance(29_000);
   idp.stats.reset();
@@ -142,11 +145,7 @@ test('invalid_grant (revoked at the IdP) -> revoked state, operator action, no f
 });
 
 test('reuse detection is real: a refresh token replayed outside Latchkey revokes the grant, Latchkey reports it', async (t) => {
-  const h = await idpHome(idp);
-  t.after(() => h.cleanup());
-  const grant = await idp.mintGrant();
-  const lk = await h.open();
-  await lk.installGrant('idp', grant);
+  const { h, lk, grant } = await signedIn(t);
   // Someone else (hand-written refresh code) uses the refresh token once: it rotates at the IdP.
   const outside = await idp.tokenRequest('public-client', { grant_type: 'refresh_token', refresh_token: grant.refresh_token });
   assert.equal(outside.status, 200);
@@ -160,11 +159,7 @@ test('reuse detection is real: a refresh token replayed outside Latchkey revokes
 });
 
 test('a response without refresh_token keeps the old one; one without expires_in is unknown expiry', async (t) => {
-  const h = await idpHome(idp);
-  t.after(() => h.cleanup());
-  const grant = await idp.mintGrant();
-  const lk = await h.open();
-  await lk.installGrant('idp', grant);
+  const { h, lk, grant } = await signedIn(t);
   h.clock.advance(29_000);
   idp.setFault({ kind: 'json', body: { access_token: 'opaque-new-access', token_type: 'Bearer' }, times: 1 });
   t.after(() => idp.setFault(null));
@@ -210,11 +205,7 @@ test('plain-http token endpoints are refused unless on loopback', async (t) => {
 });
 
 test('an IdP that answers refresh errors with HTTP 200 (GitHub bad_refresh_token) -> revoked, not retried forever', async (t) => {
-  const h = await idpHome(idp);
-  t.after(() => h.cleanup());
-  const grant = await idp.mintGrant();
-  const lk = await h.open();
-  await lk.installGrant('idp', grant);
+  const { h, lk, grant } = await signedIn(t);
   h.clock.advance(29_000);
   idp.setFault({ kind: 'json', status: 200, body: { error: 'bad_refresh_token', error_description: 'The refresh token passed is incorrect or expired.' } });
   t.after(() => idp.setFault(null));
@@ -225,11 +216,7 @@ test('an IdP that answers refresh errors with HTTP 200 (GitHub bad_refresh_token
 });
 
 test("Slack's token_type \"bot\" is a bearer token: the rotation is accepted", async (t) => {
-  const h = await idpHome(idp);
-  t.after(() => h.cleanup());
-  const grant = await idp.mintGrant();
-  const lk = await h.open();
-  await lk.installGrant('idp', grant);
+  const { h, lk } = await signedIn(t);
   h.clock.advance(29_000);
   idp.setFault({ kind: 'json', body: { ok: true, access_token: 'xoxb-rotated', refresh_token: 'xoxe-1-next', token_type: 'bot', expires_in: 43200 }, times: 1 });
   t.after(() => idp.setFault(null));
