@@ -1,10 +1,10 @@
-import { after, before, test } from 'node:test';
+import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { startIdp, type Idp } from '../fixtures/idp.js';
-import { idpHome, TestClock } from '../helpers/lk.js';
+import { startIdp, type Idp, type TokenResponse } from '../fixtures/idp.js';
+import { idpHome, TestClock, type IdpHome } from '../helpers/lk.js';
 import { makeHome } from '../helpers/home.js';
-import { TokenEngine, type EngineEvent } from '../../src/engine/fresh-token.js';
+import { TokenEngine, type EngineEvent, type TokenEngineOptions } from '../../src/engine/fresh-token.js';
 import { FileStore } from '../../src/store/file-store.js';
 import { LatchkeyError } from '../../src/core/errors.js';
 import type { SourceRecord, Store, StoreTx } from '../../src/store/store.js';
@@ -54,6 +54,20 @@ class FaultyStore extends DelegatingStore {
       },
     };
   }
+}
+
+/** A home whose `idp` source holds a grant just minted at the IdP, read and written through a {@link FaultyStore} (the home goes after the test). */
+async function faultyHome(t: TestContext): Promise<{ h: IdpHome; grant: TokenResponse; store: FaultyStore }> {
+  const h = await idpHome(idp);
+  t.after(() => h.cleanup());
+  const grant = await idp.mintGrant();
+  await (await h.open()).installGrant('idp', grant);
+  return { h, grant, store: new FaultyStore(h.storePath) };
+}
+
+/** An engine on `store` that refreshes at the test IdP, on the home's clock. */
+function engineOn(h: IdpHome, store: Store, options: Partial<TokenEngineOptions> = {}): TokenEngine {
+  return new TokenEngine({ store, clock: h.clock, fetch: (i, init) => fetch(i, init), settings: async () => ({ tokenEndpoint: idp.tokenEndpoint, clientId: 'public-client' }), ...options });
 }
 
 test('the cool-down after a transient failure holds across instances (a new CLI process per job does not call the IdP again)', async (t) => {
@@ -135,20 +149,9 @@ test('forceRefresh never hands back the rejected token from a plain token() flig
 });
 
 test('a store write that fails once after the IdP rotated is retried under the lock: the rotation is saved', async (t) => {
-  const h = await idpHome(idp);
-  t.after(() => h.cleanup());
-  const grant = await idp.mintGrant();
-  await (await h.open()).installGrant('idp', grant);
-  const store = new FaultyStore(h.storePath);
+  const { h, grant, store } = await faultyHome(t);
   const events: EngineEvent[] = [];
-  const engine = new TokenEngine({
-    store,
-    clock: h.clock,
-    fetch: (i, init) => fetch(i, init),
-    settings: async () => ({ tokenEndpoint: idp.tokenEndpoint, clientId: 'public-client' }),
-    onEvent: (e) => events.push(e),
-    persistRetryDelaysMs: [20, 20],
-  });
+  const engine = engineOn(h, store, { onEvent: (e) => events.push(e), persistRetryDelaysMs: [20, 20] });
   h.clock.advance(29_000);
   store.failWrites = 1;
   const fresh = await engine.token('idp');
@@ -162,18 +165,8 @@ test('a store write that fails once after the IdP rotated is retried under the l
 });
 
 test('a write that conflicts under the lock (a writer that skipped the lock) is merged, not lost', async (t) => {
-  const h = await idpHome(idp);
-  t.after(() => h.cleanup());
-  const grant = await idp.mintGrant();
-  await (await h.open()).installGrant('idp', grant);
-  const store = new FaultyStore(h.storePath);
-  const engine = new TokenEngine({
-    store,
-    clock: h.clock,
-    fetch: (i, init) => fetch(i, init),
-    settings: async () => ({ tokenEndpoint: idp.tokenEndpoint, clientId: 'public-client' }),
-    persistRetryDelaysMs: [20, 20],
-  });
+  const { h, store } = await faultyHome(t);
+  const engine = engineOn(h, store, { persistRetryDelaysMs: [20, 20] });
   h.clock.advance(29_000);
   // Just before the engine's write, something bumps the record (a session capture, say).
   store.beforeNextWrite = async () => {
@@ -190,11 +183,7 @@ test('a write that conflicts under the lock (a writer that skipped the lock) is 
 });
 
 test('disk full after the IdP rotated: the new grant is held in memory, used, never replayed from the store, and saved once the disk is back', async (t) => {
-  const h = await idpHome(idp);
-  t.after(() => h.cleanup());
-  const grant = await idp.mintGrant();
-  await (await h.open()).installGrant('idp', grant);
-  const store = new FaultyStore(h.storePath);
+  const { h, grant, store } = await faultyHome(t);
   const events: EngineEvent[] = [];
   const lk = await h.open({ store, onRefresh: (e) => events.push(e) });
   const before = await readFile(h.storePath);
@@ -242,19 +231,8 @@ test('disk full after the IdP rotated: the new grant is held in memory, used, ne
 });
 
 test('a held grant gives way to a grant installed meanwhile (a new login): the store wins', async (t) => {
-  const h = await idpHome(idp);
-  t.after(() => h.cleanup());
-  const grant = await idp.mintGrant();
-  await (await h.open()).installGrant('idp', grant);
-  const store = new FaultyStore(h.storePath);
-  const engine = new TokenEngine({
-    store,
-    clock: h.clock,
-    fetch: (i, init) => fetch(i, init),
-    settings: async () => ({ tokenEndpoint: idp.tokenEndpoint, clientId: 'public-client' }),
-    persistRetryDelaysMs: [],
-    unsavedRetryMs: 1_000,
-  });
+  const { h, store } = await faultyHome(t);
+  const engine = engineOn(h, store, { persistRetryDelaysMs: [], unsavedRetryMs: 1_000 });
   h.clock.advance(29_000);
   store.failWrites = Infinity;
   const held = await engine.token('idp');
