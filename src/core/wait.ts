@@ -2,8 +2,7 @@
  * The one abortable wait: resolves after `ms`, or as soon as `signal` aborts. It never rejects;
  * a caller that must tell the two apart checks `signal.aborted` afterwards. Used where a loop
  * sleeps between attempts and must stop at once on shutdown or Ctrl-C (device-flow polling,
- * webhook retries, `latchkey health --watch`). The code under src/engine/ and src/store/ keeps
- * its own plain sleeps until their rewrite lands.
+ * webhook retries, `latchkey health --watch`, a wait for a lock file).
  */
 export function abortableWait(ms: number, signal?: AbortSignal, options: { unref?: boolean } = {}): Promise<void> {
   return new Promise((resolve) => {

@@ -66,7 +66,6 @@ export class SealKey extends Redacted {
       return undefined;
     }
   }
-
 }
 
 /** The key file under LATCHKEY_HOME. */

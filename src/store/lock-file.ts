@@ -1,6 +1,7 @@
 import { link, open, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { LatchkeyError } from '../core/errors.js';
+import { abortableWait } from '../core/wait.js';
 import { tempPathFor, writeFileAtomic } from './atomic-file.js';
 import { pidAlive } from './pid-alive.js';
 import { readRegularFile } from './read-file.js';
@@ -166,7 +167,7 @@ async function acquire(path: string, options: LockFileOptions): Promise<LockOwne
     // A nameless lock file is decided within the create grace: wait that out before giving up.
     const giveUpAt = observed === undefined ? deadline + judge.graceMs : deadline;
     if (Date.now() >= giveUpAt) throw lockTimeout(path, observed, timeoutMs, options.label);
-    await sleep(delay + Math.random() * delay, options.signal);
+    await abortableWait(delay + Math.random() * delay, options.signal);
     delay = Math.min(delay * 2, 50);
   }
 }
@@ -315,7 +316,7 @@ async function breakStaleLock(path: string, observed: LockOwner | undefined, jud
   if (!(await tryCreate(guard, guardOwner))) {
     const g = await readOwner(guard);
     if (g !== 'gone' && (await isStale(guard, g, { ...judge, staleMs: 5_000 }))) await unlink(guard).catch(() => undefined);
-    await sleep(2 + Math.random() * 5);
+    await abortableWait(2 + Math.random() * 5);
     return;
   }
   try {
@@ -334,18 +335,6 @@ async function releaseIfOwner(path: string, owner: string): Promise<void> {
   if (current && current !== 'gone' && current.owner === owner) {
     await unlink(path).catch(() => undefined);
   }
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }
 
 function stoppedWaiting(path: string, label: string | undefined): LatchkeyError {
