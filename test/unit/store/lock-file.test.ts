@@ -151,7 +151,6 @@ test('a lock stamped in the future is broken after the stale timeout counted fro
 
 test('a lock stamped in the future whose holder keeps showing signs of life is not broken', async (t) => {
   const h = await makeHome();
-  t.after(() => h.cleanup());
   const path = join(h.home, 'future-live.lock');
   let at = Date.now() + 3_600_000;
   const stamp = async (): Promise<void> => {
@@ -160,8 +159,17 @@ test('a lock stamped in the future whose holder keeps showing signs of life is n
     await utimes(path, new Date(at), new Date(at));
   };
   await stamp();
-  const timer = setInterval(() => void stamp(), 100);
-  t.after(() => clearInterval(timer));
+  // The holder's signs of life run one at a time; the home goes only after the
+  // last one has finished (a write still in flight would land in a removed directory).
+  let last: Promise<void> = Promise.resolve();
+  const timer = setInterval(() => {
+    last = last.then(stamp);
+  }, 100);
+  t.after(async () => {
+    clearInterval(timer);
+    await last;
+    await h.cleanup();
+  });
   await assert.rejects(acquireLockFile(path, { staleMs: 400, timeoutMs: 1_500 }), (e: LatchkeyError) => e.code === 'LK_LOCK_TIMEOUT');
 });
 
