@@ -10,6 +10,7 @@ import type { HealthStatus, MethodFailureSummary, ProbeOptions, ProbeResult } fr
 import { sourceAwareFix } from '../config/source-fix.js';
 import { sanitizeMessage, sanitizeRemoteText } from '../core/sanitize.js';
 import { untilAborted } from '../core/wait.js';
+import { callDeadline } from '../core/deadline.js';
 import { readCappedBody } from '../http/capped-body.js';
 
 /** A probe with neither its own `timeoutMs` nor a caller's bound gives up after this long. */
@@ -52,8 +53,8 @@ export async function probeSource(ctx: ProbeContext, options: ProbeOptions = {})
   const checkedAt = new Date(ctx.clock.now()).toISOString();
   const config = ctx.source.probe;
   const timeoutMs = Math.max(1, Math.round(options.timeoutMs ?? config?.timeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS));
-  const timeout = AbortSignal.timeout(timeoutMs);
-  const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+  const deadline = callDeadline(options.signal, timeoutMs);
+  const signal = deadline.signal;
   const verdict = (v: Verdict): ProbeResult => finish(ctx, v, checkedAt, started);
   const progress: Progress = { method: undefined, failures: [], phase: 'credentials' };
   try {
@@ -61,6 +62,8 @@ export async function probeSource(ctx: ProbeContext, options: ProbeOptions = {})
     return verdict(v);
   } catch (err) {
     return verdict({ ...verdictForError(ctx, err, signal, timeoutMs, progress), method: progress.method, failures: progress.failures });
+  } finally {
+    deadline.dispose();
   }
 }
 

@@ -4,7 +4,7 @@ import type { Clock } from '../core/clock.js';
 import type { FetchLike } from '../oauth/endpoint.js';
 import type { Secret } from '../core/secret.js';
 import { sanitizeRemoteText } from '../core/sanitize.js';
-import { callDeadline } from './deadline.js';
+import { callDeadline } from '../core/deadline.js';
 import type { KeeperLog } from './log.js';
 import type { KeeperMetrics } from './metrics.js';
 import { isHealthy } from '../core/health.js';

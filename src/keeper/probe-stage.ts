@@ -1,5 +1,6 @@
 import type { Clock } from '../core/clock.js';
 import type { ProbeResult } from '../client/probe-types.js';
+import { onAbort } from '../core/abort-fanout.js';
 import { LatchkeyError, fixFor, isTransient } from '../core/errors.js';
 
 /**
@@ -54,7 +55,8 @@ export async function probeWithDeadline(
     ctrl.abort(stop.reason);
     cancel(CANCELLED);
   };
-  stop.addEventListener('abort', onStop, { once: true });
+  // The keeper's stop signal outlives thousands of probes: one fan-out listener, not one each.
+  const detach = onAbort(stop, onStop);
   const started = performance.now();
   const slow = onSlow ? setTimeout(onSlow, Math.min(SLOW_PROBE_MS, timeoutMs / 2)) : undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -77,7 +79,7 @@ export async function probeWithDeadline(
   } finally {
     clearTimeout(timer);
     clearTimeout(slow);
-    stop.removeEventListener('abort', onStop);
+    detach();
   }
 }
 

@@ -1,7 +1,7 @@
 import type { ProbeResult } from '../client/probe-types.js';
 import { LatchkeyError, type OperatorAction } from '../core/errors.js';
 import type { Latchkey } from '../latchkey.js';
-import { callDeadline } from './deadline.js';
+import { callDeadline } from '../core/deadline.js';
 
 /**
  * The keeper's "keep warm" stage for browser sessions. A session whose probe went through it

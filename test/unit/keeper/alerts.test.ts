@@ -138,23 +138,3 @@ test('recovered: back to a working credential (ok or expiring) from a failure; n
   assert.equal(alertPayload(change('a', null, 'ok')).recovered, false);
   assert.equal(alertPayload(change('a', 'ok', 'degraded')).recovered, false);
 });
-
-test('callDeadline: aborts on the parent or the timeout, and detaches from the long-lived parent when disposed', async () => {
-  const { callDeadline } = await import('../../../src/keeper/deadline.js');
-  const { EventEmitter } = await import('node:events');
-  const getEventListeners = (s: AbortSignal, type: string): unknown[] => EventEmitter.getEventListeners(s, type);
-  const parent = new AbortController();
-  for (let i = 0; i < 100; i++) callDeadline(parent.signal, 60_000).dispose();
-  assert.equal(getEventListeners(parent.signal, 'abort').length, 0, 'nothing accumulates on the parent');
-  const timed = callDeadline(parent.signal, 20);
-  await new Promise((r) => setTimeout(r, 60));
-  assert.equal(timed.signal.aborted, true);
-  assert.equal((timed.signal.reason as DOMException).name, 'TimeoutError');
-  timed.dispose();
-  const linked = callDeadline(parent.signal, 60_000);
-  parent.abort(new Error('keeper stopping'));
-  assert.equal(linked.signal.aborted, true);
-  assert.equal((linked.signal.reason as Error).message, 'keeper stopping');
-  linked.dispose();
-  assert.equal(callDeadline(parent.signal, 60_000).signal.aborted, true, 'an already-stopped parent aborts at once');
-});
