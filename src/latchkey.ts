@@ -18,9 +18,16 @@ import type { MethodName } from './config/constants.js';
 import type { SourceAuth } from './client/auth-path.js';
 import type { PreflightOptions, PreflightReport, ProbeOptions, ProbeResult } from './client/probe-types.js';
 import { fixForSource } from './config/source-fix.js';
+import { lazy } from './core/lazy.js';
 import type { GrantInput, GrantOrigin, LoginContext } from './context.js';
 
 type FetchModule = typeof import('./client/fetch.js');
+
+/** What a call loads on first use (a CLI that only prints a token loads none of them). */
+const fetchModule = lazy(() => import('./client/fetch.js'));
+const probeModule = lazy(() => import('./client/probe.js'));
+const methodsModule = lazy(() => import('./methods/index.js'));
+const authPathModule = lazy(() => import('./client/auth-path.js'));
 
 /** Options of {@link openLatchkey}: the profile, and what tests and embedders inject (fetch, clock, store, config). */
 export interface OpenLatchkeyOptions {
@@ -170,7 +177,7 @@ export class Latchkey implements LoginContext {
   }
 
   async #firstFetch(source: string, input: string | URL | Request, init?: RequestInit): Promise<Response> {
-    const [auth, client] = await Promise.all([this.sourceAuth(source), import('./client/fetch.js')]);
+    const [auth, client] = await Promise.all([this.sourceAuth(source), fetchModule()]);
     this.#fetchModule = client;
     return client.authorizedFetch(auth, this.fetchImpl, input, init);
   }
@@ -201,7 +208,7 @@ export class Latchkey implements LoginContext {
 
   async #buildSourceAuth(source: string): Promise<SourceAuth> {
     const src = getSource(this.config, source);
-    const [{ buildMethods }, { SourceAuth }] = await Promise.all([import('./methods/index.js'), import('./client/auth-path.js')]);
+    const [{ buildMethods }, { SourceAuth }] = await Promise.all([methodsModule(), authPathModule()]);
     return new SourceAuth(source, await buildMethods({ lk: this, source: src }), this.clock);
   }
 
@@ -211,7 +218,7 @@ export class Latchkey implements LoginContext {
    */
   async probe(source: string, options: ProbeOptions = {}): Promise<ProbeResult> {
     const src = getSource(this.config, source);
-    const [auth, { probeSource }, fetchImpl] = await Promise.all([this.sourceAuth(source), import('./client/probe.js'), this.#probeTransport()]);
+    const [auth, { probeSource }, fetchImpl] = await Promise.all([this.sourceAuth(source), probeModule(), this.#probeTransport()]);
     return probeSource({ source: src, auth, fetch: fetchImpl, clock: this.clock }, options);
   }
 

@@ -1,5 +1,3 @@
-import { onAbort } from './abort-fanout.js';
-
 /**
  * A per-call abort signal that fires when a parent aborts (shutdown, a caller's own signal) or
  * after a timeout, and that lets go of the parent when the call is over.
@@ -23,14 +21,18 @@ export function callDeadline(parent: AbortSignal | undefined, timeoutMs: number)
     ctrl.abort(parent.reason);
     return { signal: ctrl.signal, dispose: () => undefined };
   }
-  const detach = parent === undefined ? undefined : onAbort(parent, () => ctrl.abort(parent.reason));
+  // A listener of its own on the parent: cheap while the parent has few (a caller's signal, a
+  // keeper's shutdown with a few webhook or session calls on it). Thousands of calls at once on
+  // one signal share a listener instead (abort-fanout.ts, the keeper's probes).
+  const onParentAbort = (): void => ctrl.abort(parent?.reason);
+  parent?.addEventListener('abort', onParentAbort, { once: true });
   const timer = setTimeout(() => ctrl.abort(new DOMException('The operation timed out', 'TimeoutError')), timeoutMs);
   timer.unref?.();
   return {
     signal: ctrl.signal,
     dispose() {
       clearTimeout(timer);
-      detach?.();
+      parent?.removeEventListener('abort', onParentAbort);
     },
   };
 }

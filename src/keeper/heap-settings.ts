@@ -39,18 +39,21 @@ export function keepKeeperHeapSmall(): void {
 }
 
 /**
- * The young generation's semi-space (MB) a keeper of `sources` sources is given: 1 MB (what
- * {@link keepKeeperHeapSmall} holds it to) up to ~2,500 sources, then doubling with the count up
- * to 8 MB at 10,000.
+ * The young generation (MB, both semi-spaces: V8's `new_space` size) a keeper of `sources`
+ * sources is given: 1 MB (what {@link keepKeeperHeapSmall} holds it to) up to ~1,250 sources,
+ * then doubling with the count up to 16 MB at 10,000.
  *
- * Why: with 1 MB, the probes in flight (64 requests and their answers, each alive ~50 ms) outlive
- * the scavenges that run every few milliseconds at 10,000 sources; they are copied, promoted,
- * and the old generation collected over a heap holding every source's state: at 10,000 sources
- * that was ~7.5 s of garbage collection per cycle, a third of the keeper's CPU. With 8 MB it is
- * ~2.3 s, for ~16 MB more resident (bench/keeper-scale, issue 9). At 1,000 sources nothing changes.
+ * Why: with a small one, the probes in flight (96 requests and their answers, each alive ~50 ms)
+ * outlive the scavenges that run every few milliseconds at 10,000 sources; they are copied,
+ * promoted, and the old generation collected over a heap holding every source's state: at
+ * 10,000 sources that was ~7.5 s of garbage collection per cycle with 1 MB, a third of the
+ * keeper's CPU. At 8 MB a scavenge still came every ~30 ms and promoted ~0.8 MB, a mark-compact
+ * followed every ~0.6 s, and the keeper's CPU per probe was ~0.95 ms; at 16 MB (8 MB per
+ * semi-space) it is ~0.7 ms, for ~5 MB more resident (bench/keeper-scale, issue 9). At 1,000
+ * sources nothing changes.
  */
 export function youngGenerationMb(sources: number): number {
-  return Math.min(8, 2 ** Math.floor(Math.log2(Math.max(1, sources / 1250))));
+  return Math.min(16, 2 ** Math.floor(Math.log2(Math.max(1, sources / 625))));
 }
 
 /**
@@ -92,7 +95,7 @@ export function fitYoungGeneration(sources: number): void {
 
 /**
  * Stops the young generation's growth once it reached its size (cheap when it is not growing):
- * the keeper calls it after each probe, so that a semi-space that reached 8 MB is not doubled
+ * the keeper calls it after each probe, so that a young generation that reached its size is not doubled
  * again before a timer gets its turn on a busy event loop.
  */
 export function holdYoungGeneration(): void {

@@ -73,6 +73,8 @@ export class TokenMethod implements AuthMethod {
   }
 
   async available(): Promise<Availability> {
+    // The token authorize() resolved and still holds (the same value, read again) is available.
+    if (this.#held() !== undefined) return { ok: true };
     try {
       await this.#resolve(false);
       return { ok: true };
@@ -83,11 +85,16 @@ export class TokenMethod implements AuthMethod {
   }
 
   authorize(): Promise<PreparedAuth> {
-    const m = this.#memo;
-    if (m !== undefined) {
-      if (this.#envName !== undefined ? m.raw === this.#env[this.#envName] : this.#clock.now() < m.until) return Promise.resolve(m.prepared);
-    }
+    const m = this.#held();
+    if (m !== undefined) return Promise.resolve(m.prepared);
     return this.#resolve(true).then((r) => r.prepared);
+  }
+
+  /** The token resolved last, while it is still the one the reference gives. */
+  #held(): Resolved | undefined {
+    const m = this.#memo;
+    if (m === undefined) return undefined;
+    return (this.#envName !== undefined ? m.raw === this.#env[this.#envName] : this.#clock.now() < m.until) ? m : undefined;
   }
 
   async recover(used: PreparedAuth): Promise<boolean> {

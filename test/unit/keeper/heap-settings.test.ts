@@ -53,14 +53,14 @@ function youngAfter(setup: string, churnRounds: number): number {
   return Number(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' }));
 }
 
-test('keeper heap settings: a keeper of 10,000 sources gets an 8 MB young generation and keeps it there; 1,000 sources stay at 1 MB; a library process is not touched', async () => {
+test('keeper heap settings: a keeper of 10,000 sources gets a 16 MB young generation and keeps it there; 1,000 sources stay at 1 MB; a library process is not touched', async () => {
   const { youngGenerationMb: sized } = await import('../../../src/keeper/heap-settings.js');
-  assert.deepEqual([500, 1000, 2499, 2500, 5000, 9999, 10_000, 100_000].map(sized), [1, 1, 1, 2, 4, 4, 8, 8]);
+  assert.deepEqual([500, 1000, 1249, 1250, 2500, 5000, 9999, 10_000, 100_000].map(sized), [1, 1, 1, 2, 4, 8, 8, 16, 16]);
   const big = youngAfter('keepKeeperHeapSmall(); fitYoungGeneration(10000);', 40);
-  assert.equal(big, 8, `grown to 8 MB and held there (not doubled past it), got ${big} MB`);
+  assert.equal(big, 16, `grown to 16 MB and held there (not doubled past it), got ${big} MB`);
   const small = youngAfter('keepKeeperHeapSmall(); fitYoungGeneration(1000);', 40);
   assert.ok(small <= 2, `1,000 sources: held small (${small} MB)`);
   // Without keepKeeperHeapSmall (a library user's process): V8's own rules, whatever the count.
   const library = youngAfter('fitYoungGeneration(10000);', 40);
-  assert.ok(library > 8, `a library process grows the young generation by V8's defaults (${library} MB)`);
+  assert.ok(library > 16, `a library process grows the young generation by V8's defaults (${library} MB)`);
 });
