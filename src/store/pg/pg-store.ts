@@ -14,6 +14,7 @@ import { checkSchema, migrate, type MigrateResult } from './migrations.js';
 import { META_COLUMNS, metaOfRow, RECORD_COLUMNS, recordOfRow, rowValues, sourceSealedAt, WRITE_CASTS, WRITE_COLUMNS, type SourceRow } from './source-rows.js';
 import { parsePgUrl, quoteIdent, type PgTarget } from './url.js';
 import type { PgLeaderLock } from './leader-lock.js';
+import { lazy } from '../../core/lazy.js';
 
 /** Options of {@link PgStore}. */
 export interface PgStoreOptions {
@@ -104,7 +105,6 @@ export class PgStore implements Store {
   readonly #pollMs: number;
   readonly #masterKey: PgStoreOptions['masterKey'];
   #ready: Promise<void> | undefined;
-  #ring: Promise<MasterKeyring> | undefined;
   #sealingRing: Promise<MasterKeyring> | undefined;
   #closed = false;
   readonly #wakeups: ClaimWakeups;
@@ -560,20 +560,11 @@ export class PgStore implements Store {
   // ---- plumbing ------------------------------------------------------------------------------
 
   /** The master key ring, resolved once (a failure is not kept: the next call tries again). */
-  #keys(): Promise<MasterKeyring> {
-    if (this.#ring === undefined) {
-      const given = this.#masterKey;
-      const resolving = (async (): Promise<MasterKeyring> => {
-        const k = typeof given === 'function' ? await given() : (given ?? (await masterKeyringFromEnv(this.#env)));
-        return 'current' in k ? k : { current: k };
-      })();
-      this.#ring = resolving;
-      resolving.catch(() => {
-        if (this.#ring === resolving) this.#ring = undefined;
-      });
-    }
-    return this.#ring;
-  }
+  readonly #keys = lazy(async (): Promise<MasterKeyring> => {
+    const given = this.#masterKey;
+    const k = typeof given === 'function' ? await given() : (given ?? (await masterKeyringFromEnv(this.#env)));
+    return 'current' in k ? k : { current: k };
+  });
 
   /**
    * The ring to seal with, once its current key is proven to be one this store accepts (an active
