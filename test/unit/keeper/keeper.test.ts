@@ -739,6 +739,11 @@ test('recent history (health.json): the last probes as of the report, built when
   for (let i = 0; i < 5; i++) appendTimeline(tl, t0 + (TIMELINE_MAX_SAMPLES + 40 + i) * 60_000, 'unreachable', null);
   assert.deepEqual(report.sources.a!.history, asBuilt);
   assert.equal(JSON.parse(serializeHealthReport(report).toString('utf8')).sources.a.history.length, HISTORY_LIMIT);
+  // Every entry shares one getter, whose inputs are not enumerable: a copy is a plain entry with its history.
+  const copy = { ...report.sources.a! };
+  assert.deepEqual(copy.history, asBuilt);
+  assert.deepEqual(Object.getOwnPropertySymbols(copy), []);
+  assert.equal(Object.getOwnPropertyDescriptor(report.sources.a!, 'history')?.get, Object.getOwnPropertyDescriptor(buildHealthReport([['b', s]], t0, 300).sources.b!, 'history')?.get);
   assert.deepEqual(
     samplesUntil(tl, (t0 + 302 * 60_000) / 1000, 3).map((p) => p.at),
     [300, 301, 302].map((i) => new Date(t0 + i * 60_000).toISOString()),
