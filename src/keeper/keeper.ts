@@ -258,6 +258,8 @@ export class Keeper {
   #refreshTimer: NodeJS.Timeout | undefined;
   #refreshTimerAt: number | undefined;
   #flushTimer: NodeJS.Timeout | undefined;
+  /** When the scheduled report rewrite runs (keeper clock). */
+  #flushAt = 0;
   #configWatcher: FSWatcher | undefined;
   #configSettle: NodeJS.Timeout | undefined;
   #nextCycleDelayMs = 0;
@@ -769,7 +771,8 @@ export class Keeper {
     if (planned !== undefined && planned < finishedAt + 1000) this.#planOne(name, rec, finishedAt + 1000);
     if (picked && this.#holdUntil.has(name)) this.#holdUntil.set(name, Math.max(finishedAt + 1000, this.#due.get(name) ?? 0));
     this.#armRefreshTimer();
-    this.#scheduleFlush();
+    const replaced = prev.expiresAt === null ? Number.NaN : Date.parse(prev.expiresAt);
+    this.#scheduleFlush(Number.isFinite(replaced) ? replaced : undefined);
     // The verdict and the alert should not wait for the next cycle (up to an interval away).
     if (result.kind === 'revoked' || result.kind === 'action') void this.probeNow(name).catch(() => undefined);
   }
@@ -782,9 +785,22 @@ export class Keeper {
     noteActivity(this.#state.activity, { at: new Date(at).toISOString(), kind: 'refresh', text: `${name}: ${r.kind}${late}`, ok });
   }
 
-  /** Rewrites the report (and `health.json`) soon, once for a burst of timer refreshes. */
-  #scheduleFlush(): void {
-    if (this.#flushTimer || this.stopping) return;
+  /**
+   * Rewrites the report (and `health.json`) soon, once for a burst of timer refreshes: within
+   * {@link REPORT_FLUSH_MS}, and a flush interval before `replacedExpiry` (the expiry the report
+   * still shows for a token a refresh just replaced), at once if that is already closer. A short
+   * token refreshed late, or on a busy machine, never shows as expired in the report while its
+   * successor is in the store (a 6 s token is refreshed ~1.7 s before its expiry).
+   */
+  #scheduleFlush(replacedExpiry?: number): void {
+    if (this.stopping) return;
+    const now = this.clock.now();
+    const at = Math.max(now, Math.min(now + REPORT_FLUSH_MS, (replacedExpiry ?? Number.POSITIVE_INFINITY) - REPORT_FLUSH_MS));
+    if (this.#flushTimer) {
+      if (this.#flushAt <= at) return;
+      clearTimeout(this.#flushTimer);
+    }
+    this.#flushAt = at;
     this.#flushTimer = setTimeout(() => {
       this.#flushTimer = undefined;
       void this.#enqueue(async () => {
@@ -795,7 +811,7 @@ export class Keeper {
         this.#readiness = this.#computeReadiness();
         this.#readinessBytes = Buffer.from(JSON.stringify(this.#readiness));
       });
-    }, REPORT_FLUSH_MS);
+    }, at - now);
   }
 
   // --- config ------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import { openLatchkey } from '../../src/latchkey.js';
 import type { HealthReport } from '../../src/keeper/health-report.js';
 import type { Readiness } from '../../src/keeper/keeper.js';
 import { KeeperProcess } from './keeper-support.js';
+import { startLatencyProxy } from '../helpers/latency-proxy.js';
 
 /**
  * The keeper keeps every token fresh whatever its probe interval, and takes config changes
@@ -133,6 +134,39 @@ test('a 6 s token with the default 300 s interval is never expired over a minute
   t.diagnostic(`${checks} checks, ${stats.refreshSuccesses} refreshes, least time left on the stored token ${minLeftMs} ms, last wake-up ${ready.body.stages.refresh.lastLatenessMs} ms late`);
   k.child.kill('SIGTERM');
   assert.equal((await k.exited).code, 0);
+});
+
+test('a refresh the IdP answers late reaches /api/health before the token it replaces expires', async (t) => {
+  // Each refresh held 900 ms: a 6 s token (5 s as estimated) is due at 3.3 s and its successor
+  // lands at ~4.3 s. A report rewritten a fixed second after that (5.3 s) showed the replaced
+  // token as expired for ~0.3 s while its successor was already in the store.
+  const proxy = await startLatencyProxy(idp.info.issuer, (r) => (r.sentRefreshToken === undefined ? 0 : 900));
+  t.after(() => proxy.close());
+  const h = await makeHome({ version: 1, sources: { idp: { oauth: { tokenEndpoint: `${proxy.url}/token`, clientId: 'public-client' }, probe: { url: idp.info.protectedUrl } } } });
+  const lk = await openLatchkey({ home: h.home, env: {} });
+  t.after(() => lk.close());
+  await lk.installGrant('idp', await idp.mintGrant());
+  const k = KeeperProcess.start(['--port', '0'], { LATCHKEY_HOME: h.home });
+  t.after(async () => {
+    k.kill();
+    await k.exited;
+    await h.cleanup();
+  });
+  const base = String((await k.waitFor((e) => e.event === 'started')).url);
+  await k.waitFor((e) => e.event === 'cycle');
+  const refreshed = (): number => proxy.requests.filter((r) => r.sentRefreshToken !== undefined && r.status === 200).length;
+  const before = refreshed();
+  const t0 = Date.now();
+  let checks = 0;
+  while (refreshed() < before + 3 && Date.now() - t0 < 20_000) {
+    const { body } = await getJson<HealthReport>(`${base}/api/health`);
+    const expiresAt = body.sources.idp?.expiresAt;
+    assert.ok(expiresAt && Date.parse(expiresAt) > Date.now(), `/api/health shows the token expired (${expiresAt}) at +${Date.now() - t0} ms`);
+    checks++;
+    await new Promise((r) => setTimeout(r, 40));
+  }
+  assert.ok(refreshed() >= before + 3, `${refreshed() - before} refreshes in 20 s`);
+  t.diagnostic(`${checks} checks over ${refreshed() - before} late refreshes`);
 });
 
 test('config changes while running: SIGHUP with a broken config keeps the last good one and says why; a saved config adds and removes sources; probe all sees the new one', async (t) => {
