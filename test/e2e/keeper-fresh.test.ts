@@ -1,4 +1,4 @@
-import { after, before, test } from 'node:test';
+import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { startIdpProcess, type IdpProcess } from '../fixtures/idp-process.js';
@@ -47,6 +47,20 @@ async function eventually<T>(fn: () => Promise<T | undefined>, what: string, tim
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** Starts `latchkey keeper` on `h` (stopped, then the home removed, when the test ends) and waits for its first cycle. */
+async function keeperOn(t: TestContext, h: TempHome, env: Record<string, string> = {}): Promise<{ k: KeeperProcess; base: string }> {
+  const k = KeeperProcess.start(['--port', '0'], { LATCHKEY_HOME: h.home, ...env });
+  // After hooks run in the order registered: the home goes once the keeper writing to it is gone.
+  t.after(async () => {
+    k.kill();
+    await k.exited;
+    await h.cleanup();
+  });
+  const base = String((await k.waitFor((e) => e.event === 'started')).url);
+  await k.waitFor((e) => e.event === 'cycle');
+  return { k, base };
 }
 
 async function probeAll(base: string): Promise<HealthReport> {
@@ -146,14 +160,7 @@ test('a refresh the IdP answers late reaches /api/health before the token it rep
   const lk = await openLatchkey({ home: h.home, env: {} });
   t.after(() => lk.close());
   await lk.installGrant('idp', await idp.mintGrant());
-  const k = KeeperProcess.start(['--port', '0'], { LATCHKEY_HOME: h.home });
-  t.after(async () => {
-    k.kill();
-    await k.exited;
-    await h.cleanup();
-  });
-  const base = String((await k.waitFor((e) => e.event === 'started')).url);
-  await k.waitFor((e) => e.event === 'cycle');
+  const { base } = await keeperOn(t, h);
   const refreshed = (): number => proxy.requests.filter((r) => r.sentRefreshToken !== undefined && r.status === 200).length;
   const before = refreshed();
   const t0 = Date.now();
@@ -171,14 +178,7 @@ test('a refresh the IdP answers late reaches /api/health before the token it rep
 
 test('config changes while running: SIGHUP with a broken config keeps the last good one and says why; a saved config adds and removes sources; probe all sees the new one', async (t) => {
   const h = await makeHome({ version: 1, sources: { alpha: tokenSource(), gone: tokenSource() } });
-  const k = KeeperProcess.start(['--port', '0'], { LATCHKEY_HOME: h.home, TOK: 'tok-0123456789' });
-  t.after(async () => {
-    k.kill();
-    await k.exited;
-    await h.cleanup();
-  });
-  const base = String((await k.waitFor((e) => e.event === 'started')).url);
-  await k.waitFor((e) => e.event === 'cycle');
+  const { k, base } = await keeperOn(t, h, { TOK: 'tok-0123456789' });
 
   // A typo'd key, then SIGHUP: the keeper stays up on the previous config and says why.
   await writeFile(h.configPath, JSON.stringify({ version: 1, sources: { alpha: { ...tokenSource(), probbe: {} } } }));
