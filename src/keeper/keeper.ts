@@ -790,12 +790,15 @@ export class Keeper {
    * {@link REPORT_FLUSH_MS}, and a flush interval before `replacedExpiry` (the expiry the report
    * still shows for a token a refresh just replaced), at once if that is already closer. A short
    * token refreshed late, or on a busy machine, never shows as expired in the report while its
-   * successor is in the store (a 6 s token is refreshed ~1.7 s before its expiry).
+   * successor is in the store (a 6 s token is refreshed ~1.7 s before its expiry). An expiry
+   * already past changes nothing: the report says so already, and a burst of such refreshes (a
+   * keeper waking from a sleep, every token expired) keeps to one rewrite per interval.
    */
   #scheduleFlush(replacedExpiry?: number): void {
     if (this.stopping) return;
     const now = this.clock.now();
-    const at = Math.max(now, Math.min(now + REPORT_FLUSH_MS, (replacedExpiry ?? Number.POSITIVE_INFINITY) - REPORT_FLUSH_MS));
+    const urgentBy = replacedExpiry !== undefined && replacedExpiry > now ? replacedExpiry - REPORT_FLUSH_MS : Number.POSITIVE_INFINITY;
+    const at = Math.max(now, Math.min(now + REPORT_FLUSH_MS, urgentBy));
     if (this.#flushTimer) {
       if (this.#flushAt <= at) return;
       clearTimeout(this.#flushTimer);
