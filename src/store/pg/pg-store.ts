@@ -212,7 +212,7 @@ export class PgStore implements Store {
         throw new LatchkeyError('LK_LOCK_TIMEOUT', `stopped waiting for the lock of "${key}" in ${this.location} (the caller no longer needs it)`);
       }
       const heard = this.#wakeups.heard(digest);
-      const heardAll = this.#wakeups.listening;
+      const listeningBefore = this.#wakeups.listening;
       const { rows } = await this.#query<{ status: string; generation: string; holder: string | null; wait_ms: string }>(
         `claim the lock of "${key}"`,
         `SELECT status, generation, holder, wait_ms FROM ${this.#S}.lk_claim($1, $2, $3, $4)`,
@@ -248,7 +248,7 @@ export class PgStore implements Store {
         // release is counted in heard(), and the wait below returns at once). At a refresh due
         // in a fleet, that spares every waiting process a read and a claim while the holder
         // claims, reads and calls the IdP.
-        if (listening && !heardAll) continue;
+        if (listening && !listeningBefore) continue;
       }
       await this.#wakeups.wait(digest, Math.min(left, waitMs + 1, listening && this.#wakeups.listening ? 250 : this.#pollMs * (0.5 + Math.random())), heard);
     }

@@ -353,6 +353,25 @@ test('claims: a release is announced on the store channel by the digest of its k
   assert.equal(await waiting, 'mine');
 });
 
+test('claims: a waiter already listening when it finds the key busy waits for the release at once; only a first LISTEN tries again straight away', { skip }, async (t) => {
+  const { url, store } = await schemaFor(t);
+  const other = openPgStore(url, { pollMs: 60_000 });
+  t.after(() => other.close());
+  let release!: () => void;
+  const holding = store.withLock('k', () => new Promise<void>((r) => (release = r)));
+  while (release === undefined) await new Promise((r) => setTimeout(r, 5));
+  // Not listening yet: the first busy attempt starts the listener (and tries again at once, as a
+  // release between that attempt and the LISTEN was not heard).
+  await assert.rejects(other.withLock('k', async () => 'never', { timeoutMs: 2_000, signal: AbortSignal.timeout(100) }), code('LK_LOCK_TIMEOUT'));
+  // Listening already: one attempt, then the wait (up to 250 ms, past the caller's 100 ms), with
+  // no second read and claim while the holder works. The signal is looked at between attempts.
+  const before = pgStoreCounters.busyPolls;
+  await assert.rejects(other.withLock('k', async () => 'never', { timeoutMs: 2_000, signal: AbortSignal.timeout(100) }), code('LK_LOCK_TIMEOUT'));
+  assert.equal(pgStoreCounters.busyPolls - before, 1, 'one attempt before the wait');
+  release();
+  await holding;
+});
+
 test('claims: a source write under a claim wakes the key\'s waiters at its commit, before the release (they read and serve it)', { skip }, async (t) => {
   const { store } = await schemaFor(t);
   const listener = new pg.Client({ connectionString: pgTestUrl() });
