@@ -68,11 +68,43 @@ export function refreshDueAt(grant: Pick<StoredGrant, 'expiresAt' | 'obtainedAt'
  * that the refresh has usually landed by then, so nobody waits. With the default skew and an
  * hour's token the refresh starts 180 s before expiry; tokens of 6 minutes or less (skew a
  * third of the lifetime) get no ahead window: they are due at ⅔ already.
+ *
+ * `leadMs`: how long refreshes of this grant have recently taken in this process, from the
+ * decision to refresh to the new token in hand ({@link LeadSamples}). When that is longer than
+ * the window above, the refresh starts that long before it is due, so it lands by then, but
+ * never before a third of the lifetime: short tokens refreshed through a busy store and IdP (a
+ * fleet's claim is a few round trips) would otherwise make every caller wait for those round
+ * trips at every rotation. A process that has not refreshed yet (0) keeps the rule above.
  */
-export function refreshAheadAt(grant: Pick<StoredGrant, 'expiresAt' | 'obtainedAt'>, skewMs = DEFAULT_SKEW_MS): number {
+export function refreshAheadAt(grant: Pick<StoredGrant, 'expiresAt' | 'obtainedAt'>, skewMs = DEFAULT_SKEW_MS, leadMs = 0): number {
   if (grant.expiresAt === undefined) return Number.POSITIVE_INFINITY;
   const lifetime = grant.expiresAt - grant.obtainedAt;
-  return Math.max(grant.expiresAt - effectiveSkewMs(grant, skewMs) * 1.5, grant.obtainedAt + (lifetime * 2) / 3);
+  const skew = effectiveSkewMs(grant, skewMs);
+  const ahead = Math.max(grant.expiresAt - skew * 1.5, grant.obtainedAt + (lifetime * 2) / 3);
+  if (!(leadMs > 0)) return ahead;
+  return Math.min(ahead, Math.max(grant.expiresAt - skew - leadMs, grant.obtainedAt + lifetime / 3));
+}
+
+/**
+ * The recent refresh times of one source in one process (ms, newest last, at most
+ * {@link LEAD_SAMPLES}): their (lower) median is the lead {@link refreshAheadAt} starts ahead by,
+ * so one slow answer (an IdP that took 11 s once) does not move it; two in a row do.
+ */
+export type LeadSamples = readonly number[];
+export const NO_LEAD_SAMPLES: LeadSamples = Object.freeze([]);
+const LEAD_SAMPLES = 3;
+
+/** `samples` with `ms` added (the oldest dropped beyond {@link LEAD_SAMPLES}); a new array. */
+export function addLeadSample(samples: LeadSamples, ms: number): LeadSamples {
+  if (!Number.isFinite(ms) || ms < 0) return samples;
+  return samples.length < LEAD_SAMPLES ? [...samples, ms] : [...samples.slice(1), ms];
+}
+
+/** The lower median of the samples (of two, the shorter; 0 without any): the lead to refresh ahead by. */
+export function leadOf(samples: LeadSamples): number {
+  if (samples.length === 0) return 0;
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[(sorted.length - 1) >> 1]!;
 }
 
 /** The refresh skew a source configures (`oauth.skewSeconds`), in ms; undefined = the default. */

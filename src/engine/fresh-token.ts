@@ -5,7 +5,7 @@ import { DEFAULT_TOKEN_TIMEOUT_MS } from '../oauth/refresh-error.js';
 import type { FetchLike } from '../oauth/endpoint.js';
 import type { SourceRecord, Store, StoredGrant, WithLockOptions } from '../store/store.js';
 import { BoundedMap, DEFAULT_MAP_BOUND } from './bounded-map.js';
-import { refreshAheadAt, refreshDueAt, usableGrant } from './expiry.js';
+import { addLeadSample, leadOf, NO_LEAD_SAMPLES, refreshAheadAt, refreshDueAt, usableGrant, type LeadSamples } from './expiry.js';
 import { coolingUntil, rotateGrant, SOURCE_POLICY, sourceSlot, unsavedMessage, type EngineEvent, type OAuthClientSettings, type RotationRequest, type SlotMemory, type Unsaved } from './rotation-core.js';
 
 export { DEFAULT_SKEW_MS, effectiveSkewMs, expiresAtFrom, refreshAheadAt, refreshDueAt, usableGrant } from './expiry.js';
@@ -86,6 +86,12 @@ function eitherAborts(a: AbortSignal | undefined, b: AbortSignal): { signal: Abo
   };
 }
 
+/** When a plain refresh started and which token it replaces (its lead sample, {@link TokenEngine} #remember). */
+interface RefreshTiming {
+  started: number;
+  replacing: string;
+}
+
 interface MemoEntry {
   /** The hot path compares against this and returns `promise` as is: no allocation, no I/O. */
   refreshAt: number;
@@ -99,6 +105,8 @@ interface MemoEntry {
   token: string;
   /** The access token's expiry (undefined: unknown), for {@link TokenEngine.knownUnexpired}. */
   expiresAt: number | undefined;
+  /** How long this source's recent refreshes took here (refreshAheadAt's lead), carried from entry to entry. */
+  leads: LeadSamples;
 }
 
 /**
@@ -310,13 +318,14 @@ export class TokenEngine {
       const g = rec?.grant;
       if (g === undefined || g.revoked !== undefined || g.accessToken.reveal() === seen) return false;
       if (g.expiresAt !== undefined && this.#clock.now() >= g.expiresAt && !answeredWhileWaiting(rec, started)) return false;
-      adopted = this.#remember(source, g, settings);
+      adopted = this.#remember(source, g, settings, undefined, { started, replacing: seen });
       this.#onEvent?.({ source, outcome: 'adopted', durationMs: this.#clock.now() - started, message: 'served the rotation another process committed while it held the lock' });
       stop.abort();
       return true;
     };
     try {
-      return await this.#refreshUnderLock(source, { replacing: seen }, { whileWaiting, signal: stop.signal });
+      const leadMs = leadOf(this.#memo.get(source)?.leads ?? NO_LEAD_SAMPLES);
+      return await this.#refreshUnderLock(source, { replacing: seen, leadMs }, { whileWaiting, signal: stop.signal }, { started, replacing: seen });
     } catch (err) {
       if (adopted !== undefined) return adopted;
       throw err;
@@ -332,7 +341,7 @@ export class TokenEngine {
    * policy (fail open). The memo is filled only once the rotation resolved, that is, once what
    * it wrote is durable: never from inside the lock.
    */
-  async #refreshUnderLock(source: string, request: RotationRequest, lockOptions: WithLockOptions = {}): Promise<string> {
+  async #refreshUnderLock(source: string, request: RotationRequest, lockOptions: WithLockOptions = {}, refreshing?: RefreshTiming): Promise<string> {
     const settings = await this.#settings(source);
     // Closing: a flight that has not got the lock yet stops waiting for it (nothing was sent);
     // the save of a held grant, the last thing close does, is never stopped.
@@ -363,12 +372,19 @@ export class TokenEngine {
     } finally {
       closing?.dispose();
     }
-    return this.#remember(source, served.grant, settings, served.until);
+    return this.#remember(source, served.grant, settings, served.until, refreshing);
   }
 
-  #remember(source: string, grant: StoredGrant, settings: OAuthClientSettings, until?: number): string {
+  /**
+   * Memoises `grant` for the hot path. `refreshing`: this came from a plain refresh started at
+   * that time to replace that token; when it did (another token, no fail-open), how long it took
+   * is a lead sample for the next refresh ahead.
+   */
+  #remember(source: string, grant: StoredGrant, settings: OAuthClientSettings, until?: number, refreshing?: RefreshTiming): string {
     const token = grant.accessToken.reveal();
     const now = this.#clock.now();
+    let leads = this.#memo.get(source)?.leads ?? NO_LEAD_SAMPLES;
+    if (refreshing !== undefined && until === undefined && token !== refreshing.replacing) leads = addLeadSample(leads, now - refreshing.started);
     const due = refreshDueAt(grant, settings.skewMs);
     let refreshAt = until ?? (Number.isFinite(due) ? due : now + this.#unknownExpiryMemoMs);
     // A held, unsaved grant: come back soon to save it.
@@ -377,8 +393,8 @@ export class TokenEngine {
     // Refreshing ahead is for a plain grant only: a fail-open (until) or held grant already says
     // when to come back.
     const serveUntil = refreshAt;
-    if (until === undefined && !held && Number.isFinite(due)) refreshAt = Math.min(refreshAt, refreshAheadAt(grant, settings.skewMs));
-    this.#memo.set(source, { refreshAt, serveUntil, token, promise: Promise.resolve(token), expiresAt: grant.expiresAt });
+    if (until === undefined && !held && Number.isFinite(due)) refreshAt = Math.min(refreshAt, refreshAheadAt(grant, settings.skewMs, leadOf(leads)));
+    this.#memo.set(source, { refreshAt, serveUntil, token, promise: Promise.resolve(token), expiresAt: grant.expiresAt, leads });
     return token;
   }
 }

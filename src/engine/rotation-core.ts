@@ -155,6 +155,8 @@ export interface RotationRequest {
    * refreshed again because it is itself in its ahead window.
    */
   replacing?: string;
+  /** With `replacing`: the lead its ahead time was computed with (refreshAheadAt), so the unit agrees with the memo. */
+  leadMs?: number;
 }
 
 /** The grant to hand out, and until when it may be (a cool-down), once the work is durable. */
@@ -328,7 +330,7 @@ class Rotation {
     }
     const current = grant.accessToken.reveal();
     // Double-check under the lock: another thread, process or machine may have rotated.
-    const refreshFrom = opts.replacing !== undefined && current === opts.replacing ? refreshAheadAt(grant, settings.skewMs) : refreshDueAt(grant, settings.skewMs);
+    const refreshFrom = opts.replacing !== undefined && current === opts.replacing ? refreshAheadAt(grant, settings.skewMs, opts.leadMs) : refreshDueAt(grant, settings.skewMs);
     if (opts.rejected !== undefined ? current !== opts.rejected : !opts.force && now < refreshFrom) {
       if (!held && !wrote) this.#event('adopted');
       return serve(grant);

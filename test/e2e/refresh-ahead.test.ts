@@ -85,6 +85,49 @@ test('half a skew before it is due a token is served at once while one refresh r
   );
 });
 
+test('a short token whose refreshes take a while here is refreshed that long before it is due, so its callers stop waiting (never before a third of its lifetime)', async (t) => {
+  const idp = await startIdp({ accessTokenTtl: 60 });
+  t.after(() => idp.close());
+  const proxy = await startLatencyProxy(idp.issuer, () => 200);
+  t.after(() => proxy.close());
+  const h = await makeHome();
+  t.after(() => h.cleanup());
+  const store = new FileStore({ path: h.storePath });
+  const clock = new TestClock();
+  const minted = await idp.mintGrant();
+  const now = clock.now();
+  // 60 s: the skew is a third (20 s), so the grant is due at 40 s with no ahead window of its own.
+  await writeRecord(store, 's', { grant: { accessToken: new Secret(minted.access_token), refreshToken: new Secret(minted.refresh_token), obtainedAt: now, expiresAt: now + 60_000 } }, 0);
+  const engine = new TokenEngine({ store, clock, fetch: (i, init) => fetch(i, init), settings: async () => ({ tokenEndpoint: `${proxy.url}/token`, clientId: 'public-client' }) });
+  assert.equal(await engine.token('s'), minted.access_token);
+  idp.stats.reset();
+
+  // Due: the caller waits for the refresh, which takes 12 s as this process's clock sees it (a
+  // busy store and IdP; the clock is moved on while the proxy holds the answer).
+  clock.advance(41_000);
+  const waiting = engine.token('s');
+  while (proxy.requests.length === 0) await new Promise((r) => setTimeout(r, 5));
+  clock.advance(12_000);
+  const first = await waiting;
+  assert.notEqual(first, minted.access_token);
+  const obtained = (await store.read('s'))!.grant!.obtainedAt;
+
+  // Its successor (59 s counted from its request: due 39.3 s on) is refreshed 12 s before that,
+  // from 27.3 s on: served at once while the refresh runs.
+  clock.offset = obtained + 27_500 - Date.now();
+  assert.equal(await engine.token('s'), first, 'served, not yet due');
+  for (let i = 0; i < 200 && proxy.requests.length < 2; i++) await new Promise((r) => setTimeout(r, 5));
+  assert.equal(proxy.requests.length, 2, 'a refresh started ahead, 12 s before the token is due');
+  let next = first;
+  for (let i = 0; i < 300 && next === first; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    next = await engine.token('s');
+  }
+  assert.notEqual(next, first, 'refreshed ahead by the lead its last refresh took');
+  assert.equal(idp.stats.refreshRequests, 2);
+  assert.equal(idp.stats.revokedGrants, 0);
+});
+
 /** A store whose locked work waits until the test opens the gate (one process's lock queue). */
 class GatedStore extends DelegatingStore {
   #open!: () => void;

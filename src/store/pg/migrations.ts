@@ -176,6 +176,26 @@ ALTER TABLE $S.sources ADD COLUMN due_at double precision GENERATED ALWAYS AS (
 CREATE INDEX sources_due ON $S.sources (due_at) WHERE has_grant AND refresh_token IS NOT NULL AND revoked IS NULL;
 `,
   },
+  {
+    version: 4,
+    name: 'lk_source_row (a claim reads the row it claimed in the same round trip)',
+    sql: `
+-- The claim statement is \`lk_claim(…) c LEFT JOIN LATERAL lk_source_row(key, c.status)\`: one round
+-- trip claims a source and reads its row (a refresh's claim and its first locked read). The row is
+-- read here, not by a join in the calling statement, because a volatile function takes a fresh
+-- snapshot for each query: it is read after the claim was taken, so it holds every write the
+-- previous claim committed (its writes commit before its release, and lk_claim waited for that);
+-- the calling statement's own snapshot, taken before lk_claim ran, might not.
+CREATE FUNCTION $S.lk_source_row(p_key text, p_status text) RETURNS SETOF $S.sources
+LANGUAGE plpgsql VOLATILE AS $fn$
+BEGIN
+  IF p_status IN ('claimed', 'taken_over') THEN
+    RETURN QUERY SELECT * FROM $S.sources s WHERE s.name = p_key;
+  END IF;
+END
+$fn$;
+`,
+  },
 ];
 
 /** The schema version this code reads and writes. */

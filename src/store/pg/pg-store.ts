@@ -60,7 +60,16 @@ interface ClaimState {
   open: boolean;
   /** Set when a renewal found the claim taken over. */
   lost?: string;
+  /**
+   * The key's source row as the claim read it (null: none), for the first `tx.read` while the
+   * claim is young (`claimedRowUntil`, this process's monotonic clock); then undefined.
+   */
+  claimedRow?: SourceRow | null;
+  claimedRowUntil?: number;
 }
+
+/** What the claim statement answers: the attempt's outcome, and the source row it claimed (its columns null when none). */
+type ClaimRow = { status: string; generation: string; claim_holder: string | null; wait_ms: string } & SourceRow;
 
 /**
  * Counters of every PgStore of this process (benchmarks and tests): claims taken, claim polls
@@ -92,6 +101,7 @@ export class PgStore implements Store {
   readonly location: string;
   readonly target: PgTarget;
   readonly #S: string;
+  #claimText: string | undefined;
   #pool: pg.Pool;
   /** How the connection bounds reach the server (switched to `transaction` behind a pooler that refuses them at startup). */
   #boundsVia: BoundsVia = 'startup';
@@ -172,8 +182,8 @@ export class PgStore implements Store {
   // ---- the lock: claim before use ------------------------------------------------------------
 
   async withLock<T>(key: string, fn: (tx: StoreTx) => Promise<T>, options: WithLockOptions = {}): Promise<T> {
-    const claim = await this.claim(key, options.timeoutMs ?? this.#lockTimeoutMs, options);
-    const state: ClaimState = { open: true };
+    const { claim, row, sentAt } = await this.#claim(key, options.timeoutMs ?? this.#lockTimeoutMs, options);
+    const state: ClaimState = { open: true, claimedRow: row, claimedRowUntil: sentAt + this.#leaseMs / 2 };
     let renewing: Promise<void> | undefined;
     const timer = setInterval(() => {
       renewing ??= this.renew(claim)
@@ -202,6 +212,15 @@ export class PgStore implements Store {
    * fleet's own locked work; {@link withLock} is the usual way.
    */
   async claim(key: string, timeoutMs: number, wait: Pick<WithLockOptions, 'whileWaiting' | 'signal'> = {}): Promise<Claim> {
+    return (await this.#claim(key, timeoutMs, wait)).claim;
+  }
+
+  /**
+   * {@link claim}, and the source row named `key` as the claim found it (null: none), read in the
+   * same statement (`lk_source_row`, migration 4): the first `tx.read` of the key needs no round
+   * trip of its own, so a refresh sends its refresh token one round trip after its claim.
+   */
+  async #claim(key: string, timeoutMs: number, wait: Pick<WithLockOptions, 'whileWaiting' | 'signal'>): Promise<{ claim: Claim; row: SourceRow | null; sentAt: number }> {
     const id = randomUUID();
     const deadline = Date.now() + timeoutMs;
     const digest = ClaimWakeups.digest(key);
@@ -213,33 +232,30 @@ export class PgStore implements Store {
       }
       const heard = this.#wakeups.heard(digest);
       const listeningBefore = this.#wakeups.listening;
-      const { rows } = await this.#query<{ status: string; generation: string; holder: string | null; wait_ms: string }>(
-        `claim the lock of "${key}"`,
-        `SELECT status, generation, holder, wait_ms FROM ${this.#S}.lk_claim($1, $2, $3, $4)`,
-        [key, id, HOLDER, this.#leaseMs],
-      );
+      const sentAt = performance.now();
+      const { rows } = await this.#query<ClaimRow>(`claim the lock of "${key}"`, this.#claimSql(), [key, id, HOLDER, this.#leaseMs]);
       const r = rows[0]!;
       if (r.status === 'claimed' || r.status === 'taken_over') {
         pgStoreCounters.claims++;
         const claim: Claim = { key, id, generation: Number(r.generation) };
         if (r.status === 'taken_over') {
           pgStoreCounters.takeovers++;
-          claim.tookOverFrom = r.holder ?? 'unknown';
+          claim.tookOverFrom = r.claim_holder ?? 'unknown';
         }
-        return claim;
+        return { claim, row: r.name === null ? null : r, sentAt };
       }
       const waitMs = Number(r.wait_ms);
       if (r.status === 'quarantined') {
         throw new LatchkeyError(
           'LK_LOCK_TIMEOUT',
-          `the lock of "${key}" in ${this.location} is quarantined for ${waitMs} ms more: its holder ${r.holder ?? ''} lost its lease mid-work and may still save what it did, so no one else may act on it before then`,
+          `the lock of "${key}" in ${this.location} is quarantined for ${waitMs} ms more: its holder ${r.claim_holder ?? ''} lost its lease mid-work and may still save what it did, so no one else may act on it before then`,
         );
       }
       pgStoreCounters.busyPolls++;
       waited = true;
       const left = deadline - Date.now();
       if (left <= 0) {
-        throw new LatchkeyError('LK_LOCK_TIMEOUT', `timed out after ${timeoutMs} ms waiting for the lock of "${key}" in ${this.location}, held by ${r.holder ?? 'another process'} (claim ${r.generation}, lease ends in ${waitMs} ms)`);
+        throw new LatchkeyError('LK_LOCK_TIMEOUT', `timed out after ${timeoutMs} ms waiting for the lock of "${key}" in ${this.location}, held by ${r.claim_holder ?? 'another process'} (claim ${r.generation}, lease ends in ${waitMs} ms)`);
       }
       if (!listening && this.#listen) {
         listening = await this.#wakeups.start(this.#boundsVia);
@@ -252,6 +268,14 @@ export class PgStore implements Store {
       }
       await this.#wakeups.wait(digest, Math.min(left, waitMs + 1, listening && this.#wakeups.listening ? 250 : this.#pollMs * (0.5 + Math.random())), heard);
     }
+  }
+
+  /** The claim statement: one attempt, and on success the row of the source it claimed (lk_source_row). */
+  #claimSql(): string {
+    const S = this.#S;
+    return (this.#claimText ??= `SELECT c.status, c.generation, c.holder AS claim_holder, c.wait_ms, ${RECORD_COLUMNS.split(', ')
+      .map((col) => `s.${col}`)
+      .join(', ')} FROM ${S}.lk_claim($1, $2, $3, $4) c LEFT JOIN LATERAL ${S}.lk_source_row($1, c.status) s ON true`);
   }
 
   /** Extends a live claim's lease; false when it is no longer ours (taken over after it expired). */
@@ -299,6 +323,15 @@ export class PgStore implements Store {
       read: async (key) => {
         bound('read', key);
         pgStoreCounters.reads++;
+        // The first read of the claimed key: the row the claim statement read, after claiming, as
+        // long as the claim is surely still ours (less than half its lease since the claim was
+        // sent, by this process's monotonic clock: a process paused longer, say by SIGSTOP, reads
+        // and checks the claim like any later read does).
+        const claimed = state.claimedRow;
+        state.claimedRow = undefined;
+        if (claimed !== undefined && performance.now() < (state.claimedRowUntil ?? 0)) {
+          return claimed === null ? undefined : recordOfRow(claimed, await this.#keys(), this.#openSecret);
+        }
         const { rows } = await this.#query<SourceRow & { ours: boolean | null }>(
           `read "${key}"`,
           `SELECT c.claim_id IS NOT DISTINCT FROM $2::uuid AS ours, ${RECORD_COLUMNS.split(', ').map((col) => `s.${col}`).join(', ')} FROM ${S}.claims c LEFT JOIN ${S}.sources s ON s.name = c.key WHERE c.key = $1`,
@@ -310,12 +343,14 @@ export class PgStore implements Store {
       },
       write: async (key, record, expectedVersion) => {
         bound('write', key);
+        state.claimedRow = undefined;
         const values = rowValues(key, record, await this.#sealingKeys());
         const written = await this.#casWrite(claim, key, values, expectedVersion);
         return { ...record, version: written } as SourceRecord;
       },
       remove: async (key, expectedVersion) => {
         bound('removal', key);
+        state.claimedRow = undefined;
         await underClaim(`remove "${key}"`, async (c) => {
           const { rows } = await c.query<{ version: string }>(`SELECT version FROM ${S}.sources WHERE name = $1 FOR UPDATE`, [key]);
           const current = rows[0];

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { classifyTokenAnswer, classifyTransportError, MAX_RETRY_AFTER_MS, TOKEN_ANSWERS, type TokenAnswerClass } from '../../../src/oauth/token-answer.js';
 import { encodeOutsideUnreserved } from '../../../src/oauth/client-auth.js';
 import { readExpiresIn, MAX_ACCESS_TOKEN_LIFETIME_S } from '../../../src/lifetime.js';
-import { expiresAtOf, refreshAheadAt, refreshDueAt } from '../../../src/engine/expiry.js';
+import { addLeadSample, expiresAtOf, leadOf, NO_LEAD_SAMPLES, refreshAheadAt, refreshDueAt } from '../../../src/engine/expiry.js';
 import { parseStoreDocument } from '../../../src/store/store-document.js';
 import { repoRoot } from '../../helpers/home.js';
 
@@ -118,6 +118,27 @@ test('a stored expiresAt beyond the Date range is bounded when the store is read
   const g = parseStoreDocument(doc, '/tmp/store.json').get('a')!.grant!;
   assert.equal(g.expiresAt, NOW + MAX_ACCESS_TOKEN_LIFETIME_S * 1000);
   assert.doesNotThrow(() => new Date(g.revoked!.at).toISOString());
+});
+
+test('a refresh lead (how long refreshes took here) moves refresh ahead earlier when it is longer than the window, never before a third of the lifetime; one slow refresh does not move it', () => {
+  const oneSecond = { obtainedAt: NOW, expiresAt: NOW + 1_000 }; // due at 667 ms, no window of its own
+  assert.equal(refreshAheadAt(oneSecond, undefined, 0), refreshDueAt(oneSecond));
+  assert.equal(Math.round(refreshAheadAt(oneSecond, undefined, 100) - NOW), 567);
+  assert.equal(Math.round(refreshAheadAt(oneSecond, undefined, 450) - NOW), 333, 'a third of the lifetime at the earliest');
+  // An hour's token: the window (60 s) is longer than any lead under it: unchanged.
+  assert.equal(refreshAheadAt({ obtainedAt: NOW, expiresAt: NOW + 3_600_000 }, undefined, 500), NOW + 3_420_000);
+  assert.equal(refreshAheadAt({ obtainedAt: NOW, expiresAt: undefined }, undefined, 500), Number.POSITIVE_INFINITY);
+  // The lead is the lower median of the last three refresh times.
+  let samples = NO_LEAD_SAMPLES;
+  assert.equal(leadOf(samples), 0);
+  for (const ms of [400, 11_000]) samples = addLeadSample(samples, ms);
+  assert.equal(leadOf(samples), 400, 'one slow answer does not move it');
+  samples = addLeadSample(samples, 450);
+  assert.equal(leadOf(samples), 450);
+  for (const ms of [11_000, 11_000]) samples = addLeadSample(samples, ms);
+  assert.equal(leadOf(samples), 11_000, 'two in a row do');
+  assert.equal(samples.length, 3);
+  assert.equal(addLeadSample(samples, Number.NaN), samples);
 });
 
 test('refresh ahead starts half a skew before the grant is due, never before ⅔ of its lifetime; unknown expiry never refreshes ahead', () => {

@@ -218,11 +218,13 @@ test('claims: a write through a claim lost to a takeover throws and writes nothi
   let resume!: () => void;
   const gate = new Promise<void>((r) => (resume = r));
   const holding = paused.withLock('s', async (t2) => {
+    // The first read is the row the claim statement read (no round trip, the claim is young).
+    const first = await t2.read('s');
     tx = t2;
     await gate;
     const r = await t2.read('s').catch((e: LatchkeyError) => e);
     const w = await t2.write('s', grant('at-late', 'rt-late'), 1).catch((e: LatchkeyError) => e);
-    return { r, w };
+    return { first, r, w };
   });
   while (tx === undefined) await new Promise((r) => setTimeout(r, 5));
   // Its lease runs out (as for a process paused past it): expired by hand, so no timing is involved.
@@ -230,11 +232,44 @@ test('claims: a write through a claim lost to a takeover throws and writes nothi
   const taken = await store.withLock('s', async (t3) => (await t3.read('s'))?.version);
   assert.equal(taken, 2, 'taken over (and stamped)');
   resume();
-  const { r, w } = await holding;
+  const { first, r, w } = await holding;
+  assert.equal(first?.grant?.refreshToken?.reveal(), 'rt-1');
   assert.ok(r instanceof Error && (r as LatchkeyError).code === 'LK_CLAIM_LOST' && /was lost/.test(r.message), 'its read says the claim is lost');
   assert.ok(w instanceof Error && (w as LatchkeyError).code === 'LK_CLAIM_LOST' && /nothing was written/.test(w.message));
   const after = await store.read('s');
   assert.equal(after?.grant?.refreshToken?.reveal(), 'rt-1', 'the late write changed nothing');
+});
+
+test('claims: the claim statement reads the claimed row (the first read costs no round trip), but a holder paused past half its lease reads and checks the claim', { skip }, async (t) => {
+  const { url, schema, store } = await schemaFor(t);
+  await writeRecord(store, 's', grant('at-1', 'rt-1'), 0);
+  // The row as it was once the claim was taken: a write committed under the previous claim is in it.
+  await store.withLock('s', async (tx) => {
+    await tx.write('s', grant('at-2', 'rt-2'), 1);
+  });
+  const reads = await store.withLock('s', async (tx) => {
+    // Removed behind the store's back after the claim: the first read is the claim's own row, a
+    // later one asks the database.
+    await pgExec(`DELETE FROM "${schema}".sources WHERE name = 's'`);
+    const first = await tx.read('s');
+    const second = await tx.read('s');
+    return [first?.grant?.refreshToken?.reveal(), second];
+  });
+  assert.deepEqual(reads, ['rt-2', undefined]);
+
+  // Paused past half the lease before its first read, the lease expired and taken over meanwhile:
+  // the read goes to the database and says the claim was lost. (Renewals run every lease/3, 1 s
+  // here: the lease is expired by hand between two of them.)
+  await writeRecord(store, 'p', grant('at-1', 'rt-1'), 0);
+  const paused = openPgStore(url, { leaseMs: 3_000 });
+  t.after(() => paused.close());
+  const r = await paused.withLock('p', async (tx) => {
+    await new Promise((res) => setTimeout(res, 1_600));
+    await pgExec(`UPDATE "${schema}".claims SET lease_until = now() - interval '1 second' WHERE key = 'p'`);
+    await store.withLock('p', async () => undefined);
+    return tx.read('p').catch((e: LatchkeyError) => e);
+  });
+  assert.ok(r instanceof Error && (r as LatchkeyError).code === 'LK_CLAIM_LOST', 'a read after a pause checks the claim');
 });
 
 test('claims: a key that is not a source (a session lock) is quarantined after a takeover: refused at once for a lease, then free', { skip }, async (t) => {
