@@ -19,6 +19,7 @@ import type { SourceAuth } from './client/auth-path.js';
 import type { PreflightOptions, PreflightReport, ProbeOptions, ProbeResult } from './client/probe-types.js';
 import { fixForSource } from './config/source-fix.js';
 import { lazy } from './core/lazy.js';
+import { isLoopbackHost } from './net/loopback.js';
 import type { GrantInput, GrantOrigin, LoginContext } from './context.js';
 
 type FetchModule = typeof import('./client/fetch.js');
@@ -98,8 +99,11 @@ export class Latchkey implements LoginContext {
   readonly #auth = new Map<string, SourceAuth>();
   readonly #authBuilding = new Map<string, Promise<SourceAuth>>();
   #fetchModule: FetchModule | undefined;
-  /** Probes' transport: the injected fetch when one was given, else a lean node:http client (src/net/lean-fetch.ts). */
-  #probeFetch: Promise<FetchLike> | undefined;
+  /**
+   * Probes' and the token endpoint's transport when no fetch is injected: a lean node:http client
+   * (src/net/lean-fetch.ts), loaded on first use (a CLI that serves a memoised token never loads it).
+   */
+  readonly #lean = lazy(() => import('./net/lean-fetch.js').then(({ leanFetch }) => leanFetch({ fallback: this.fetchImpl })));
   readonly #fetchInjected: boolean;
   /** Held, never read: while they live, upstream text is redacted of them (src/config/profile-secrets.ts). */
   // eslint-disable-next-line no-unused-private-class-members
@@ -116,7 +120,10 @@ export class Latchkey implements LoginContext {
     this.engine = new TokenEngine({
       store: this.store,
       clock: this.clock,
-      fetch: this.fetchImpl,
+      // An injected fetch takes every request; otherwise the token endpoint is called through the
+      // lean client, which opens its connection while a refresh claims its lock (preconnect).
+      fetch: this.#fetchInjected ? this.fetchImpl : (input, init) => this.#lean().then((f) => f(input, init)),
+      ...(this.#fetchInjected ? {} : { preconnect: (url: string) => this.#preconnect(url) }),
       settings: (source) => this.#oauthSettings(source),
       onEvent: options.onRefresh,
       cooldownMs: options.cooldownMs,
@@ -229,8 +236,22 @@ export class Latchkey implements LoginContext {
    */
   #probeTransport(): Promise<FetchLike> {
     if (this.#fetchInjected) return Promise.resolve(this.fetchImpl);
-    this.#probeFetch ??= import('./net/lean-fetch.js').then(({ leanFetch }) => leanFetch({ fallback: this.fetchImpl }));
-    return this.#probeFetch;
+    return this.#lean();
+  }
+
+  /** Opens the token endpoint's connection ahead, for an endpoint the refresh will accept (https, or http on loopback). */
+  #preconnect(url: string): void {
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      return;
+    }
+    if (u.protocol !== 'https:' && !(u.protocol === 'http:' && isLoopbackHost(u.hostname))) return;
+    this.#lean().then(
+      (f) => f.preconnect(u),
+      () => undefined,
+    );
   }
 
   /**

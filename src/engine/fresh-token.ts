@@ -15,6 +15,12 @@ export interface TokenEngineOptions {
   store: Store;
   clock: Clock;
   fetch: FetchLike;
+  /**
+   * Opens the connection a token-endpoint request will use (src/net/lean-fetch.ts), called as a
+   * refresh starts, before its lock: the connection (and TLS handshake) is made while the lock is
+   * claimed and the record read, not after.
+   */
+  preconnect?: (tokenEndpoint: string) => void;
   settings(source: string): Promise<OAuthClientSettings>;
   onEvent?: (event: EngineEvent) => void;
   /** After a transient failure, serve the current token without calling the IdP for this long. */
@@ -120,6 +126,7 @@ export class TokenEngine {
   readonly #store: Store;
   readonly #clock: Clock;
   readonly #fetch: FetchLike;
+  readonly #preconnect: ((tokenEndpoint: string) => void) | undefined;
   readonly #settings: (source: string) => Promise<OAuthClientSettings>;
   readonly #onEvent: ((event: EngineEvent) => void) | undefined;
   readonly #cooldownMs: number;
@@ -141,6 +148,7 @@ export class TokenEngine {
     this.#store = options.store;
     this.#clock = options.clock;
     this.#fetch = options.fetch;
+    this.#preconnect = options.preconnect;
     this.#settings = options.settings;
     this.#onEvent = options.onEvent;
     this.#cooldownMs = options.cooldownMs ?? DEFAULT_COOLDOWN_MS;
@@ -347,6 +355,7 @@ export class TokenEngine {
     // the save of a held grant, the last thing close does, is never stopped.
     const closing = request.saveOnly ? undefined : eitherAborts(lockOptions.signal, this.#closing.signal);
     if (closing !== undefined) lockOptions = { ...lockOptions, signal: closing.signal };
+    if (!request.saveOnly && settings.tokenEndpoint !== undefined) this.#preconnect?.(settings.tokenEndpoint);
     let served;
     try {
       served = await rotateGrant(

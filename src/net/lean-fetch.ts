@@ -1,5 +1,7 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { isIP } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import type { FetchLike } from '../oauth/endpoint.js';
@@ -13,8 +15,14 @@ import type { FetchLike } from '../oauth/endpoint.js';
  * a `ClientRequest` on a keep-alive socket from a bounded pool, and its answer a `Response`
  * whose body streams straight from the socket: nothing outlives the request.
  *
- * It handles exactly what the probe and `sendAuthorized` send — a URL string, a string or byte
- * body, `redirect: 'manual'` (redirects are followed by hand in src/client/fetch.ts so that
+ * It is also the token endpoint's transport when no fetch is injected (src/latchkey.ts): a
+ * request on a free keep-alive socket is written in the same turn of the event loop (the
+ * built-in fetch dispatches it a turn later), and {@link LeanFetch.preconnect} opens a
+ * connection while the refresh claims its lock, so the refresh token leaves as soon as the claim
+ * is won instead of a connection (and a TLS handshake) later.
+ *
+ * It handles exactly what the probe, `sendAuthorized` and oauth4webapi send — a URL string, a
+ * string, byte or form (URLSearchParams) body, `redirect: 'manual'` (redirects are followed by hand in src/client/fetch.ts so that
  * credentials never cross origins) — with fetch's semantics: resolves when the headers
  * arrive; the body is read (or cancelled, which closes an unfinished connection) by the
  * caller; `signal` aborts the request and its body with the signal's reason; a network or TLS
@@ -29,14 +37,27 @@ export interface LeanFetchOptions {
   idleSocketMs?: number;
   /** Where requests this transport does not handle go (default: the global fetch). */
   fallback?: FetchLike;
+  /** A connection opened by {@link LeanFetch.preconnect} and not used within this long is closed (default 3 s). */
+  warmSocketMs?: number;
+}
+
+/** The lean fetch, and a way to open the connection a request will need before it is sent. */
+export interface LeanFetch extends FetchLike {
+  /**
+   * Opens a connection (TCP, and TLS for https) to `url`'s origin unless one is open and free
+   * or already opening, for the next request there to use; closed unused after `warmSocketMs`,
+   * or as soon as the server closes it. Never sends a byte of HTTP.
+   */
+  preconnect(url: string | URL): void;
 }
 
 /** Statuses whose Response must have a null body (fetch standard "null body status"). */
 const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
 const DEFAULT_MAX_SOCKETS = 256;
 const DEFAULT_IDLE_SOCKET_MS = 4_000;
+const DEFAULT_WARM_SOCKET_MS = 3_000;
 
-export function leanFetch(options: LeanFetchOptions = {}): FetchLike {
+export function leanFetch(options: LeanFetchOptions = {}): LeanFetch {
   const agentOptions = {
     keepAlive: true,
     maxSockets: options.maxSockets ?? DEFAULT_MAX_SOCKETS,
@@ -48,23 +69,107 @@ export function leanFetch(options: LeanFetchOptions = {}): FetchLike {
   };
   const http = new HttpAgent(agentOptions);
   const https = new HttpsAgent(agentOptions);
+  const warmMs = options.warmSocketMs ?? DEFAULT_WARM_SOCKET_MS;
+  const warmHttp = warmable(http, warmMs);
+  const warmHttps = warmable(https, warmMs);
   const fallback = options.fallback ?? ((input, init) => fetch(input, init));
-  return (input, init = {}) => {
-    const body = init.body;
+  const lean = (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
+    const given = init.body;
+    const body = given instanceof URLSearchParams ? given.toString() : given;
     const simpleBody = body === undefined || body === null || typeof body === 'string' || body instanceof Uint8Array;
     if (!(typeof input === 'string' || input instanceof URL) || init.redirect !== 'manual' || !simpleBody) return fallback(input, init);
-    return send(new URL(input), init, body, http, https);
+    return send(new URL(input), init, body, given instanceof URLSearchParams ? FORM_TYPE : TEXT_TYPE, http, https);
+  };
+  return Object.assign(lean, {
+    preconnect(url: string | URL): void {
+      let u: URL;
+      try {
+        u = new URL(url);
+      } catch {
+        return;
+      }
+      if (u.protocol === 'https:') warmHttps(u);
+      else if (u.protocol === 'http:') warmHttp(u);
+    },
+  });
+}
+
+/** fetch's Content-Type for a form body and for a string one, when the caller set none. */
+const FORM_TYPE = 'application/x-www-form-urlencoded;charset=UTF-8';
+const TEXT_TYPE = 'text/plain;charset=UTF-8';
+
+/**
+ * `agent` taught to take a connection opened ahead: the returned function opens one to a URL's
+ * origin (through the agent's own createConnection, so with the same TLS options, server name and
+ * session cache as any of its requests), and the agent's next new connection to that origin is
+ * that one while it is open and younger than `warmMs`. An agent with a free socket for the
+ * origin needs none.
+ */
+function warmable(agent: HttpAgent, warmMs: number): (url: URL) => void {
+  const warm = new Map<string, { socket: Duplex; drop: () => void }>();
+  const isHttps = agent instanceof HttpsAgent;
+  // The options an agent builds a connection from (Agent#createSocket): its own, host, port and
+  // the server name (none for an IP address), keyed by its getName.
+  const optionsFor = (u: URL): Record<string, unknown> => {
+    const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
+    const port = Number(u.port || (isHttps ? 443 : 80));
+    const opts: Record<string, unknown> = { ...(agent as unknown as { options: object }).options, host, port };
+    if (isHttps) opts.servername = isIP(host) ? '' : host;
+    opts._agentKey = agent.getName(opts);
+    return opts;
+  };
+  const create = agent.createConnection.bind(agent) as (opts: Record<string, unknown>, cb?: (err: Error | null, socket: Duplex) => void) => Duplex | undefined;
+  (agent as unknown as { createConnection: typeof create }).createConnection = (opts, cb) => {
+    const name = agent.getName(opts as Parameters<HttpAgent['getName']>[0]);
+    const w = warm.get(name);
+    if (w !== undefined) {
+      w.drop();
+      // Open, and nothing received on it (a server's unsolicited answer would be read as the request's).
+      if (!w.socket.destroyed && w.socket.writable && !w.socket.readableEnded && w.socket.readableLength === 0) return w.socket;
+      w.socket.destroy();
+    }
+    return create(opts, cb);
+  };
+  return (u) => {
+    const opts = optionsFor(u);
+    const name = opts._agentKey as string;
+    if (warm.has(name) || (agent.freeSockets[name]?.length ?? 0) > 0) return;
+    let socket: Duplex | undefined;
+    try {
+      socket = create(opts);
+    } catch {
+      return;
+    }
+    if (socket === undefined) return;
+    const s = socket;
+    const close = (): void => {
+      drop();
+      s.destroy();
+    };
+    const timer = setTimeout(close, warmMs);
+    timer.unref();
+    const drop = (): void => {
+      clearTimeout(timer);
+      s.off('error', close);
+      s.off('end', close);
+      if (warm.get(name)?.socket === s) warm.delete(name);
+    };
+    // An error or the server's close before a request took it: forget it (an error listener is
+    // needed until then; the request adds its own).
+    s.on('error', close);
+    s.on('end', close);
+    warm.set(name, { socket: s, drop });
   };
 }
 
-function send(url: URL, init: RequestInit, body: string | Uint8Array | null | undefined, http: HttpAgent, https: HttpsAgent): Promise<Response> {
+function send(url: URL, init: RequestInit, body: string | Uint8Array | null | undefined, contentType: string, http: HttpAgent, https: HttpsAgent): Promise<Response> {
   const signal = init.signal ?? undefined;
   if (signal?.aborted) return Promise.reject(signal.reason as Error);
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return Promise.reject(new TypeError('fetch failed', { cause: new Error(`${url.protocol} URLs are not supported`) }));
   const method = (init.method ?? 'GET').toUpperCase();
   let headers: Record<string, string>;
   try {
-    headers = outgoingHeaders(init.headers, body);
+    headers = outgoingHeaders(init.headers, body, contentType);
   } catch (err) {
     return Promise.reject(err as Error);
   }
@@ -111,7 +216,7 @@ function send(url: URL, init: RequestInit, body: string | Uint8Array | null | un
 }
 
 /** The caller's headers (validated as fetch does) with fetch's defaults where the caller set none. */
-function outgoingHeaders(init: HeadersInit | undefined, body: string | Uint8Array | null | undefined): Record<string, string> {
+function outgoingHeaders(init: HeadersInit | undefined, body: string | Uint8Array | null | undefined, contentType: string): Record<string, string> {
   const out: Record<string, string> = {};
   if (init !== undefined) {
     // Headers validates names and values (no CR/LF) and joins repeated names, as fetch does.
@@ -121,7 +226,7 @@ function outgoingHeaders(init: HeadersInit | undefined, body: string | Uint8Arra
   out['user-agent'] ??= 'node';
   if (body !== undefined && body !== null) {
     out['content-length'] = String(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength);
-    if (typeof body === 'string') out['content-type'] ??= 'text/plain;charset=UTF-8';
+    if (typeof body === 'string') out['content-type'] ??= contentType;
   }
   return out;
 }

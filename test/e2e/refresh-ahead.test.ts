@@ -141,6 +141,32 @@ class GatedStore extends DelegatingStore {
   }
 }
 
+test('a refresh asks its transport to open the token endpoint’s connection before it waits for its lock', async (t) => {
+  const idp = await startIdp({ accessTokenTtl: 600 });
+  t.after(() => idp.close());
+  const h = await makeHome();
+  t.after(() => h.cleanup());
+  const fileStore = new FileStore({ path: h.storePath });
+  const minted = await idp.mintGrant();
+  const now = Date.now();
+  await writeRecord(fileStore, 's', { grant: { accessToken: new Secret(minted.access_token), refreshToken: new Secret(minted.refresh_token), obtainedAt: now - 600_000, expiresAt: now - 1 } }, 0);
+  const gated = new GatedStore(fileStore);
+  const preconnected: string[] = [];
+  const engine = new TokenEngine({
+    store: gated,
+    clock: { now: () => Date.now() },
+    fetch: (i, init) => fetch(i, init),
+    preconnect: (url) => preconnected.push(url),
+    settings: async () => ({ tokenEndpoint: idp.tokenEndpoint, clientId: 'public-client' }),
+  });
+  const waiting = engine.token('s');
+  for (let i = 0; i < 100 && preconnected.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+  assert.deepEqual(preconnected, [idp.tokenEndpoint], 'asked while the lock is still closed');
+  gated.open();
+  assert.notEqual(await waiting, minted.access_token);
+  assert.equal(preconnected.length, 1);
+});
+
 test('a flight started ahead and queued behind a sibling serves the sibling’s rotation while it is not due, even in its own ahead window', async (t) => {
   const idp = await startIdp({ accessTokenTtl: 600 });
   t.after(() => idp.close());

@@ -1,10 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -213,6 +214,92 @@ test('lean fetch: a refused connection and a rejected TLS certificate fail as fe
   const text = describeNetworkError(tls, `${u.origin}/probe?token=s3cr3t`);
   assert.equal(text, `the TLS certificate of ${u.origin.slice('https://'.length)} was not accepted (DEPTH_ZERO_SELF_SIGNED_CERT)`);
   assert.equal(u.requests.length, 0, 'nothing was sent over the untrusted connection');
+});
+
+test('lean fetch: a form body goes as fetch sends it; preconnect opens the connection the next request uses, and none when a free one is open', async (t) => {
+  const u = await upstream(t, (_req, res) => res.end('{"ok":true}'));
+  const f = leanFetch();
+  f.preconnect(`${u.origin}/token`);
+  await until(() => u.connections === 1);
+  assert.equal(u.connections, 1, 'connected before any request');
+  assert.equal(u.requests.length, 0, 'and nothing sent');
+  const res = await f(`${u.origin}/token`, { method: 'POST', redirect: 'manual', body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: 'r t' }) });
+  assert.equal(await res.text(), '{"ok":true}');
+  assert.equal(u.connections, 1, 'the request went on the connection opened ahead');
+  assert.equal(u.requests[0]!.body, 'grant_type=refresh_token&refresh_token=r+t');
+  assert.equal(u.requests[0]!.headers['content-type'], 'application/x-www-form-urlencoded;charset=UTF-8');
+  // Its connection is free again (keep-alive): preconnect opens no other.
+  f.preconnect(`${u.origin}/token`);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(u.connections, 1);
+  await (await f(`${u.origin}/token`, { redirect: 'manual' })).text();
+  assert.equal(u.connections, 1);
+});
+
+test('lean fetch: a connection opened ahead and not used is closed after warmSocketMs; one the server closed first is not used', async (t) => {
+  const u = await upstream(t, (_req, res) => res.end('ok'));
+  const f = leanFetch({ warmSocketMs: 100 });
+  f.preconnect(u.origin);
+  await until(() => u.closed === 1);
+  assert.deepEqual([u.connections, u.closed], [1, 1], 'closed unused');
+
+  // A server that closes the first connection as soon as it is accepted: the request opens its own.
+  let first = true;
+  const g = leanFetch();
+  const dropping = createHttpServer((_req, res) => res.end('fine'));
+  dropping.on('connection', (s: Socket) => {
+    if (first) {
+      first = false;
+      s.end();
+    }
+  });
+  const d = await upstream(t, (_req, res) => res.end('fine'), dropping);
+  g.preconnect(d.origin);
+  await until(() => d.closed === 1);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(await (await g(`${d.origin}/x`, { redirect: 'manual' })).text(), 'fine');
+  assert.equal(d.connections, 2, 'a new connection, not the closed one');
+});
+
+test('lean fetch: over https, preconnect does the TLS handshake ahead (server name and certificate checked) and the request uses that connection', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'latchkey-tls-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+  const server = createHttpsServer({ key: await readFile(join(dir, 'key.pem')), cert: await readFile(join(dir, 'cert.pem')) });
+  const handshakes: Array<string | false | null> = [];
+  let handshakeAt = 0;
+  let requestAt = 0;
+  server.on('secureConnection', (s: TLSSocket) => {
+    handshakes.push(s.servername);
+    handshakeAt = Date.now();
+  });
+  const u = await upstream(
+    t,
+    (_req, res) => {
+      requestAt = Date.now();
+      res.end('tls ok');
+    },
+    server,
+    'https',
+  );
+  const origin = u.origin.replace('127.0.0.1', 'localhost');
+  // The certificate is trusted the way an operator would (NODE_EXTRA_CA_CERTS), in a process of its own.
+  const script = `
+    const { leanFetch } = await import(${JSON.stringify(new URL('../../../src/net/lean-fetch.js', import.meta.url).href)});
+    const f = leanFetch();
+    f.preconnect(${JSON.stringify(`${origin}/token`)});
+    await new Promise((r) => setTimeout(r, 300));
+    const res = await f(${JSON.stringify(`${origin}/token`)}, { method: 'POST', redirect: 'manual', body: new URLSearchParams({ a: '1' }) });
+    process.stdout.write(await res.text());
+  `;
+  const out = await new Promise<string>((resolve, reject) => {
+    execFile(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, NODE_EXTRA_CA_CERTS: join(dir, 'cert.pem') } }, (err, stdout, stderr) => (err ? reject(new Error(stderr || String(err))) : resolve(stdout)));
+  });
+  assert.equal(out, 'tls ok');
+  assert.equal(u.connections, 1, 'one connection: the one opened ahead');
+  assert.deepEqual(handshakes, ['localhost'], 'its handshake named the server');
+  assert.ok(requestAt - handshakeAt >= 200, `the handshake was done ahead (${requestAt - handshakeAt} ms before the request)`);
+  assert.equal(u.requests[0]!.body, 'a=1');
 });
 
 test('lean fetch: what it does not handle (a Request, redirect follow, a stream body) goes to the fallback untouched', async () => {
