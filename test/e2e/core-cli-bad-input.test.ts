@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFile, symlink, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { closedPort } from '../helpers/closed-port.js';
 import { makeHome, runCli } from '../helpers/home.js';
 
 const posix = process.platform !== 'win32';
@@ -94,8 +95,9 @@ test('add: a plain-http token endpoint off loopback is refused at once (exit 1),
 });
 
 test('token fails open with the current token; stderr says so when that token has already expired', async (t) => {
-  // Port 9: a port fetch refuses to use (never connected to).
-  const h = await makeHome({ version: 1, sources: { api: { oauth: { tokenEndpoint: 'http://127.0.0.1:9/token', clientId: 'c' } } } });
+  // A port nothing listens on: the connection is refused, so the refresh token was never sent.
+  const port = await closedPort();
+  const h = await makeHome({ version: 1, sources: { api: { oauth: { tokenEndpoint: `http://127.0.0.1:${port}/token`, clientId: 'c' } } } });
   t.after(() => h.cleanup());
   const env = { LATCHKEY_HOME: h.home };
   const imp = await runCli(['import', 'api', '--grant', '-'], { env, input: JSON.stringify({ access_token: 'at-expired-test', refresh_token: 'rt-x', expires_in: 1 }) });
@@ -104,7 +106,7 @@ test('token fails open with the current token; stderr says so when that token ha
   const r = await runCli(['token', 'api'], { env });
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, 'at-expired-test\n', 'stdout is the token alone');
-  assert.match(r.stderr, /warning: api: this access token expired \d+ s ago and the last refresh failed: refresh failed: cannot reach 127.0.0.1:9 \(bad port\) \(the request was not sent\)/);
+  assert.match(r.stderr, new RegExp(`warning: api: this access token expired \\d+ s ago and the last refresh failed: refresh failed: connection refused by 127\\.0\\.0\\.1:${port} \\(ECONNREFUSED\\) \\(the request was not sent\\)`));
   assert.ok(!r.stderr.includes('at-expired-test') && !r.stderr.includes('rt-x'));
 });
 

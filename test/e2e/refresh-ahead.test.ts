@@ -24,10 +24,14 @@ async function statusOf(url: string, token: string): Promise<number> {
   return res.status;
 }
 
-test('half a skew before it is due a token is served at once while one refresh runs; once due, callers wait for it', async (t) => {
-  const idp = await startIdp({ accessTokenTtl: 600 });
+/**
+ * The real IdP (access tokens of `ttlS`) behind a proxy that holds each answer `latencyMs`, and a
+ * store with a grant obtained now (by a test clock) for source `s` that lives `ttlS`.
+ */
+async function slowIdpGrant(t: { after(fn: () => Promise<void> | void): void }, ttlS: number, latencyMs: number) {
+  const idp = await startIdp({ accessTokenTtl: ttlS });
   t.after(() => idp.close());
-  const proxy = await startLatencyProxy(idp.issuer, () => 1_000);
+  const proxy = await startLatencyProxy(idp.issuer, () => latencyMs);
   t.after(() => proxy.close());
   const h = await makeHome();
   t.after(() => h.cleanup());
@@ -35,8 +39,13 @@ test('half a skew before it is due a token is served at once while one refresh r
   const clock = new TestClock();
   const minted = await idp.mintGrant();
   const now = clock.now();
+  await writeRecord(store, 's', { grant: { accessToken: new Secret(minted.access_token), refreshToken: new Secret(minted.refresh_token), obtainedAt: now, expiresAt: now + ttlS * 1000 } }, 0);
+  return { idp, proxy, store, clock, minted };
+}
+
+test('half a skew before it is due a token is served at once while one refresh runs; once due, callers wait for it', async (t) => {
   // Lifetime 600 s: skew = 120 s, refreshed ahead from 420 s, due at 480 s.
-  await writeRecord(store, 's', { grant: { accessToken: new Secret(minted.access_token), refreshToken: new Secret(minted.refresh_token), obtainedAt: now, expiresAt: now + 600_000 } }, 0);
+  const { idp, proxy, store, clock, minted } = await slowIdpGrant(t, 600, 1_000);
   const events: EngineEvent[] = [];
   const engine = new TokenEngine({
     store,
@@ -86,18 +95,8 @@ test('half a skew before it is due a token is served at once while one refresh r
 });
 
 test('a short token whose refreshes take a while here is refreshed that long before it is due, so its callers stop waiting (never before a third of its lifetime)', async (t) => {
-  const idp = await startIdp({ accessTokenTtl: 60 });
-  t.after(() => idp.close());
-  const proxy = await startLatencyProxy(idp.issuer, () => 200);
-  t.after(() => proxy.close());
-  const h = await makeHome();
-  t.after(() => h.cleanup());
-  const store = new FileStore({ path: h.storePath });
-  const clock = new TestClock();
-  const minted = await idp.mintGrant();
-  const now = clock.now();
   // 60 s: the skew is a third (20 s), so the grant is due at 40 s with no ahead window of its own.
-  await writeRecord(store, 's', { grant: { accessToken: new Secret(minted.access_token), refreshToken: new Secret(minted.refresh_token), obtainedAt: now, expiresAt: now + 60_000 } }, 0);
+  const { idp, proxy, store, clock, minted } = await slowIdpGrant(t, 60, 200);
   const engine = new TokenEngine({ store, clock, fetch: (i, init) => fetch(i, init), settings: async () => ({ tokenEndpoint: `${proxy.url}/token`, clientId: 'public-client' }) });
   assert.equal(await engine.token('s'), minted.access_token);
   idp.stats.reset();
