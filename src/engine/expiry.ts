@@ -69,12 +69,13 @@ export function refreshDueAt(grant: Pick<StoredGrant, 'expiresAt' | 'obtainedAt'
  * hour's token the refresh starts 180 s before expiry; tokens of 6 minutes or less (skew a
  * third of the lifetime) get no ahead window: they are due at ⅔ already.
  *
- * `leadMs`: how long refreshes of this grant have recently taken in this process, from the
- * decision to refresh to the new token in hand ({@link LeadSamples}). When that is longer than
- * the window above, the refresh starts that long before it is due, so it lands by then, but
- * never before a third of the lifetime: short tokens refreshed through a busy store and IdP (a
- * fleet's claim is a few round trips) would otherwise make every caller wait for those round
- * trips at every rotation. A process that has not refreshed yet (0) keeps the rule above.
+ * `leadMs`: how long this process recently took to get ready to send a refresh of this grant
+ * (its lock taken, the record re-read, the token endpoint's connection open: {@link LeadSamples}).
+ * With a lead, the refresh is *prepared* that much earlier (at most {@link MAX_LEAD_MS}, never
+ * before a third of the lifetime), and the refresh token is still sent only from the time
+ * above (the locked unit waits for it): the IdP gets no more refreshes than before, and a caller
+ * at the due time waits for the IdP alone, not for the store's round trips too. That matters for
+ * short tokens through a busy fleet, where getting ready takes a few hundred ms.
  */
 export function refreshAheadAt(grant: Pick<StoredGrant, 'expiresAt' | 'obtainedAt'>, skewMs = DEFAULT_SKEW_MS, leadMs = 0): number {
   if (grant.expiresAt === undefined) return Number.POSITIVE_INFINITY;
@@ -82,13 +83,17 @@ export function refreshAheadAt(grant: Pick<StoredGrant, 'expiresAt' | 'obtainedA
   const skew = effectiveSkewMs(grant, skewMs);
   const ahead = Math.max(grant.expiresAt - skew * 1.5, grant.obtainedAt + (lifetime * 2) / 3);
   if (!(leadMs > 0)) return ahead;
-  return Math.min(ahead, Math.max(grant.expiresAt - skew - leadMs, grant.obtainedAt + lifetime / 3));
+  return Math.max(ahead - Math.min(leadMs, MAX_LEAD_MS), Math.min(ahead, grant.obtainedAt + lifetime / 3));
 }
 
+/** The longest a refresh is prepared ahead of its send (and holds its lock before sending). */
+export const MAX_LEAD_MS = 2_000;
+
 /**
- * The recent refresh times of one source in one process (ms, newest last, at most
- * {@link LEAD_SAMPLES}): their (lower) median is the lead {@link refreshAheadAt} starts ahead by,
- * so one slow answer (an IdP that took 11 s once) does not move it; two in a row do.
+ * How long the recent refreshes of one source took in one process to be ready to send (ms,
+ * newest last, at most {@link LEAD_SAMPLES}): their (lower) median is the lead
+ * {@link refreshAheadAt} prepares ahead by, so one slow sample (a lock held long once) does not
+ * move it; two in a row do.
  */
 export type LeadSamples = readonly number[];
 export const NO_LEAD_SAMPLES: LeadSamples = Object.freeze([]);

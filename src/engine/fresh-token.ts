@@ -92,10 +92,10 @@ function eitherAborts(a: AbortSignal | undefined, b: AbortSignal): { signal: Abo
   };
 }
 
-/** When a plain refresh started and which token it replaces (its lead sample, {@link TokenEngine} #remember). */
+/** When a plain refresh started, and when its locked unit was ready to send (its lead sample, {@link TokenEngine} #remember). */
 interface RefreshTiming {
   started: number;
-  replacing: string;
+  readyAt?: number;
 }
 
 interface MemoEntry {
@@ -326,14 +326,18 @@ export class TokenEngine {
       const g = rec?.grant;
       if (g === undefined || g.revoked !== undefined || g.accessToken.reveal() === seen) return false;
       if (g.expiresAt !== undefined && this.#clock.now() >= g.expiresAt && !answeredWhileWaiting(rec, started)) return false;
-      adopted = this.#remember(source, g, settings, undefined, { started, replacing: seen });
+      adopted = this.#remember(source, g, settings);
       this.#onEvent?.({ source, outcome: 'adopted', durationMs: this.#clock.now() - started, message: 'served the rotation another process committed while it held the lock' });
       stop.abort();
       return true;
     };
     try {
       const leadMs = leadOf(this.#memo.get(source)?.leads ?? NO_LEAD_SAMPLES);
-      return await this.#refreshUnderLock(source, { replacing: seen, leadMs }, { whileWaiting, signal: stop.signal }, { started, replacing: seen });
+      const timing: RefreshTiming = { started };
+      const onReady = (at: number): void => {
+        timing.readyAt = at;
+      };
+      return await this.#refreshUnderLock(source, { replacing: seen, leadMs, onReady }, { whileWaiting, signal: stop.signal }, timing);
     } catch (err) {
       if (adopted !== undefined) return adopted;
       throw err;
@@ -385,15 +389,15 @@ export class TokenEngine {
   }
 
   /**
-   * Memoises `grant` for the hot path. `refreshing`: this came from a plain refresh started at
-   * that time to replace that token; when it did (another token, no fail-open), how long it took
-   * is a lead sample for the next refresh ahead.
+   * Memoises `grant` for the hot path. `refreshing`: this came from a plain refresh; when its unit
+   * got ready to send the refresh token (and no fail-open came of it), the time that took is a
+   * lead sample for the next refresh ahead.
    */
   #remember(source: string, grant: StoredGrant, settings: OAuthClientSettings, until?: number, refreshing?: RefreshTiming): string {
     const token = grant.accessToken.reveal();
     const now = this.#clock.now();
     let leads = this.#memo.get(source)?.leads ?? NO_LEAD_SAMPLES;
-    if (refreshing !== undefined && until === undefined && token !== refreshing.replacing) leads = addLeadSample(leads, now - refreshing.started);
+    if (refreshing?.readyAt !== undefined && until === undefined) leads = addLeadSample(leads, refreshing.readyAt - refreshing.started);
     const due = refreshDueAt(grant, settings.skewMs);
     let refreshAt = until ?? (Number.isFinite(due) ? due : now + this.#unknownExpiryMemoMs);
     // A held, unsaved grant: come back soon to save it.

@@ -7,7 +7,7 @@ import type { RefreshAnswer } from '../oauth/refresh.js';
 import { MAX_RETRY_AFTER_MS } from '../oauth/token-answer.js';
 import type { Secret } from '../core/secret.js';
 import type { FailureRecord, SourceRecord, SourceRecordInput, Store, StoredGrant, StoreTx, WithLockOptions } from '../store/store.js';
-import { expiresAtOf, refreshAheadAt, refreshDueAt, usableGrant } from './expiry.js';
+import { expiresAtOf, MAX_LEAD_MS, refreshAheadAt, refreshDueAt, usableGrant } from './expiry.js';
 
 /** src/oauth/refresh.js once a refresh has loaded it. */
 let refreshModule: typeof import('../oauth/refresh.js') | undefined;
@@ -155,8 +155,14 @@ export interface RotationRequest {
    * refreshed again because it is itself in its ahead window.
    */
   replacing?: string;
-  /** With `replacing`: the lead its ahead time was computed with (refreshAheadAt), so the unit agrees with the memo. */
+  /**
+   * With `replacing`: the lead its ahead time was computed with (refreshAheadAt), so the unit
+   * agrees with the memo. A refresh prepared by the lead waits, under the lock, for the grant's
+   * own ahead time before it sends the refresh token.
+   */
   leadMs?: number;
+  /** Told when the unit is ready to send the refresh token (before any such wait): the engine's lead sample. */
+  onReady?: (at: number) => void;
 }
 
 /** The grant to hand out, and until when it may be (a cool-down), once the work is durable. */
@@ -363,6 +369,14 @@ class Rotation {
     }
     // A held grant was just saved (this unit's one write): the refresh goes in a unit of its own.
     if (wrote) return { kind: 'again', attempt: 'first' };
+    if (opts.replacing !== undefined && current === opts.replacing && !held) {
+      opts.onReady?.(now);
+      // Prepared ahead by the lead (the lock taken, the record read, the connection opening): the
+      // refresh token goes at the grant's own ahead time, not before, so the lead adds no refresh
+      // at the IdP. Closing stops the wait; nothing was sent.
+      const sendFrom = refreshAheadAt(grant, settings.skewMs);
+      if (now < sendFrom && !(await untilOrAborted(sendFrom - now, d.lockOptions?.signal))) return serve(grant);
+    }
     return this.#callTokenEndpoint(tx, record, grant, 'first');
   }
 
@@ -622,6 +636,21 @@ class Rotation {
     if (answerAt !== undefined) event.answerAt = answerAt;
     this.#pending.push(event);
   }
+}
+
+/** Waits `ms` (at most MAX_LEAD_MS); false when `signal` aborted first. */
+function untilOrAborted(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
+  if (signal?.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const done = (ok: boolean): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      resolve(ok);
+    };
+    const onAbort = (): void => done(false);
+    const timer = setTimeout(() => done(true), Math.min(ms, MAX_LEAD_MS));
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 function serve(served: StoredGrant | Served): UnitResult {

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { LatchkeyError } from '../../src/core/errors.js';
 import { Secret } from '../../src/core/secret.js';
-import { TokenEngine, type EngineEvent } from '../../src/engine/fresh-token.js';
+import { refreshDueAt, TokenEngine, type EngineEvent } from '../../src/engine/fresh-token.js';
 import { FileStore } from '../../src/store/file-store.js';
 import { startIdp } from '../fixtures/idp.js';
 import { makeHome } from '../helpers/home.js';
@@ -94,35 +94,61 @@ test('half a skew before it is due a token is served at once while one refresh r
   );
 });
 
-test('a short token whose refreshes take a while here is refreshed that long before it is due, so its callers stop waiting (never before a third of its lifetime)', async (t) => {
+/** A store whose first lock takes `firstMs` to get (a busy fleet's claim); notes when each lock was got, by `clock`. */
+class SlowFirstLockStore extends DelegatingStore {
+  readonly lockedAt: number[] = [];
+  #first = true;
+  constructor(
+    inner: FileStore,
+    readonly clock: TestClock,
+    readonly firstMs: number,
+  ) {
+    super(inner);
+  }
+  override async withLock<T>(key: string, fn: (tx: StoreTx) => Promise<T>, options?: WithLockOptions): Promise<T> {
+    if (this.#first) {
+      this.#first = false;
+      await new Promise((r) => setTimeout(r, this.firstMs));
+    }
+    return super.withLock(
+      key,
+      (tx) => {
+        this.lockedAt.push(this.clock.now());
+        return fn(tx);
+      },
+      options,
+    );
+  }
+}
+
+test('a refresh that took a while to get ready is prepared that much ahead next time, and still sent only when due (no extra refresh at the IdP)', async (t) => {
   // 60 s: the skew is a third (20 s), so the grant is due at 40 s with no ahead window of its own.
-  const { idp, proxy, store, clock, minted } = await slowIdpGrant(t, 60, 200);
-  const engine = new TokenEngine({ store, clock, fetch: (i, init) => fetch(i, init), settings: async () => ({ tokenEndpoint: `${proxy.url}/token`, clientId: 'public-client' }) });
+  const { idp, store: fileStore, clock, minted } = await slowIdpGrant(t, 60, 50);
+  const store = new SlowFirstLockStore(fileStore, clock, 400);
+  const engine = new TokenEngine({ store, clock, fetch: (i, init) => fetch(i, init), settings: async () => ({ tokenEndpoint: idp.tokenEndpoint, clientId: 'public-client' }) });
   assert.equal(await engine.token('s'), minted.access_token);
   idp.stats.reset();
 
-  // Due: the caller waits for the refresh, which takes 12 s as this process's clock sees it (a
-  // busy store and IdP; the clock is moved on while the proxy holds the answer).
+  // Due: the caller waits for the refresh, whose lock took 400 ms to get.
   clock.advance(41_000);
-  const waiting = engine.token('s');
-  while (proxy.requests.length === 0) await new Promise((r) => setTimeout(r, 5));
-  clock.advance(12_000);
-  const first = await waiting;
+  const first = await engine.token('s');
   assert.notEqual(first, minted.access_token);
-  const obtained = (await store.read('s'))!.grant!.obtainedAt;
+  const firstGrant = (await store.read('s'))!.grant!;
+  const due = refreshDueAt(firstGrant);
 
-  // Its successor (59 s counted from its request: due 39.3 s on) is refreshed 12 s before that,
-  // from 27.3 s on: served at once while the refresh runs.
-  clock.offset = obtained + 27_500 - Date.now();
+  // 300 ms before its successor is due: served at once, and the refresh is prepared now (its
+  // lock taken) but its refresh token sent only once the grant is due.
+  clock.offset = due - 300 - Date.now();
   assert.equal(await engine.token('s'), first, 'served, not yet due');
-  for (let i = 0; i < 200 && proxy.requests.length < 2; i++) await new Promise((r) => setTimeout(r, 5));
-  assert.equal(proxy.requests.length, 2, 'a refresh started ahead, 12 s before the token is due');
   let next = first;
   for (let i = 0; i < 300 && next === first; i++) {
     await new Promise((r) => setTimeout(r, 10));
     next = await engine.token('s');
   }
-  assert.notEqual(next, first, 'refreshed ahead by the lead its last refresh took');
+  assert.notEqual(next, first);
+  assert.ok(store.lockedAt[1]! < due - 200, `prepared ahead: locked ${Math.round(due - store.lockedAt[1]!)} ms before due`);
+  const sentAt = (await store.read('s'))!.grant!.obtainedAt;
+  assert.ok(sentAt >= due, `sent when due, not before (${Math.round(sentAt - due)} ms after)`);
   assert.equal(idp.stats.refreshRequests, 2);
   assert.equal(idp.stats.revokedGrants, 0);
 });

@@ -120,19 +120,20 @@ test('a stored expiresAt beyond the Date range is bounded when the store is read
   assert.doesNotThrow(() => new Date(g.revoked!.at).toISOString());
 });
 
-test('a refresh lead (how long refreshes took here) moves refresh ahead earlier when it is longer than the window, never before a third of the lifetime; one slow refresh does not move it', () => {
+test('a refresh lead (how long getting ready to send took here) prepares the refresh that much earlier, at most 2 s and never before a third of the lifetime; one slow sample does not move it', () => {
   const oneSecond = { obtainedAt: NOW, expiresAt: NOW + 1_000 }; // due at 667 ms, no window of its own
   assert.equal(refreshAheadAt(oneSecond, undefined, 0), refreshDueAt(oneSecond));
   assert.equal(Math.round(refreshAheadAt(oneSecond, undefined, 100) - NOW), 567);
   assert.equal(Math.round(refreshAheadAt(oneSecond, undefined, 450) - NOW), 333, 'a third of the lifetime at the earliest');
-  // An hour's token: the window (60 s) is longer than any lead under it: unchanged.
-  assert.equal(refreshAheadAt({ obtainedAt: NOW, expiresAt: NOW + 3_600_000 }, undefined, 500), NOW + 3_420_000);
+  // An hour's token: prepared the lead before its usual ahead time (180 s before expiry), by 2 s at most.
+  assert.equal(refreshAheadAt({ obtainedAt: NOW, expiresAt: NOW + 3_600_000 }, undefined, 500), NOW + 3_419_500);
+  assert.equal(refreshAheadAt({ obtainedAt: NOW, expiresAt: NOW + 3_600_000 }, undefined, 60_000), NOW + 3_418_000);
   assert.equal(refreshAheadAt({ obtainedAt: NOW, expiresAt: undefined }, undefined, 500), Number.POSITIVE_INFINITY);
-  // The lead is the lower median of the last three refresh times.
+  // The lead is the lower median of the last three samples.
   let samples = NO_LEAD_SAMPLES;
   assert.equal(leadOf(samples), 0);
   for (const ms of [400, 11_000]) samples = addLeadSample(samples, ms);
-  assert.equal(leadOf(samples), 400, 'one slow answer does not move it');
+  assert.equal(leadOf(samples), 400, 'one slow sample does not move it');
   samples = addLeadSample(samples, 450);
   assert.equal(leadOf(samples), 450);
   for (const ms of [11_000, 11_000]) samples = addLeadSample(samples, ms);
