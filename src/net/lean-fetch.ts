@@ -1,8 +1,7 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
-import type { Duplex } from 'node:stream';
-import type { Readable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import type { FetchLike } from '../oauth/endpoint.js';
 
@@ -22,8 +21,8 @@ import type { FetchLike } from '../oauth/endpoint.js';
  * is won instead of a connection (and a TLS handshake) later.
  *
  * It handles exactly what the probe, `sendAuthorized` and oauth4webapi send — a URL string, a
- * string, byte or form (URLSearchParams) body, `redirect: 'manual'` (redirects are followed by hand in src/client/fetch.ts so that
- * credentials never cross origins) — with fetch's semantics: resolves when the headers
+ * string, byte or form (URLSearchParams) body, `redirect: 'manual'` (redirects are followed by
+ * hand in src/client/fetch.ts so that credentials never cross origins) — with fetch's semantics: resolves when the headers
  * arrive; the body is read (or cancelled, which closes an unfinished connection) by the
  * caller; `signal` aborts the request and its body with the signal's reason; a network or TLS
  * failure rejects with `TypeError('fetch failed', { cause })` as undici does, so

@@ -166,15 +166,21 @@ class GatedStore extends DelegatingStore {
   }
 }
 
-test('a refresh asks its transport to open the token endpoint’s connection before it waits for its lock', async (t) => {
+/** The real IdP and a home whose source `s` holds a grant that has just expired. */
+async function expiredGrant(t: { after(fn: () => Promise<void> | void): void }) {
   const idp = await startIdp({ accessTokenTtl: 600 });
   t.after(() => idp.close());
   const h = await makeHome();
   t.after(() => h.cleanup());
-  const fileStore = new FileStore({ path: h.storePath });
+  const store = new FileStore({ path: h.storePath });
   const minted = await idp.mintGrant();
   const now = Date.now();
-  await writeRecord(fileStore, 's', { grant: { accessToken: new Secret(minted.access_token), refreshToken: new Secret(minted.refresh_token), obtainedAt: now - 600_000, expiresAt: now - 1 } }, 0);
+  await writeRecord(store, 's', { grant: { accessToken: new Secret(minted.access_token), refreshToken: new Secret(minted.refresh_token), obtainedAt: now - 600_000, expiresAt: now - 1 } }, 0);
+  return { idp, h, store, minted };
+}
+
+test('a refresh asks its transport to open the token endpoint’s connection before it waits for its lock', async (t) => {
+  const { idp, store: fileStore, minted } = await expiredGrant(t);
   const gated = new GatedStore(fileStore);
   const preconnected: string[] = [];
   const engine = new TokenEngine({
@@ -271,15 +277,8 @@ test('closing waits for a refresh started ahead: the rotation the IdP made is sa
 });
 
 test('closing does not wait out a lock held elsewhere: a flight still waiting for it stops, having sent nothing', async (t) => {
-  const idp = await startIdp({ accessTokenTtl: 600 });
-  t.after(() => idp.close());
-  const h = await makeHome();
-  t.after(() => h.cleanup());
-  const store = new FileStore({ path: h.storePath });
+  const { idp, h, store, minted } = await expiredGrant(t);
   const other = new FileStore({ path: h.storePath }); // another process's store on the same home
-  const minted = await idp.mintGrant();
-  const now = Date.now();
-  await writeRecord(store, 's', { grant: { accessToken: new Secret(minted.access_token), refreshToken: new Secret(minted.refresh_token), obtainedAt: now - 600_000, expiresAt: now - 1 } }, 0);
   // The other process holds the source's lock (a refresh of its own, say) until the test ends.
   const holder = await holdLock(other, 's');
   t.after(async () => {

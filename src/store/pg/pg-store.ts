@@ -11,7 +11,7 @@ import { open, rewrap, seal, type MasterKey, type MasterKeyring, type SealedAt }
 import { masterKeyringFromEnv } from './master-keyring.js';
 import { ClaimWakeups } from './claim-wakeups.js';
 import { checkSchema, migrate, type MigrateResult } from './migrations.js';
-import { META_COLUMNS, metaOfRow, RECORD_COLUMNS, recordOfRow, rowValues, sourceSealedAt, WRITE_CASTS, WRITE_COLUMNS, type SourceRow } from './source-rows.js';
+import { META_COLUMNS, metaOfRow, RECORD_COLUMNS, RECORD_COLUMNS_OF_S, recordOfRow, rowValues, sourceSealedAt, WRITE_CASTS, WRITE_COLUMNS, type SourceRow } from './source-rows.js';
 import { parsePgUrl, quoteIdent, type PgTarget } from './url.js';
 import type { PgLeaderLock } from './leader-lock.js';
 import { lazy } from '../../core/lazy.js';
@@ -101,7 +101,8 @@ export class PgStore implements Store {
   readonly location: string;
   readonly target: PgTarget;
   readonly #S: string;
-  #claimText: string | undefined;
+  /** The claim statement: one attempt, and on success the row of the source it claimed (lk_source_row, migration 4). */
+  readonly #claimSql: string;
   #pool: pg.Pool;
   /** How the connection bounds reach the server (switched to `transaction` behind a pooler that refuses them at startup). */
   #boundsVia: BoundsVia = 'startup';
@@ -125,6 +126,7 @@ export class PgStore implements Store {
     this.target = parsePgUrl(options.url);
     this.location = this.target.location;
     this.#S = quoteIdent(this.target.schema);
+    this.#claimSql = `SELECT c.status, c.generation, c.holder AS claim_holder, c.wait_ms, ${RECORD_COLUMNS_OF_S} FROM ${this.#S}.lk_claim($1, $2, $3, $4) c LEFT JOIN LATERAL ${this.#S}.lk_source_row($1, c.status) s ON true`;
     this.#timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
     this.#poolSize = options.poolSize ?? 4;
     this.#pool = createPool(this.target, this.#timeouts, this.#poolSize);
@@ -233,7 +235,7 @@ export class PgStore implements Store {
       const heard = this.#wakeups.heard(digest);
       const listeningBefore = this.#wakeups.listening;
       const sentAt = performance.now();
-      const { rows } = await this.#query<ClaimRow>(`claim the lock of "${key}"`, this.#claimSql(), [key, id, HOLDER, this.#leaseMs]);
+      const { rows } = await this.#query<ClaimRow>(`claim the lock of "${key}"`, this.#claimSql, [key, id, HOLDER, this.#leaseMs]);
       const r = rows[0]!;
       if (r.status === 'claimed' || r.status === 'taken_over') {
         pgStoreCounters.claims++;
@@ -268,14 +270,6 @@ export class PgStore implements Store {
       }
       await this.#wakeups.wait(digest, Math.min(left, waitMs + 1, listening && this.#wakeups.listening ? 250 : this.#pollMs * (0.5 + Math.random())), heard);
     }
-  }
-
-  /** The claim statement: one attempt, and on success the row of the source it claimed (lk_source_row). */
-  #claimSql(): string {
-    const S = this.#S;
-    return (this.#claimText ??= `SELECT c.status, c.generation, c.holder AS claim_holder, c.wait_ms, ${RECORD_COLUMNS.split(', ')
-      .map((col) => `s.${col}`)
-      .join(', ')} FROM ${S}.lk_claim($1, $2, $3, $4) c LEFT JOIN LATERAL ${S}.lk_source_row($1, c.status) s ON true`);
   }
 
   /** Extends a live claim's lease; false when it is no longer ours (taken over after it expired). */
@@ -334,7 +328,7 @@ export class PgStore implements Store {
         }
         const { rows } = await this.#query<SourceRow & { ours: boolean | null }>(
           `read "${key}"`,
-          `SELECT c.claim_id IS NOT DISTINCT FROM $2::uuid AS ours, ${RECORD_COLUMNS.split(', ').map((col) => `s.${col}`).join(', ')} FROM ${S}.claims c LEFT JOIN ${S}.sources s ON s.name = c.key WHERE c.key = $1`,
+          `SELECT c.claim_id IS NOT DISTINCT FROM $2::uuid AS ours, ${RECORD_COLUMNS_OF_S} FROM ${S}.claims c LEFT JOIN ${S}.sources s ON s.name = c.key WHERE c.key = $1`,
           [key, claim.id],
         );
         const row = rows[0];

@@ -13,6 +13,10 @@ import { open, seal, type MasterKeyring, type SealedAt } from './envelope.js';
 export const META_COLUMNS = 'name, version, has_grant, expires_at, obtained_at, revoked, last_refresh_at, refresh_count, last_failure, session_updated_at, refresh_token IS NOT NULL AS has_refresh_token, session_cookies IS NOT NULL AS has_session';
 /** The columns a full read takes. */
 export const RECORD_COLUMNS = 'name, version, has_grant, expires_at, obtained_at, revoked, grant_meta, last_refresh_at, refresh_count, last_failure, session_updated_at, access_token, refresh_token, session_cookies';
+/** {@link RECORD_COLUMNS} of the `sources` row aliased `s` (in a join with the claim row). */
+export const RECORD_COLUMNS_OF_S = RECORD_COLUMNS.split(', ')
+  .map((col) => `s.${col}`)
+  .join(', ');
 /** The columns a write sets, in the order of {@link rowValues}. */
 export const WRITE_COLUMNS = ['has_grant', 'expires_at', 'obtained_at', 'revoked', 'grant_meta', 'last_refresh_at', 'refresh_count', 'last_failure', 'session_updated_at', 'access_token', 'refresh_token', 'session_cookies', 'key_id'] as const;
 /** SQL casts of the written values (jsonb as text). */
