@@ -15,9 +15,10 @@ import { cliPath, makeHome, repoRoot, runCli, type TempHome } from '../helpers/h
 import { authorizeOverHttp } from './login-support.js';
 
 let idp: Idp;
+// Bounded: a hook has no timeout of its own, and a hang here would stall the whole file silently.
 before(async () => {
   idp = await startIdp({ accessTokenTtl: 600 });
-});
+}, { timeout: 60_000 });
 after(async () => {
   await idp.close();
 });
@@ -41,7 +42,9 @@ interface Running {
 
 /** Runs one shell command line (as a person would paste it). */
 function sh(line: string, env: NodeJS.ProcessEnv, input = ''): Running {
-  const child = spawn('/bin/sh', ['-c', line], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  // Its own process group: the timeout kills the shell and whatever it started (a `latchkey`
+  // left behind would hold the pipes open, and the file would never end).
+  const child = spawn('/bin/sh', ['-c', line], { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
   let stdout = '';
   let stderr = '';
   const waiters: Array<{ re: RegExp; resolve: (m: RegExpExecArray) => void }> = [];
@@ -56,7 +59,14 @@ function sh(line: string, env: NodeJS.ProcessEnv, input = ''): Running {
       }
     }
   });
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  const killGroup = (signal: NodeJS.Signals): void => {
+    try {
+      process.kill(-child.pid!, signal);
+    } catch {
+      child.kill(signal);
+    }
+  };
+  const timer = setTimeout(() => killGroup('SIGKILL'), 60_000);
   const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) =>
     child.on('close', (code, signal) => {
       clearTimeout(timer);
