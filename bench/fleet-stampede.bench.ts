@@ -28,7 +28,9 @@
  * LATCHKEY_TEST_PG_URL, else postgres://postgres@127.0.0.1:5432/test; Redis from
  * LATCHKEY_BENCH_REDIS_URL, else LATCHKEY_TEST_REDIS_URL, else redis://127.0.0.1:6379.
  * LATCHKEY_BENCH_SECONDS shortens the run (default 30); LATCHKEY_BENCH_SUBJECTS=latchkey or
- * =peer runs one subject. Workers still alive 25 s after the deadline are SIGKILLed; the IdP,
+ * =peer runs one subject; LATCHKEY_BENCH_WORKERS and LATCHKEY_BENCH_CALLERS change the processes
+ * per machine (8) and callers per process (32), to see what CPU oversubscription does to the waits
+ * (docs/DESIGN.md, "What the figure measures on 2 cores"). Workers still alive 25 s after the deadline are SIGKILLed; the IdP,
  * the proxy and the database are always cleaned up.
  */
 import { randomBytes } from 'node:crypto';
