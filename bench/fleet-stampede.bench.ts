@@ -30,8 +30,8 @@
  * LATCHKEY_BENCH_SECONDS shortens the run (default 30); LATCHKEY_BENCH_SUBJECTS=latchkey or
  * =peer runs one subject; LATCHKEY_BENCH_WORKERS and LATCHKEY_BENCH_CALLERS change the processes
  * per machine (8) and callers per process (32), to see what CPU oversubscription does to the waits
- * (docs/DESIGN.md, "What the figure measures on 2 cores"). Workers still alive 25 s after the deadline are SIGKILLed; the IdP,
- * the proxy and the database are always cleaned up.
+ * (docs/DESIGN.md, "What the figure measures on 2 cores"). Workers still alive 25 s after the
+ * deadline are SIGKILLed; the IdP, the proxy and the database are always cleaned up.
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';

@@ -59,14 +59,13 @@ function sh(line: string, env: NodeJS.ProcessEnv, input = ''): Running {
       }
     }
   });
-  const killGroup = (signal: NodeJS.Signals): void => {
+  const timer = setTimeout(() => {
     try {
-      process.kill(-child.pid!, signal);
+      process.kill(-child.pid!, 'SIGKILL');
     } catch {
-      child.kill(signal);
+      child.kill('SIGKILL');
     }
-  };
-  const timer = setTimeout(() => killGroup('SIGKILL'), 60_000);
+  }, 60_000);
   const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) =>
     child.on('close', (code, signal) => {
       clearTimeout(timer);
